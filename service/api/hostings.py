@@ -1,0 +1,164 @@
+"""``/v1/hostings``: which platform hosts which model, and how."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+from litestar import Controller, get, patch, post
+from litestar.params import Parameter
+
+from service.api.auth import ANY_ROLE, allow
+from service.api.pagination import Cursor, Limit, decode_seq_cursor, decode_uuid_cursor, paginate
+from service.api.problems import problem_responses
+from service.domain import hostings as domain
+from service.domain import ledger
+from service.domain.platforms import get_platform
+from service.errors import Forbidden, InvalidInput, NotFound
+from service.schemas.events import EventPage
+from service.schemas.hostings import (
+    DocumentKind,
+    Hosting,
+    HostingIn,
+    HostingPage,
+    HostingPatch,
+    HostingStatus,
+)
+from service.schemas.keys import Principal
+
+__all__ = ["HostingController"]
+
+WRITERS = allow("admin", "platform")
+
+
+class HostingController(Controller):
+    path = "/v1/hostings"
+    tags = ["hostings"]
+
+    @post(
+        operation_id="recordHosting",
+        summary="Record that a platform hosts a registered model",
+        guards=[WRITERS],
+        responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
+    )
+    async def create(
+        self, data: HostingIn, db: asyncpg.Connection, principal: Principal
+    ) -> Hosting:
+        if principal.platform_id is not None:
+            own = await get_platform(db, platform_id=principal.platform_id)
+            if data.platform not in (None, own.slug):
+                raise Forbidden("a platform key records hostings on its own platform only")
+            platform_id = own.id
+        elif data.platform is None:
+            raise InvalidInput("name the platform that hosts the model", key="platform")
+        else:
+            try:
+                platform_id = (await get_platform(db, slug=data.platform)).id
+            except NotFound as exc:
+                raise InvalidInput(f"no platform {data.platform!r}", key="platform") from exc
+        return await domain.record_hosting(
+            db, data=data, platform_id=platform_id, actor_id=principal.id
+        )
+
+    @get(
+        operation_id="listHostings",
+        summary="List hostings (a platform key sees only its own)",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403),
+    )
+    async def index(
+        self,
+        db: asyncpg.Connection,
+        principal: Principal,
+        platform: Annotated[str | None, Parameter(max_length=63)] = None,
+        model_id: UUID | None = None,
+        status: HostingStatus | None = None,
+        licence: Annotated[str | None, Parameter(max_length=100)] = None,
+        min_downloads: Annotated[int | None, Parameter(ge=0)] = None,
+        missing: Annotated[
+            DocumentKind | None,
+            Parameter(description="Only hostings lacking this piece of documentation."),
+        ] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> HostingPage:
+        platform_id = principal.platform_id
+        if platform is not None:
+            try:
+                found = await get_platform(db, slug=platform, visible_to=platform_id)
+            except NotFound:
+                return HostingPage(items=[], next_cursor=None)
+            platform_id = found.id
+        items = await domain.list_hostings(
+            db,
+            platform_id=platform_id,
+            model_id=model_id,
+            status=status,
+            licence=licence,
+            min_downloads=min_downloads,
+            missing=missing,
+            after=decode_uuid_cursor(cursor),
+            limit=limit + 1,
+        )
+        page, next_cursor = paginate(items, limit, lambda h: h.id)
+        return HostingPage(items=page, next_cursor=next_cursor)
+
+    @get(
+        "/{hosting_id:uuid}",
+        operation_id="getHosting",
+        summary="One hosting",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def read(
+        self, hosting_id: UUID, db: asyncpg.Connection, principal: Principal
+    ) -> Hosting:
+        return await domain.get_hosting(
+            db, hosting_id=hosting_id, visible_to=principal.platform_id
+        )
+
+    @patch(
+        "/{hosting_id:uuid}",
+        operation_id="updateHosting",
+        summary="Change a hosting: revision, licence, gating, status, downloads, documentation",
+        guards=[WRITERS],
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    )
+    async def update(
+        self,
+        hosting_id: UUID,
+        data: HostingPatch,
+        db: asyncpg.Connection,
+        principal: Principal,
+    ) -> Hosting:
+        hosting, _ = await domain.update_hosting(
+            db,
+            hosting_id=hosting_id,
+            patch=data,
+            actor_id=principal.id,
+            visible_to=principal.platform_id,
+        )
+        return hosting
+
+    @get(
+        "/{hosting_id:uuid}/events",
+        operation_id="listHostingEvents",
+        summary="The ledger events of one hosting, oldest first",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def events(
+        self,
+        hosting_id: UUID,
+        db: asyncpg.Connection,
+        principal: Principal,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> EventPage:
+        await domain.get_hosting(db, hosting_id=hosting_id, visible_to=principal.platform_id)
+        items = await ledger.list_events(
+            db, subject_id=hosting_id, after_seq=decode_seq_cursor(cursor), limit=limit + 1
+        )
+        page, next_cursor = paginate(items, limit, lambda e: e.seq)
+        return EventPage(items=page, next_cursor=next_cursor)

@@ -1,0 +1,111 @@
+"""``/v1/models``: models and their lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+from litestar import Controller, get, patch, post
+from litestar.params import Parameter
+
+from service.api.auth import ADMIN, ANY_ROLE, allow
+from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
+from service.api.problems import problem_responses
+from service.domain import models as domain
+from service.schemas.keys import Principal
+from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatch
+
+__all__ = ["ModelController"]
+
+NameFilter = Annotated[
+    str | None, Parameter(max_length=193, description="Exact canonical name, `owner/name`.")
+]
+PrefixFilter = Annotated[
+    str | None, Parameter(max_length=193, description="Names starting with this text.")
+]
+TextFilter = Annotated[str | None, Parameter(max_length=200)]
+
+
+class ModelController(Controller):
+    path = "/v1/models"
+    tags = ["models"]
+
+    @post(
+        operation_id="registerModel",
+        summary="Register a model (optionally derived from a base model)",
+        guards=[allow("admin", "platform")],
+        responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
+    )
+    async def create(self, data: ModelIn, db: asyncpg.Connection, principal: Principal) -> Model:
+        return await domain.register_model(
+            db, data=data, actor_id=principal.id, platform_id=principal.platform_id
+        )
+
+    @get(
+        operation_id="listModels",
+        summary="List models",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403),
+    )
+    async def index(
+        self,
+        db: asyncpg.Connection,
+        name: NameFilter = None,
+        prefix: PrefixFilter = None,
+        provider: TextFilter = None,
+        base_model_id: UUID | None = None,
+        task: TextFilter = None,
+        modality: TextFilter = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> ModelPage:
+        after = decode_uuid_cursor(cursor)
+        if name is not None:
+            found = await domain.list_models(db, name_prefix=name, limit=limit + 1, after=after)
+            items = [m for m in found if m.name == name]
+        else:
+            items = await domain.list_models(
+                db,
+                name_prefix=prefix,
+                provider=provider,
+                base_model_id=base_model_id,
+                task=task,
+                modality=modality,
+                after=after,
+                limit=limit + 1,
+            )
+        page, next_cursor = paginate(items, limit, lambda m: m.id)
+        return ModelPage(items=page, next_cursor=next_cursor)
+
+    @get(
+        "/{model_id:uuid}",
+        operation_id="getModel",
+        summary="One model",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def read(self, model_id: UUID, db: asyncpg.Connection) -> Model:
+        return await domain.get_model(db, model_id=model_id)
+
+    @get(
+        "/{model_id:uuid}/lineage",
+        operation_id="getModelLineage",
+        summary="A model's ancestors (what it was derived from) and descendants",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def lineage(self, model_id: UUID, db: asyncpg.Connection) -> Lineage:
+        return await domain.get_lineage(db, model_id=model_id)
+
+    @patch(
+        "/{model_id:uuid}",
+        operation_id="updateModel",
+        summary="Change a model's metadata or lineage",
+        guards=[allow(*ADMIN)],
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    )
+    async def update(
+        self, model_id: UUID, data: ModelPatch, db: asyncpg.Connection, principal: Principal
+    ) -> Model:
+        return await domain.update_model(db, model_id=model_id, patch=data, actor_id=principal.id)

@@ -1,0 +1,88 @@
+"""``/v1/platforms``: hosting platforms."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from litestar import Controller, get, patch, post
+from litestar.params import Parameter
+
+from service.api.auth import ADMIN, ANY_ROLE, allow
+from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
+from service.api.problems import problem_responses
+from service.domain import platforms as domain
+from service.schemas.keys import Principal
+from service.schemas.platforms import (
+    Platform,
+    PlatformIn,
+    PlatformKind,
+    PlatformPage,
+    PlatformPatch,
+)
+
+__all__ = ["PlatformController"]
+
+Slug = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+class PlatformController(Controller):
+    path = "/v1/platforms"
+    tags = ["platforms"]
+
+    @post(
+        operation_id="createPlatform",
+        summary="Register a hosting platform",
+        guards=[allow(*ADMIN)],
+        responses=problem_responses(400, 401, 403, 409, 413, 415),
+    )
+    async def create(
+        self, data: PlatformIn, db: asyncpg.Connection, principal: Principal
+    ) -> Platform:
+        return await domain.create_platform(db, data=data, actor_id=principal.id)
+
+    @get(
+        operation_id="listPlatforms",
+        summary="List platforms (a platform key sees only its own)",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403),
+    )
+    async def index(
+        self,
+        db: asyncpg.Connection,
+        principal: Principal,
+        kind: PlatformKind | None = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> PlatformPage:
+        items = await domain.list_platforms(
+            db,
+            kind=kind,
+            visible_to=principal.platform_id,
+            after=decode_uuid_cursor(cursor),
+            limit=limit + 1,
+        )
+        page, next_cursor = paginate(items, limit, lambda p: p.id)
+        return PlatformPage(items=page, next_cursor=next_cursor)
+
+    @get(
+        "/{slug:str}",
+        operation_id="getPlatform",
+        summary="One platform",
+        guards=[allow(*ANY_ROLE)],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def read(self, slug: Slug, db: asyncpg.Connection, principal: Principal) -> Platform:
+        return await domain.get_platform(db, slug=slug, visible_to=principal.platform_id)
+
+    @patch(
+        "/{slug:str}",
+        operation_id="updatePlatform",
+        summary="Change a platform's name or kind",
+        guards=[allow(*ADMIN)],
+        responses=problem_responses(400, 401, 403, 404, 413, 415),
+    )
+    async def update(
+        self, slug: Slug, data: PlatformPatch, db: asyncpg.Connection, principal: Principal
+    ) -> Platform:
+        return await domain.update_platform(db, slug=slug, patch=data, actor_id=principal.id)

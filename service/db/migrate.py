@@ -1,0 +1,55 @@
+"""Run the Alembic revisions under ``migrations/`` against a database URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from alembic import command
+from alembic.config import Config
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "downgrade", "upgrade"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Turn a libpq-style URL into the asyncpg dialect URL Alembic's engine needs."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
+        raise ValueError(f"not a PostgreSQL URL: scheme {parts.scheme!r}")
+    return urlunsplit(("postgresql+asyncpg", *parts[1:]))
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # '%' is Alembic's interpolation character; a password may contain it.
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def run_script(sql: str) -> None:
+    """Run a multi-statement SQL script inside the current revision's transaction.
+
+    SQLAlchemy's asyncpg adapter prepares every statement, and PostgreSQL refuses to
+    prepare several at once, so online runs go through the raw asyncpg connection's
+    simple query protocol. Offline (``--sql``) runs just emit the script.
+    """
+    from alembic import context, op
+    from sqlalchemy.util.concurrency import await_
+
+    if context.is_offline_mode():
+        op.execute(sql)
+        return
+    adapted = op.get_bind().connection.dbapi_connection
+    assert adapted is not None
+    await_(adapted.driver_connection.execute(sql))  # type: ignore[union-attr]

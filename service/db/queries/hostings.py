@@ -1,0 +1,174 @@
+"""SQL for ``hostings``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+__all__ = ["HostingRow", "insert_hosting", "select_hosting", "select_hostings", "update_hosting"]
+
+HostingRow = asyncpg.Record
+
+COLUMNS = """
+h.id, h.model_id, m.name AS model, h.platform_id, p.slug AS platform, h.external_id, h.url,
+h.revision, h.licence, h.gated, h.disabled, h.status, h.downloads, h.downloads_at,
+jsonb_build_object(
+  'model_card', jsonb_build_object('present', h.model_card_present, 'url', h.model_card_url),
+  'safety_testing', jsonb_build_object('present', h.safety_testing_present, 'url', h.safety_testing_url),
+  'risk_analysis', jsonb_build_object('present', h.risk_analysis_present, 'url', h.risk_analysis_url),
+  'use_guidance', jsonb_build_object('present', h.use_guidance_present, 'url', h.use_guidance_url)
+) AS documentation,
+h.created_at, h.updated_at
+"""
+
+FROM = """
+FROM hostings h JOIN models m ON m.id = h.model_id JOIN platforms p ON p.id = h.platform_id
+"""
+
+# Columns written by insert and update, in parameter order after the key columns.
+WRITABLE = (
+    "external_id, url, revision, licence, gated, disabled, status, downloads, downloads_at, "
+    "model_card_present, model_card_url, safety_testing_present, safety_testing_url, "
+    "risk_analysis_present, risk_analysis_url, use_guidance_present, use_guidance_url"
+)
+
+INSERT = f"""
+INSERT INTO hostings (model_id, platform_id, {WRITABLE})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+UPDATE = f"""
+UPDATE hostings SET ({WRITABLE}, updated_at)
+  = ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, now())
+WHERE id = $1
+"""
+
+SELECT_ONE = f"""
+SELECT {COLUMNS} {FROM}
+WHERE h.id = $1 AND ($2::uuid IS NULL OR h.platform_id = $2)
+"""
+
+SELECT_ONE_FOR_UPDATE = f"""
+SELECT {COLUMNS} {FROM}
+WHERE h.id = $1 AND ($2::uuid IS NULL OR h.platform_id = $2)
+FOR UPDATE OF h
+"""
+
+SELECT_MANY = f"""
+SELECT {COLUMNS} {FROM}
+WHERE ($1::uuid IS NULL OR h.platform_id = $1)
+  AND ($2::uuid IS NULL OR h.model_id = $2)
+  AND ($3::text IS NULL OR h.status = $3)
+  AND ($4::text IS NULL OR h.licence = $4)
+  AND ($5::bigint IS NULL OR h.downloads >= $5)
+  AND ($6::text IS NULL
+       OR ($6 = 'model_card' AND NOT h.model_card_present)
+       OR ($6 = 'safety_testing' AND NOT h.safety_testing_present)
+       OR ($6 = 'risk_analysis' AND NOT h.risk_analysis_present)
+       OR ($6 = 'use_guidance' AND NOT h.use_guidance_present))
+  AND ($7::uuid IS NULL OR h.id > $7)
+ORDER BY h.id
+LIMIT $8
+"""
+
+
+def _values(
+    external_id: str | None,
+    url: str,
+    revision: str | None,
+    licence: str | None,
+    gated: bool,
+    disabled: bool,
+    status: str,
+    downloads: int | None,
+    downloads_at: datetime | None,
+    documentation: dict[str, dict[str, object]],
+) -> list[object]:
+    values: list[object] = [
+        external_id, url, revision, licence, gated, disabled, status, downloads, downloads_at,
+    ]
+    for kind in ("model_card", "safety_testing", "risk_analysis", "use_guidance"):
+        values += [documentation[kind]["present"], documentation[kind]["url"]]
+    return values
+
+
+async def insert_hosting(
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID,
+    platform_id: UUID,
+    external_id: str | None,
+    url: str,
+    revision: str | None,
+    licence: str | None,
+    gated: bool,
+    disabled: bool,
+    status: str,
+    downloads: int | None,
+    downloads_at: datetime | None,
+    documentation: dict[str, dict[str, object]],
+) -> UUID | None:
+    """The new id, or None when the platform already hosts the model (or the external id)."""
+    values = _values(
+        external_id, url, revision, licence, gated, disabled, status, downloads,
+        downloads_at, documentation,
+    )
+    return await conn.fetchval(INSERT, model_id, platform_id, *values)  # type: ignore[no-any-return]
+
+
+async def update_hosting(
+    conn: asyncpg.Connection,
+    *,
+    hosting_id: UUID,
+    external_id: str | None,
+    url: str,
+    revision: str | None,
+    licence: str | None,
+    gated: bool,
+    disabled: bool,
+    status: str,
+    downloads: int | None,
+    downloads_at: datetime | None,
+    documentation: dict[str, dict[str, object]],
+) -> None:
+    values = _values(
+        external_id, url, revision, licence, gated, disabled, status, downloads,
+        downloads_at, documentation,
+    )
+    await conn.execute(UPDATE, hosting_id, *values)
+
+
+async def select_hosting(
+    conn: asyncpg.Connection,
+    *,
+    hosting_id: UUID,
+    platform_id: UUID | None,
+    for_update: bool = False,
+) -> asyncpg.Record | None:
+    """One hosting; with ``platform_id``, only if that platform hosts it."""
+    sql = SELECT_ONE_FOR_UPDATE if for_update else SELECT_ONE
+    return await conn.fetchrow(sql, hosting_id, platform_id)
+
+
+async def select_hostings(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID | None,
+    model_id: UUID | None,
+    status: str | None,
+    licence: str | None,
+    min_downloads: int | None,
+    missing: str | None,
+    after: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            SELECT_MANY, platform_id, model_id, status, licence, min_downloads, missing,
+            after, limit,
+        )
+    )

@@ -1,0 +1,158 @@
+"""SQL for ``models`` and their lineage."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+__all__ = [
+    "insert_model",
+    "select_ancestors",
+    "select_descendants",
+    "select_model",
+    "select_models",
+    "update_model",
+]
+
+COLUMNS = """
+m.id, m.name, m.provider, m.modalities, m.tasks, m.base_model_id, b.name AS base_model,
+m.derivation,
+jsonb_build_object('weights', m.weights_openness, 'code', m.code_openness,
+                   'data', m.data_openness, 'model_card', m.model_card_openness) AS openness,
+m.created_at, m.updated_at
+"""
+
+INSERT = """
+INSERT INTO models (name, provider, modalities, tasks, base_model_id, derivation,
+                    weights_openness, code_openness, data_openness, model_card_openness)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (name) DO NOTHING
+RETURNING id
+"""
+
+SELECT_ONE = f"""
+SELECT {COLUMNS}
+FROM models m LEFT JOIN models b ON b.id = m.base_model_id
+WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::text IS NULL OR m.name = $2)
+"""
+
+SELECT_MANY = f"""
+SELECT {COLUMNS}
+FROM models m LEFT JOIN models b ON b.id = m.base_model_id
+WHERE ($1::text IS NULL OR m.name LIKE $1 || '%')
+  AND ($2::text IS NULL OR m.provider = $2)
+  AND ($3::uuid IS NULL OR m.base_model_id = $3)
+  AND ($4::text IS NULL OR $4 = ANY (m.tasks))
+  AND ($5::text IS NULL OR $5 = ANY (m.modalities))
+  AND ($6::uuid IS NULL OR m.id > $6)
+ORDER BY m.id
+LIMIT $7
+"""
+
+UPDATE = """
+UPDATE models SET provider = $2, modalities = $3, tasks = $4, base_model_id = $5,
+       derivation = $6, weights_openness = $7, code_openness = $8, data_openness = $9,
+       model_card_openness = $10, updated_at = now()
+WHERE id = $1
+"""
+
+# Lineage walks are bounded in depth so a corrupt graph cannot run away.
+ANCESTORS = """
+WITH RECURSIVE up (id, depth) AS (
+  SELECT base_model_id, 1 FROM models WHERE id = $1 AND base_model_id IS NOT NULL
+  UNION ALL
+  SELECT m.base_model_id, up.depth + 1
+  FROM up JOIN models m ON m.id = up.id
+  WHERE m.base_model_id IS NOT NULL AND up.depth < 64
+)
+SELECT m.id, m.name, up.depth, m.base_model_id, m.derivation
+FROM up JOIN models m ON m.id = up.id
+ORDER BY up.depth
+"""
+
+DESCENDANTS = """
+WITH RECURSIVE down (id, depth) AS (
+  SELECT id, 1 FROM models WHERE base_model_id = $1
+  UNION ALL
+  SELECT m.id, down.depth + 1
+  FROM down JOIN models m ON m.base_model_id = down.id
+  WHERE down.depth < 64
+)
+SELECT m.id, m.name, down.depth, m.base_model_id, m.derivation
+FROM down JOIN models m ON m.id = down.id
+ORDER BY down.depth, m.id
+"""
+
+
+async def insert_model(
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    provider: str | None,
+    modalities: list[str],
+    tasks: list[str],
+    base_model_id: UUID | None,
+    derivation: str | None,
+    openness: tuple[str, str, str, str],
+) -> UUID | None:
+    """The new id, or None when the name is taken."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        INSERT, name, provider, modalities, tasks, base_model_id, derivation, *openness
+    )
+
+
+async def select_model(
+    conn: asyncpg.Connection, *, model_id: UUID | None = None, name: str | None = None
+) -> asyncpg.Record | None:
+    assert model_id is not None or name is not None
+    return await conn.fetchrow(SELECT_ONE, model_id, name)
+
+
+async def select_models(
+    conn: asyncpg.Connection,
+    *,
+    name_prefix: str | None,
+    provider: str | None,
+    base_model_id: UUID | None,
+    task: str | None,
+    modality: str | None,
+    after: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    prefix = None if name_prefix is None else _escape_like(name_prefix)
+    return list(
+        await conn.fetch(
+            SELECT_MANY, prefix, provider, base_model_id, task, modality, after, limit
+        )
+    )
+
+
+async def update_model(
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID,
+    provider: str | None,
+    modalities: list[str],
+    tasks: list[str],
+    base_model_id: UUID | None,
+    derivation: str | None,
+    openness: tuple[str, str, str, str],
+) -> None:
+    await conn.execute(
+        UPDATE, model_id, provider, modalities, tasks, base_model_id, derivation, *openness
+    )
+
+
+async def select_ancestors(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
+    return list(await conn.fetch(ANCESTORS, model_id))
+
+
+async def select_descendants(
+    conn: asyncpg.Connection, *, model_id: UUID
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(DESCENDANTS, model_id))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,70 @@
+"""SQL for ``platforms``."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+__all__ = ["insert_platform", "select_platform", "select_platforms", "update_platform"]
+
+COLUMNS = "id, slug, name, kind, created_at, updated_at"
+
+INSERT = f"""
+INSERT INTO platforms (slug, name, kind) VALUES ($1, $2, $3)
+ON CONFLICT (slug) DO NOTHING
+RETURNING {COLUMNS}
+"""
+
+SELECT_ONE = f"""
+SELECT {COLUMNS} FROM platforms
+WHERE ($1::uuid IS NULL OR id = $1) AND ($2::text IS NULL OR slug = $2)
+"""
+
+SELECT_MANY = f"""
+SELECT {COLUMNS} FROM platforms
+WHERE ($1::text IS NULL OR kind = $1)
+  AND ($2::uuid IS NULL OR id = $2)
+  AND ($3::uuid IS NULL OR id > $3)
+ORDER BY id
+LIMIT $4
+"""
+
+UPDATE = f"""
+UPDATE platforms SET name = $2, kind = $3, updated_at = now()
+WHERE id = $1
+RETURNING {COLUMNS}
+"""
+
+
+async def insert_platform(
+    conn: asyncpg.Connection, *, slug: str, name: str, kind: str
+) -> asyncpg.Record | None:
+    """The new row, or None when the slug is taken."""
+    return await conn.fetchrow(INSERT, slug, name, kind)
+
+
+async def select_platform(
+    conn: asyncpg.Connection, *, platform_id: UUID | None = None, slug: str | None = None
+) -> asyncpg.Record | None:
+    assert platform_id is not None or slug is not None
+    return await conn.fetchrow(SELECT_ONE, platform_id, slug)
+
+
+async def select_platforms(
+    conn: asyncpg.Connection,
+    *,
+    kind: str | None,
+    only_id: UUID | None,
+    after: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_MANY, kind, only_id, after, limit))
+
+
+async def update_platform(
+    conn: asyncpg.Connection, *, platform_id: UUID, name: str, kind: str
+) -> asyncpg.Record:
+    row = await conn.fetchrow(UPDATE, platform_id, name, kind)
+    assert row is not None
+    return row

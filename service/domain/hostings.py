@@ -1,0 +1,185 @@
+"""Hostings: which model a platform hosts, under which licence, with which documentation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import hostings as q
+from service.domain.ledger import diff, record_event, to_state
+from service.domain.models import resolve_model_id
+from service.errors import Conflict, NotFound
+from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
+
+__all__ = ["get_hosting", "list_hostings", "record_hosting", "update_hosting"]
+
+#: The ledger kind for a hosting whose status becomes the key.
+_STATUS_KINDS = {
+    "removed": "hosting.removed",
+    "restricted": "hosting.restricted",
+    "hosted": "hosting.reinstated",
+}
+
+
+async def record_hosting(
+    conn: asyncpg.Connection,
+    *,
+    data: HostingIn,
+    platform_id: UUID,
+    actor_id: UUID | None,
+    extra: dict[str, Any] | None = None,
+) -> Hosting:
+    """Record that ``platform_id`` hosts the model; the model must be registered."""
+    model_id = await resolve_model_id(conn, name=data.model, role="model")
+    occurred_at = data.occurred_at or datetime.now(UTC)
+    hosting_id = await q.insert_hosting(
+        conn,
+        model_id=model_id,
+        platform_id=platform_id,
+        external_id=data.external_id,
+        url=data.url,
+        revision=data.revision,
+        licence=data.licence,
+        gated=data.gated,
+        disabled=data.disabled,
+        status=data.status,
+        downloads=data.downloads,
+        downloads_at=occurred_at if data.downloads is not None else None,
+        documentation=msgspec.to_builtins(data.documentation),
+    )
+    if hosting_id is None:
+        raise Conflict(
+            f"this platform already records a hosting of {data.model!r}"
+            + (f" or of external id {data.external_id!r}" if data.external_id else "")
+        )
+    hosting = await get_hosting(conn, hosting_id=hosting_id)
+    await record_event(
+        conn,
+        stage="prevent",
+        kind="hosting.recorded",
+        subject_type="hosting",
+        subject_id=hosting.id,
+        model_id=hosting.model_id,
+        platform_id=hosting.platform_id,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        state=to_state(hosting),
+        extra=extra,
+    )
+    return hosting
+
+
+async def get_hosting(
+    conn: asyncpg.Connection,
+    *,
+    hosting_id: UUID,
+    visible_to: UUID | None = None,
+    for_update: bool = False,
+) -> Hosting:
+    """One hosting; with ``visible_to`` (a platform's id), only if that platform hosts it."""
+    row = await q.select_hosting(
+        conn, hosting_id=hosting_id, platform_id=visible_to, for_update=for_update
+    )
+    if row is None:
+        raise NotFound(f"no hosting {hosting_id}")
+    return msgspec.convert(dict(row), Hosting)
+
+
+async def list_hostings(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID | None = None,
+    model_id: UUID | None = None,
+    status: str | None = None,
+    licence: str | None = None,
+    min_downloads: int | None = None,
+    missing: str | None = None,
+    after: UUID | None = None,
+    limit: int,
+) -> list[Hosting]:
+    rows = await q.select_hostings(
+        conn,
+        platform_id=platform_id,
+        model_id=model_id,
+        status=status,
+        licence=licence,
+        min_downloads=min_downloads,
+        missing=missing,
+        after=after,
+        limit=limit,
+    )
+    return [msgspec.convert(dict(row), Hosting) for row in rows]
+
+
+async def update_hosting(
+    conn: asyncpg.Connection,
+    *,
+    hosting_id: UUID,
+    patch: HostingPatch,
+    actor_id: UUID | None,
+    visible_to: UUID | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Hosting, int | None]:
+    """Apply a change; returns the hosting and the ledger seq (None when nothing changed)."""
+    before = await get_hosting(
+        conn, hosting_id=hosting_id, visible_to=visible_to, for_update=True
+    )
+    state = msgspec.structs.asdict(before)
+    for field in msgspec.structs.fields(patch):
+        value = getattr(patch, field.name)
+        if value is msgspec.UNSET or field.name in ("documentation", "occurred_at"):
+            continue
+        state[field.name] = value
+    documentation = msgspec.to_builtins(before.documentation)
+    if patch.documentation is not msgspec.UNSET:
+        for kind in DOCUMENT_KINDS:
+            evidence = getattr(patch.documentation, kind)
+            if evidence is not msgspec.UNSET:
+                documentation[kind] = msgspec.to_builtins(evidence)
+    occurred_at = (
+        datetime.now(UTC) if patch.occurred_at is msgspec.UNSET else patch.occurred_at
+    )
+    downloads_at = before.downloads_at
+    if patch.downloads is not msgspec.UNSET and patch.downloads != before.downloads:
+        downloads_at = occurred_at
+
+    await q.update_hosting(
+        conn,
+        hosting_id=hosting_id,
+        external_id=state["external_id"],
+        url=state["url"],
+        revision=state["revision"],
+        licence=state["licence"],
+        gated=state["gated"],
+        disabled=state["disabled"],
+        status=state["status"],
+        downloads=state["downloads"],
+        downloads_at=downloads_at,
+        documentation=documentation,
+    )
+    after = await get_hosting(conn, hosting_id=hosting_id)
+    changes = diff(to_state(before), to_state(after))
+    if not changes:
+        return after, None
+    kind = "hosting.updated"
+    if "status" in changes:
+        kind = _STATUS_KINDS[after.status]
+    seq = await record_event(
+        conn,
+        stage="prevent",
+        kind=kind,
+        subject_type="hosting",
+        subject_id=after.id,
+        model_id=after.model_id,
+        platform_id=after.platform_id,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        state=to_state(after),
+        changes=changes,
+        extra=extra,
+    )
+    return after, seq

@@ -1,0 +1,97 @@
+"""Appending to and reading the event ledger.
+
+Every change to a record appends one event in the caller's transaction, carrying the
+record's full state after the change and the fields that changed. Reading the newest event
+for a subject up to a moment therefore gives its state as the registry knew it then.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import events as q
+from service.schemas.events import Event
+
+__all__ = ["diff", "list_events", "record_event", "to_state"]
+
+_IGNORED = frozenset({"updated_at"})
+
+
+def to_state(record: msgspec.Struct) -> dict[str, Any]:
+    """A record as plain JSON-ready data, for an event payload."""
+    state = msgspec.to_builtins(record)
+    assert isinstance(state, dict)
+    return state
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The fields whose values differ, as ``{field: {"from": old, "to": new}}``."""
+    return {
+        key: {"from": before.get(key), "to": value}
+        for key, value in after.items()
+        if key not in _IGNORED and before.get(key) != value
+    }
+
+
+async def record_event(
+    conn: asyncpg.Connection,
+    *,
+    stage: str,
+    kind: str,
+    subject_type: str,
+    subject_id: UUID,
+    actor_id: UUID | None,
+    model_id: UUID | None = None,
+    platform_id: UUID | None = None,
+    occurred_at: datetime | None = None,
+    state: dict[str, Any] | None = None,
+    changes: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Append one event; returns its sequence number."""
+    payload: dict[str, Any] = dict(extra or {})
+    if state is not None:
+        payload["state"] = state
+    if changes is not None:
+        payload["changes"] = changes
+    return await q.insert_event(
+        conn,
+        stage=stage,
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        model_id=model_id,
+        platform_id=platform_id,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        payload=payload,
+    )
+
+
+async def list_events(
+    conn: asyncpg.Connection,
+    *,
+    subject_id: UUID | None = None,
+    model_id: UUID | None = None,
+    platform_id: UUID | None = None,
+    stage: str | None = None,
+    kind: str | None = None,
+    after_seq: int | None = None,
+    limit: int,
+) -> list[Event]:
+    rows = await q.select_events(
+        conn,
+        subject_id=subject_id,
+        model_id=model_id,
+        platform_id=platform_id,
+        stage=stage,
+        kind=kind,
+        after_seq=after_seq,
+        limit=limit,
+    )
+    return [msgspec.convert(dict(row), Event) for row in rows]

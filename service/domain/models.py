@@ -1,0 +1,185 @@
+"""Models and their lineage.
+
+A model may name the base model it was derived from (a fine-tune, a quantisation, ...).
+The lineage graph is a forest: a change that would make a model its own ancestor is refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import models as q
+from service.domain.ledger import diff, record_event, to_state
+from service.errors import Conflict, InvalidInput, NotFound
+from service.schemas.models import Lineage, LineageNode, Model, ModelIn, ModelPatch, Openness
+
+__all__ = [
+    "get_lineage",
+    "get_model",
+    "list_models",
+    "register_model",
+    "resolve_model_id",
+    "update_model",
+]
+
+
+def _openness(o: Openness) -> tuple[str, str, str, str]:
+    return (o.weights, o.code, o.data, o.model_card)
+
+
+async def resolve_model_id(conn: asyncpg.Connection, *, name: str, role: str) -> UUID:
+    """The id of the model named ``name``; ``role`` says what the name was for, for errors."""
+    row = await q.select_model(conn, name=name)
+    if row is None:
+        raise InvalidInput(f"{role} {name!r} is not registered", key=role)
+    return row["id"]  # type: ignore[no-any-return]
+
+
+async def register_model(
+    conn: asyncpg.Connection,
+    *,
+    data: ModelIn,
+    actor_id: UUID | None,
+    platform_id: UUID | None = None,
+    occurred_at: datetime | None = None,
+) -> Model:
+    base_id = None
+    if data.base_model is not None:
+        if data.base_model == data.name:
+            raise InvalidInput("a model cannot be its own base model", key="base_model")
+        base_id = await resolve_model_id(conn, name=data.base_model, role="base_model")
+    elif data.derivation is not None:
+        raise InvalidInput("derivation needs a base_model", key="derivation")
+    derivation = data.derivation or ("other" if base_id is not None else None)
+    model_id = await q.insert_model(
+        conn,
+        name=data.name,
+        provider=data.provider,
+        modalities=data.modalities,
+        tasks=data.tasks,
+        base_model_id=base_id,
+        derivation=derivation,
+        openness=_openness(data.openness),
+    )
+    if model_id is None:
+        raise Conflict(f"a model named {data.name!r} is registered already")
+    model = await get_model(conn, model_id=model_id)
+    await record_event(
+        conn,
+        stage="prevent",
+        kind="model.registered",
+        subject_type="model",
+        subject_id=model.id,
+        model_id=model.id,
+        platform_id=platform_id,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        state=to_state(model),
+    )
+    return model
+
+
+async def get_model(
+    conn: asyncpg.Connection, *, model_id: UUID | None = None, name: str | None = None
+) -> Model:
+    row = await q.select_model(conn, model_id=model_id, name=name)
+    if row is None:
+        raise NotFound(f"no model {name or model_id}")
+    return msgspec.convert(dict(row), Model)
+
+
+async def list_models(
+    conn: asyncpg.Connection,
+    *,
+    name_prefix: str | None = None,
+    provider: str | None = None,
+    base_model_id: UUID | None = None,
+    task: str | None = None,
+    modality: str | None = None,
+    after: UUID | None = None,
+    limit: int,
+) -> list[Model]:
+    rows = await q.select_models(
+        conn,
+        name_prefix=name_prefix,
+        provider=provider,
+        base_model_id=base_model_id,
+        task=task,
+        modality=modality,
+        after=after,
+        limit=limit,
+    )
+    return [msgspec.convert(dict(row), Model) for row in rows]
+
+
+async def update_model(
+    conn: asyncpg.Connection, *, model_id: UUID, patch: ModelPatch, actor_id: UUID | None
+) -> Model:
+    before = await get_model(conn, model_id=model_id)
+    base_id = before.base_model_id
+    derivation = before.derivation
+    if patch.base_model is not msgspec.UNSET:
+        if patch.base_model is None:
+            base_id, derivation = None, None
+        else:
+            base_id = await resolve_model_id(conn, name=patch.base_model, role="base_model")
+            await _refuse_cycle(conn, model_id=model_id, base_id=base_id)
+            derivation = derivation or "other"
+    if patch.derivation is not msgspec.UNSET:
+        if patch.derivation is not None and base_id is None:
+            raise InvalidInput("derivation needs a base_model", key="derivation")
+        derivation = patch.derivation if base_id is not None else None
+        if base_id is not None and derivation is None:
+            derivation = "other"
+
+    def pick(value: object, current: object) -> object:
+        return current if value is msgspec.UNSET else value
+
+    await q.update_model(
+        conn,
+        model_id=model_id,
+        provider=pick(patch.provider, before.provider),  # type: ignore[arg-type]
+        modalities=pick(patch.modalities, before.modalities),  # type: ignore[arg-type]
+        tasks=pick(patch.tasks, before.tasks),  # type: ignore[arg-type]
+        base_model_id=base_id,
+        derivation=derivation,
+        openness=_openness(pick(patch.openness, before.openness)),  # type: ignore[arg-type]
+    )
+    after = await get_model(conn, model_id=model_id)
+    changes = diff(to_state(before), to_state(after))
+    if changes:
+        await record_event(
+            conn,
+            stage="prevent",
+            kind="model.updated",
+            subject_type="model",
+            subject_id=model_id,
+            model_id=model_id,
+            actor_id=actor_id,
+            state=to_state(after),
+            changes=changes,
+        )
+    return after
+
+
+async def _refuse_cycle(conn: asyncpg.Connection, *, model_id: UUID, base_id: UUID) -> None:
+    if base_id == model_id:
+        raise InvalidInput("a model cannot be its own base model", key="base_model")
+    ancestors = await q.select_ancestors(conn, model_id=base_id)
+    if any(row["id"] == model_id for row in ancestors):
+        raise Conflict("that base model is derived from this model: lineage cannot loop")
+
+
+async def get_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> Lineage:
+    model = await get_model(conn, model_id=model_id)
+    ancestors = await q.select_ancestors(conn, model_id=model_id)
+    descendants = await q.select_descendants(conn, model_id=model_id)
+    return Lineage(
+        model=model,
+        ancestors=[msgspec.convert(dict(r), LineageNode) for r in ancestors],
+        descendants=[msgspec.convert(dict(r), LineageNode) for r in descendants],
+    )

@@ -1,0 +1,85 @@
+"""Hosting platforms."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import platforms as q
+from service.domain.ledger import diff, record_event, to_state
+from service.errors import Conflict, NotFound
+from service.schemas.platforms import Platform, PlatformIn, PlatformPatch
+
+__all__ = ["create_platform", "get_platform", "list_platforms", "update_platform"]
+
+
+async def create_platform(
+    conn: asyncpg.Connection, *, data: PlatformIn, actor_id: UUID | None
+) -> Platform:
+    row = await q.insert_platform(conn, slug=data.slug, name=data.name, kind=data.kind)
+    if row is None:
+        raise Conflict(f"a platform with slug {data.slug!r} exists already")
+    platform = msgspec.convert(dict(row), Platform)
+    await record_event(
+        conn,
+        stage="prevent",
+        kind="platform.registered",
+        subject_type="platform",
+        subject_id=platform.id,
+        platform_id=platform.id,
+        actor_id=actor_id,
+        state=to_state(platform),
+    )
+    return platform
+
+
+async def get_platform(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID | None = None,
+    slug: str | None = None,
+    visible_to: UUID | None = None,
+) -> Platform:
+    """One platform; with ``visible_to`` (a platform principal's own id), only that one."""
+    row = await q.select_platform(conn, platform_id=platform_id, slug=slug)
+    if row is None or (visible_to is not None and row["id"] != visible_to):
+        raise NotFound(f"no platform {slug or platform_id}")
+    return msgspec.convert(dict(row), Platform)
+
+
+async def list_platforms(
+    conn: asyncpg.Connection,
+    *,
+    kind: str | None,
+    visible_to: UUID | None,
+    after: UUID | None,
+    limit: int,
+) -> list[Platform]:
+    rows = await q.select_platforms(conn, kind=kind, only_id=visible_to, after=after, limit=limit)
+    return [msgspec.convert(dict(row), Platform) for row in rows]
+
+
+async def update_platform(
+    conn: asyncpg.Connection, *, slug: str, patch: PlatformPatch, actor_id: UUID | None
+) -> Platform:
+    before = await get_platform(conn, slug=slug)
+    name = before.name if patch.name is msgspec.UNSET else patch.name
+    kind = before.kind if patch.kind is msgspec.UNSET else patch.kind
+    row = await q.update_platform(conn, platform_id=before.id, name=name, kind=kind)
+    after = msgspec.convert(dict(row), Platform)
+    changes = diff(to_state(before), to_state(after))
+    if changes:
+        await record_event(
+            conn,
+            stage="prevent",
+            kind="platform.updated",
+            subject_type="platform",
+            subject_id=after.id,
+            platform_id=after.id,
+            actor_id=actor_id,
+            state=to_state(after),
+            changes=changes,
+        )
+    return after
