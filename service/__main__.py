@@ -8,19 +8,17 @@ embedded server under ``--data-dir``) and works while ``serve`` runs against it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
+from service.cli import emit, run_in_transaction
+from service.database import open_database
 from service.db.migrate import upgrade
-from service.db.pool import init_connection
-from service.database import Database, open_database
 from service.errors import RegistryError
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
@@ -31,26 +29,6 @@ T = TypeVar("T")
 
 _json = msgspec.json.Encoder()
 OPENAPI_PATH = Path("openapi") / "openapi.json"
-
-
-def _emit(value: Any, *, as_json: bool, text: str) -> None:
-    if as_json:
-        sys.stdout.write(_json.encode(value).decode() + "\n")
-    else:
-        sys.stdout.write(text + "\n")
-
-
-def _run_in_transaction(db: Database, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    async def go() -> T:
-        conn = await asyncpg.connect(db.url)
-        try:
-            await init_connection(conn)
-            async with conn.transaction():
-                return await work(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -65,11 +43,10 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with open_database(settings) as db:
         if db.embedded is not None:
             upgrade(db.url)
-            created = _run_in_transaction(db, lambda c: ensure_first_admin_key(c))
+            created = run_in_transaction(db, lambda c: ensure_first_admin_key(c))
             if created is not None:
                 sys.stdout.write(
-                    "First run: an admin key was created. It is shown only now:\n"
-                    f"  {created.key}\n"
+                    f"First run: an admin key was created. It is shown only now:\n  {created.key}\n"
                 )
                 sys.stdout.flush()
         app = create_app(msgspec.structs.replace(settings, database_url=db.url))
@@ -92,7 +69,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     with open_database(settings) as db:
         upgrade(db.url)
-    _emit({"migrated": True}, as_json=args.json, text="migrations applied")
+    emit({"migrated": True}, as_json=args.json, text="migrations applied")
     return 0
 
 
@@ -105,10 +82,8 @@ def _cmd_platforms_add(settings: Settings, args: argparse.Namespace) -> int:
 
     data = msgspec.convert({"slug": args.slug, "name": args.name, "kind": args.kind}, PlatformIn)
     with open_database(settings) as db:
-        platform = _run_in_transaction(
-            db, lambda c: create_platform(c, data=data, actor_id=None)
-        )
-    _emit(platform, as_json=args.json, text=f"{platform.slug}\t{platform.id}\t{platform.kind}")
+        platform = run_in_transaction(db, lambda c: create_platform(c, data=data, actor_id=None))
+    emit(platform, as_json=args.json, text=f"{platform.slug}\t{platform.id}\t{platform.kind}")
     return 0
 
 
@@ -116,12 +91,12 @@ def _cmd_platforms_list(settings: Settings, args: argparse.Namespace) -> int:
     from service.domain.platforms import list_platforms
 
     with open_database(settings) as db:
-        items = _run_in_transaction(
+        items = run_in_transaction(
             db,
             lambda c: list_platforms(c, kind=None, visible_to=None, after=None, limit=10_000),
         )
     text = "\n".join(f"{p.slug}\t{p.id}\t{p.kind}\t{p.name}" for p in items)
-    _emit(items, as_json=args.json, text=text or "(no platforms)")
+    emit(items, as_json=args.json, text=text or "(no platforms)")
     return 0
 
 
@@ -133,12 +108,10 @@ def _cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     from service.schemas.keys import ApiKeyIn
 
     name = args.name or (f"{args.platform} integration" if args.platform else f"{args.role} key")
-    data = msgspec.convert(
-        {"role": args.role, "name": name, "platform": args.platform}, ApiKeyIn
-    )
+    data = msgspec.convert({"role": args.role, "name": name, "platform": args.platform}, ApiKeyIn)
     with open_database(settings) as db:
-        created = _run_in_transaction(db, lambda c: create_key(c, data=data, actor_id=None))
-    _emit(created, as_json=args.json, text=created.key)
+        created = run_in_transaction(db, lambda c: create_key(c, data=data, actor_id=None))
+    emit(created, as_json=args.json, text=created.key)
     return 0
 
 
@@ -146,18 +119,15 @@ def _cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     from service.domain.keys import list_keys
 
     with open_database(settings) as db:
-        items = _run_in_transaction(
+        items = run_in_transaction(
             db,
-            lambda c: list_keys(
-                c, role=None, include_revoked=args.all, after=None, limit=100_000
-            ),
+            lambda c: list_keys(c, role=None, include_revoked=args.all, after=None, limit=100_000),
         )
     text = "\n".join(
-        f"{k.id}\t{k.role}\t{k.platform or '-'}\t{k.name}"
-        + ("\trevoked" if k.revoked_at else "")
+        f"{k.id}\t{k.role}\t{k.platform or '-'}\t{k.name}" + ("\trevoked" if k.revoked_at else "")
         for k in items
     )
-    _emit(items, as_json=args.json, text=text or "(no keys)")
+    emit(items, as_json=args.json, text=text or "(no keys)")
     return 0
 
 
@@ -166,8 +136,8 @@ def _cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     key_id = UUID(args.id)
     with open_database(settings) as db:
-        key = _run_in_transaction(db, lambda c: revoke_key(c, key_id=key_id, actor_id=None))
-    _emit(key, as_json=args.json, text=f"revoked {key.id}")
+        key = run_in_transaction(db, lambda c: revoke_key(c, key_id=key_id, actor_id=None))
+    emit(key, as_json=args.json, text=f"revoked {key.id}")
     return 0
 
 
@@ -180,11 +150,15 @@ def _cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(render_openapi())
-    _emit({"written": str(out)}, as_json=args.json, text=f"wrote {out}")
+    emit({"written": str(out)}, as_json=args.json, text=f"wrote {out}")
     return 0
 
 
 # -- wiring ----------------------------------------------------------------------------------
+
+
+#: ``register(subparsers, common_parent)`` functions of the capabilities' own CLI modules.
+_EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,9 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    parser = argparse.ArgumentParser(
-        prog="risk-registry", description="AI lifecycle risk registry"
-    )
+    parser = argparse.ArgumentParser(prog="risk-registry", description="AI lifecycle risk registry")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the HTTP service")
@@ -242,6 +214,10 @@ def _parser() -> argparse.ArgumentParser:
     openapi = sub.add_parser("openapi", parents=[common], help="write the OpenAPI document")
     openapi.add_argument("--output", default=str(OPENAPI_PATH))
     openapi.set_defaults(func=_cmd_openapi)
+
+    # Each capability with commands of its own registers them here, from its own module.
+    for register in _EXTENSIONS:
+        register(sub, common)
     return parser
 
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -29,8 +29,7 @@ __all__ = ["create_app"]
 
 BEARER = {"BearerAuth": []}  # type: ignore[var-annotated]
 
-CONTROLLERS = [
-    HealthController,
+PROTECTED = [
     PlatformController,
     KeyController,
     ModelController,
@@ -84,12 +83,12 @@ def create_app(
             if own_pool:
                 await app.state.pool.close()
 
-    for controller in CONTROLLERS:
-        if controller is not HealthController:
-            controller.security = [BEARER]
-
     return Litestar(
-        route_handlers=CONTROLLERS,
+        route_handlers=[
+            HealthController,
+            # Everything but the health checks needs a key; the OpenAPI document says so.
+            Router(path="/", route_handlers=PROTECTED, security=[BEARER]),
+        ],
         dependencies=dependencies,
         middleware=[auth_middleware()],
         exception_handlers=exception_handlers,

@@ -36,7 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Seconds a client is asked to wait when the database is unavailable.
     retry_after_seconds: int = 2
     #: Seconds in-flight requests get to finish after SIGTERM.
-    shutdown_grace_seconds: float = 20.0
+    shutdown_grace_seconds: int = 20
 
     @property
     def pg_data_dir(self) -> Path:
@@ -44,9 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return Path(self.data_dir) / "pg"
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: object
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from an environment mapping (default ``os.environ``) plus overrides."""
     env = os.environ if environ is None else environ
     raw: dict[str, object] = {}

@@ -50,16 +50,14 @@ def auth_middleware() -> DefineMiddleware:
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    return cast(Principal, connection.user)
+    return cast("Principal", connection.user)
 
 
 def allow(*roles: Role) -> Guard:
     """A guard admitting only principals with one of ``roles``."""
     admitted = frozenset(roles)
 
-    def guard(
-        connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-    ) -> None:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if principal_of(connection).role not in admitted:
             raise PermissionDeniedException(
                 f"this needs one of the roles: {', '.join(sorted(admitted))}"

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from service.errors import Unavailable
 from service.schemas.keys import Principal
 
-__all__ = ["dependencies"]
+__all__ = ["Caller", "Db", "dependencies"]
+
+#: The request's connection, inside its one transaction.
+Db = NamedDependency[asyncpg.Connection]
+#: The authenticated principal making the request.
+Caller = NamedDependency[Principal]
 
 
 async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
@@ -29,7 +34,8 @@ async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
         raise Unavailable("the database is not answering; retry shortly") from exc
     try:
         async with conn.transaction():
-            yield conn
+            # A pooled connection is a proxy that behaves as the connection itself.
+            yield cast("asyncpg.Connection", conn)
     finally:
         await pool.release(conn)
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, Parameter
 
 from service.api.auth import ANY_ROLE, allow
+from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_seq_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import ledger
 from service.domain.platforms import get_platform
 from service.errors import NotFound
 from service.schemas.events import EventPage, Stage
-from service.schemas.keys import Principal
 
 __all__ = ["EventController"]
 
@@ -33,12 +32,12 @@ class EventController(Controller):
     )
     async def index(
         self,
-        db: asyncpg.Connection,
-        principal: Principal,
-        stage: Stage | None = None,
+        db: Db,
+        principal: Caller,
+        stage: FromQuery[Stage | None] = None,
         kind: Annotated[str | None, Parameter(max_length=100)] = None,
-        model_id: UUID | None = None,
-        subject_id: UUID | None = None,
+        model_id: FromQuery[UUID | None] = None,
+        subject_id: FromQuery[UUID | None] = None,
         platform: Annotated[str | None, Parameter(max_length=63)] = None,
         limit: Limit = 50,
         cursor: Cursor = None,

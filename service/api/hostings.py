@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import ANY_ROLE, allow
+from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_seq_cursor, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import hostings as domain
@@ -25,7 +25,6 @@ from service.schemas.hostings import (
     HostingPatch,
     HostingStatus,
 )
-from service.schemas.keys import Principal
 
 __all__ = ["HostingController"]
 
@@ -42,9 +41,7 @@ class HostingController(Controller):
         guards=[WRITERS],
         responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
     )
-    async def create(
-        self, data: HostingIn, db: asyncpg.Connection, principal: Principal
-    ) -> Hosting:
+    async def create(self, data: JSONBody[HostingIn], db: Db, principal: Caller) -> Hosting:
         if principal.platform_id is not None:
             own = await get_platform(db, platform_id=principal.platform_id)
             if data.platform not in (None, own.slug):
@@ -69,11 +66,11 @@ class HostingController(Controller):
     )
     async def index(
         self,
-        db: asyncpg.Connection,
-        principal: Principal,
+        db: Db,
+        principal: Caller,
         platform: Annotated[str | None, Parameter(max_length=63)] = None,
-        model_id: UUID | None = None,
-        status: HostingStatus | None = None,
+        model_id: FromQuery[UUID | None] = None,
+        status: FromQuery[HostingStatus | None] = None,
         licence: Annotated[str | None, Parameter(max_length=100)] = None,
         min_downloads: Annotated[int | None, Parameter(ge=0)] = None,
         missing: Annotated[
@@ -111,12 +108,8 @@ class HostingController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def read(
-        self, hosting_id: UUID, db: asyncpg.Connection, principal: Principal
-    ) -> Hosting:
-        return await domain.get_hosting(
-            db, hosting_id=hosting_id, visible_to=principal.platform_id
-        )
+    async def read(self, hosting_id: FromPath[UUID], db: Db, principal: Caller) -> Hosting:
+        return await domain.get_hosting(db, hosting_id=hosting_id, visible_to=principal.platform_id)
 
     @patch(
         "/{hosting_id:uuid}",
@@ -127,10 +120,10 @@ class HostingController(Controller):
     )
     async def update(
         self,
-        hosting_id: UUID,
-        data: HostingPatch,
-        db: asyncpg.Connection,
-        principal: Principal,
+        hosting_id: FromPath[UUID],
+        data: JSONBody[HostingPatch],
+        db: Db,
+        principal: Caller,
     ) -> Hosting:
         hosting, _ = await domain.update_hosting(
             db,
@@ -150,9 +143,9 @@ class HostingController(Controller):
     )
     async def events(
         self,
-        hosting_id: UUID,
-        db: asyncpg.Connection,
-        principal: Principal,
+        hosting_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> EventPage:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import asyncpg
 from litestar import Controller, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from service.api.auth import ADMIN, allow
+from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import keys as domain
-from service.schemas.keys import ApiKey, ApiKeyIn, ApiKeyPage, CreatedApiKey, Principal, Role
+from service.schemas.keys import ApiKey, ApiKeyIn, ApiKeyPage, CreatedApiKey, Role
 
 __all__ = ["KeyController"]
 
@@ -26,9 +27,7 @@ class KeyController(Controller):
         summary="Create a principal and its API key (the key is shown only in this answer)",
         responses=problem_responses(400, 401, 403, 413, 415, 422),
     )
-    async def create(
-        self, data: ApiKeyIn, db: asyncpg.Connection, principal: Principal
-    ) -> CreatedApiKey:
+    async def create(self, data: JSONBody[ApiKeyIn], db: Db, principal: Caller) -> CreatedApiKey:
         return await domain.create_key(db, data=data, actor_id=principal.id)
 
     @get(
@@ -38,9 +37,9 @@ class KeyController(Controller):
     )
     async def index(
         self,
-        db: asyncpg.Connection,
-        role: Role | None = None,
-        include_revoked: bool = False,
+        db: Db,
+        role: FromQuery[Role | None] = None,
+        include_revoked: FromQuery[bool] = False,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> ApiKeyPage:
@@ -61,5 +60,5 @@ class KeyController(Controller):
         status_code=200,
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def revoke(self, key_id: UUID, db: asyncpg.Connection, principal: Principal) -> ApiKey:
+    async def revoke(self, key_id: FromPath[UUID], db: Db, principal: Caller) -> ApiKey:
         return await domain.revoke_key(db, key_id=key_id, actor_id=principal.id)

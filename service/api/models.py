@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import ADMIN, ANY_ROLE, allow
+from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import models as domain
-from service.schemas.keys import Principal
 from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatch
 
 __all__ = ["ModelController"]
@@ -37,7 +36,7 @@ class ModelController(Controller):
         guards=[allow("admin", "platform")],
         responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
     )
-    async def create(self, data: ModelIn, db: asyncpg.Connection, principal: Principal) -> Model:
+    async def create(self, data: JSONBody[ModelIn], db: Db, principal: Caller) -> Model:
         return await domain.register_model(
             db, data=data, actor_id=principal.id, platform_id=principal.platform_id
         )
@@ -50,11 +49,11 @@ class ModelController(Controller):
     )
     async def index(
         self,
-        db: asyncpg.Connection,
+        db: Db,
         name: NameFilter = None,
         prefix: PrefixFilter = None,
         provider: TextFilter = None,
-        base_model_id: UUID | None = None,
+        base_model_id: FromQuery[UUID | None] = None,
         task: TextFilter = None,
         modality: TextFilter = None,
         limit: Limit = 50,
@@ -85,7 +84,7 @@ class ModelController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def read(self, model_id: UUID, db: asyncpg.Connection) -> Model:
+    async def read(self, model_id: FromPath[UUID], db: Db) -> Model:
         return await domain.get_model(db, model_id=model_id)
 
     @get(
@@ -95,7 +94,7 @@ class ModelController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def lineage(self, model_id: UUID, db: asyncpg.Connection) -> Lineage:
+    async def lineage(self, model_id: FromPath[UUID], db: Db) -> Lineage:
         return await domain.get_lineage(db, model_id=model_id)
 
     @patch(
@@ -106,6 +105,6 @@ class ModelController(Controller):
         responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
     )
     async def update(
-        self, model_id: UUID, data: ModelPatch, db: asyncpg.Connection, principal: Principal
+        self, model_id: FromPath[UUID], data: JSONBody[ModelPatch], db: Db, principal: Caller
     ) -> Model:
         return await domain.update_model(db, model_id=model_id, patch=data, actor_id=principal.id)

@@ -23,9 +23,7 @@ __all__ = [
     "paginate",
 ]
 
-Limit = Annotated[
-    int, Parameter(ge=1, le=200, description="Items per page (1-200).", default=50)
-]
+Limit = Annotated[int, Parameter(ge=1, le=200, description="Items per page (1-200).")]
 Cursor = Annotated[
     str | None,
     Parameter(
@@ -66,7 +64,9 @@ def decode_seq_cursor(cursor: str | None) -> int | None:
     return int.from_bytes(raw, "big")
 
 
-def paginate(items: list[T], limit: int, key: Callable[[T], UUID | int]) -> tuple[list[T], str | None]:
+def paginate(
+    items: list[T], limit: int, key: Callable[[T], UUID | int]
+) -> tuple[list[T], str | None]:
     """Split a fetch of ``limit + 1`` items into a page and the cursor for the next one."""
     if len(items) <= limit:
         return items, None

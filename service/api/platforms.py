@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import ADMIN, ANY_ROLE, allow
+from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import platforms as domain
-from service.schemas.keys import Principal
 from service.schemas.platforms import (
     Platform,
     PlatformIn,
@@ -36,9 +35,7 @@ class PlatformController(Controller):
         guards=[allow(*ADMIN)],
         responses=problem_responses(400, 401, 403, 409, 413, 415),
     )
-    async def create(
-        self, data: PlatformIn, db: asyncpg.Connection, principal: Principal
-    ) -> Platform:
+    async def create(self, data: JSONBody[PlatformIn], db: Db, principal: Caller) -> Platform:
         return await domain.create_platform(db, data=data, actor_id=principal.id)
 
     @get(
@@ -49,9 +46,9 @@ class PlatformController(Controller):
     )
     async def index(
         self,
-        db: asyncpg.Connection,
-        principal: Principal,
-        kind: PlatformKind | None = None,
+        db: Db,
+        principal: Caller,
+        kind: FromQuery[PlatformKind | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> PlatformPage:
@@ -72,7 +69,7 @@ class PlatformController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def read(self, slug: Slug, db: asyncpg.Connection, principal: Principal) -> Platform:
+    async def read(self, slug: FromPath[Slug], db: Db, principal: Caller) -> Platform:
         return await domain.get_platform(db, slug=slug, visible_to=principal.platform_id)
 
     @patch(
@@ -83,6 +80,6 @@ class PlatformController(Controller):
         responses=problem_responses(400, 401, 403, 404, 413, 415),
     )
     async def update(
-        self, slug: Slug, data: PlatformPatch, db: asyncpg.Connection, principal: Principal
+        self, slug: FromPath[Slug], data: JSONBody[PlatformPatch], db: Db, principal: Caller
     ) -> Platform:
         return await domain.update_platform(db, slug=slug, patch=data, actor_id=principal.id)

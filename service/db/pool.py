@@ -55,5 +55,6 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
         },
         command_timeout=settings.statement_timeout + 1,
     )
-    assert pool is not None
+    if pool is None:  # asyncpg types the result as optional
+        raise RuntimeError("asyncpg returned no pool")
     return pool

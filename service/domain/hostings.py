@@ -125,9 +125,7 @@ async def update_hosting(
     extra: dict[str, Any] | None = None,
 ) -> tuple[Hosting, int | None]:
     """Apply a change; returns the hosting and the ledger seq (None when nothing changed)."""
-    before = await get_hosting(
-        conn, hosting_id=hosting_id, visible_to=visible_to, for_update=True
-    )
+    before = await get_hosting(conn, hosting_id=hosting_id, visible_to=visible_to, for_update=True)
     state = msgspec.structs.asdict(before)
     for field in msgspec.structs.fields(patch):
         value = getattr(patch, field.name)
@@ -140,9 +138,7 @@ async def update_hosting(
             evidence = getattr(patch.documentation, kind)
             if evidence is not msgspec.UNSET:
                 documentation[kind] = msgspec.to_builtins(evidence)
-    occurred_at = (
-        datetime.now(UTC) if patch.occurred_at is msgspec.UNSET else patch.occurred_at
-    )
+    occurred_at = datetime.now(UTC) if patch.occurred_at is msgspec.UNSET else patch.occurred_at
     downloads_at = before.downloads_at
     if patch.downloads is not msgspec.UNSET and patch.downloads != before.downloads:
         downloads_at = occurred_at
@@ -165,13 +161,13 @@ async def update_hosting(
     changes = diff(to_state(before), to_state(after))
     if not changes:
         return after, None
-    kind = "hosting.updated"
+    event_kind = "hosting.updated"
     if "status" in changes:
-        kind = _STATUS_KINDS[after.status]
+        event_kind = _STATUS_KINDS[after.status]
     seq = await record_event(
         conn,
         stage="prevent",
-        kind=kind,
+        kind=event_kind,
         subject_type="hosting",
         subject_id=after.id,
         model_id=after.model_id,

@@ -151,6 +151,4 @@ async def ensure_first_admin_key(conn: asyncpg.Connection) -> CreatedApiKey | No
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('risk-registry:first-admin'))")
     if await q.count_admin_keys(conn) > 0:
         return None
-    return await create_key(
-        conn, data=ApiKeyIn(role="admin", name="first admin"), actor_id=None
-    )
+    return await create_key(conn, data=ApiKeyIn(role="admin", name="first admin"), actor_id=None)

@@ -25,7 +25,8 @@ _IGNORED = frozenset({"updated_at"})
 def to_state(record: msgspec.Struct) -> dict[str, Any]:
     """A record as plain JSON-ready data, for an event payload."""
     state = msgspec.to_builtins(record)
-    assert isinstance(state, dict)
+    if not isinstance(state, dict):
+        raise TypeError("a record must encode to a JSON object")
     return state
 
 

@@ -30,7 +30,12 @@ PlatformSlug = Annotated[
     msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", examples=["hubzilla"]),
 ]
 HttpUrl = Annotated[
-    str, msgspec.Meta(pattern=r"^https?://[^\s]+$", max_length=2048, examples=["https://hub.example/acme/llama-7b"])
+    str,
+    msgspec.Meta(
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
+        examples=["https://hub.example/acme/llama-7b"],
+    ),
 ]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Tag = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]

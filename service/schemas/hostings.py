@@ -79,9 +79,9 @@ class HostingIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class HostingPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: HttpUrl | msgspec.UnsetType = msgspec.UNSET
-    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
-    revision: Revision | None | msgspec.UnsetType = msgspec.UNSET
-    licence: Licence | None | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | msgspec.UnsetType | None = msgspec.UNSET
+    revision: Revision | msgspec.UnsetType | None = msgspec.UNSET
+    licence: Licence | msgspec.UnsetType | None = msgspec.UNSET
     gated: bool | msgspec.UnsetType = msgspec.UNSET
     disabled: bool | msgspec.UnsetType = msgspec.UNSET
     status: HostingStatus | msgspec.UnsetType = msgspec.UNSET

@@ -49,12 +49,12 @@ class ModelIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ModelPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    provider: Provider | None | msgspec.UnsetType = msgspec.UNSET
+    provider: Provider | msgspec.UnsetType | None = msgspec.UNSET
     modalities: Tags | msgspec.UnsetType = msgspec.UNSET
     tasks: Tags | msgspec.UnsetType = msgspec.UNSET
     #: A model name, or null to clear the lineage link.
-    base_model: ModelName | None | msgspec.UnsetType = msgspec.UNSET
-    derivation: Derivation | None | msgspec.UnsetType = msgspec.UNSET
+    base_model: ModelName | msgspec.UnsetType | None = msgspec.UNSET
+    derivation: Derivation | msgspec.UnsetType | None = msgspec.UNSET
     openness: Openness | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -72,7 +72,5 @@ async def select_events(
     limit: int,
 ) -> list[asyncpg.Record]:
     return list(
-        await conn.fetch(
-            SELECT, subject_id, model_id, platform_id, stage, kind, after_seq, limit
-        )
+        await conn.fetch(SELECT, subject_id, model_id, platform_id, stage, kind, after_seq, limit)
     )

@@ -89,7 +89,15 @@ def _values(
     documentation: dict[str, dict[str, object]],
 ) -> list[object]:
     values: list[object] = [
-        external_id, url, revision, licence, gated, disabled, status, downloads, downloads_at,
+        external_id,
+        url,
+        revision,
+        licence,
+        gated,
+        disabled,
+        status,
+        downloads,
+        downloads_at,
     ]
     for kind in ("model_card", "safety_testing", "risk_analysis", "use_guidance"):
         values += [documentation[kind]["present"], documentation[kind]["url"]]
@@ -114,8 +122,16 @@ async def insert_hosting(
 ) -> UUID | None:
     """The new id, or None when the platform already hosts the model (or the external id)."""
     values = _values(
-        external_id, url, revision, licence, gated, disabled, status, downloads,
-        downloads_at, documentation,
+        external_id,
+        url,
+        revision,
+        licence,
+        gated,
+        disabled,
+        status,
+        downloads,
+        downloads_at,
+        documentation,
     )
     return await conn.fetchval(INSERT, model_id, platform_id, *values)  # type: ignore[no-any-return]
 
@@ -136,8 +152,16 @@ async def update_hosting(
     documentation: dict[str, dict[str, object]],
 ) -> None:
     values = _values(
-        external_id, url, revision, licence, gated, disabled, status, downloads,
-        downloads_at, documentation,
+        external_id,
+        url,
+        revision,
+        licence,
+        gated,
+        disabled,
+        status,
+        downloads,
+        downloads_at,
+        documentation,
     )
     await conn.execute(UPDATE, hosting_id, *values)
 
@@ -168,7 +192,14 @@ async def select_hostings(
 ) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(
-            SELECT_MANY, platform_id, model_id, status, licence, min_downloads, missing,
-            after, limit,
+            SELECT_MANY,
+            platform_id,
+            model_id,
+            status,
+            licence,
+            min_downloads,
+            missing,
+            after,
+            limit,
         )
     )

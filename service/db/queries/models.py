@@ -105,7 +105,8 @@ async def insert_model(
 async def select_model(
     conn: asyncpg.Connection, *, model_id: UUID | None = None, name: str | None = None
 ) -> asyncpg.Record | None:
-    assert model_id is not None or name is not None
+    if model_id is None and name is None:
+        raise ValueError("select_model needs an id or a name")
     return await conn.fetchrow(SELECT_ONE, model_id, name)
 
 
@@ -122,9 +123,7 @@ async def select_models(
 ) -> list[asyncpg.Record]:
     prefix = None if name_prefix is None else _escape_like(name_prefix)
     return list(
-        await conn.fetch(
-            SELECT_MANY, prefix, provider, base_model_id, task, modality, after, limit
-        )
+        await conn.fetch(SELECT_MANY, prefix, provider, base_model_id, task, modality, after, limit)
     )
 
 
@@ -148,9 +147,7 @@ async def select_ancestors(conn: asyncpg.Connection, *, model_id: UUID) -> list[
     return list(await conn.fetch(ANCESTORS, model_id))
 
 
-async def select_descendants(
-    conn: asyncpg.Connection, *, model_id: UUID
-) -> list[asyncpg.Record]:
+async def select_descendants(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
     return list(await conn.fetch(DESCENDANTS, model_id))
 
 

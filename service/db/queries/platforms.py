@@ -47,7 +47,8 @@ async def insert_platform(
 async def select_platform(
     conn: asyncpg.Connection, *, platform_id: UUID | None = None, slug: str | None = None
 ) -> asyncpg.Record | None:
-    assert platform_id is not None or slug is not None
+    if platform_id is None and slug is None:
+        raise ValueError("select_platform needs an id or a slug")
     return await conn.fetchrow(SELECT_ONE, platform_id, slug)
 
 
@@ -66,5 +67,6 @@ async def update_platform(
     conn: asyncpg.Connection, *, platform_id: UUID, name: str, kind: str
 ) -> asyncpg.Record:
     row = await conn.fetchrow(UPDATE, platform_id, name, kind)
-    assert row is not None
+    if row is None:
+        raise LookupError(f"platform {platform_id} vanished inside its transaction")
     return row

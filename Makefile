@@ -1,0 +1,47 @@
+# Two commands a newcomer needs:  `make run`  and  `make test`.
+# Both bootstrap everything from the Python 3.11+ on PATH: a private venv holding the
+# pinned package manager, then the locked dependencies in .venv.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced-$(UV_VERSION)
+
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint typecheck check openapi bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-groups
+	touch $@
+
+## run: set up and start the service on http://127.0.0.1:8080 (embedded PostgreSQL by default)
+run: $(STAMP)
+	$(VENV)/bin/risk-registry serve
+
+## test: set up and run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set)
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check service tests migrations bench
+	$(VENV)/bin/ruff format --check service tests migrations bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: test lint typecheck
+
+## openapi: regenerate openapi/openapi.json from the code
+openapi: $(STAMP)
+	$(VENV)/bin/risk-registry openapi
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
