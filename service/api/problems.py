@@ -63,6 +63,8 @@ def problem_responses(*codes: int) -> dict[int, ResponseSpec]:
             data_container=Problem,
             description=_DESCRIPTIONS.get(code, HTTPStatus(code).phrase),
             media_type=PROBLEM_MEDIA_TYPE,
+            # Generated examples are random: the committed document must be reproducible.
+            generate_examples=False,
         )
         for code in sorted({*codes, 503})
     }
