@@ -49,7 +49,7 @@ async def _admin_execute(server_url: str, sql: str) -> None:
 
 
 @dataclass(frozen=True)
-class TestServer:
+class PgServer:
     """A PostgreSQL server the suite may create databases on."""
 
     admin_url: str
@@ -67,20 +67,20 @@ class TestServer:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServer]:
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     url = os.environ.get("DATABASE_URL")
     if url:
-        yield TestServer(admin_url=url)
+        yield PgServer(admin_url=url)
         return
     embedded = start_embedded(tmp_path_factory.mktemp("pg") / "data", delete_on_close=True)
     try:
-        yield TestServer(admin_url=embedded.url("postgres"))
+        yield PgServer(admin_url=embedded.url("postgres"))
     finally:
         embedded.close()
 
 
 @pytest.fixture(scope="session")
-def database_url(pg_server: TestServer) -> Iterator[str]:
+def database_url(pg_server: PgServer) -> Iterator[str]:
     """A fresh database for this run, with every migration applied."""
     url = pg_server.create_database()
     try:
@@ -109,7 +109,7 @@ def app(settings: Settings, pool: asyncpg.Pool) -> Litestar:
 
 @pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=cast(Any, app))
+    transport = httpx.ASGITransport(app=cast("Any", app))
     async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as c:
         yield c
 
@@ -134,7 +134,9 @@ async def make_key(
 ) -> str:
     async with pool.acquire() as c, c.transaction():
         created = await create_key(
-            cast(asyncpg.Connection, c), data=ApiKeyIn(role=role, name=name, platform=platform), actor_id=None
+            cast("asyncpg.Connection", c),
+            data=ApiKeyIn(role=role, name=name, platform=platform),
+            actor_id=None,
         )
     return created.key
 
