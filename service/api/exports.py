@@ -1,0 +1,136 @@
+"""``/v1/exports``: whole datasets for regulators, streamed as CSV or JSON lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from litestar import Controller, Request, get
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Stream
+
+from service.api.auth import allow
+from service.api.problems import problem_responses
+from service.db.queries.exports import COLUMNS
+from service.domain import exports as domain
+from service.domain.platforms import get_platform
+from service.errors import NotFound, RegistryError
+from service.schemas.events import Stage
+
+__all__ = ["ExportController"]
+
+Dataset = Literal["events", "models", "hostings"]
+Format = Literal["csv", "jsonl"]
+
+MEDIA_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+_ACCEPTS = {
+    "text/csv": "csv",
+    "application/x-ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/json-seq": "jsonl",
+}
+
+
+class NotAcceptable(RegistryError):
+    status = 406
+    slug = "not-acceptable"
+    title = "Not acceptable"
+
+
+def _columns_doc() -> str:
+    return "\n".join(f"- `{name}`: {', '.join(cols)}" for name, cols in COLUMNS.items())
+
+
+def choose_format(requested: str | None, accept: str | None) -> Format:
+    """``format=`` wins; otherwise the first acceptable media type; otherwise CSV."""
+    if requested is not None:
+        return "csv" if requested == "csv" else "jsonl"
+    if not accept:
+        return "csv"
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in _ACCEPTS:
+            return "csv" if _ACCEPTS[media] == "csv" else "jsonl"
+        if media in {"*/*", "text/*"}:
+            return "csv"
+    raise NotAcceptable("exports are served as text/csv or application/x-ndjson")
+
+
+class ExportController(Controller):
+    path = "/v1/exports"
+    tags = ["exports"]
+    guards = [allow("admin", "regulator")]
+
+    @get(
+        "/{dataset:str}",
+        operation_id="exportDataset",
+        summary="Stream a whole dataset as CSV (RFC 4180, with a header row) or JSON lines",
+        description=(
+            "Streams from a consistent snapshot in bounded memory. The format is chosen by "
+            "`format=`, else by `Accept` (`text/csv` or `application/x-ndjson`); CSV by "
+            "default. `from`/`to` bound `recorded_at` for events and `created_at` for "
+            "records. Rows come in a stable order (sequence or id). Columns, in order:\n\n"
+            + _columns_doc()
+        ),
+        responses={
+            200: ResponseSpec(
+                data_container=str,
+                description="The rows, as CSV or JSON lines.",
+                media_type="text/csv",
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 403, 404, 406),
+        },
+    )
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        dataset: FromPath[Dataset],
+        since: Annotated[
+            datetime | None,
+            QueryParameter(name="from", description="Start of the range (inclusive)."),
+        ] = None,
+        until: Annotated[
+            datetime | None,
+            QueryParameter(name="to", description="End of the range (exclusive)."),
+        ] = None,
+        platform: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        stage: FromQuery[Stage | None] = None,
+        model_id: FromQuery[UUID | None] = None,
+        format: FromQuery[Format | None] = None,
+    ) -> Stream:
+        fmt = choose_format(format, request.headers.get("accept"))
+        platform_id = None
+        if platform is not None:
+            pool = state.pool
+            async with pool.acquire(timeout=state.acquire_timeout) as conn:
+                try:
+                    platform_id = (await get_platform(conn, slug=platform)).id
+                except NotFound as exc:
+                    raise NotFound(f"no platform {platform!r}") from exc
+        chunks = await domain.start_export(
+            state.pool,
+            dataset=dataset,
+            fmt=fmt,
+            filters=domain.ExportFilters(
+                since=since,
+                until=until,
+                platform_id=platform_id,
+                stage=stage,
+                model_id=model_id,
+            ),
+            seconds=state.settings.export_timeout_seconds,
+            acquire_timeout=state.acquire_timeout,
+        )
+        return Stream(
+            chunks,
+            media_type=MEDIA_TYPES[fmt],
+            headers={
+                "Content-Disposition": f'attachment; filename="{dataset}.{fmt}"',
+                "Cache-Control": "no-store",
+            },
+        )

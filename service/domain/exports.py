@@ -1,0 +1,151 @@
+"""Bulk exports for regulators: whole datasets streamed in bounded memory.
+
+PostgreSQL writes the rows (``COPY ... TO STDOUT``, as CSV or as JSON lines) into a small
+bounded queue; the consumer (an HTTP response, or a file on disk) drains it. When the
+consumer is slow the queue fills, the COPY callback waits, asyncpg stops reading from the
+socket, and the server pauses: memory stays flat however many rows there are.
+
+Each export runs in one REPEATABLE READ, READ ONLY transaction, so it is a consistent
+snapshot of the registry, with the statement timeout of the request path lifted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, cast
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from service.db.queries import exports as q
+from service.errors import InvalidInput
+
+__all__ = ["DATASETS", "ExportFilters", "Format", "start_export"]
+
+Format = Literal["csv", "jsonl"]
+DATASETS = tuple(q.DATASETS)
+
+#: Chunks held between PostgreSQL and the consumer (asyncpg hands over up to ~64 KiB each).
+QUEUE_CHUNKS = 16
+_DONE = object()
+
+#: What ``pool.acquire`` hands out: a proxy of a connection (generic only to the type checker).
+if TYPE_CHECKING:
+    PooledConnection = PoolConnectionProxy[asyncpg.Record]
+else:
+    PooledConnection = PoolConnectionProxy
+
+
+class ExportFilters:
+    """What to export: a time range, a platform, a stage, a model (each optional)."""
+
+    __slots__ = ("model_id", "platform_id", "since", "stage", "until")
+
+    def __init__(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        platform_id: UUID | None = None,
+        stage: str | None = None,
+        model_id: UUID | None = None,
+    ) -> None:
+        if since is not None and until is not None and since >= until:
+            raise InvalidInput("'from' must be before 'to'", key="from")
+        self.since = since
+        self.until = until
+        self.platform_id = platform_id
+        self.stage = stage
+        self.model_id = model_id
+
+    def as_params(self) -> q.Filters:
+        return (self.since, self.until, self.platform_id, self.stage, self.model_id)
+
+
+async def start_export(
+    pool: asyncpg.Pool,
+    *,
+    dataset: str,
+    fmt: Format,
+    filters: ExportFilters,
+    seconds: float,
+    acquire_timeout: float,
+) -> AsyncIterator[bytes]:
+    """Start an export and return its bytes as PostgreSQL produces them.
+
+    The connection is taken and the first chunk awaited before this returns, so an
+    unavailable database or a failing query is reported before any response is sent.
+    """
+    if dataset not in q.DATASETS:
+        raise InvalidInput(f"no dataset {dataset!r}", key="dataset")
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
+
+    async def sink(chunk: bytes) -> None:
+        # asyncpg hands over a view into its read buffer; copy it before the buffer moves on.
+        await queue.put(bytes(chunk))
+
+    async def produce(conn: PooledConnection) -> None:
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL TimeZone = 'UTC'")
+                copy = q.copy_csv if fmt == "csv" else q.copy_jsonl
+                await copy(
+                    cast("asyncpg.Connection", conn),  # a pooled proxy behaves as one
+                    dataset=dataset,
+                    filters=filters.as_params(),
+                    output=sink,
+                    seconds=seconds,
+                )
+        except Exception as exc:
+            await queue.put(exc)
+            return
+        await queue.put(_DONE)
+
+    conn = await pool.acquire(timeout=acquire_timeout)
+    producer = asyncio.create_task(produce(conn))
+    try:
+        first = await queue.get()
+    except BaseException:
+        await _stop(pool, conn, producer)
+        raise
+    if isinstance(first, Exception):
+        await producer
+        await pool.release(conn)
+        raise first
+    return _drain(pool, conn, producer, queue, first)
+
+
+async def _drain(
+    pool: asyncpg.Pool,
+    conn: PooledConnection,
+    producer: asyncio.Task[None],
+    queue: asyncio.Queue[object],
+    item: object,
+) -> AsyncIterator[bytes]:
+    try:
+        while item is not _DONE:
+            if isinstance(item, Exception):
+                raise item
+            if not isinstance(item, bytes):
+                raise TypeError("an export queue carries only bytes")
+            yield item
+            item = await queue.get()
+        await producer
+    finally:
+        if producer.done():
+            await pool.release(conn)
+        else:
+            await _stop(pool, conn, producer)
+
+
+async def _stop(pool: asyncpg.Pool, conn: PooledConnection, producer: asyncio.Task[None]) -> None:
+    """The consumer went away mid-export: stop the COPY and drop the half-read connection."""
+    producer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await producer
+    conn.terminate()
+    await pool.release(conn)
