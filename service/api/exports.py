@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from service.api.auth import allow
+from service.api.deps import Caller, Db
 from service.api.problems import problem_responses
 from service.db.queries.exports import COLUMNS
+from service.domain import export_jobs as jobs
 from service.domain import exports as domain
 from service.domain.platforms import get_platform
 from service.errors import NotFound, RegistryError
 from service.schemas.events import Stage
+from service.schemas.exports import Dataset, ExportFormat, ExportJob, ExportJobIn
 
 __all__ = ["ExportController"]
 
-Dataset = Literal["events", "models", "hostings"]
-Format = Literal["csv", "jsonl"]
+Format = ExportFormat
 
 MEDIA_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 _ACCEPTS = {
@@ -133,4 +137,85 @@ class ExportController(Controller):
                 "Content-Disposition": f'attachment; filename="{dataset}.{fmt}"',
                 "Cache-Control": "no-store",
             },
+        )
+
+    @post(
+        operation_id="createExportJob",
+        summary="Queue a signed export bundle of one or more datasets",
+        description=(
+            "Returns at once with the job (202); poll it until `status` is `done`, then fetch "
+            "its files: the data files, `manifest.json` (row counts, SHA-256 of each file, "
+            "the ledger checkpoint the bundle is consistent with) and `manifest.sig` (a "
+            "signed note by the registry's Ed25519 key). `risk-registry verify-export DIR` "
+            "checks a downloaded bundle offline."
+        ),
+        status_code=202,
+        responses=problem_responses(400, 401, 403, 413, 415, 422),
+    )
+    async def create_job(
+        self, data: JSONBody[ExportJobIn], db: Db, principal: Caller, state: State
+    ) -> Response[ExportJob]:
+        job = await jobs.create_job(db, data=data, requested_by=principal.id)
+        wake: asyncio.Event | None = getattr(state, "export_wakeup", None)
+        # This process's worker is woken once the response (and so the commit) is done;
+        # the other replicas' workers find the job when they next poll.
+        return Response(
+            job,
+            status_code=202,
+            headers={"Location": f"/v1/exports/jobs/{job.id}"},
+            background=BackgroundTask(wake.set) if wake is not None else None,
+        )
+
+    @get(
+        "/jobs/{job_id:uuid}",
+        operation_id="getExportJob",
+        summary="An export job's status, progress and (once done) files",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def read_job(self, job_id: FromPath[UUID], db: Db, principal: Caller) -> ExportJob:
+        visible_to = None if principal.role == "admin" else principal.id
+        return await jobs.get_job(db, job_id=job_id, visible_to=visible_to)
+
+    @get(
+        "/jobs/{job_id:uuid}/files/{name:str}",
+        operation_id="getExportFile",
+        summary="One file of a finished export bundle",
+        responses={
+            200: ResponseSpec(
+                data_container=str,
+                description="The file's bytes, exactly as listed in the manifest.",
+                media_type="application/octet-stream",
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 403, 404, 409),
+        },
+    )
+    async def read_file(
+        self,
+        job_id: FromPath[UUID],
+        name: FromPath[str],
+        db: Db,
+        principal: Caller,
+        state: State,
+    ) -> Stream:
+        visible_to = None if principal.role == "admin" else principal.id
+        job = await jobs.get_job(db, job_id=job_id, visible_to=visible_to)
+        await jobs.check_file(db, job=job, name=name)
+        media = (
+            "application/json"
+            if name.endswith(".json")
+            else (
+                MEDIA_TYPES["csv"]
+                if name.endswith(".csv")
+                else (
+                    MEDIA_TYPES["jsonl"] if name.endswith(".jsonl") else "text/plain; charset=utf-8"
+                )
+            )
+        )
+        return Stream(
+            jobs.stream_file(
+                state.pool, job_id=job_id, name=name, acquire_timeout=state.acquire_timeout
+            ),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

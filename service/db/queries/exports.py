@@ -140,17 +140,17 @@ Sink = Callable[[bytes], Coroutine[Any, Any, None]]
 
 async def copy_csv(
     conn: asyncpg.Connection, *, dataset: str, filters: Filters, output: Sink, seconds: float
-) -> None:
-    """Stream the dataset as RFC 4180 CSV with a header row."""
-    await conn.copy_from_query(
+) -> str:
+    """Stream the dataset as RFC 4180 CSV with a header row; returns ``COPY <rows>``."""
+    return await conn.copy_from_query(
         DATASETS[dataset], *filters, output=output, format="csv", header=True, timeout=seconds
     )
 
 
 async def copy_jsonl(
     conn: asyncpg.Connection, *, dataset: str, filters: Filters, output: Sink, seconds: float
-) -> None:
-    """Stream the dataset as one JSON object per line.
+) -> str:
+    """Stream the dataset as one JSON object per line; returns ``COPY <rows>``.
 
     PostgreSQL renders each row with ``row_to_json``, which escapes every control character,
     so no line break or byte below 0x20 occurs inside a row. COPY's CSV mode with a quote and
@@ -158,7 +158,7 @@ async def copy_jsonl(
     text mode would double every backslash.
     """
     query = f"SELECT row_to_json(x) FROM ({DATASETS[dataset]}) x"
-    await conn.copy_from_query(
+    return await conn.copy_from_query(
         query,
         *filters,
         output=output,

@@ -1,0 +1,332 @@
+"""Signed export bundles: data files, a manifest describing them, and a signature.
+
+A bundle is a set of files:
+
+- ``<dataset>.<csv|jsonl>`` for each dataset asked for, exactly as the streaming export
+  endpoint serves it;
+- ``manifest.json``: the format version, the filters, the snapshot's newest ledger sequence
+  number, the ledger checkpoint the bundle is consistent with (the newest signed checkpoint
+  in the same snapshot, note included, so it can be checked on its own), and for every
+  data file its row count, byte size and SHA-256;
+- ``manifest.sig``: a C2SP signed note by the registry's Ed25519 key (the checkpoint key,
+  kept outside the database) whose text names the SHA-256 of ``manifest.json``.
+
+``verify_bundle`` checks all of that offline, with nothing but the registry's verifier key:
+the signature, the manifest's hash, every file's hash, size and row count, that no file is
+missing or extra, and the checkpoint's own signature.
+
+All files are built from one REPEATABLE READ snapshot, so they agree with each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+import msgspec
+from cryptography.exceptions import InvalidSignature
+
+from service.db.queries import exports as q
+from service.domain.checkpoints import CheckpointError, Signer, open_checkpoint, parse_verifier_key
+from service.domain.exports import ExportFilters, Format
+
+__all__ = [
+    "MANIFEST",
+    "SIGNATURE",
+    "BundleFile",
+    "FileSink",
+    "Manifest",
+    "build_bundle",
+    "local_directory",
+    "verify_bundle",
+]
+
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+BUNDLE_FORMAT = "risk-registry-export/1"
+_SIGNED_TEXT = "risk-registry export manifest"
+_DASH = "\u2014"
+_manifest_encoder = msgspec.json.Encoder(order="sorted")
+
+
+class BundleFile(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    dataset: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+class BundleCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    tree_size: int
+    root_hash: str
+    #: The signed checkpoint note itself, verifiable with the registry's key.
+    note: str
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    format: str
+    created_at: datetime
+    datasets: list[str]
+    file_format: Format
+    filters: dict[str, Any]
+    #: The newest ledger sequence number in the bundle's snapshot.
+    ledger_max_seq: int
+    checkpoint: BundleCheckpoint | None
+    files: list[BundleFile]
+
+
+class FileSink(Protocol):
+    """Where one bundle file goes: a local file, or chunks in the database."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+OpenFile = Callable[[str], Awaitable[FileSink]]
+Progress = Callable[[int, int], Awaitable[None]]
+
+
+class _Counting:
+    """Hashes, counts and forwards what COPY produces."""
+
+    def __init__(self, sink: FileSink, on_chunk: Callable[[int], Awaitable[None]]) -> None:
+        self.sink = sink
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.lines = 0
+        self._on_chunk = on_chunk
+
+    async def __call__(self, chunk: bytes) -> None:
+        data = bytes(chunk)
+        self.sha.update(data)
+        self.size += len(data)
+        self.lines += data.count(b"\n")
+        await self.sink.write(data)
+        await self._on_chunk(self.lines)
+
+
+def filters_document(filters: ExportFilters, platform: str | None) -> dict[str, Any]:
+    return {
+        "from": filters.since.isoformat() if filters.since else None,
+        "to": filters.until.isoformat() if filters.until else None,
+        "platform": platform,
+        "stage": filters.stage,
+        "model_id": str(filters.model_id) if filters.model_id else None,
+    }
+
+
+async def count_rows(
+    conn: asyncpg.Connection, *, datasets: Iterable[str], filters: ExportFilters
+) -> int:
+    return sum([await q.count_rows(conn, dataset=d, filters=filters.as_params()) for d in datasets])
+
+
+async def build_bundle(
+    conn: asyncpg.Connection,
+    *,
+    datasets: list[str],
+    fmt: Format,
+    filters: ExportFilters,
+    platform: str | None,
+    signer: Signer,
+    open_file: OpenFile,
+    progress: Progress | None = None,
+    seconds: float = 3600.0,
+) -> Manifest:
+    """Write every file of a bundle through ``open_file``; returns the manifest written."""
+    for dataset in datasets:
+        if dataset not in q.DATASETS:
+            raise ValueError(f"no dataset {dataset!r}")
+    files: list[BundleFile] = []
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL TimeZone = 'UTC'")
+        total = await count_rows(conn, datasets=datasets, filters=filters)
+        max_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
+        row = await conn.fetchrow(
+            "SELECT tree_size, root_hash, note FROM ledger_checkpoints "
+            "ORDER BY tree_size DESC LIMIT 1"
+        )
+        done_before = 0
+        for dataset in datasets:
+            name = f"{dataset}.{fmt}"
+            sink = await open_file(name)
+
+            async def report(lines: int, base: int = done_before) -> None:
+                if progress is not None:
+                    await progress(min(base + lines, total), total)
+
+            counting = _Counting(sink, report)
+            copy = q.copy_csv if fmt == "csv" else q.copy_jsonl
+            status = await copy(
+                conn,
+                dataset=dataset,
+                filters=filters.as_params(),
+                output=counting,
+                seconds=seconds,
+            )
+            await sink.close()
+            rows = int(status.split()[-1])
+            done_before += rows
+            files.append(
+                BundleFile(
+                    name=name,
+                    dataset=dataset,
+                    rows=rows,
+                    bytes=counting.size,
+                    sha256=counting.sha.hexdigest(),
+                )
+            )
+    checkpoint = None
+    if row is not None:
+        checkpoint = BundleCheckpoint(
+            tree_size=row["tree_size"],
+            root_hash=base64.b64encode(bytes(row["root_hash"])).decode(),
+            note=row["note"],
+        )
+    manifest = Manifest(
+        format=BUNDLE_FORMAT,
+        created_at=datetime.now(UTC),
+        datasets=datasets,
+        file_format=fmt,
+        filters=filters_document(filters, platform),
+        ledger_max_seq=max_seq,
+        checkpoint=checkpoint,
+        files=files,
+    )
+    encoded = msgspec.json.format(_manifest_encoder.encode(manifest), indent=2) + b"\n"
+    for name, data in ((MANIFEST, encoded), (SIGNATURE, sign_manifest(signer, encoded))):
+        sink = await open_file(name)
+        await sink.write(data)
+        await sink.close()
+    if progress is not None:
+        await progress(total, total)
+    return manifest
+
+
+def sign_manifest(signer: Signer, manifest: bytes) -> bytes:
+    body = f"{_SIGNED_TEXT}\nsha256:{hashlib.sha256(manifest).hexdigest()}\n"
+    return signer.sign(body).encode()
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+def _check_signature(note: str, vkey: str) -> str:
+    """The signed text of ``note`` if the verifier key signed it; else CheckpointError."""
+    name, kid, public = parse_verifier_key(vkey)
+    body, sep, sigs = note.partition("\n\n")
+    if not sep or not body:
+        raise CheckpointError("the signature file is not a signed note")
+    body += "\n"
+    for line in sigs.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != _DASH or parts[1] != name:
+            continue
+        try:
+            raw = base64.b64decode(parts[2], validate=True)
+        except (ValueError, binascii.Error):
+            continue
+        if raw[:4] != kid:
+            continue
+        try:
+            public.verify(raw[4:], body.encode())
+        except InvalidSignature:
+            continue
+        return body
+    raise CheckpointError("the manifest carries no valid signature by this key")
+
+
+def _count_rows(path: Path, fmt: str) -> int:
+    with path.open(newline="", encoding="utf-8") as f:
+        if fmt == "csv":
+            return max(sum(1 for _ in csv.reader(f)) - 1, 0)
+        return sum(1 for line in f if line.strip())
+
+
+def verify_bundle(directory: Path, vkey: str) -> list[str]:
+    """Every problem found in the bundle at ``directory``; an empty list means it is intact."""
+    problems: list[str] = []
+    try:
+        manifest_bytes = (directory / MANIFEST).read_bytes()
+        note = (directory / SIGNATURE).read_text()
+    except OSError as exc:
+        return [f"cannot read the manifest or its signature: {exc.strerror}"]
+    try:
+        body = _check_signature(note, vkey)
+    except CheckpointError as exc:
+        return [str(exc)]
+    if body != f"{_SIGNED_TEXT}\nsha256:{hashlib.sha256(manifest_bytes).hexdigest()}\n":
+        return ["manifest.json does not match its signature: it was changed after signing"]
+    try:
+        manifest = msgspec.json.decode(manifest_bytes, type=Manifest)
+    except msgspec.ValidationError as exc:
+        return [f"manifest.json is not a bundle manifest: {exc}"]
+    if manifest.format != BUNDLE_FORMAT:
+        problems.append(f"unknown bundle format {manifest.format!r}")
+    expected = {f.name for f in manifest.files} | {MANIFEST, SIGNATURE}
+    present = {p.name for p in directory.iterdir() if p.is_file()}
+    problems += [f"{name}: missing" for name in sorted(expected - present)]
+    problems += [f"{name}: not listed in the manifest" for name in sorted(present - expected)]
+    for entry in manifest.files:
+        path = directory / entry.name
+        if not path.is_file():
+            continue
+        sha = hashlib.sha256()
+        size = 0
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha.update(block)
+                size += len(block)
+        if size != entry.bytes:
+            problems.append(f"{entry.name}: {size} bytes, the manifest says {entry.bytes}")
+        if sha.hexdigest() != entry.sha256:
+            problems.append(f"{entry.name}: SHA-256 differs from the manifest")
+            continue
+        rows = _count_rows(path, manifest.file_format)
+        if rows != entry.rows:
+            problems.append(f"{entry.name}: {rows} rows, the manifest says {entry.rows}")
+    if manifest.checkpoint is not None:
+        try:
+            checkpoint = open_checkpoint(manifest.checkpoint.note, vkey)
+        except CheckpointError as exc:
+            problems.append(f"checkpoint: {exc}")
+        else:
+            if (
+                checkpoint.tree_size != manifest.checkpoint.tree_size
+                or base64.b64encode(checkpoint.root_hash).decode() != manifest.checkpoint.root_hash
+            ):
+                problems.append("checkpoint: the note does not say what the manifest says")
+            if checkpoint.tree_size > manifest.ledger_max_seq:
+                problems.append("checkpoint: covers more events than the bundle's snapshot")
+    return problems
+
+
+class LocalFile:
+    """A bundle file written to a local directory."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+
+    async def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    async def close(self) -> None:
+        self._file.close()
+
+
+def local_directory(directory: Path) -> OpenFile:
+    directory.mkdir(parents=True, exist_ok=True)
+
+    async def open_file(name: str) -> FileSink:
+        return LocalFile(directory / name)
+
+    return open_file
