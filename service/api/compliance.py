@@ -1,0 +1,101 @@
+"""``/v1/reports/compliance``: the regulators' report, as JSON, CSV or HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromQuery, QueryParameter
+
+from service.api.auth import allow
+from service.api.deps import Db
+from service.api.problems import problem_responses
+from service.domain import compliance as domain
+from service.domain.platforms import get_platform
+from service.errors import InvalidInput, NotFound
+from service.schemas.compliance import ComplianceReport
+
+__all__ = ["ComplianceController"]
+
+DEFAULT_PERIOD = timedelta(days=30)
+_MEDIA = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
+
+
+def _choose(requested: str | None, accept: str | None) -> str:
+    if requested is not None:
+        return requested
+    for part in (accept or "").split(","):
+        media = part.split(";")[0].strip().lower()
+        if media == "text/csv":
+            return "csv"
+        if media == "text/html":
+            return "html"
+        if media in {"application/json", "*/*"}:
+            return "json"
+    return "json"
+
+
+class ComplianceController(Controller):
+    path = "/v1/reports/compliance"
+    tags = ["reports"]
+    guards = [allow("admin", "regulator")]
+
+    @get(
+        operation_id="getComplianceReport",
+        summary="The compliance report for a period, per platform and overall",
+        description=(
+            "Documentation coverage of hosted models (also weighted by downloads) and the "
+            "watch list of the models carrying 99% of downloads; incidents by status, "
+            "category and severity, serious incidents against their Article 73 deadlines, "
+            "median and 90th-percentile times to triage, mitigate and close, and the change "
+            "against the previous period of equal length; audits, outcomes and open "
+            "findings; decisions by action, time from proposal to execution, and platforms "
+            "overdue on confirmation. `from`/`to` default to the last 30 days. "
+            "`format=csv` (or `Accept: text/csv`) gives one row per figure; `format=html` "
+            "a printable page."
+        ),
+        responses={
+            200: ResponseSpec(
+                data_container=ComplianceReport,
+                description="The report (JSON; CSV and HTML renderings on request).",
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 403, 404, 422),
+        },
+    )
+    async def report(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        since: Annotated[
+            datetime | None, QueryParameter(name="from", description="Period start (inclusive).")
+        ] = None,
+        until: Annotated[
+            datetime | None, QueryParameter(name="to", description="Period end (exclusive).")
+        ] = None,
+        platform: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        format: FromQuery[Literal["json", "csv", "html"] | None] = None,
+    ) -> Response[Any]:
+        until = until or datetime.now(UTC)
+        since = since or until - DEFAULT_PERIOD
+        if since >= until:
+            raise InvalidInput("'from' must be before 'to'", key="from")
+        # One snapshot for every figure in the report (the transaction's first statement).
+        await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        platform_id = None
+        if platform is not None:
+            try:
+                platform_id = (await get_platform(db, slug=platform)).id
+            except NotFound as exc:
+                raise NotFound(f"no platform {platform!r}") from exc
+        report = await domain.build_report(
+            db, since=since, until=until, platform_id=platform_id, platform=platform
+        )
+        fmt = _choose(format, request.headers.get("accept"))
+        if fmt == "csv":
+            return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
+        if fmt == "html":
+            return Response(domain.render_html(report), media_type=_MEDIA["html"])
+        return Response(report)

@@ -1,0 +1,247 @@
+"""The compliance report: what regulators track, computed in SQL from the registry's data.
+
+The figures follow the mission's measurable targets: documentation coverage of hosted
+models (also weighted by downloads, since a tiny share of models carries almost all of
+them, and the watch list of the models carrying 99%), incidents and their handling times,
+serious incidents against their Article 73 deadlines, audits and open findings, and
+decommissioning decisions with platforms overdue on confirmation. See
+``service.db.queries.compliance`` for exactly what each figure counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import compliance as q
+from service.schemas.compliance import (
+    Audits,
+    ComplianceReport,
+    Deadlines,
+    Detect,
+    DocumentShare,
+    Durations,
+    IncidentFigures,
+    OverduePlatform,
+    Prevent,
+    Respond,
+    Scope,
+    WatchedModel,
+)
+
+__all__ = ["build_report", "render_csv", "render_html"]
+
+DOCUMENTS = ("model_card", "safety_testing", "risk_analysis", "use_guidance")
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, 6)
+
+
+async def _prevent(conn: asyncpg.Connection, window: q.Window) -> Prevent:
+    row = await q.select_documentation(conn, window)
+    watch = await q.select_watch_list(conn, window)
+    return Prevent(
+        hostings=row["hostings"],
+        models=row["models"],
+        downloads=row["downloads"],
+        documentation={
+            doc: DocumentShare(
+                count=row[doc],
+                share=_ratio(row[doc], row["hostings"]),
+                download_share=_ratio(row[f"{doc}_downloads"], row["downloads"]),
+            )
+            for doc in DOCUMENTS
+        },
+        watch_list=[msgspec.convert(dict(r), WatchedModel) for r in watch],
+    )
+
+
+def _durations(row: asyncpg.Record, name: str) -> Durations:
+    return Durations(p50_seconds=row[f"{name}_p50"], p90_seconds=row[f"{name}_p90"])
+
+
+async def _incidents(conn: asyncpg.Connection, window: q.Window) -> IncidentFigures:
+    row = await q.select_incidents(conn, window)
+    return IncidentFigures(
+        reported=row["reported"],
+        by_status=row["by_status"],
+        by_category=row["by_category"],
+        by_severity=row["by_severity"],
+        deadlines=Deadlines(
+            serious=row["serious"],
+            met=row["deadline_met"],
+            missed=row["deadline_missed"],
+            pending=row["deadline_pending"],
+        ),
+        time_to_triage=_durations(row, "triage"),
+        time_to_mitigation=_durations(row, "mitigate"),
+        time_to_close=_durations(row, "close"),
+    )
+
+
+def _flat_numbers(figures: IncidentFigures) -> dict[str, float | None]:
+    out: dict[str, float | None] = {
+        "reported": figures.reported,
+        "serious": figures.deadlines.serious,
+        "deadlines_missed": figures.deadlines.missed,
+    }
+    for name in ("time_to_triage", "time_to_mitigation", "time_to_close"):
+        durations: Durations = getattr(figures, name)
+        out[f"{name}_p50_seconds"] = durations.p50_seconds
+        out[f"{name}_p90_seconds"] = durations.p90_seconds
+    return out
+
+
+async def _scope(
+    conn: asyncpg.Connection,
+    *,
+    since: datetime,
+    until: datetime,
+    previous_from: datetime,
+    platform_id: UUID | None,
+    platform: str | None,
+) -> Scope:
+    window: q.Window = (since, until, platform_id)
+    current = await _incidents(conn, window)
+    previous = await _incidents(conn, (previous_from, since, platform_id))
+    now_figures, before = _flat_numbers(current), _flat_numbers(previous)
+    change = {
+        key: None
+        if now_figures[key] is None or before[key] is None
+        else round(float(now_figures[key]) - float(before[key]), 6)  # type: ignore[arg-type]
+        for key in now_figures
+    }
+    audits = await q.select_audits(conn, window)
+    decisions = await q.select_decisions(conn, window)
+    overdue = await q.select_overdue_platforms(conn, window)
+    return Scope(
+        platform=platform,
+        prevent=await _prevent(conn, window),
+        detect=Detect(current=current, previous=previous, change=change),
+        audits=Audits(
+            completed=audits["completed"],
+            outcomes=audits["outcomes"],
+            open_findings_by_severity=audits["open_findings_by_severity"],
+        ),
+        respond=Respond(
+            proposed=decisions["proposed"],
+            by_action=decisions["by_action"],
+            by_status=decisions["by_status"],
+            time_to_execution=_durations(decisions, "to_execution"),
+            overdue_platforms=[msgspec.convert(dict(r), OverduePlatform) for r in overdue],
+        ),
+    )
+
+
+async def build_report(
+    conn: asyncpg.Connection,
+    *,
+    since: datetime,
+    until: datetime,
+    platform_id: UUID | None = None,
+    platform: str | None = None,
+) -> ComplianceReport:
+    """The report for [since, until), for one platform or the whole registry with a
+    breakdown per platform. Run it in one REPEATABLE READ transaction for a consistent
+    picture."""
+    previous_from = since - (until - since)
+    overall = await _scope(
+        conn,
+        since=since,
+        until=until,
+        previous_from=previous_from,
+        platform_id=platform_id,
+        platform=platform,
+    )
+    platforms: list[Scope] = []
+    if platform_id is None:
+        for row in await q.select_platforms_in_scope(conn, (since, until, None)):
+            platforms.append(
+                await _scope(
+                    conn,
+                    since=since,
+                    until=until,
+                    previous_from=previous_from,
+                    platform_id=row["id"],
+                    platform=row["slug"],
+                )
+            )
+    return ComplianceReport(
+        period_from=since,
+        period_to=until,
+        previous_from=previous_from,
+        generated_at=datetime.now(UTC),
+        overall=overall,
+        platforms=platforms,
+    )
+
+
+# -- renderings -------------------------------------------------------------------------------
+
+
+def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _flatten(f"{prefix}.{key}" if prefix else str(key), inner)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _flatten(f"{prefix}[{index}]", inner)
+    else:
+        yield prefix, value
+
+
+def _rows(report: ComplianceReport) -> Iterator[tuple[str, str, Any]]:
+    for scope in [report.overall, *report.platforms]:
+        label = scope.platform or "(all)"
+        data = msgspec.to_builtins(scope)
+        data.pop("platform")
+        for metric, value in _flatten("", data):
+            yield label, metric, value
+
+
+def render_csv(report: ComplianceReport) -> bytes:
+    """One row per figure: scope (a platform, or ``(all)``), metric path, value."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(["scope", "metric", "value"])
+    writer.writerow(["(all)", "period_from", report.period_from.isoformat()])
+    writer.writerow(["(all)", "period_to", report.period_to.isoformat()])
+    for row in _rows(report):
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue().encode()
+
+
+def render_html(report: ComplianceReport) -> bytes:
+    """A plain, printable page: one table per scope."""
+    esc = html.escape
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8>",
+        "<title>Compliance report</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+        "margin-bottom:2em}td,th{border:1px solid #999;padding:.2em .6em;text-align:left}"
+        "td.v{text-align:right;font-variant-numeric:tabular-nums}</style>",
+        f"<h1>Compliance report</h1><p>Period {esc(report.period_from.isoformat())} to "
+        f"{esc(report.period_to.isoformat())} (previous period from "
+        f"{esc(report.previous_from.isoformat())}); generated "
+        f"{esc(report.generated_at.isoformat())}.</p>",
+    ]
+    current = None
+    for label, metric, value in _rows(report):
+        if label != current:
+            if current is not None:
+                parts.append("</table>")
+            parts.append(f"<h2>{esc(label)}</h2><table><tr><th>figure</th><th>value</th></tr>")
+            current = label
+        shown = "" if value is None else str(value)
+        parts.append(f"<tr><td>{esc(metric)}</td><td class=v>{esc(shown)}</td></tr>")
+    parts.append("</table></html>\n")
+    return "".join(parts).encode()

@@ -1,0 +1,315 @@
+"""The compliance report, checked figure by figure against values computed by hand.
+
+The report covers the whole registry, so this test seeds a database of its own, with
+January 2026 as the period and December 2025 as the previous one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, cast
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+
+from service.app import create_app
+from service.db.migrate import upgrade
+from service.db.pool import create_pool
+from service.domain.keys import create_key
+from service.schemas.keys import ApiKeyIn
+from service.settings import Settings
+from tests.conftest import PgServer, bearer
+
+PERIOD = {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
+
+SEED = """
+INSERT INTO platforms (id, slug, name, kind) VALUES
+  ('00000000-0000-7000-8000-00000000000a', 'hub', 'Hub', 'model_hub'),
+  ('00000000-0000-7000-8000-00000000000b', 'forge', 'Forge', 'code_forge');
+INSERT INTO models (id, name) VALUES
+  ('00000000-0000-7000-8000-000000000001', 'acme/m1'),
+  ('00000000-0000-7000-8000-000000000002', 'acme/m2'),
+  ('00000000-0000-7000-8000-000000000003', 'acme/m3'),
+  ('00000000-0000-7000-8000-000000000004', 'acme/m4'),
+  ('00000000-0000-7000-8000-000000000005', 'acme/m5');
+INSERT INTO hostings (id, model_id, platform_id, url, status, downloads, model_card_present,
+                      safety_testing_present, risk_analysis_present, use_guidance_present,
+                      created_at) VALUES
+  ('00000000-0000-7000-8000-0000000000a1', '00000000-0000-7000-8000-000000000001',
+   '00000000-0000-7000-8000-00000000000a', 'https://hub/m1', 'hosted', 900, true, true, false, false, '2025-06-01'),
+  ('00000000-0000-7000-8000-0000000000a2', '00000000-0000-7000-8000-000000000002',
+   '00000000-0000-7000-8000-00000000000a', 'https://hub/m2', 'hosted', 60, true, false, false, false, '2025-06-01'),
+  ('00000000-0000-7000-8000-0000000000a3', '00000000-0000-7000-8000-000000000003',
+   '00000000-0000-7000-8000-00000000000a', 'https://hub/m3', 'hosted', 30, false, false, false, false, '2025-06-01'),
+  ('00000000-0000-7000-8000-0000000000a4', '00000000-0000-7000-8000-000000000004',
+   '00000000-0000-7000-8000-00000000000a', 'https://hub/m4', 'hosted', 10, true, true, true, true, '2025-06-01'),
+  ('00000000-0000-7000-8000-0000000000b1', '00000000-0000-7000-8000-000000000001',
+   '00000000-0000-7000-8000-00000000000b', 'https://forge/m1', 'hosted', NULL, true, false, false, false, '2025-06-01'),
+  ('00000000-0000-7000-8000-0000000000b5', '00000000-0000-7000-8000-000000000005',
+   '00000000-0000-7000-8000-00000000000b', 'https://forge/m5', 'removed', 100, true, true, true, true, '2025-06-01');
+
+INSERT INTO incidents (id, ref, title, category, severity, serious, serious_kind, death, status,
+                       duplicate_of, channel, reporter_platform_id, aware_at, reported_at,
+                       triaged_at, mitigated_at, closed_at, report_due_at,
+                       authority_initial_report_at) VALUES
+  ('00000000-0000-7000-8000-0000000000c1', 'R-1', 'i1', 'harmful_content', 'critical', true,
+   'critical_infrastructure', false, 'closed', NULL, 'webhook', '00000000-0000-7000-8000-00000000000a',
+   '2026-01-05', '2026-01-05', '2026-01-05 01:00', '2026-01-05 10:00', '2026-01-09 04:00',
+   '2026-01-07', '2026-01-06'),
+  ('00000000-0000-7000-8000-0000000000c2', 'R-2', 'i2', 'security_vulnerability', 'high', true,
+   'fundamental_rights', false, 'mitigated', NULL, 'webhook', '00000000-0000-7000-8000-00000000000a',
+   '2026-01-10', '2026-01-10', '2026-01-10 03:00', '2026-01-10 20:00', NULL,
+   '2026-01-25', '2026-01-27'),
+  ('00000000-0000-7000-8000-0000000000c3', 'R-3', 'i3', 'bias_discrimination', 'low', false,
+   NULL, false, 'triaged', NULL, 'webhook', '00000000-0000-7000-8000-00000000000b',
+   '2026-01-12', '2026-01-12', '2026-01-12 05:00', NULL, NULL, NULL, NULL),
+  ('00000000-0000-7000-8000-0000000000c4', 'R-4', 'i4', 'harmful_content', 'critical', false,
+   NULL, false, 'duplicate', '00000000-0000-7000-8000-0000000000c1', 'webhook',
+   '00000000-0000-7000-8000-00000000000a', '2026-01-06', '2026-01-06', NULL, NULL, NULL, NULL, NULL),
+  ('00000000-0000-7000-8000-0000000000c5', 'R-5', 'i5', 'malfunction', 'medium', false,
+   NULL, false, 'received', NULL, 'webhook', '00000000-0000-7000-8000-00000000000a',
+   '2025-12-15', '2025-12-15', NULL, NULL, NULL, NULL, NULL),
+  ('00000000-0000-7000-8000-0000000000c6', 'R-6', 'i6', 'misuse', 'high', true,
+   'death_or_serious_harm', true, 'received', NULL, 'webhook', '00000000-0000-7000-8000-00000000000a',
+   '2026-01-30', '2026-01-30', NULL, NULL, NULL, '2026-02-09', NULL);
+
+INSERT INTO principals (id, name, role) VALUES
+  ('00000000-0000-7000-8000-0000000000e1', 'Auditor', 'auditor');
+INSERT INTO audits (id, auditor_id, method, started_at) VALUES
+  ('00000000-0000-7000-8000-0000000000d1', '00000000-0000-7000-8000-0000000000e1', 'red_team', '2026-01-02'),
+  ('00000000-0000-7000-8000-0000000000d2', '00000000-0000-7000-8000-0000000000e1', 'benchmark_evaluation', '2026-01-03'),
+  ('00000000-0000-7000-8000-0000000000d3', '00000000-0000-7000-8000-0000000000e1', 'documentation_review', '2025-12-01');
+INSERT INTO audit_models (audit_id, model_id) VALUES
+  ('00000000-0000-7000-8000-0000000000d1', '00000000-0000-7000-8000-000000000001'),
+  ('00000000-0000-7000-8000-0000000000d2', '00000000-0000-7000-8000-000000000005'),
+  ('00000000-0000-7000-8000-0000000000d3', '00000000-0000-7000-8000-000000000002');
+INSERT INTO audit_findings (audit_id, title, severity, status) VALUES
+  ('00000000-0000-7000-8000-0000000000d1', 'f1', 'high', 'open'),
+  ('00000000-0000-7000-8000-0000000000d1', 'f2', 'low', 'remediated'),
+  ('00000000-0000-7000-8000-0000000000d3', 'f3', 'critical', 'open');
+UPDATE audits SET completed_at = '2026-01-10', outcome = 'fail'
+  WHERE id = '00000000-0000-7000-8000-0000000000d1';
+UPDATE audits SET completed_at = '2026-01-20', outcome = 'pass'
+  WHERE id = '00000000-0000-7000-8000-0000000000d2';
+UPDATE audits SET completed_at = '2025-12-20', outcome = 'conditional'
+  WHERE id = '00000000-0000-7000-8000-0000000000d3';
+
+INSERT INTO decommissions (id, model_id, action, reason, effective_at, status, proposed_at,
+                           executed_at, confirm_by, new_licence) VALUES
+  ('00000000-0000-7000-8000-0000000000f1', '00000000-0000-7000-8000-000000000001', 'recall', 'r',
+   '2026-01-08', 'executed', '2026-01-08', '2026-01-10', '2026-01-15', NULL),
+  ('00000000-0000-7000-8000-0000000000f2', '00000000-0000-7000-8000-000000000002', 'restrict', 'r',
+   '2026-01-15', 'notified', '2026-01-15', NULL, '2026-01-20', NULL),
+  ('00000000-0000-7000-8000-0000000000f3', '00000000-0000-7000-8000-000000000003', 'licence_change',
+   'r', '2025-12-28', 'proposed', '2025-12-28', NULL, NULL, 'research-only');
+INSERT INTO decommission_targets (decommission_id, hosting_id, platform_id, model_id, inherited,
+                                  confirmed_at) VALUES
+  ('00000000-0000-7000-8000-0000000000f1', '00000000-0000-7000-8000-0000000000a1',
+   '00000000-0000-7000-8000-00000000000a', '00000000-0000-7000-8000-000000000001', false, '2026-01-09'),
+  ('00000000-0000-7000-8000-0000000000f1', '00000000-0000-7000-8000-0000000000b1',
+   '00000000-0000-7000-8000-00000000000b', '00000000-0000-7000-8000-000000000001', false, '2026-01-10'),
+  ('00000000-0000-7000-8000-0000000000f2', '00000000-0000-7000-8000-0000000000a2',
+   '00000000-0000-7000-8000-00000000000a', '00000000-0000-7000-8000-000000000002', false, NULL);
+"""
+
+
+@pytest.fixture(scope="module")
+def seeded_url(pg_server: PgServer) -> Any:
+    url = pg_server.create_database("rr_compliance")
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        pg_server.drop_database(url)
+
+
+@pytest.fixture
+async def seeded(seeded_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    settings = Settings(database_url=seeded_url)
+    pool = await create_pool(settings, seeded_url)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT count(*) FROM platforms"):
+                await conn.execute(SEED)
+            created = await create_key(
+                cast("asyncpg.Connection", conn),
+                data=ApiKeyIn(role="regulator", name="regulator"),
+                actor_id=None,
+            )
+        app: Litestar = create_app(settings, pool=pool)
+        transport = httpx.ASGITransport(app=cast("Any", app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as c:
+            yield c, bearer(created.key)
+    finally:
+        await pool.close()
+
+
+async def _report(seeded: tuple[httpx.AsyncClient, dict[str, str]], **params: str) -> Any:
+    client, headers = seeded
+    r = await client.get("/v1/reports/compliance", params={**PERIOD, **params}, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+DOCS_ALL = {
+    "model_card": {"count": 4, "share": 0.8, "download_share": 0.97},
+    "safety_testing": {"count": 2, "share": 0.4, "download_share": 0.91},
+    "risk_analysis": {"count": 1, "share": 0.2, "download_share": 0.01},
+    "use_guidance": {"count": 1, "share": 0.2, "download_share": 0.01},
+}
+M1, M2, M3 = (f"00000000-0000-7000-8000-00000000000{i}" for i in (1, 2, 3))
+GAPS3 = ["safety_testing", "risk_analysis", "use_guidance"]
+
+
+async def test_prevent_figures(seeded: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    report = await _report(seeded)
+    prevent = report["overall"]["prevent"]
+    assert (prevent["hostings"], prevent["models"], prevent["downloads"]) == (5, 4, 1000)
+    assert prevent["documentation"] == DOCS_ALL
+    # m1 900 + m2 60 + m3 30 = 990 = 99% of 1000: m4 (10) is not needed to reach it.
+    assert prevent["watch_list"] == [
+        {"model_id": M1, "model": "acme/m1", "downloads": 900, "share": 0.9, "gaps": GAPS3},
+        {"model_id": M2, "model": "acme/m2", "downloads": 60, "share": 0.06, "gaps": GAPS3},
+        {
+            "model_id": M3,
+            "model": "acme/m3",
+            "downloads": 30,
+            "share": 0.03,
+            "gaps": ["model_card", *GAPS3],
+        },
+    ]
+    hub = await _report(seeded, platform="hub")
+    prevent = hub["overall"]["prevent"]
+    assert (prevent["hostings"], prevent["models"], prevent["downloads"]) == (4, 4, 1000)
+    assert prevent["documentation"]["model_card"] == {
+        "count": 3,
+        "share": 0.75,
+        "download_share": 0.97,
+    }
+    # On the hub alone, m1 has its safety testing evidence.
+    assert prevent["watch_list"][0]["gaps"] == ["risk_analysis", "use_guidance"]
+    assert hub["platforms"] == []
+
+
+async def test_detect_figures(seeded: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    detect = (await _report(seeded))["overall"]["detect"]
+    current = detect["current"]
+    assert current["reported"] == 4
+    assert current["by_status"] == {
+        "closed": 1,
+        "mitigated": 1,
+        "triaged": 1,
+        "duplicate": 1,
+        "received": 1,
+    }
+    assert current["by_category"] == {
+        "harmful_content": 1,
+        "security_vulnerability": 1,
+        "bias_discrimination": 1,
+        "misuse": 1,
+    }
+    assert current["by_severity"] == {"critical": 1, "high": 2, "low": 1}
+    # i1 reported a day before its 2-day deadline; i2 two days after its 15-day one; i6 (a
+    # death, 10 days) never, and its deadline has passed.
+    assert current["deadlines"] == {"serious": 3, "met": 1, "missed": 2, "pending": 0}
+    assert current["time_to_triage"] == {"p50_seconds": 10800.0, "p90_seconds": 16560.0}
+    assert current["time_to_mitigation"] == {"p50_seconds": 54000.0, "p90_seconds": 68400.0}
+    assert current["time_to_close"] == {"p50_seconds": 360000.0, "p90_seconds": 360000.0}
+    previous = detect["previous"]
+    assert previous["reported"] == 1
+    assert previous["by_category"] == {"malfunction": 1}
+    assert previous["time_to_triage"] == {"p50_seconds": None, "p90_seconds": None}
+    assert detect["change"]["reported"] == 3.0
+    assert detect["change"]["serious"] == 3.0
+    assert detect["change"]["deadlines_missed"] == 2.0
+    assert detect["change"]["time_to_triage_p50_seconds"] is None
+
+    hub = (await _report(seeded, platform="hub"))["overall"]["detect"]["current"]
+    assert hub["reported"] == 3
+    forge = (await _report(seeded, platform="forge"))["overall"]["detect"]["current"]
+    assert forge["reported"] == 1
+    assert forge["by_category"] == {"bias_discrimination": 1}
+
+
+async def test_audit_and_respond_figures(
+    seeded: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    overall = (await _report(seeded))["overall"]
+    assert overall["audits"] == {
+        "completed": 2,
+        "outcomes": {"fail": 1, "pass": 1},
+        "open_findings_by_severity": {"high": 1, "critical": 1},
+    }
+    respond = overall["respond"]
+    assert respond["proposed"] == 2
+    assert respond["by_action"] == {"recall": 1, "restrict": 1}
+    assert respond["by_status"] == {"executed": 1, "notified": 1}
+    assert respond["time_to_execution"] == {"p50_seconds": 172800.0, "p90_seconds": 172800.0}
+    assert respond["overdue_platforms"] == [
+        {
+            "platform": "hub",
+            "decisions": 1,
+            "hostings": 1,
+            "oldest_deadline": "2026-01-20T00:00:00Z",
+        }
+    ]
+    forge = (await _report(seeded, platform="forge"))["overall"]
+    assert forge["audits"] == {
+        "completed": 2,
+        "outcomes": {"fail": 1, "pass": 1},
+        "open_findings_by_severity": {"high": 1},
+    }
+    assert forge["respond"]["proposed"] == 1
+    assert forge["respond"]["overdue_platforms"] == []
+
+
+async def test_per_platform_breakdown_and_renderings(
+    seeded: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    report = await _report(seeded)
+    assert [p["platform"] for p in report["platforms"]] == ["forge", "hub"]
+    hub = await _report(seeded, platform="hub")
+    assert report["platforms"][1]["prevent"] == hub["overall"]["prevent"]
+    assert report["previous_from"] == "2025-12-01T00:00:00Z"
+
+    client, headers = seeded
+    r = await client.get(
+        "/v1/reports/compliance", params=PERIOD, headers={**headers, "Accept": "text/csv"}
+    )
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = {(s, m): v for s, m, v in csv.reader(io.StringIO(r.text, newline=""))}
+    assert rows[("(all)", "prevent.downloads")] == "1000"
+    assert rows[("hub", "detect.current.reported")] == "3"
+    assert rows[("(all)", "prevent.watch_list[2].model")] == "acme/m3"
+
+    r = await client.get(
+        "/v1/reports/compliance", params={**PERIOD, "format": "html"}, headers=headers
+    )
+    assert r.headers["content-type"].startswith("text/html")
+    assert "<h2>hub</h2>" in r.text
+    assert "detect.current.deadlines.missed" in r.text
+
+
+async def test_access_and_bad_input(seeded: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    client, headers = seeded
+    assert (await client.get("/v1/reports/compliance")).status_code == 401
+    r = await client.get(
+        "/v1/reports/compliance",
+        params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        headers=headers,
+    )
+    assert r.status_code == 422
+    r = await client.get("/v1/reports/compliance", params={"platform": "nowhere"}, headers=headers)
+    assert r.status_code == 404
+    r = await client.get("/v1/reports/compliance", params={"from": "soon"}, headers=headers)
+    assert r.status_code == 400
+    # Without a period the report covers the last 30 days.
+    r = await client.get("/v1/reports/compliance", headers=headers)
+    body = r.json()
+    span = datetime.fromisoformat(body["period_to"]) - datetime.fromisoformat(body["period_from"])
+    assert span.days == 30
