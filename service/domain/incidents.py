@@ -1,0 +1,388 @@
+"""Incidents: recording reports from every channel and reading them back.
+
+Who reads what: admins and regulators read every incident; a platform reads the incidents
+it reported and those naming one of its hostings; an auditor reads the incidents on models
+it holds an active grant for, without the reporter's identity. Reporters' contact details
+are never part of an incident (see ``service.domain.reports``). Triage (the workflow,
+merging, reclassification, authority reports) is in ``service.domain.triage``.
+
+Every change appends one ``detect`` ledger event with the incident's full state, its first
+model as ``model_id`` and every model id in the payload.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import incidents as q
+from service.domain.deadlines import compute_deadline, is_overdue, remaining_seconds
+from service.domain.grants import active_model_ids
+from service.domain.ledger import record_event, to_state
+from service.domain.models import resolve_model_id
+from service.errors import Forbidden, InvalidInput, NotFound
+from service.schemas.incidents import (
+    Incident,
+    IncidentIn,
+    IncidentView,
+    Note,
+    NoteIn,
+    ResponseMetrics,
+)
+from service.schemas.keys import Principal
+
+__all__ = [
+    "Scope",
+    "add_note",
+    "check_seriousness",
+    "check_visible",
+    "get_incident",
+    "list_duplicate_candidates",
+    "list_incidents",
+    "list_notes",
+    "new_ref",
+    "record_incident",
+    "record_incident_event",
+    "scope_for",
+    "to_view",
+]
+
+#: How far in the future a reporter's clock may run before ``aware_at`` is refused.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class Scope(msgspec.Struct, frozen=True, kw_only=True):
+    """What part of the incident register a caller may read."""
+
+    #: Only incidents this platform reported or that name one of its hostings.
+    platform_id: UUID | None = None
+    #: Only incidents on these models (an auditor's active grants).
+    model_ids: list[UUID] | None = None
+    #: Hide who reported (auditors see the incident, not the reporter).
+    redact_reporter: bool = False
+
+
+def new_ref() -> str:
+    """A report reference: short, random, and meaningless on its own."""
+    return "RR-" + secrets.token_hex(6).upper()
+
+
+def _seconds(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else (end - start).total_seconds()
+
+
+def _to_incident(row: asyncpg.Record) -> Incident:
+    values = dict(row)
+    values["deadline"] = compute_deadline(
+        serious=values["serious"],
+        serious_kind=values["serious_kind"],
+        death=values["death"],
+        widespread=values["widespread"],
+        aware_at=values["aware_at"],
+    )
+    values["metrics"] = ResponseMetrics(
+        time_to_triage=_seconds(values["reported_at"], values["triaged_at"]),
+        time_to_mitigation=_seconds(values["reported_at"], values["mitigated_at"]),
+        time_to_close=_seconds(values["reported_at"], values["closed_at"]),
+    )
+    return msgspec.convert(values, Incident)
+
+
+def to_view(
+    incident: Incident, *, now: datetime, inherited: bool = False, redact_reporter: bool = False
+) -> IncidentView:
+    """The incident as read at ``now``: its Article 73 clock and lineage flag."""
+    fields = msgspec.structs.asdict(incident)
+    if redact_reporter:
+        fields["reporter_principal_id"] = None
+        fields["reporter_platform_id"] = None
+    deadline, status = incident.deadline, incident.status
+    initial = incident.authority_initial_report_at
+    return IncidentView(
+        **fields,
+        remaining_seconds=remaining_seconds(
+            deadline=deadline, status=status, initial_report_at=initial, now=now
+        ),
+        overdue=is_overdue(deadline=deadline, status=status, initial_report_at=initial, now=now),
+        inherited=inherited,
+    )
+
+
+async def record_incident_event(
+    conn: asyncpg.Connection,
+    incident: Incident,
+    *,
+    kind: str,
+    actor_id: UUID | None,
+    occurred_at: datetime | None = None,
+    changes: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    payload = dict(extra or {})
+    payload["model_ids"] = [str(m) for m in incident.model_ids]
+    return await record_event(
+        conn,
+        stage="detect",
+        kind=kind,
+        subject_type="incident",
+        subject_id=incident.id,
+        model_id=incident.model_ids[0] if incident.model_ids else None,
+        platform_id=incident.reporter_platform_id,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        state=to_state(incident),
+        changes=changes,
+        extra=payload,
+    )
+
+
+def check_seriousness(*, serious: bool, serious_kind: str | None, death: bool) -> None:
+    if serious and serious_kind is None:
+        raise InvalidInput("a serious incident needs its serious_kind", key="serious_kind")
+    if not serious and serious_kind is not None:
+        raise InvalidInput("serious_kind is only for serious incidents", key="serious")
+    if death and serious_kind != "death_or_serious_harm":
+        raise InvalidInput(
+            "a death is a serious incident of kind death_or_serious_harm", key="death"
+        )
+
+
+async def record_incident(
+    conn: asyncpg.Connection,
+    *,
+    data: IncidentIn,
+    channel: str,
+    reporter_platform_id: UUID | None,
+    reporter_principal_id: UUID | None,
+    actor_id: UUID | None,
+    extra: dict[str, Any] | None = None,
+    followup_token_hash: bytes | None = None,
+    allow_unlisted: bool = False,
+) -> Incident:
+    """Record a new incident from any channel (``webhook``, ``api`` or ``public``).
+
+    With ``reporter_platform_id`` every hosting named must be that platform's (Forbidden
+    otherwise). Unknown model names are refused, except on the public channel
+    (``allow_unlisted``), where they are kept as ``unlisted_models`` for triage.
+    """
+    now = datetime.now(UTC)
+    check_seriousness(serious=data.serious, serious_kind=data.serious_kind, death=data.death)
+    aware_at = data.aware_at or now
+    if aware_at > now + _CLOCK_SKEW:
+        raise InvalidInput("aware_at is in the future", key="aware_at")
+    if data.occurred_at is not None and data.occurred_at > aware_at:
+        raise InvalidInput("occurred_at is after aware_at", key="occurred_at")
+
+    model_ids: list[UUID] = []
+    unlisted: list[str] = []
+    for name in dict.fromkeys(data.models):
+        try:
+            model_ids.append(await resolve_model_id(conn, name=name, role="models"))
+        except InvalidInput:
+            if not allow_unlisted:
+                raise
+            unlisted.append(name)
+    hosting_ids = list(dict.fromkeys(data.hostings))
+    if hosting_ids:
+        rows = {row["id"]: row for row in await q.select_hostings_of(conn, hosting_ids=hosting_ids)}
+        missing = [str(h) for h in hosting_ids if h not in rows]
+        if missing:
+            raise InvalidInput(f"no hosting {', '.join(missing)}", key="hostings")
+        if reporter_platform_id is not None and any(
+            row["platform_id"] != reporter_platform_id for row in rows.values()
+        ):
+            raise Forbidden("a platform may only name its own platform's hostings")
+        for hosting_id in hosting_ids:
+            if rows[hosting_id]["model_id"] not in model_ids:
+                model_ids.append(rows[hosting_id]["model_id"])
+    if not model_ids and not unlisted:
+        raise InvalidInput("name at least one model or hosting", key="models")
+
+    deadline = compute_deadline(
+        serious=data.serious,
+        serious_kind=data.serious_kind,
+        death=data.death,
+        widespread=data.widespread,
+        aware_at=aware_at,
+    )
+    incident_id = await q.insert_incident(
+        conn,
+        ref=new_ref(),
+        title=data.title,
+        description=data.description,
+        category=data.category,
+        subcategory=data.subcategory,
+        harm_types=data.harm_types,
+        affected_parties=data.affected_parties,
+        severity=data.severity,
+        serious=data.serious,
+        serious_kind=data.serious_kind,
+        death=data.death,
+        widespread=data.widespread,
+        channel=channel,
+        reporter_principal_id=reporter_principal_id,
+        reporter_platform_id=reporter_platform_id,
+        followup_token_hash=followup_token_hash,
+        evidence_urls=list(dict.fromkeys(data.evidence_urls)),
+        occurred_at=data.occurred_at,
+        aware_at=aware_at,
+        reported_at=now,
+        unlisted_models=unlisted,
+        report_due_at=None if deadline is None else deadline.due_at,
+    )
+    await q.link_models(conn, incident_id=incident_id, model_ids=model_ids)
+    await q.link_hostings(conn, incident_id=incident_id, hosting_ids=hosting_ids)
+    incident = await get_incident(conn, incident_id=incident_id)
+    await record_incident_event(
+        conn, incident, kind="incident.reported", actor_id=actor_id, occurred_at=now, extra=extra
+    )
+    return incident
+
+
+async def scope_for(conn: asyncpg.Connection, *, principal: Principal, now: datetime) -> Scope:
+    """The part of the register ``principal`` may read."""
+    if principal.role == "platform":
+        return Scope(platform_id=principal.platform_id)
+    if principal.role == "auditor":
+        granted = await active_model_ids(conn, auditor_id=principal.id, at=now)
+        return Scope(model_ids=granted, redact_reporter=True)
+    return Scope()
+
+
+async def check_visible(conn: asyncpg.Connection, *, incident: Incident, scope: Scope) -> None:
+    """NotFound unless the scope reaches the incident (a hidden record looks absent)."""
+    hidden = NotFound(f"no incident {incident.id}")
+    if (
+        scope.platform_id is not None
+        and incident.reporter_platform_id != scope.platform_id
+        and not await q.touches_platform(
+            conn, incident_id=incident.id, platform_id=scope.platform_id
+        )
+    ):
+        raise hidden
+    if scope.model_ids is not None and not set(scope.model_ids) & set(incident.model_ids):
+        raise hidden
+
+
+async def get_incident(
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID | None = None,
+    ref: str | None = None,
+    for_update: bool = False,
+) -> Incident:
+    row = await q.select_incident(conn, incident_id=incident_id, ref=ref, for_update=for_update)
+    if row is None:
+        raise NotFound(f"no incident {ref or incident_id}")
+    return _to_incident(row)
+
+
+async def list_incidents(
+    conn: asyncpg.Connection,
+    *,
+    scope: Scope,
+    now: datetime,
+    status: str | None = None,
+    category: str | None = None,
+    severity: str | None = None,
+    serious: bool | None = None,
+    overdue: bool | None = None,
+    channel: str | None = None,
+    model_id: UUID | None = None,
+    include_lineage: bool = True,
+    after: UUID | None = None,
+    limit: int,
+) -> list[IncidentView]:
+    """Incidents by filter; with ``model_id``, also those on its ancestors and descendants
+    (flagged ``inherited``) unless ``include_lineage`` is false."""
+    rows = await q.select_incidents(
+        conn,
+        status=status,
+        category=category,
+        severity=severity,
+        serious=serious,
+        overdue=overdue,
+        channel=channel,
+        visible_platform=scope.platform_id,
+        visible_models=scope.model_ids,
+        model_id=model_id,
+        include_lineage=include_lineage,
+        now=now,
+        after=after,
+        limit=limit,
+    )
+    return [
+        to_view(
+            _to_incident(row),
+            now=now,
+            inherited=row["inherited"],
+            redact_reporter=scope.redact_reporter,
+        )
+        for row in rows
+    ]
+
+
+async def list_duplicate_candidates(
+    conn: asyncpg.Connection, *, incident_id: UUID, window: timedelta, now: datetime, limit: int
+) -> list[IncidentView]:
+    """Open incidents naming one of the same models (registered, or unlisted by the same
+    name), in the same category, reported within ``window`` either side of this one: likely
+    duplicates, offered for merging."""
+    incident = await get_incident(conn, incident_id=incident_id)
+    rows = await q.select_duplicate_candidates(
+        conn,
+        incident_id=incident.id,
+        category=incident.category,
+        since=incident.reported_at - window,
+        until=incident.reported_at + window,
+        unlisted_models=incident.unlisted_models,
+        limit=limit,
+    )
+    return [to_view(_to_incident(row), now=now) for row in rows]
+
+
+async def add_note(
+    conn: asyncpg.Connection,
+    *,
+    incident: Incident,
+    author: str,
+    actor_id: UUID | None,
+    data: NoteIn,
+) -> Note:
+    """Add information to an incident: from its reporter, or from the registry's triage."""
+    row = await q.insert_note(
+        conn,
+        incident_id=incident.id,
+        author=author,
+        actor_id=actor_id,
+        body=data.body,
+        evidence_urls=list(data.evidence_urls),
+        share_with_reporter=data.share_with_reporter or author == "reporter",
+    )
+    note = msgspec.convert(dict(row), Note)
+    await record_event(
+        conn,
+        stage="detect",
+        kind="incident.note_added",
+        subject_type="incident_note",
+        subject_id=note.id,
+        model_id=incident.model_ids[0] if incident.model_ids else None,
+        actor_id=actor_id,
+        occurred_at=note.created_at,
+        state=to_state(note),
+        extra={"incident_id": str(incident.id), "model_ids": [str(m) for m in incident.model_ids]},
+    )
+    return note
+
+
+async def list_notes(
+    conn: asyncpg.Connection, *, incident_id: UUID, reporter_view: bool
+) -> list[Note]:
+    """Notes oldest first; the reporter's view holds its own notes and those shared with it."""
+    rows = await q.select_notes(conn, incident_id=incident_id, reporter_view=reporter_view)
+    return [msgspec.convert(dict(row), Note) for row in rows]
