@@ -1,0 +1,320 @@
+"""``risk-registry verify`` and ``risk-registry checkpoint-key``: auditing the ledger.
+
+``verify`` needs only the registry's URL and its checkpoint verifier key. It
+
+1. fetches the newest checkpoint and checks its Ed25519 signature;
+2. checks it is consistent with every checkpoint seen before (kept in a small JSON state
+   file): same root at the same size, an RFC 9162 consistency proof across sizes;
+3. given an export of the events (one JSON object per line, as ``GET /v1/events`` serves
+   them, in seq order), recomputes each leaf from the canonical encoding and the root; on a
+   mismatch it fetches the published leaf hashes, proves them against the signed root, and
+   names every event whose content no longer matches what was sealed.
+
+``ledger-export`` writes that export (it needs an auditor's or regulator's API key);
+``checkpoint-key`` prints the verifier key of this installation's signing key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from service.cli import emit
+from service.domain import merkle
+from service.domain.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    load_or_create_signer,
+    open_checkpoint,
+)
+from service.domain.sealer import canonical_entry
+from service.settings import Settings
+
+__all__ = ["Report", "Seen", "export_events", "register", "verify_registry"]
+
+DEFAULT_STATE = ".risk-registry-verify.json"
+_LEAF_PAGE = 10_000
+
+
+class Seen(msgspec.Struct, kw_only=True):
+    """What the verifier remembers between runs."""
+
+    origin: str | None = None
+    checkpoints: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class Mismatch(msgspec.Struct, frozen=True, kw_only=True):
+    leaf_index: int
+    seq: int | None
+    reason: str
+
+
+class Report(msgspec.Struct, kw_only=True):
+    ok: bool = True
+    origin: str | None = None
+    tree_size: int | None = None
+    root_hash: str | None = None
+    consistent_with: list[int] = msgspec.field(default_factory=list)
+    events_checked: int = 0
+    events_unsealed: int = 0
+    sealed_after_export: int = 0
+    mismatches: list[Mismatch] = msgspec.field(default_factory=list)
+    problems: list[str] = msgspec.field(default_factory=list)
+
+    def fail(self, problem: str) -> None:
+        self.ok = False
+        self.problems.append(problem)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def read_export(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                yield msgspec.json.decode(line)
+
+
+async def export_events(http: httpx.AsyncClient, path: Path) -> int:
+    """Write every event, oldest first, one JSON object per line, exactly as served."""
+    count, cursor = 0, None
+    with path.open("wb") as out:
+        while True:
+            params: dict[str, str | int] = {"order": "oldest", "limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            r = await http.get("/v1/events", params=params)
+            r.raise_for_status()
+            page = msgspec.json.decode(r.content)
+            for item in page["items"]:
+                out.write(msgspec.json.encode(item) + b"\n")
+                count += 1
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return count
+
+
+async def _check_consistency(
+    http: httpx.AsyncClient, report: Report, seen: Seen, cp: Checkpoint
+) -> None:
+    for old in seen.checkpoints:
+        size, root = int(old["tree_size"]), base64.b64decode(old["root_hash"])
+        if size > cp.tree_size:
+            report.fail(f"the registry shrank: a checkpoint of size {size} was seen before")
+        elif size == cp.tree_size:
+            if root != cp.root_hash:
+                report.fail(f"two different roots were signed for size {size}: a fork")
+            else:
+                report.consistent_with.append(size)
+        else:
+            r = await http.get(
+                "/v1/ledger/proofs/consistency", params={"first": size, "second": cp.tree_size}
+            )
+            if r.status_code != 200:
+                report.fail(f"no consistency proof from {size} to {cp.tree_size}: {r.status_code}")
+                continue
+            proof = [base64.b64decode(h) for h in r.json()["hashes"]]
+            try:
+                merkle.verify_consistency(
+                    first=size,
+                    second=cp.tree_size,
+                    first_root=root,
+                    second_root=cp.root_hash,
+                    proof=proof,
+                )
+            except merkle.ProofError as exc:
+                report.fail(f"checkpoint {cp.tree_size} is not consistent with {size}: {exc}")
+            else:
+                report.consistent_with.append(size)
+
+
+async def _published_leaves(http: httpx.AsyncClient, size: int) -> list[tuple[int, bytes]]:
+    leaves: list[tuple[int, bytes]] = []
+    while len(leaves) < size:
+        r = await http.get(
+            "/v1/ledger/leaves",
+            params={"start": len(leaves), "limit": min(_LEAF_PAGE, size - len(leaves))},
+        )
+        r.raise_for_status()
+        items = r.json()["items"]
+        if not items:
+            break
+        leaves.extend((int(i["seq"]), base64.b64decode(i["leaf_hash"])) for i in items)
+    return leaves[:size]
+
+
+async def _check_export(
+    http: httpx.AsyncClient, report: Report, cp: Checkpoint, export: Path
+) -> None:
+    entries: list[tuple[int | None, bytes]] = []
+    for event in read_export(export):
+        seq = event.get("seq")
+        entries.append((seq if isinstance(seq, int) else None, canonical_entry(event)))
+    entries.sort(key=lambda e: e[0] if e[0] is not None else -1)
+    sealed = entries[: cp.tree_size]
+    report.events_checked = len(sealed)
+    report.events_unsealed = len(entries) - len(sealed)
+    # An export older than the checkpoint is checked as a prefix, leaf by leaf.
+    report.sealed_after_export = cp.tree_size - len(sealed)
+    leaves = [merkle.leaf_hash(entry) for _, entry in sealed]
+    if len(sealed) == cp.tree_size:
+        if merkle.root_from_leaf_hashes(leaves) == cp.root_hash:
+            return
+        report.fail("the export does not hash to the checkpoint's root")
+    published = await _published_leaves(http, cp.tree_size)
+    if merkle.root_from_leaf_hashes(h for _, h in published) != cp.root_hash:
+        report.fail("the registry's published leaf hashes do not match its signed checkpoint")
+        return
+    for index, (pub, (seq, _), mine) in enumerate(zip(published, sealed, leaves, strict=False)):
+        if pub[1] != mine:
+            why = "the event's content differs from what was sealed"
+            if seq != pub[0]:
+                why = f"expected the event with seq {pub[0]} here"
+            report.mismatches.append(Mismatch(leaf_index=index, seq=seq, reason=why))
+
+
+async def verify_registry(
+    http: httpx.AsyncClient,
+    *,
+    verifier_key: str,
+    state: Seen,
+    export: Path | None = None,
+) -> Report:
+    """Run every check against the registry ``http`` points at; ``state`` gains the checkpoint."""
+    report = Report()
+    r = await http.get("/v1/ledger/checkpoint")
+    if r.status_code != 200:
+        report.fail(f"no checkpoint: the registry answered {r.status_code}")
+        return report
+    try:
+        cp = open_checkpoint(r.text, verifier_key, origin=state.origin)
+    except CheckpointError as exc:
+        report.fail(str(exc))
+        return report
+    report.origin, report.tree_size, report.root_hash = cp.origin, cp.tree_size, _b64(cp.root_hash)
+    await _check_consistency(http, report, state, cp)
+    if export is not None:
+        await _check_export(http, report, cp, export)
+    if report.mismatches:
+        report.ok = False
+    if report.ok:
+        state.origin = cp.origin
+        if all(int(c["tree_size"]) != cp.tree_size for c in state.checkpoints):
+            state.checkpoints.append({"tree_size": cp.tree_size, "root_hash": _b64(cp.root_hash)})
+            # Consistency is transitive: the newest few are enough to catch a rewrite.
+            state.checkpoints = sorted(state.checkpoints, key=lambda c: c["tree_size"])[-8:]
+    return report
+
+
+def _load_key(value: str) -> str:
+    path = Path(value)
+    if "+" not in value and path.exists():
+        return path.read_text().strip()
+    return value.strip()
+
+
+def _render(report: Report) -> str:
+    lines = [
+        f"checkpoint: {report.origin} size {report.tree_size} root {report.root_hash}"
+        if report.tree_size is not None
+        else "checkpoint: none verified"
+    ]
+    if report.consistent_with:
+        sizes = ", ".join(str(s) for s in report.consistent_with)
+        lines.append(f"consistent with earlier checkpoints: {sizes}")
+    if report.events_checked:
+        checked, unsealed = report.events_checked, report.events_unsealed
+        lines.append(f"export: {checked} events checked, {unsealed} not sealed yet")
+    if report.sealed_after_export:
+        lines.append(f"export: {report.sealed_after_export} events were sealed after it")
+    lines += [
+        f"MISMATCH: leaf {m.leaf_index} (event seq {m.seq}): {m.reason}" for m in report.mismatches
+    ]
+    lines += [f"PROBLEM: {p}" for p in report.problems]
+    lines.append("OK" if report.ok else "FAILED")
+    return "\n".join(lines)
+
+
+def _cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    state_path = Path(args.state)
+    seen = (
+        msgspec.json.decode(state_path.read_bytes(), type=Seen) if state_path.exists() else Seen()
+    )
+    export = Path(args.events) if args.events else None
+
+    async def go() -> Report:
+        async with httpx.AsyncClient(base_url=args.url, timeout=30.0) as http:
+            return await verify_registry(
+                http, verifier_key=_load_key(args.key), state=seen, export=export
+            )
+
+    report = asyncio.run(go())
+    if report.ok:
+        state_path.write_bytes(msgspec.json.encode(seen))
+    emit(report, as_json=args.json, text=_render(report))
+    return 0 if report.ok else 3
+
+
+def _cmd_checkpoint_key(settings: Settings, args: argparse.Namespace) -> int:
+    signer = load_or_create_signer(settings.signing_key_path, name=settings.checkpoint_origin)
+    emit({"verifier_key": signer.verifier_key}, as_json=args.json, text=signer.verifier_key)
+    return 0
+
+
+def _cmd_ledger_export(settings: Settings, args: argparse.Namespace) -> int:
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+
+    async def go() -> int:
+        async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=60.0) as http:
+            return await export_events(http, Path(args.output))
+
+    count = asyncio.run(go())
+    emit({"events": count, "output": args.output}, as_json=args.json, text=f"{count} events")
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    verify = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="verify a registry's signed checkpoints and, given an export, its events",
+    )
+    verify.add_argument("--url", required=True, help="the registry's base URL")
+    verify.add_argument(
+        "--key", required=True, help="the checkpoint verifier key, or a file holding it"
+    )
+    verify.add_argument(
+        "--state",
+        default=DEFAULT_STATE,
+        help=f"where checkpoints seen are remembered (default {DEFAULT_STATE})",
+    )
+    verify.add_argument(
+        "--events", help="an export of the events, one JSON object per line, in seq order"
+    )
+    verify.set_defaults(func=_cmd_verify)
+
+    export = sub.add_parser(
+        "ledger-export",
+        parents=[common],
+        help="download every event as JSON lines, the export `verify --events` checks",
+    )
+    export.add_argument("--url", required=True, help="the registry's base URL")
+    export.add_argument("--api-key", required=True, help="an auditor's or regulator's key")
+    export.add_argument("--output", required=True, help="the file to write")
+    export.set_defaults(func=_cmd_ledger_export)
+
+    key = sub.add_parser(
+        "checkpoint-key",
+        parents=[common],
+        help="print the verifier key auditors need (creates the signing key if absent)",
+    )
+    key.set_defaults(func=_cmd_checkpoint_key)

@@ -1,0 +1,175 @@
+"""SQL for the sealed ledger: Merkle leaves and nodes, checkpoints, and point-in-time reads.
+
+``ledger_leaves`` maps each leaf index (0, 1, 2, ...) to the event sealed there;
+``ledger_nodes`` holds the hash of every complete subtree (level >= 1, aligned to its size);
+``ledger_checkpoints`` keeps every signed checkpoint published.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "insert_checkpoint",
+    "insert_leaves",
+    "insert_nodes",
+    "select_checkpoint",
+    "select_events_after",
+    "select_hashes",
+    "select_latest_checkpoint",
+    "select_leaf_by_seq",
+    "select_leaves",
+    "select_state_as_of",
+    "select_tree_head",
+    "try_seal_lock",
+]
+
+#: The events columns that make up an entry of the tree, in the order of ``Event``.
+EVENT_COLUMNS = (
+    "seq, stage, kind, subject_type, subject_id, model_id, platform_id, actor_id, "
+    "occurred_at, recorded_at, payload"
+)
+
+#: An arbitrary constant naming the sealer's advisory lock ("ledger" as ASCII).
+SEAL_LOCK_KEY = 0x6C6564676572
+
+STATE_AS_OF = """
+SELECT payload -> 'state' AS state
+FROM events
+WHERE subject_id = $1 AND recorded_at <= $2 AND payload ? 'state'
+ORDER BY seq DESC
+LIMIT 1
+"""
+
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+
+HEAD = """
+SELECT coalesce((SELECT leaf_index + 1 FROM ledger_leaves ORDER BY leaf_index DESC LIMIT 1), 0) AS size,
+       coalesce((SELECT seq FROM ledger_leaves ORDER BY leaf_index DESC LIMIT 1), 0) AS last_seq
+"""
+
+EVENTS_AFTER = f"""
+SELECT {EVENT_COLUMNS}
+FROM events
+WHERE seq > $1
+ORDER BY seq
+LIMIT $2
+"""
+
+INSERT_LEAVES = """
+INSERT INTO ledger_leaves (leaf_index, seq, leaf_hash)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])
+"""
+
+INSERT_NODES = """
+INSERT INTO ledger_nodes (level, idx, hash)
+SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])
+"""
+
+HASHES = """
+SELECT 0::smallint AS level, leaf_index AS idx, leaf_hash AS hash
+FROM ledger_leaves WHERE leaf_index = ANY($1::bigint[])
+UNION ALL
+SELECT n.level, n.idx, n.hash
+FROM ledger_nodes n JOIN unnest($2::smallint[], $3::bigint[]) AS w (level, idx)
+  ON n.level = w.level AND n.idx = w.idx
+"""
+
+LEAVES = """
+SELECT leaf_index, seq, leaf_hash
+FROM ledger_leaves
+WHERE leaf_index >= $1 AND leaf_index < $2
+ORDER BY leaf_index
+"""
+
+LEAF_BY_SEQ = "SELECT leaf_index, seq, leaf_hash FROM ledger_leaves WHERE seq = $1"
+
+INSERT_CHECKPOINT = """
+INSERT INTO ledger_checkpoints (tree_size, root_hash, last_seq, note)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (tree_size) DO NOTHING
+"""
+
+CHECKPOINT_COLUMNS = "tree_size, root_hash, last_seq, note, created_at"
+
+LATEST_CHECKPOINT = f"""
+SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1
+"""
+
+CHECKPOINT = f"SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size = $1"
+
+
+async def select_state_as_of(
+    conn: asyncpg.Connection, *, subject_id: UUID, as_of: datetime
+) -> dict[str, Any] | None:
+    state = await conn.fetchval(STATE_AS_OF, subject_id, as_of)
+    return state if isinstance(state, dict) else None
+
+
+async def try_seal_lock(conn: asyncpg.Connection) -> bool:
+    """Take the sealer's transaction-scoped advisory lock, if no other sealer holds it."""
+    return bool(await conn.fetchval(TRY_LOCK, SEAL_LOCK_KEY))
+
+
+async def select_tree_head(conn: asyncpg.Connection) -> tuple[int, int]:
+    """The number of sealed leaves and the seq of the last one (0 when none)."""
+    row = await conn.fetchrow(HEAD)
+    assert row is not None  # noqa: S101 - a SELECT without FROM always yields a row
+    return int(row["size"]), int(row["last_seq"])
+
+
+async def select_events_after(
+    conn: asyncpg.Connection, *, after_seq: int, limit: int
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(EVENTS_AFTER, after_seq, limit))
+
+
+async def insert_leaves(
+    conn: asyncpg.Connection, *, indexes: list[int], seqs: list[int], hashes: list[bytes]
+) -> None:
+    await conn.execute(INSERT_LEAVES, indexes, seqs, hashes)
+
+
+async def insert_nodes(conn: asyncpg.Connection, *, nodes: list[tuple[int, int, bytes]]) -> None:
+    if nodes:
+        levels, idxs, hashes = zip(*nodes, strict=True)
+        await conn.execute(INSERT_NODES, list(levels), list(idxs), list(hashes))
+
+
+async def select_hashes(
+    conn: asyncpg.Connection, *, wanted: set[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """The stored hashes of the complete subtrees ``(level, index)`` asked for."""
+    leaves = [idx for level, idx in wanted if level == 0]
+    inner = [(level, idx) for level, idx in wanted if level > 0]
+    rows = await conn.fetch(
+        HASHES, leaves, [level for level, _ in inner], [idx for _, idx in inner]
+    )
+    return {(int(r["level"]), int(r["idx"])): bytes(r["hash"]) for r in rows}
+
+
+async def select_leaves(conn: asyncpg.Connection, *, start: int, end: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(LEAVES, start, end))
+
+
+async def select_leaf_by_seq(conn: asyncpg.Connection, *, seq: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(LEAF_BY_SEQ, seq)
+
+
+async def insert_checkpoint(
+    conn: asyncpg.Connection, *, tree_size: int, root_hash: bytes, last_seq: int, note: str
+) -> None:
+    await conn.execute(INSERT_CHECKPOINT, tree_size, root_hash, last_seq, note)
+
+
+async def select_latest_checkpoint(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    return await conn.fetchrow(LATEST_CHECKPOINT)
+
+
+async def select_checkpoint(conn: asyncpg.Connection, *, tree_size: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(CHECKPOINT, tree_size)

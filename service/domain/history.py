@@ -1,0 +1,97 @@
+"""Timelines: the ledger filtered, and a model's history across its lineage.
+
+A model's history holds its own events and, flagged ``inherited``, those of its ancestors
+(what it was derived from: an incident in a base model concerns its fine-tunes too) and of
+its descendants (what was derived from it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import history as q
+from service.errors import InvalidInput, NotFound
+from service.schemas.events import Event
+from service.schemas.history import HistoryEvent
+
+__all__ = ["list_events", "model_history"]
+
+
+def _check_range(since: datetime | None, until: datetime | None) -> None:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name} must carry a time zone offset (RFC 3339)", key=name)
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("until must be later than since", key="until")
+
+
+async def list_events(
+    conn: asyncpg.Connection,
+    *,
+    subject_id: UUID | None = None,
+    model_id: UUID | None = None,
+    platform_id: UUID | None = None,
+    stage: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: int | None = None,
+    newest_first: bool = False,
+    limit: int,
+) -> list[Event]:
+    """Ledger events matching every filter given; ``since``/``until`` bound ``occurred_at``."""
+    _check_range(since, until)
+    rows = await q.select_events(
+        conn,
+        subject_id=subject_id,
+        model_id=model_id,
+        platform_id=platform_id,
+        stage=stage,
+        kind=kind,
+        since=since,
+        until=until,
+        cursor=cursor,
+        newest_first=newest_first,
+        limit=limit,
+    )
+    return [msgspec.convert(dict(row), Event) for row in rows]
+
+
+async def model_history(
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID,
+    include_lineage: bool = True,
+    platform_id: UUID | None = None,
+    stage: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: int | None = None,
+    newest_first: bool = True,
+    limit: int,
+) -> list[HistoryEvent]:
+    _check_range(since, until)
+    rows = await q.select_model_history(
+        conn,
+        model_id=model_id,
+        include_lineage=include_lineage,
+        platform_id=platform_id,
+        stage=stage,
+        kind=kind,
+        since=since,
+        until=until,
+        cursor=cursor,
+        newest_first=newest_first,
+        limit=limit,
+    )
+    if not rows and not await q.model_exists(conn, model_id=model_id):
+        raise NotFound(f"no model {model_id}")
+    return [
+        msgspec.convert({**dict(row), "inherited": row["relation"] != "self"}, HistoryEvent)
+        for row in rows
+    ]

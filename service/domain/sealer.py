@@ -1,0 +1,297 @@
+"""The batch sealer: appends committed events to the Merkle tree and signs checkpoints.
+
+**Canonical encoding of an event.** The entry hashed into leaf ``i`` is the event exactly as
+``GET /v1/events`` serves it (the ``Event`` object: seq, stage, kind, subject_type,
+subject_id, model_id, platform_id, actor_id, occurred_at, recorded_at, payload) encoded as
+compact JSON with every object's keys sorted (msgspec, ``order="sorted"``): UUIDs as
+lower-case hyphenated strings, timestamps as RFC 3339 in UTC with a ``Z`` and microseconds
+only when non-zero. Anyone holding an export (one event JSON object per line) can
+therefore recompute each leaf as ``SHA-256(0x00 || canonical(event))``.
+
+**Gap-free sealing.** Sequence numbers come from an identity column, and transactions can
+commit out of order, so a missing seq may still appear. The sealer seals only a gap-free
+prefix: a gap is passed over once it has persisted for a grace period *and* every
+transaction that was running when it was first seen has ended (the snapshot's ``xmin`` has
+passed the ``xmax`` noted then). Each round runs in one REPEATABLE READ transaction, so the
+events read and the snapshot judged are the same. An advisory lock keeps replicas from
+sealing at once; ingest never waits on any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+
+from service.db.queries import ledger_tree as q
+from service.domain import merkle
+from service.domain.checkpoints import Signer, format_body, load_or_create_signer
+from service.errors import NotFound
+from service.schemas.events import Event
+from service.schemas.transparency import (
+    CheckpointOut,
+    ConsistencyProofOut,
+    InclusionProofOut,
+    LeafHash,
+    LeafPage,
+)
+from service.settings import Settings
+
+__all__ = [
+    "GapTracker",
+    "SealResult",
+    "canonical_entry",
+    "get_checkpoint",
+    "get_consistency_proof",
+    "get_inclusion_proof",
+    "ledger_sealing",
+    "list_leaf_hashes",
+    "run_sealer",
+    "seal_once",
+]
+
+log = logging.getLogger(__name__)
+
+_canonical = msgspec.json.Encoder(order="sorted")
+
+SNAPSHOT = """
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax
+"""
+
+
+def canonical_entry(event: Event | Mapping[str, Any]) -> bytes:
+    """The bytes hashed into the event's leaf (see the module docstring)."""
+    return _canonical.encode(event)
+
+
+class GapTracker:
+    """Remembers when each gap in the sequence was first seen, and the snapshot then."""
+
+    def __init__(self, grace_seconds: float) -> None:
+        self.grace = grace_seconds
+        self._seen: dict[int, tuple[float, int]] = {}
+
+    def settled(self, missing: int, *, xmin: int, xmax: int) -> bool:
+        """Whether seq ``missing`` can no longer appear (its transaction rolled back)."""
+        now = time.monotonic()
+        first = self._seen.setdefault(missing, (now, xmax))
+        if now - first[0] >= self.grace and xmin >= first[1]:
+            del self._seen[missing]
+            return True
+        return False
+
+
+class SealResult(msgspec.Struct, frozen=True, kw_only=True):
+    sealed: int
+    tree_size: int
+    root_hash: bytes
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+async def seal_once(
+    conn: asyncpg.Connection,
+    *,
+    signer: Signer,
+    batch_size: int,
+    gaps: GapTracker,
+) -> SealResult | None:
+    """Seal up to ``batch_size`` events and publish a checkpoint.
+
+    Run inside a REPEATABLE READ transaction. Returns ``None`` when another sealer holds
+    the lock; ``sealed == 0`` when nothing could be sealed yet.
+    """
+    if not await q.try_seal_lock(conn):
+        return None
+    snap = await conn.fetchrow(SNAPSHOT)
+    assert snap is not None  # noqa: S101 - a SELECT without FROM always yields a row
+    size, last_seq = await q.select_tree_head(conn)
+    rows = await q.select_events_after(conn, after_seq=last_seq, limit=batch_size)
+    expected = last_seq + 1
+    events: list[Event] = []
+    for row in rows:
+        seq = int(row["seq"])
+        if seq != expected and not gaps.settled(expected, xmin=snap["xmin"], xmax=snap["xmax"]):
+            break
+        events.append(msgspec.convert(dict(row), Event))
+        expected = seq + 1
+    edge_nodes = merkle.CompactRange.edge_nodes(size)
+    edge = await q.select_hashes(conn, wanted=set(edge_nodes))
+    tree = merkle.CompactRange(size, [edge[n] for n in edge_nodes])
+    if not events:
+        return SealResult(sealed=0, tree_size=size, root_hash=tree.root())
+    leaves = [merkle.leaf_hash(canonical_entry(e)) for e in events]
+    nodes: list[tuple[int, int, bytes]] = []
+    for leaf in leaves:
+        nodes.extend(tree.append(leaf))
+    await q.insert_leaves(
+        conn,
+        indexes=list(range(size, tree.size)),
+        seqs=[e.seq for e in events],
+        hashes=leaves,
+    )
+    await q.insert_nodes(conn, nodes=nodes)
+    root = tree.root()
+    note = signer.sign(format_body(origin=signer.name, tree_size=tree.size, root_hash=root))
+    await q.insert_checkpoint(
+        conn, tree_size=tree.size, root_hash=root, last_seq=events[-1].seq, note=note
+    )
+    return SealResult(sealed=len(events), tree_size=tree.size, root_hash=root)
+
+
+async def run_sealer(
+    pool: asyncpg.Pool,
+    *,
+    signer: Signer,
+    batch_size: int,
+    interval: float,
+    gap_grace: float,
+    stop: asyncio.Event,
+) -> None:
+    """Seal until ``stop`` is set: at once while batches come full, else every ``interval``."""
+    gaps = GapTracker(gap_grace)
+    while not stop.is_set():
+        result: SealResult | None = None
+        try:
+            async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                result = await seal_once(
+                    cast("asyncpg.Connection", conn),
+                    signer=signer,
+                    batch_size=batch_size,
+                    gaps=gaps,
+                )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            log.exception("sealing failed; retrying")
+        if result is not None and result.sealed > 0:
+            log.debug("ledger sealed", extra={"sealed": result.sealed, "size": result.tree_size})
+            if result.sealed >= batch_size:
+                continue
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def ledger_sealing(settings: Settings) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A lifespan hook: loads the signing key into ``app.state.signer`` and runs the sealer.
+
+    The key is created when the sealer is on and none exists yet; without the sealer an
+    existing key is still loaded, so any replica can serve the public key.
+    """
+
+    @asynccontextmanager
+    async def sealing(app: Any) -> AsyncIterator[None]:
+        path = settings.signing_key_path
+        signer = None
+        if settings.sealer or path.exists():
+            signer = load_or_create_signer(path, name=settings.checkpoint_origin)
+        app.state.signer = signer
+        if not settings.sealer or signer is None:
+            yield
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            run_sealer(
+                app.state.pool,
+                signer=signer,
+                batch_size=settings.seal_batch_size,
+                interval=settings.seal_interval_seconds,
+                gap_grace=settings.seal_gap_grace_seconds,
+                stop=stop,
+            )
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    return sealing
+
+
+# -- reading the sealed tree ------------------------------------------------------------------
+
+
+def _checkpoint(row: asyncpg.Record) -> CheckpointOut:
+    return CheckpointOut(
+        tree_size=row["tree_size"],
+        root_hash=_b64(bytes(row["root_hash"])),
+        last_seq=row["last_seq"],
+        note=row["note"],
+        created_at=row["created_at"],
+    )
+
+
+async def get_checkpoint(
+    conn: asyncpg.Connection, *, tree_size: int | None = None
+) -> CheckpointOut:
+    """The newest checkpoint, or the one published at ``tree_size``."""
+    if tree_size is None:
+        row = await q.select_latest_checkpoint(conn)
+    else:
+        row = await q.select_checkpoint(conn, tree_size=tree_size)
+    if row is None:
+        raise NotFound(
+            "no checkpoint has been published" + (f" at size {tree_size}" if tree_size else "")
+        )
+    return _checkpoint(row)
+
+
+async def _sealed_size(conn: asyncpg.Connection) -> int:
+    size, _ = await q.select_tree_head(conn)
+    return size
+
+
+async def _build(conn: asyncpg.Connection, build: Any) -> list[bytes]:
+    wanted = merkle.plan(build)
+    hashes = await q.select_hashes(conn, wanted=wanted)
+    result: list[bytes] = build(merkle.lookup_in(hashes))
+    return result
+
+
+async def get_inclusion_proof(
+    conn: asyncpg.Connection, *, seq: int, tree_size: int
+) -> InclusionProofOut:
+    if tree_size > await _sealed_size(conn):
+        raise NotFound(f"the tree has not reached size {tree_size}")
+    leaf = await q.select_leaf_by_seq(conn, seq=seq)
+    if leaf is None or leaf["leaf_index"] >= tree_size:
+        raise NotFound(f"event {seq} is not sealed in the tree of size {tree_size}")
+    index = int(leaf["leaf_index"])
+    path = await _build(conn, lambda lk: merkle.inclusion_proof(index, tree_size, lk))
+    return InclusionProofOut(
+        seq=seq,
+        leaf_index=index,
+        tree_size=tree_size,
+        leaf_hash=_b64(bytes(leaf["leaf_hash"])),
+        hashes=[_b64(h) for h in path],
+    )
+
+
+async def get_consistency_proof(
+    conn: asyncpg.Connection, *, first: int, second: int
+) -> ConsistencyProofOut:
+    if second > await _sealed_size(conn):
+        raise NotFound(f"the tree has not reached size {second}")
+    path = await _build(conn, lambda lk: merkle.consistency_proof(first, second, lk))
+    return ConsistencyProofOut(first=first, second=second, hashes=[_b64(h) for h in path])
+
+
+async def list_leaf_hashes(conn: asyncpg.Connection, *, start: int, limit: int) -> LeafPage:
+    rows = await q.select_leaves(conn, start=start, end=start + limit)
+    return LeafPage(
+        items=[
+            LeafHash(
+                leaf_index=r["leaf_index"], seq=r["seq"], leaf_hash=_b64(bytes(r["leaf_hash"]))
+            )
+            for r in rows
+        ]
+    )

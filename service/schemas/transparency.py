@@ -1,0 +1,47 @@
+"""The sealed ledger's public face: checkpoints, proofs and leaf hashes (all base64)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+__all__ = ["CheckpointOut", "ConsistencyProofOut", "InclusionProofOut", "LeafHash", "LeafPage"]
+
+
+class CheckpointOut(msgspec.Struct, frozen=True, kw_only=True):
+    tree_size: int
+    #: Base64 of the RFC 9162 root hash.
+    root_hash: str
+    #: The seq of the newest event the tree covers.
+    last_seq: int
+    #: The signed note (C2SP tlog-checkpoint), exactly as signed.
+    note: str
+    created_at: datetime
+
+
+class InclusionProofOut(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    leaf_index: int
+    tree_size: int
+    #: Base64 of SHA-256(0x00 || canonical entry).
+    leaf_hash: str
+    #: The audit path, bottom-up, base64 (RFC 9162 section 2.1.3).
+    hashes: list[str]
+
+
+class ConsistencyProofOut(msgspec.Struct, frozen=True, kw_only=True):
+    first: int
+    second: int
+    #: The consistency proof, base64 (RFC 9162 section 2.1.4).
+    hashes: list[str]
+
+
+class LeafHash(msgspec.Struct, frozen=True, kw_only=True):
+    leaf_index: int
+    seq: int
+    leaf_hash: str
+
+
+class LeafPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[LeafHash]
