@@ -1,0 +1,204 @@
+"""Platforms' notification endpoints, the notices queued for them, and delivery attempts.
+
+An admin registers an endpoint for a platform; its signing secret is shown once. A platform
+key sees its own endpoints, notices and attempts, and may ask for a redelivery.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+
+from service.api.auth import ADMIN, allow
+from service.api.deps import Caller, Db
+from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
+from service.api.problems import problem_responses
+from service.domain import endpoints as domain
+from service.domain import outbox
+from service.domain.platforms import get_platform
+from service.errors import NotFound
+from service.schemas.endpoints import (
+    AttemptPage,
+    CreatedEndpoint,
+    Endpoint,
+    EndpointIn,
+    EndpointPage,
+    EndpointPatch,
+    Notification,
+    NotificationPage,
+    NotificationStatus,
+)
+
+__all__ = ["EndpointController", "NotificationController", "PlatformEndpointController"]
+
+Slug = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+OWNERS = allow("admin", "platform")
+
+
+class PlatformEndpointController(Controller):
+    path = "/v1/platforms/{slug:str}/endpoints"
+    tags = ["notifications"]
+
+    @post(
+        operation_id="createEndpoint",
+        summary="Register a platform's notification endpoint (its secret is shown only now)",
+        guards=[allow(*ADMIN)],
+        responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
+    )
+    async def create(
+        self, slug: FromPath[Slug], data: JSONBody[EndpointIn], db: Db, principal: Caller
+    ) -> CreatedEndpoint:
+        platform = await get_platform(db, slug=slug)
+        return await domain.create_endpoint(
+            db, platform_id=platform.id, data=data, actor_id=principal.id
+        )
+
+
+class EndpointController(Controller):
+    path = "/v1/endpoints"
+    tags = ["notifications"]
+
+    @get(
+        operation_id="listEndpoints",
+        summary="List notification endpoints (a platform key sees only its own)",
+        guards=[OWNERS],
+        responses=problem_responses(400, 401, 403),
+    )
+    async def index(
+        self,
+        db: Db,
+        principal: Caller,
+        platform: Annotated[str | None, Parameter(max_length=63)] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> EndpointPage:
+        platform_id = principal.platform_id
+        if platform is not None:
+            try:
+                found = await get_platform(db, slug=platform, visible_to=platform_id)
+            except NotFound:
+                return EndpointPage(items=[], next_cursor=None)
+            platform_id = found.id
+        items = await domain.list_endpoints(
+            db, platform_id=platform_id, after=decode_uuid_cursor(cursor), limit=limit + 1
+        )
+        page, next_cursor = paginate(items, limit, lambda e: e.id)
+        return EndpointPage(items=page, next_cursor=next_cursor)
+
+    @get(
+        "/{endpoint_id:uuid}",
+        operation_id="getEndpoint",
+        summary="One notification endpoint",
+        guards=[OWNERS],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def read(self, endpoint_id: FromPath[UUID], db: Db, principal: Caller) -> Endpoint:
+        return await domain.get_endpoint(
+            db, endpoint_id=endpoint_id, visible_to=principal.platform_id
+        )
+
+    @patch(
+        "/{endpoint_id:uuid}",
+        operation_id="updateEndpoint",
+        summary="Change an endpoint's URL or event types, or disable or enable it",
+        guards=[allow(*ADMIN)],
+        responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
+    )
+    async def update(
+        self,
+        endpoint_id: FromPath[UUID],
+        data: JSONBody[EndpointPatch],
+        db: Db,
+        principal: Caller,
+    ) -> Endpoint:
+        return await domain.update_endpoint(
+            db, endpoint_id=endpoint_id, patch=data, actor_id=principal.id
+        )
+
+
+class NotificationController(Controller):
+    path = "/v1/notifications"
+    tags = ["notifications"]
+
+    @get(
+        operation_id="listNotifications",
+        summary="List notices queued for endpoints (a platform key sees only its own)",
+        guards=[OWNERS],
+        responses=problem_responses(400, 401, 403),
+    )
+    async def index(
+        self,
+        db: Db,
+        principal: Caller,
+        endpoint_id: FromQuery[UUID | None] = None,
+        decision_id: FromQuery[UUID | None] = None,
+        status: FromQuery[NotificationStatus | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> NotificationPage:
+        items = await outbox.list_notifications(
+            db,
+            platform_id=principal.platform_id,
+            endpoint_id=endpoint_id,
+            decommission_id=decision_id,
+            status=status,
+            after=decode_uuid_cursor(cursor),
+            limit=limit + 1,
+        )
+        page, next_cursor = paginate(items, limit, lambda n: n.id)
+        return NotificationPage(items=page, next_cursor=next_cursor)
+
+    @get(
+        "/{message_id:uuid}",
+        operation_id="getNotification",
+        summary="One notice; its id is the webhook-id every attempt carries",
+        guards=[OWNERS],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def read(self, message_id: FromPath[UUID], db: Db, principal: Caller) -> Notification:
+        return await outbox.get_notification(
+            db, message_id=message_id, visible_to=principal.platform_id
+        )
+
+    @get(
+        "/{message_id:uuid}/attempts",
+        operation_id="listNotificationAttempts",
+        summary="Every attempt to deliver a notice: status, latency, error, next retry",
+        guards=[OWNERS],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def attempts(
+        self,
+        message_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> AttemptPage:
+        items = await outbox.list_attempts(
+            db,
+            message_id=message_id,
+            visible_to=principal.platform_id,
+            after=decode_uuid_cursor(cursor),
+            limit=limit + 1,
+        )
+        page, next_cursor = paginate(items, limit, lambda a: a.id)
+        return AttemptPage(items=page, next_cursor=next_cursor)
+
+    @post(
+        "/{message_id:uuid}/redeliver",
+        operation_id="redeliverNotification",
+        summary="Send a notice again now, with the same webhook-id and a fresh retry schedule",
+        guards=[OWNERS],
+        status_code=202,
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def redeliver(
+        self, message_id: FromPath[UUID], db: Db, principal: Caller
+    ) -> Notification:
+        return await outbox.redeliver(
+            db, message_id=message_id, actor_id=principal.id, visible_to=principal.platform_id
+        )

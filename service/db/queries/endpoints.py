@@ -1,0 +1,126 @@
+"""SQL for ``notification_endpoints``."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+__all__ = [
+    "disable_endpoint",
+    "insert_endpoint",
+    "select_endpoint",
+    "select_endpoints",
+    "select_subscribed",
+    "update_endpoint",
+]
+
+COLUMNS = """
+e.id, e.platform_id, p.slug AS platform, e.url, e.event_types, e.description, e.disabled_at,
+e.disabled_reason, e.created_at, e.updated_at
+"""
+
+FROM = "FROM notification_endpoints e JOIN platforms p ON p.id = e.platform_id"
+
+INSERT = """
+INSERT INTO notification_endpoints (platform_id, url, event_types, description, secret, created_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id
+"""
+
+SELECT_ONE = f"""
+SELECT {COLUMNS} {FROM} WHERE e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
+"""
+
+SELECT_ONE_FOR_UPDATE = f"""
+SELECT {COLUMNS} {FROM} WHERE e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
+FOR UPDATE OF e
+"""
+
+SELECT_MANY = f"""
+SELECT {COLUMNS} {FROM}
+WHERE ($1::uuid IS NULL OR e.platform_id = $1)
+  AND ($2::uuid IS NULL OR e.id > $2)
+ORDER BY e.id
+LIMIT $3
+"""
+
+# Every endpoint of the platforms, enabled or not, that takes the event type: a notice for
+# a disabled endpoint waits in the outbox until the endpoint is enabled again.
+SELECT_SUBSCRIBED = """
+SELECT id, platform_id FROM notification_endpoints
+WHERE platform_id = ANY ($1::uuid[]) AND $2 = ANY (event_types)
+ORDER BY id
+"""
+
+UPDATE = """
+UPDATE notification_endpoints
+SET url = $2, event_types = $3, description = $4, disabled_at = $5, disabled_reason = $6,
+    updated_at = now()
+WHERE id = $1
+"""
+
+DISABLE = """
+UPDATE notification_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now()
+WHERE id = $1 AND disabled_at IS NULL
+"""
+
+
+async def insert_endpoint(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    url: str,
+    event_types: list[str],
+    description: str,
+    secret: str,
+    created_by: UUID | None,
+) -> UUID:
+    endpoint_id: UUID = await conn.fetchval(
+        INSERT, platform_id, url, event_types, description, secret, created_by
+    )
+    return endpoint_id
+
+
+async def select_endpoint(
+    conn: asyncpg.Connection,
+    *,
+    endpoint_id: UUID,
+    platform_id: UUID | None,
+    for_update: bool = False,
+) -> asyncpg.Record | None:
+    sql = SELECT_ONE_FOR_UPDATE if for_update else SELECT_ONE
+    return await conn.fetchrow(sql, endpoint_id, platform_id)
+
+
+async def select_endpoints(
+    conn: asyncpg.Connection, *, platform_id: UUID | None, after: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_MANY, platform_id, after, limit))
+
+
+async def select_subscribed(
+    conn: asyncpg.Connection, *, platform_ids: list[UUID], event_type: str
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_SUBSCRIBED, platform_ids, event_type))
+
+
+async def update_endpoint(
+    conn: asyncpg.Connection,
+    *,
+    endpoint_id: UUID,
+    url: str,
+    event_types: list[str],
+    description: str,
+    disabled_at: object,
+    disabled_reason: str | None,
+) -> None:
+    await conn.execute(
+        UPDATE, endpoint_id, url, event_types, description, disabled_at, disabled_reason
+    )
+
+
+async def disable_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID, reason: str) -> bool:
+    """Disable an enabled endpoint; False when it already was disabled."""
+    status: str = await conn.execute(DISABLE, endpoint_id, reason)
+    return status.endswith(" 1")

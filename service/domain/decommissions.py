@@ -1,0 +1,487 @@
+"""Decommissioning decisions: proposal, four-eyes approval, notification, confirmation.
+
+Workflow (anything else is a Conflict)::
+
+    proposed -> approved -> notified -> executed
+    proposed | approved | notified -> withdrawn
+
+Approval needs an admin other than the proposer (four-eyes; Forbidden otherwise). The
+decision's targets are the hostings in its scope: of the model and, with derivatives
+included, of every descendant, on the platforms named (or any). They are taken when the
+decision is proposed and refreshed on approval and notification; once notified, a hosting
+that comes into scope is added at once as a ``late`` target and its platform notified. A
+decision is executed when every target is confirmed. Every step appends one ``respond``
+ledger event with the decision's full state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import decommissions as q
+from service.domain import outbox
+from service.domain.ledger import diff, record_event, to_state
+from service.domain.models import resolve_model_id
+from service.domain.platforms import get_platform
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from service.schemas.decommissions import Decision, DecisionIn, OverduePlatform, Target
+
+__all__ = [
+    "TRANSITIONS",
+    "approve_decision",
+    "flag_new_hosting",
+    "flag_untargeted",
+    "get_decision",
+    "list_decisions",
+    "list_overdue",
+    "notify_decision",
+    "propose_decision",
+    "record_confirmation",
+    "withdraw_decision",
+]
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "proposed": frozenset({"approved", "withdrawn"}),
+    "approved": frozenset({"notified", "withdrawn"}),
+    "notified": frozenset({"executed", "withdrawn"}),
+    "executed": frozenset(),
+    "withdrawn": frozenset(),
+}
+
+_FINDING_EXISTS = "SELECT array_agg(id) FROM audit_findings WHERE id = ANY ($1::uuid[])"
+_INCIDENT_EXISTS = "SELECT array_agg(id) FROM incidents WHERE id = ANY ($1::uuid[])"
+
+
+async def get_decision(
+    conn: asyncpg.Connection,
+    *,
+    decision_id: UUID,
+    visible_to: UUID | None = None,
+    for_update: bool = False,
+) -> Decision:
+    """One decision; a platform (``visible_to``) sees only notified decisions targeting it."""
+    row = await q.select_decision(conn, decision_id=decision_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"no decommission decision {decision_id}")
+    targets = [
+        msgspec.convert(dict(t), Target)
+        for t in await q.select_targets(conn, decision_id=decision_id)
+    ]
+    decision = msgspec.convert({**dict(row), "targets": targets}, Decision)
+    if visible_to is not None and (
+        decision.notified_at is None or all(t.platform_id != visible_to for t in targets)
+    ):
+        raise NotFound(f"no decommission decision {decision_id}")
+    return decision
+
+
+async def list_decisions(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None = None,
+    model_id: UUID | None = None,
+    platform_id: UUID | None = None,
+    after: UUID | None = None,
+    limit: int,
+) -> list[Decision]:
+    rows = await q.select_decisions(
+        conn, status=status, model_id=model_id, platform_id=platform_id, after=after, limit=limit
+    )
+    return [await get_decision(conn, decision_id=r["id"]) for r in rows]
+
+
+async def _event(
+    conn: asyncpg.Connection,
+    decision: Decision,
+    *,
+    kind: str,
+    actor_id: UUID | None,
+    occurred_at: datetime | None = None,
+    before: Decision | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    return await record_event(
+        conn,
+        stage="respond",
+        kind=kind,
+        subject_type="decommission",
+        subject_id=decision.id,
+        model_id=decision.model_id,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        state=to_state(decision),
+        changes=None if before is None else diff(to_state(before), to_state(decision)),
+        extra=extra,
+    )
+
+
+async def _check_exist(conn: asyncpg.Connection, sql: str, ids: list[UUID], key: str) -> None:
+    if not ids:
+        return
+    found = set(await conn.fetchval(sql, ids) or [])
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"no such record: {', '.join(missing)}", key=key)
+
+
+async def _add_targets(conn: asyncpg.Connection, *, decision_id: UUID, late: bool) -> list[UUID]:
+    rows = await q.select_scope_hostings(conn, decision_id=decision_id)
+    return await q.insert_targets(conn, decision_id=decision_id, rows=rows, late=late)
+
+
+async def propose_decision(
+    conn: asyncpg.Connection,
+    *,
+    data: DecisionIn,
+    actor_id: UUID | None,
+    kind: str = "decommission.proposed",
+    extra: dict[str, Any] | None = None,
+) -> Decision:
+    """Record a proposed decision and the hostings it would apply to now."""
+    if data.action == "deprecate" and data.sunset_at is None:
+        raise InvalidInput("a deprecation needs its sunset_at", key="sunset_at")
+    if data.action == "licence_change" and data.new_licence is None:
+        raise InvalidInput("a licence change needs its new_licence", key="new_licence")
+    model_id = await resolve_model_id(conn, name=data.model, role="model")
+    successor_id = None
+    if data.successor_model is not None:
+        successor_id = await resolve_model_id(
+            conn, name=data.successor_model, role="successor_model"
+        )
+        if successor_id == model_id:
+            raise InvalidInput("a model cannot succeed itself", key="successor_model")
+    platform_ids = None
+    if data.platforms is not None:
+        platform_ids = []
+        for slug in dict.fromkeys(data.platforms):
+            try:
+                platform_ids.append((await get_platform(conn, slug=slug)).id)
+            except NotFound as exc:
+                raise InvalidInput(f"no platform {slug!r}", key="platforms") from exc
+    incident_ids = list(dict.fromkeys(data.incident_ids))
+    finding_ids = list(dict.fromkeys(data.finding_ids))
+    await _check_exist(conn, _INCIDENT_EXISTS, incident_ids, "incident_ids")
+    await _check_exist(conn, _FINDING_EXISTS, finding_ids, "finding_ids")
+    clause = data.policy_clause
+    if data.policy_id is not None:
+        policy_clause = await conn.fetchval(
+            "SELECT clause FROM decommission_policies WHERE id = $1", data.policy_id
+        )
+        if policy_clause is None:
+            raise InvalidInput(f"no policy {data.policy_id}", key="policy_id")
+        clause = clause or policy_clause
+    now = datetime.now(UTC)
+    decision_id = await q.insert_decision(
+        conn,
+        values={
+            "model_id": model_id,
+            "revisions": list(dict.fromkeys(data.revisions)),
+            "action": data.action,
+            "reason": data.reason,
+            "policy_id": data.policy_id,
+            "policy_clause": clause,
+            "include_derivatives": data.include_derivatives,
+            "platform_ids": platform_ids,
+            "effective_at": data.effective_at or now,
+            "sunset_at": data.sunset_at,
+            "successor_model_id": successor_id,
+            "old_licence": data.old_licence,
+            "new_licence": data.new_licence,
+            "prohibited_uses": data.prohibited_uses,
+            "confirm_by": data.confirm_by,
+            "proposed_by": actor_id,
+        },
+    )
+    await q.link_incidents(conn, decision_id=decision_id, incident_ids=incident_ids)
+    await q.link_findings(conn, decision_id=decision_id, finding_ids=finding_ids)
+    await _add_targets(conn, decision_id=decision_id, late=False)
+    decision = await get_decision(conn, decision_id=decision_id)
+    await _event(conn, decision, kind=kind, actor_id=actor_id, extra=extra)
+    return decision
+
+
+def _check_move(decision: Decision, to: str) -> None:
+    if to not in TRANSITIONS[decision.status]:
+        raise Conflict(f"a decision that is {decision.status} cannot become {to}")
+
+
+async def approve_decision(
+    conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID
+) -> Decision:
+    """Approve a proposal: only an admin other than the one who proposed it may."""
+    before = await get_decision(conn, decision_id=decision_id, for_update=True)
+    _check_move(before, "approved")
+    if before.proposed_by == actor_id:
+        raise Forbidden("a decision needs a second admin: its proposer may not approve it")
+    await q.update_status(
+        conn,
+        decision_id=decision_id,
+        status="approved",
+        approved_by=actor_id,
+        approved_at=datetime.now(UTC),
+    )
+    await _add_targets(conn, decision_id=decision_id, late=False)
+    after = await get_decision(conn, decision_id=decision_id)
+    await _event(conn, after, kind="decommission.approved", actor_id=actor_id, before=before)
+    return after
+
+
+def _notice(
+    decision: Decision, platform_id: UUID, *, only: set[UUID] | None = None
+) -> dict[str, Any]:
+    """What a platform is told: the decision and the hostings of its own it applies to."""
+    hostings = [
+        {
+            "hosting_id": t.hosting_id,
+            "model": t.model,
+            "model_id": t.model_id,
+            "inherited": t.inherited,
+            "late": t.late,
+        }
+        for t in decision.targets
+        if t.platform_id == platform_id and (only is None or t.hosting_id in only)
+    ]
+    notice = {
+        "decision_id": decision.id,
+        "action": decision.action,
+        "model": decision.model,
+        "model_id": decision.model_id,
+        "revisions": decision.revisions,
+        "reason": decision.reason,
+        "policy_clause": decision.policy_clause,
+        "include_derivatives": decision.include_derivatives,
+        "effective_at": decision.effective_at,
+        "sunset_at": decision.sunset_at,
+        "successor_model_id": decision.successor_model_id,
+        "old_licence": decision.old_licence,
+        "new_licence": decision.new_licence,
+        "prohibited_uses": decision.prohibited_uses,
+        "confirm_by": decision.confirm_by,
+        "hostings": hostings,
+    }
+    built: dict[str, Any] = msgspec.to_builtins(notice)
+    return built
+
+
+async def notify_decision(
+    conn: asyncpg.Connection,
+    *,
+    decision_id: UUID,
+    actor_id: UUID | None,
+    confirm_within: timedelta,
+) -> Decision:
+    """Queue a notice to every platform with a target; they must confirm by ``confirm_by``."""
+    before = await get_decision(conn, decision_id=decision_id, for_update=True)
+    _check_move(before, "notified")
+    now = datetime.now(UTC)
+    await _add_targets(conn, decision_id=decision_id, late=False)
+    await q.update_status(
+        conn,
+        decision_id=decision_id,
+        status="notified",
+        notified_at=now,
+        confirm_by=before.confirm_by or now + confirm_within,
+    )
+    after = await get_decision(conn, decision_id=decision_id)
+    platforms = list(dict.fromkeys(t.platform_id for t in after.targets))
+    queued = await outbox.enqueue(
+        conn,
+        event_type="decommission.notice",
+        decommission_id=after.id,
+        platform_ids=platforms,
+        payload_for=lambda p: _notice(after, p),
+    )
+    await _event(
+        conn,
+        after,
+        kind="decommission.notified",
+        actor_id=actor_id,
+        before=before,
+        extra={"notifications": [str(m) for m in queued]},
+    )
+    return after
+
+
+async def withdraw_decision(
+    conn: asyncpg.Connection, *, decision_id: UUID, reason: str, actor_id: UUID | None
+) -> Decision:
+    """Withdraw a decision; platforms already notified are told."""
+    before = await get_decision(conn, decision_id=decision_id, for_update=True)
+    _check_move(before, "withdrawn")
+    await q.update_status(
+        conn,
+        decision_id=decision_id,
+        status="withdrawn",
+        withdrawn_at=datetime.now(UTC),
+        withdrawn_by=actor_id,
+        withdrawn_reason=reason,
+    )
+    after = await get_decision(conn, decision_id=decision_id)
+    queued: list[UUID] = []
+    if before.status == "notified":
+        queued = await outbox.enqueue(
+            conn,
+            event_type="decommission.withdrawn",
+            decommission_id=after.id,
+            platform_ids=[t.platform_id for t in after.targets],
+            payload_for=lambda _: {
+                "decision_id": str(after.id),
+                "model": after.model,
+                "model_id": str(after.model_id),
+                "reason": reason,
+            },
+        )
+    await _event(
+        conn,
+        after,
+        kind="decommission.withdrawn",
+        actor_id=actor_id,
+        before=before,
+        extra={"reason": reason, "notifications": [str(m) for m in queued]},
+    )
+    return after
+
+
+async def _flag(
+    conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID | None
+) -> list[UUID]:
+    before = await get_decision(conn, decision_id=decision_id, for_update=True)
+    if before.status != "notified":
+        return []
+    added = await _add_targets(conn, decision_id=decision_id, late=True)
+    if not added:
+        return []
+    after = await get_decision(conn, decision_id=decision_id)
+    fresh = set(added)
+    platforms = [t.platform_id for t in after.targets if t.hosting_id in fresh]
+    queued = await outbox.enqueue(
+        conn,
+        event_type="decommission.notice",
+        decommission_id=after.id,
+        platform_ids=platforms,
+        payload_for=lambda p: _notice(after, p, only=fresh),
+    )
+    await _event(
+        conn,
+        after,
+        kind="decommission.target_added",
+        actor_id=actor_id,
+        before=before,
+        extra={
+            "hosting_ids": [str(h) for h in added],
+            "notifications": [str(m) for m in queued],
+        },
+    )
+    return added
+
+
+async def flag_new_hosting(
+    conn: asyncpg.Connection, *, hosting_id: UUID, actor_id: UUID | None
+) -> list[UUID]:
+    """Call after recording a hosting: adds it to every notified decision covering its
+    model (directly, or as a descendant) and queues a notice. Returns those decisions' ids."""
+    model_id = await conn.fetchval("SELECT model_id FROM hostings WHERE id = $1", hosting_id)
+    if model_id is None:
+        raise NotFound(f"no hosting {hosting_id}")
+    flagged = []
+    for decision_id in await q.select_covering(conn, model_id=model_id):
+        if await _flag(conn, decision_id=decision_id, actor_id=actor_id):
+            flagged.append(decision_id)
+    return flagged
+
+
+async def flag_untargeted(conn: asyncpg.Connection, *, limit: int = 100) -> list[UUID]:
+    """The sweep behind ``flag_new_hosting``: flags every hosting in a notified decision's
+    scope that is not yet one of its targets, however it was recorded."""
+    flagged = []
+    for decision_id in await q.select_untargeted(conn, limit=limit):
+        if await _flag(conn, decision_id=decision_id, actor_id=None):
+            flagged.append(decision_id)
+    return flagged
+
+
+async def record_confirmation(
+    conn: asyncpg.Connection,
+    *,
+    decision_id: UUID,
+    platform_id: UUID,
+    model_id: UUID,
+    outcome: str,
+    occurred_at: datetime | None,
+    actor_id: UUID | None,
+) -> None:
+    """A platform carried out the decision for its hostings of ``model_id``.
+
+    Marks those targets confirmed, appends a ``decommission.confirmed`` event, and moves
+    the decision to ``executed`` once every target is confirmed. NotFound for an unknown
+    decision; InvalidInput when the platform holds no target of the decision for the model;
+    Conflict when the decision was not (or no longer is) notified.
+    """
+    if outcome not in ("removed", "restricted"):
+        raise InvalidInput("the outcome is removed or restricted", key="outcome")
+    before = await get_decision(conn, decision_id=decision_id, for_update=True)
+    mine = [t for t in before.targets if t.platform_id == platform_id and t.model_id == model_id]
+    if not mine:
+        raise InvalidInput(
+            "the decision does not apply to this platform's hostings of that model",
+            key="decision_id",
+        )
+    if before.status not in ("notified", "executed"):
+        raise Conflict(f"a decision that is {before.status} cannot be confirmed")
+    at = occurred_at or datetime.now(UTC)
+    confirmed = await q.confirm_targets(
+        conn,
+        decision_id=decision_id,
+        platform_id=platform_id,
+        model_id=model_id,
+        confirmed_at=at,
+        outcome=outcome,
+    )
+    if not confirmed:
+        return  # already confirmed: a repeated confirmation changes nothing
+    after = await get_decision(conn, decision_id=decision_id)
+    await record_event(
+        conn,
+        stage="respond",
+        kind="decommission.confirmed",
+        subject_type="decommission",
+        subject_id=decision_id,
+        model_id=model_id,
+        platform_id=platform_id,
+        actor_id=actor_id,
+        occurred_at=at,
+        state=to_state(after),
+        changes=diff(to_state(before), to_state(after)),
+        extra={"outcome": outcome, "hosting_ids": [str(h) for h in confirmed]},
+    )
+    if after.status == "notified" and all(t.confirmed_at is not None for t in after.targets):
+        await q.update_status(conn, decision_id=decision_id, status="executed", executed_at=at)
+        executed = await get_decision(conn, decision_id=decision_id)
+        await _event(
+            conn,
+            executed,
+            kind="decommission.executed",
+            actor_id=actor_id,
+            occurred_at=at,
+            before=after,
+        )
+
+
+async def list_overdue(
+    conn: asyncpg.Connection,
+    *,
+    now: datetime,
+    platform_id: UUID | None = None,
+    decision_id: UUID | None = None,
+    limit: int = 200,
+) -> list[OverduePlatform]:
+    """Platforms that have not confirmed a notified decision by its ``confirm_by``."""
+    rows = await q.select_overdue(
+        conn, now=now, platform_id=platform_id, decision_id=decision_id, limit=limit
+    )
+    return [msgspec.convert(dict(r), OverduePlatform) for r in rows]

@@ -1,0 +1,288 @@
+"""The delivery worker: sends queued notices to platforms' endpoints, signed.
+
+**Claiming.** A batch of due notices is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``
+in one transaction, sent concurrently over the service's shared HTTP client, and each
+outcome (delivered, retry, failed) is written in that same transaction before it commits.
+The row lock is the claim: another worker, in this process or another replica, skips the
+rows and, once the claim commits, no longer sees a delivered notice as due. So a notice a
+receiver answered 2xx to is never handed to a second worker. The claim lasts as long as the
+transaction; ``idle_in_transaction_session_timeout`` is set for it to well over the send
+timeout, so a live worker never loses its claim mid-send while a wedged one gives it up.
+
+**At least once.** If the process dies after a receiver answered but before the claim
+commits, the notice is still pending and is sent again. Every attempt carries the same
+``webhook-id`` (the notice id) and the same body, so receivers must drop ids they have
+already processed.
+
+**Retries.** Any answer other than 2xx, and any network error or timeout, is retried with
+exponential backoff and jitter (``base * 2^(n-1)``, capped, times 0.8-1.2), or after the
+receiver's ``Retry-After`` when that is longer, until ``max_attempts`` (by default spanning
+more than 24 hours). A 410 Gone disables the endpoint at once. Each attempt is recorded:
+status, latency, error, and when the next one is due.
+
+**Shutdown.** The worker finishes the batch it holds, then stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, cast
+
+import asyncpg
+import httpx
+
+from service import __version__
+from service.db.queries import outbox as q
+from service.domain.decommissions import flag_untargeted
+from service.domain.endpoints import disable_endpoint
+from service.domain.outbox import encode_body
+from service.platforms.standard import secret_key, sign
+from service.settings import Settings
+
+__all__ = [
+    "WorkerConfig",
+    "deliver_batch",
+    "delivery_worker",
+    "parse_retry_after",
+    "retry_delay",
+    "run_delivery_worker",
+    "signature_headers",
+]
+
+log = logging.getLogger(__name__)
+
+#: The longest a receiver's Retry-After is honoured for.
+_MAX_RETRY_AFTER = 24 * 3600.0
+_USER_AGENT = f"risk-registry/{__version__} (notices)"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    batch_size: int = 20
+    send_timeout: float = 10.0
+    backoff_base: float = 5.0
+    backoff_max: float = 3600.0
+    max_attempts: int = 40
+    poll_interval: float = 1.0
+    sweep_interval: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        return cls(
+            batch_size=settings.outbox_batch_size,
+            send_timeout=settings.outbox_send_timeout_seconds,
+            backoff_base=settings.outbox_backoff_base_seconds,
+            backoff_max=settings.outbox_backoff_max_seconds,
+            max_attempts=settings.outbox_max_attempts,
+            poll_interval=settings.outbox_poll_seconds,
+            sweep_interval=settings.outbox_sweep_seconds,
+        )
+
+    @property
+    def lease_ms(self) -> int:
+        """How long a claim may sit idle before PostgreSQL ends it: the whole batch is sent
+        concurrently, so one send timeout plus a generous margin."""
+        return int((self.send_timeout * 2 + 30) * 1000)
+
+
+def retry_delay(
+    attempt: int, *, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Seconds before retrying after failed attempt number ``attempt`` (1-based)."""
+    delay: float = min(cap, base * 2.0 ** min(attempt - 1, 40))
+    return delay * (0.8 + 0.4 * rand())
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) as seconds from ``now``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - now).total_seconds(), 0.0), _MAX_RETRY_AFTER)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    started_at: datetime
+    latency_ms: float
+    status: int | None
+    retry_after: str | None
+    error: str | None
+
+
+def signature_headers(*, secret: str, msg_id: str, body: bytes, at: float) -> dict[str, str]:
+    """Standard Webhooks headers for one attempt, signed with the endpoint's secret."""
+    stamp = str(int(at))
+    mac = sign(secret_key(secret), msg_id, stamp, body)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+        "content-type": "application/json",
+        "user-agent": _USER_AGENT,
+    }
+
+
+async def _send(http: httpx.AsyncClient, row: asyncpg.Record, limit: float) -> _Outcome:
+    msg_id = str(row["id"])
+    body = encode_body(
+        message_id=row["id"],
+        event_type=row["event_type"],
+        created_at=row["created_at"],
+        payload=row["payload"],
+    )
+    headers = signature_headers(secret=row["secret"], msg_id=msg_id, body=body, at=time.time())
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    try:
+        async with asyncio.timeout(limit):
+            response = await http.post(row["url"], content=body, headers=headers, timeout=limit)
+    except (httpx.HTTPError, TimeoutError, OSError) as exc:
+        failure = f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+        return _Outcome(started_at, (time.perf_counter() - clock) * 1000, None, None, failure)
+    latency = (time.perf_counter() - clock) * 1000
+    error = None if response.is_success else f"HTTP {response.status_code}"
+    return _Outcome(
+        started_at, latency, response.status_code, response.headers.get("retry-after"), error
+    )
+
+
+async def _record(
+    conn: asyncpg.Connection, row: asyncpg.Record, outcome: _Outcome, config: WorkerConfig
+) -> None:
+    attempt = int(row["attempts"]) + 1
+    retry_at = None
+    if outcome.status is not None and 200 <= outcome.status < 300:
+        await q.mark_delivered(conn, message_id=row["id"], status=outcome.status)
+    elif outcome.status == 410:
+        await q.mark_failed(conn, message_id=row["id"], status=410, error="HTTP 410: endpoint gone")
+        await disable_endpoint(
+            conn, endpoint_id=row["endpoint_id"], reason="the receiver answered 410 Gone"
+        )
+    elif attempt >= config.max_attempts:
+        await q.mark_failed(conn, message_id=row["id"], status=outcome.status, error=outcome.error)
+    else:
+        delay = retry_delay(attempt, base=config.backoff_base, cap=config.backoff_max)
+        asked = parse_retry_after(outcome.retry_after, now=outcome.started_at)
+        if asked is not None:
+            delay = max(delay, asked)
+        retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+        await q.mark_retry(
+            conn,
+            message_id=row["id"],
+            next_attempt_at=retry_at,
+            status=outcome.status,
+            error=outcome.error,
+        )
+    await q.insert_attempt(
+        conn,
+        message_id=row["id"],
+        attempt=attempt,
+        url=row["url"],
+        started_at=outcome.started_at,
+        status_code=outcome.status,
+        latency_ms=outcome.latency_ms,
+        error=outcome.error,
+        retry_at=retry_at,
+    )
+    log.info(
+        "notice attempt",
+        extra={
+            "notification": str(row["id"]),
+            "attempt": attempt,
+            "status": outcome.status,
+            "error": outcome.error,
+            "latency_ms": round(outcome.latency_ms, 1),
+        },
+    )
+
+
+async def deliver_batch(pool: asyncpg.Pool, http: httpx.AsyncClient, config: WorkerConfig) -> int:
+    """Claim, send and record one batch of due notices; returns how many were claimed."""
+    async with pool.acquire() as raw, raw.transaction():
+        conn = cast("asyncpg.Connection", raw)
+        await conn.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+            str(config.lease_ms),
+        )
+        rows = await q.claim_due(conn, limit=config.batch_size)
+        if not rows:
+            return 0
+        outcomes = await asyncio.gather(*(_send(http, r, config.send_timeout) for r in rows))
+        # Recorded in endpoint order: a 410 locks its endpoint, and two workers locking
+        # endpoints in different orders could deadlock.
+        done = sorted(
+            zip(rows, outcomes, strict=True), key=lambda p: (p[0]["endpoint_id"], p[0]["id"])
+        )
+        for row, outcome in done:
+            await _record(conn, row, outcome, config)
+        return len(rows)
+
+
+async def _sweep(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as raw, raw.transaction():
+        await flag_untargeted(cast("asyncpg.Connection", raw))
+
+
+async def run_delivery_worker(
+    pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    config: WorkerConfig,
+    *,
+    stop: asyncio.Event,
+) -> None:
+    """Deliver until ``stop`` is set, finishing the batch in hand; sweep for late hostings."""
+    last_sweep = float("-inf")
+    while not stop.is_set():
+        claimed = 0
+        try:
+            if time.monotonic() - last_sweep >= config.sweep_interval:
+                last_sweep = time.monotonic()
+                await _sweep(pool)
+            claimed = await deliver_batch(pool, http, config)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            log.exception("notice delivery failed; retrying")
+        if claimed >= config.batch_size:
+            continue
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=config.poll_interval)
+
+
+def delivery_worker(settings: Settings) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A lifespan hook running the worker when ``settings.outbox_worker`` says so."""
+
+    @asynccontextmanager
+    async def delivering(app: Any) -> AsyncIterator[None]:
+        if not settings.outbox_worker:
+            yield
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            run_delivery_worker(
+                app.state.pool, app.state.http, WorkerConfig.from_settings(settings), stop=stop
+            )
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    return delivering

@@ -1,0 +1,134 @@
+"""Platforms' notification endpoints: where notices go, and the secret that signs them.
+
+Each endpoint has its own Standard Webhooks secret, shown once at creation. An endpoint
+that answers 410 Gone is disabled by the delivery worker; its queued notices wait until an
+admin enables it again. Every change appends a ``respond`` ledger event (without the secret).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import endpoints as q
+from service.domain.ledger import diff, record_event, to_state
+from service.errors import NotFound
+from service.platforms.standard import new_secret
+from service.schemas.endpoints import CreatedEndpoint, Endpoint, EndpointIn, EndpointPatch
+
+__all__ = [
+    "create_endpoint",
+    "disable_endpoint",
+    "get_endpoint",
+    "list_endpoints",
+    "update_endpoint",
+]
+
+
+async def _event(
+    conn: asyncpg.Connection,
+    endpoint: Endpoint,
+    *,
+    kind: str,
+    actor_id: UUID | None,
+    before: Endpoint | None = None,
+) -> None:
+    await record_event(
+        conn,
+        stage="respond",
+        kind=kind,
+        subject_type="notification_endpoint",
+        subject_id=endpoint.id,
+        platform_id=endpoint.platform_id,
+        actor_id=actor_id,
+        state=to_state(endpoint),
+        changes=None if before is None else diff(to_state(before), to_state(endpoint)),
+    )
+
+
+async def create_endpoint(
+    conn: asyncpg.Connection, *, platform_id: UUID, data: EndpointIn, actor_id: UUID | None
+) -> CreatedEndpoint:
+    secret = new_secret()
+    endpoint_id = await q.insert_endpoint(
+        conn,
+        platform_id=platform_id,
+        url=data.url,
+        event_types=list(dict.fromkeys(data.event_types)),
+        description=data.description,
+        secret=secret,
+        created_by=actor_id,
+    )
+    endpoint = await get_endpoint(conn, endpoint_id=endpoint_id)
+    await _event(conn, endpoint, kind="endpoint.created", actor_id=actor_id)
+    return CreatedEndpoint(endpoint=endpoint, secret=secret)
+
+
+async def get_endpoint(
+    conn: asyncpg.Connection,
+    *,
+    endpoint_id: UUID,
+    visible_to: UUID | None = None,
+    for_update: bool = False,
+) -> Endpoint:
+    """One endpoint; with ``visible_to`` (a platform's id), only one of that platform's."""
+    row = await q.select_endpoint(
+        conn, endpoint_id=endpoint_id, platform_id=visible_to, for_update=for_update
+    )
+    if row is None:
+        raise NotFound(f"no endpoint {endpoint_id}")
+    return msgspec.convert(dict(row), Endpoint)
+
+
+async def list_endpoints(
+    conn: asyncpg.Connection, *, platform_id: UUID | None, after: UUID | None, limit: int
+) -> list[Endpoint]:
+    rows = await q.select_endpoints(conn, platform_id=platform_id, after=after, limit=limit)
+    return [msgspec.convert(dict(r), Endpoint) for r in rows]
+
+
+async def update_endpoint(
+    conn: asyncpg.Connection, *, endpoint_id: UUID, patch: EndpointPatch, actor_id: UUID | None
+) -> Endpoint:
+    before = await get_endpoint(conn, endpoint_id=endpoint_id, for_update=True)
+    disabled_at, disabled_reason = before.disabled_at, before.disabled_reason
+    if patch.disabled is not msgspec.UNSET:
+        if patch.disabled and disabled_at is None:
+            disabled_at, disabled_reason = datetime.now(UTC), "disabled by an admin"
+        elif not patch.disabled:
+            disabled_at, disabled_reason = None, None
+    await q.update_endpoint(
+        conn,
+        endpoint_id=endpoint_id,
+        url=before.url if patch.url is msgspec.UNSET else patch.url,
+        event_types=list(
+            before.event_types
+            if patch.event_types is msgspec.UNSET
+            else dict.fromkeys(patch.event_types)
+        ),
+        description=before.description if patch.description is msgspec.UNSET else patch.description,
+        disabled_at=disabled_at,
+        disabled_reason=disabled_reason,
+    )
+    after = await get_endpoint(conn, endpoint_id=endpoint_id)
+    if before != after:
+        kind = "endpoint.updated"
+        if before.disabled_at is None and after.disabled_at is not None:
+            kind = "endpoint.disabled"
+        elif before.disabled_at is not None and after.disabled_at is None:
+            kind = "endpoint.enabled"
+        await _event(conn, after, kind=kind, actor_id=actor_id, before=before)
+    return after
+
+
+async def disable_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID, reason: str) -> bool:
+    """Disable an endpoint on the receiver's word (410 Gone); False if it already was."""
+    before = await get_endpoint(conn, endpoint_id=endpoint_id)
+    if not await q.disable_endpoint(conn, endpoint_id=endpoint_id, reason=reason):
+        return False
+    after = await get_endpoint(conn, endpoint_id=endpoint_id)
+    await _event(conn, after, kind="endpoint.disabled", actor_id=None, before=before)
+    return True
