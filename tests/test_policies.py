@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 
+from service.domain import decommissions
 from service.domain.keys import create_key
 from service.domain.policies import propose_for_incident
 from service.schemas.keys import ApiKeyIn
@@ -47,6 +48,13 @@ async def _incident(
         )
         assert r.status_code == 200, r.text
     return incident_id
+
+
+async def get_decision(pool: asyncpg.Pool, decision_id: UUID) -> Any:
+    async with pool.acquire() as raw:
+        return await decommissions.get_decision(
+            cast("asyncpg.Connection", raw), decision_id=decision_id
+        )
 
 
 async def _propose(pool: asyncpg.Pool, incident_id: str, actor_id: UUID | None) -> list[Any]:
@@ -133,8 +141,13 @@ async def test_a_matching_incident_proposes_a_decision_citing_the_policy(
     low = await _incident(client, admin, model, severity="medium")
     assert mine(await _propose(pool, low, triager_id)) == []
 
+    # Moving the incident to investigating proposed the decision already; asking again
+    # links the incident to that open proposal instead of making a second one.
     incident_id = await _incident(client, triager, model)
-    [decision] = mine(await _propose(pool, incident_id, triager_id))
+    assert mine(await _propose(pool, incident_id, triager_id)) == []
+    r = await client.get("/v1/decommissions", params={"limit": 200}, headers=admin)
+    [listed] = [d for d in r.json()["items"] if d["policy_id"] == policy["id"]]
+    decision = await get_decision(pool, UUID(listed["id"]))
     assert decision.status == "proposed"
     assert decision.policy_id == UUID(policy["id"])
     assert decision.policy_clause == policy["clause"]
@@ -163,3 +176,20 @@ async def test_a_matching_incident_proposes_a_decision_citing_the_policy(
     await register_model(client, admin, other)
     later = await _incident(client, admin, other)
     assert mine(await _propose(pool, later, None)) == []
+
+
+async def test_triage_to_investigating_proposes_through_the_api(
+    client: httpx.AsyncClient, admin: dict[str, str], uniq: str
+) -> None:
+    r = await client.post("/v1/decommission-policies", json=_policy(f"wired-{uniq}"), headers=admin)
+    assert r.status_code == 201, r.text
+    policy_id = r.json()["id"]
+    model = f"acme/wired-{uniq}"
+    await register_model(client, admin, model)
+    # The helper moves the incident through triage to investigating over the API.
+    incident_id = await _incident(client, admin, model)
+    r = await client.get("/v1/decommissions", params={"limit": 200}, headers=admin)
+    proposed = [d for d in r.json()["items"] if d["policy_id"] == policy_id]
+    assert len(proposed) == 1
+    assert proposed[0]["status"] == "proposed"
+    assert proposed[0]["incident_ids"] == [incident_id]

@@ -31,6 +31,7 @@ from service.db.queries import incidents as q
 from service.domain.deadlines import compute_deadline
 from service.domain.incidents import check_seriousness, get_incident, record_incident_event
 from service.domain.ledger import diff, to_state
+from service.domain.policies import propose_for_incident
 from service.errors import Conflict, InvalidInput, NotFound
 from service.schemas.incidents import AuthorityReportIn, Incident, IncidentPatch, TransitionIn
 
@@ -93,6 +94,9 @@ async def transition_incident(
         changes=diff(to_state(before), to_state(after)),
         extra=None if data.reason is None else {"reason": data.reason},
     )
+    if data.to == "investigating":
+        # Decommission policies are checked now, in this transaction; they only propose.
+        await propose_for_incident(conn, incident_id=after.id, actor_id=actor_id)
     return after
 
 
