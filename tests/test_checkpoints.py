@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 from litestar import Litestar
-from pymerkle import InclusionProof, InmemoryTree, verify_inclusion  # type: ignore[import-untyped]
-from pymerkle.core import _inclusion_path_layout  # type: ignore[import-untyped]
+from pymerkle import InclusionProof, InmemoryTree, verify_inclusion
+from pymerkle.core import _inclusion_path_layout
 
 from service.domain.checkpoints import (
     CheckpointError,

@@ -5,11 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
+import asyncpg
 import httpx
+import msgspec
 import pytest
+from litestar import Litestar
 
+from service.app import create_app
 from service.db.queries.exports import COLUMNS
 from tests.conftest import PlatformFixture, register_model
 
@@ -178,3 +183,145 @@ async def test_bad_requests(
     r = await client.get(path, params=params, headers={**regulator, **headers})
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_incident_exports_never_carry_contact_details_and_can_redact_text(
+    client: httpx.AsyncClient,
+    app: Litestar,
+    admin: dict[str, str],
+    regulator: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    model = await register_model(client, admin, f"inc{uniq}/m")
+    r = await client.post(
+        "/v1/reports",
+        json={
+            "title": "Leaks training data",
+            "category": "privacy",
+            "models": [model["name"]],
+            "description": "Prompted with a prefix it recites addresses.",
+            "contact": {"email": f"secret-{uniq}@example.org", "name": f"Whistle {uniq}"},
+        },
+    )
+    assert r.status_code in {200, 201}, r.text
+    r = await client.post(
+        "/v1/incidents",
+        json={
+            "title": "Jailbreak",
+            "category": "misuse",
+            "severity": "high",
+            "models": [model["name"]],
+        },
+        headers=platform.headers,
+    )
+    assert r.status_code == 201, r.text
+
+    for fmt in ("csv", "jsonl"):
+        r = await client.get(
+            "/v1/exports/incidents",
+            params={"model_id": model["id"], "format": fmt},
+            headers=regulator,
+        )
+        assert r.status_code == 200
+        assert f"secret-{uniq}" not in r.text
+        assert f"Whistle {uniq}" not in r.text
+        assert "followup" not in r.text
+    records = [json.loads(line) for line in r.text.splitlines()]
+    assert tuple(records[0]) == COLUMNS["incidents"]
+    assert sorted(rec["title"] for rec in records) == ["Jailbreak", "Leaks training data"]
+    assert all(rec["models"] == [model["name"]] for rec in records)
+    by_title = {rec["title"]: rec for rec in records}
+    assert by_title["Jailbreak"]["reporter_platform"] == platform.slug
+    assert by_title["Leaks training data"]["channel"] == "public"
+
+    # With the redaction policy on, regulators get the records without their free text.
+    settings = msgspec.structs.replace(app.state.settings, redact_incident_text_for_regulators=True)
+    redacting = create_app(settings, pool=app.state.pool)
+    transport = httpx.ASGITransport(app=cast("Any", redacting))
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as c:
+        r = await c.get(
+            "/v1/exports/incidents",
+            params={"model_id": model["id"], "format": "jsonl"},
+            headers=regulator,
+        )
+        redacted = [json.loads(line) for line in r.text.splitlines()]
+        assert {rec["title"] for rec in redacted} == {"[redacted]"}
+        assert "recites addresses" not in r.text
+        assert sorted(rec["category"] for rec in redacted) == ["misuse", "privacy"]
+        # Admins still see everything.
+        r = await c.get(
+            "/v1/exports/incidents",
+            params={"model_id": model["id"], "format": "jsonl"},
+            headers=admin,
+        )
+        assert "recites addresses" in r.text
+
+
+async def test_audit_and_decision_exports(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    regulator: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    model = await register_model(client, admin, f"dec{uniq}/m")
+    hosting = (
+        await client.post(
+            "/v1/hostings",
+            json={"model": model["name"], "url": "https://hub.example/d"},
+            headers=platform.headers,
+        )
+    ).json()
+    async with pool.acquire() as c:
+        auditor_id = await c.fetchval(
+            "INSERT INTO principals (name, role) VALUES ('Export auditor', 'auditor') RETURNING id"
+        )
+        audit_id = await c.fetchval(
+            "INSERT INTO audits (auditor_id, method, started_at) "
+            "VALUES ($1, 'red_team', now()) RETURNING id",
+            auditor_id,
+        )
+        await c.execute(
+            "INSERT INTO audit_models (audit_id, model_id) VALUES ($1, $2)",
+            audit_id,
+            UUID(str(model["id"])),
+        )
+        await c.execute(
+            "INSERT INTO audit_findings (audit_id, title, severity) VALUES ($1, 'f', 'high')",
+            audit_id,
+        )
+        decision_id = await c.fetchval(
+            "INSERT INTO decommissions (model_id, action, reason, effective_at) "
+            "VALUES ($1, 'recall', 'unsafe', now()) RETURNING id",
+            UUID(str(model["id"])),
+        )
+        await c.execute(
+            "INSERT INTO decommission_targets (decommission_id, hosting_id, platform_id, "
+            "model_id, inherited) VALUES ($1, $2, $3, $4, false)",
+            decision_id,
+            UUID(hosting["id"]),
+            UUID(platform.id),
+            UUID(str(model["id"])),
+        )
+    r = await client.get(
+        "/v1/exports/audits",
+        params={"model_id": model["id"], "format": "jsonl"},
+        headers=regulator,
+    )
+    audits = [json.loads(line) for line in r.text.splitlines()]
+    assert [a["id"] for a in audits] == [str(audit_id)]
+    assert audits[0]["models"] == [model["name"]]
+    assert [f["severity"] for f in audits[0]["findings"]] == ["high"]
+
+    r = await client.get(
+        "/v1/exports/decisions",
+        params={"platform": platform.slug, "format": "csv"},
+        headers=regulator,
+    )
+    rows = list(csv.DictReader(io.StringIO(r.text, newline="")))
+    assert tuple(rows[0]) == COLUMNS["decisions"]
+    assert [row["id"] for row in rows] == [str(decision_id)]
+    targets = json.loads(rows[0]["targets"])
+    assert [t["platform"] for t in targets] == [platform.slug]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from pymerkle import InclusionProof, InmemoryTree, verify_consistency, verify_inclusion  # type: ignore[import-untyped]
-from pymerkle.core import _inclusion_path_layout  # type: ignore[import-untyped]
+from pymerkle import InclusionProof, InmemoryTree, verify_consistency, verify_inclusion
+from pymerkle.core import _inclusion_path_layout
 
 from service.domain import merkle
 

@@ -11,6 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from service.api.auth import allow
 from service.api.deps import Db
+from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.domain import compliance as domain
 from service.domain.platforms import get_platform
@@ -20,7 +21,8 @@ from service.schemas.compliance import ComplianceReport
 __all__ = ["ComplianceController"]
 
 DEFAULT_PERIOD = timedelta(days=30)
-_MEDIA = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
+# Litestar adds "; charset=utf-8" to text media types itself.
+_MEDIA = {"csv": "text/csv", "html": "text/html"}
 
 
 def _choose(requested: str | None, accept: str | None) -> str:
@@ -44,6 +46,7 @@ class ComplianceController(Controller):
 
     @get(
         operation_id="getComplianceReport",
+        operation_class=also_served_as(_MEDIA["csv"], _MEDIA["html"]),
         summary="The compliance report for a period, per platform and overall",
         description=(
             "Documentation coverage of hosted models (also weighted by downloads) and the "

@@ -16,10 +16,13 @@ from litestar.response import Stream
 
 from service.api.auth import allow
 from service.api.deps import Caller, Db
+from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.db.queries.exports import COLUMNS
 from service.domain import export_jobs as jobs
 from service.domain import exports as domain
+from service.domain.csaf import decision_advisory
+from service.domain.decommissions import get_decision
 from service.domain.platforms import get_platform
 from service.errors import NotFound, RegistryError
 from service.schemas.events import Stage
@@ -29,7 +32,8 @@ __all__ = ["ExportController"]
 
 Format = ExportFormat
 
-MEDIA_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+# Litestar adds "; charset=utf-8" to text media types itself.
+MEDIA_TYPES: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 _ACCEPTS = {
     "text/csv": "csv",
     "application/x-ndjson": "jsonl",
@@ -71,6 +75,7 @@ class ExportController(Controller):
     @get(
         "/{dataset:str}",
         operation_id="exportDataset",
+        operation_class=also_served_as(MEDIA_TYPES["jsonl"]),
         summary="Stream a whole dataset as CSV (RFC 4180, with a header row) or JSON lines",
         description=(
             "Streams from a consistent snapshot in bounded memory. The format is chosen by "
@@ -93,6 +98,7 @@ class ExportController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
+        principal: Caller,
         dataset: FromPath[Dataset],
         since: Annotated[
             datetime | None,
@@ -116,6 +122,8 @@ class ExportController(Controller):
                     platform_id = (await get_platform(conn, slug=platform)).id
                 except NotFound as exc:
                     raise NotFound(f"no platform {platform!r}") from exc
+        settings = state.settings
+        redact = principal.role == "regulator" and settings.redact_incident_text_for_regulators
         chunks = await domain.start_export(
             state.pool,
             dataset=dataset,
@@ -127,8 +135,9 @@ class ExportController(Controller):
                 stage=stage,
                 model_id=model_id,
             ),
-            seconds=state.settings.export_timeout_seconds,
+            seconds=settings.export_timeout_seconds,
             acquire_timeout=state.acquire_timeout,
+            redact=redact,
         )
         return Stream(
             chunks,
@@ -155,7 +164,10 @@ class ExportController(Controller):
     async def create_job(
         self, data: JSONBody[ExportJobIn], db: Db, principal: Caller, state: State
     ) -> Response[ExportJob]:
-        job = await jobs.create_job(db, data=data, requested_by=principal.id)
+        redact = (
+            principal.role == "regulator" and state.settings.redact_incident_text_for_regulators
+        )
+        job = await jobs.create_job(db, data=data, requested_by=principal.id, redact=redact)
         wake: asyncio.Event | None = getattr(state, "export_wakeup", None)
         # This process's worker is woken once the response (and so the commit) is done;
         # the other replicas' workers find the job when they next poll.
@@ -201,21 +213,34 @@ class ExportController(Controller):
         visible_to = None if principal.role == "admin" else principal.id
         job = await jobs.get_job(db, job_id=job_id, visible_to=visible_to)
         await jobs.check_file(db, job=job, name=name)
-        media = (
-            "application/json"
-            if name.endswith(".json")
-            else (
-                MEDIA_TYPES["csv"]
-                if name.endswith(".csv")
-                else (
-                    MEDIA_TYPES["jsonl"] if name.endswith(".jsonl") else "text/plain; charset=utf-8"
-                )
-            )
-        )
         return Stream(
             jobs.stream_file(
                 state.pool, job_id=job_id, name=name, acquire_timeout=state.acquire_timeout
             ),
-            media_type=media,
+            # A download: the bytes exactly as the manifest lists them, whatever the file.
+            media_type="application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @get(
+        "/decisions/{decision_id:uuid}/csaf",
+        operation_id="getDecisionAdvisory",
+        summary="A decommissioning decision as a CSAF 2.0 security advisory",
+        description=(
+            "The decision's model and the descendants it reaches are the products; the "
+            "action is the remediation (recall, restriction, licence change: mitigation; "
+            "deprecation: vendor_fix with a successor, else no_fix_planned); each workflow "
+            "step is a revision."
+        ),
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def decision_csaf(
+        self, decision_id: FromPath[UUID], db: Db, state: State
+    ) -> dict[str, Any]:
+        decision = await get_decision(db, decision_id=decision_id)
+        settings = state.settings
+        return decision_advisory(
+            decision,
+            publisher_name=settings.csaf_publisher_name,
+            publisher_namespace=settings.csaf_publisher_namespace,
         )

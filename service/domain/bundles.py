@@ -141,6 +141,7 @@ async def build_bundle(
     open_file: OpenFile,
     progress: Progress | None = None,
     seconds: float = 3600.0,
+    redact: bool = False,
 ) -> Manifest:
     """Write every file of a bundle through ``open_file``; returns the manifest written."""
     for dataset in datasets:
@@ -172,6 +173,7 @@ async def build_bundle(
                 filters=filters.as_params(),
                 output=counting,
                 seconds=seconds,
+                redact=redact,
             )
             await sink.close()
             rows = int(status.split()[-1])
@@ -197,7 +199,7 @@ async def build_bundle(
         created_at=datetime.now(UTC),
         datasets=datasets,
         file_format=fmt,
-        filters=filters_document(filters, platform),
+        filters={**filters_document(filters, platform), "redacted": redact},
         ledger_max_seq=max_seq,
         checkpoint=checkpoint,
         files=files,

@@ -47,7 +47,7 @@ MAX_ATTEMPTS = 3
 
 
 async def create_job(
-    conn: asyncpg.Connection, *, data: ExportJobIn, requested_by: UUID | None
+    conn: asyncpg.Connection, *, data: ExportJobIn, requested_by: UUID | None, redact: bool = False
 ) -> ExportJob:
     if len(set(data.datasets)) != len(data.datasets):
         raise InvalidInput("each dataset may be named once", key="datasets")
@@ -66,6 +66,8 @@ async def create_job(
         "platform_id": str(platform_id) if platform_id else None,
         "stage": data.stage,
         "model_id": str(data.model_id) if data.model_id else None,
+        # Whether incident free text is withheld (the regulator redaction policy).
+        "redacted": "true" if redact else None,
     }
     row = await q.insert_job(
         conn,
@@ -227,6 +229,7 @@ async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3
                 open_file=open_file,
                 progress=progress,
                 seconds=seconds,
+                redact=filters.get("redacted") == "true",
             )
     except (asyncpg.PostgresError, OSError, ValueError) as exc:
         log.exception("export job failed", extra={"job_id": str(job_id)})

@@ -74,6 +74,7 @@ async def start_export(
     filters: ExportFilters,
     seconds: float,
     acquire_timeout: float,
+    redact: bool = False,
 ) -> AsyncIterator[bytes]:
     """Start an export and return its bytes as PostgreSQL produces them.
 
@@ -99,6 +100,7 @@ async def start_export(
                     filters=filters.as_params(),
                     output=sink,
                     seconds=seconds,
+                    redact=redact,
                 )
         except Exception as exc:
             await queue.put(exc)

@@ -13,7 +13,7 @@ from service.schemas.events import Stage
 
 __all__ = ["Dataset", "ExportFile", "ExportFormat", "ExportJob", "ExportJobIn"]
 
-Dataset = Literal["events", "models", "hostings"]
+Dataset = Literal["events", "models", "hostings", "incidents", "audits", "decisions"]
 ExportFormat = Literal["csv", "jsonl"]
 
 

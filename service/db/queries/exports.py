@@ -18,7 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
-__all__ = ["COLUMNS", "DATASETS", "copy_csv", "copy_jsonl", "count_rows"]
+__all__ = ["COLUMNS", "DATASETS", "REDACTED", "copy_csv", "copy_jsonl", "count_rows", "query_for"]
 
 
 def _ts(column: str) -> str:
@@ -68,12 +68,119 @@ WHERE ($1::timestamptz IS NULL OR h.created_at >= $1)
 ORDER BY h.id
 """
 
+_INCIDENT_FROM = """
+FROM incidents i LEFT JOIN platforms rp ON rp.id = i.reporter_platform_id
+WHERE ($1::timestamptz IS NULL OR i.reported_at >= $1)
+  AND ($2::timestamptz IS NULL OR i.reported_at < $2)
+  AND ($3::uuid IS NULL OR i.reporter_platform_id = $3 OR EXISTS (
+        SELECT 1 FROM incident_hostings ih JOIN hostings h ON h.id = ih.hosting_id
+        WHERE ih.incident_id = i.id AND h.platform_id = $3))
+  AND ($4::text IS NULL OR $4 = 'detect')
+  AND ($5::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM incident_models im WHERE im.incident_id = i.id AND im.model_id = $5))
+ORDER BY i.id
+"""
+
+
+def _incidents(text: str) -> str:
+    """The incidents dataset; ``text`` renders title and description (or redacts them).
+
+    The follow-up token's hash, the reporting principal and the confidential reporter's
+    contact details (a table of their own) are never selected.
+    """
+    return f"""
+SELECT i.id, i.ref, {text}, i.category, i.subcategory, i.harm_types,
+       i.affected_parties, i.severity, i.serious, i.serious_kind, i.death, i.widespread,
+       i.status, i.duplicate_of, i.rejection_reason, i.channel,
+       rp.slug AS reporter_platform,
+       ARRAY(SELECT m.name FROM incident_models im JOIN models m ON m.id = im.model_id
+             WHERE im.incident_id = i.id ORDER BY m.name) AS models,
+       i.unlisted_models,
+       ARRAY(SELECT ih.hosting_id FROM incident_hostings ih WHERE ih.incident_id = i.id
+             ORDER BY ih.hosting_id) AS hostings,
+       i.evidence_urls, {_ts("i.occurred_at")}, {_ts("i.aware_at")}, {_ts("i.reported_at")},
+       {_ts("i.triaged_at")}, {_ts("i.mitigated_at")}, {_ts("i.closed_at")},
+       {_ts("i.report_due_at")}, {_ts("i.authority_initial_report_at")},
+       {_ts("i.authority_complete_report_at")}
+{_INCIDENT_FROM}"""
+
+
+INCIDENTS = _incidents("i.title, i.description")
+#: The same rows with the free text withheld (the regulator redaction policy).
+INCIDENTS_REDACTED = _incidents(
+    "'[redacted]'::text AS title, CASE WHEN i.description = '' THEN '' "
+    "ELSE '[redacted]' END AS description"
+)
+
+AUDITS = f"""
+SELECT a.id, a.auditor_id, a.method, a.components, a.summary, {_ts("a.started_at")},
+       {_ts("a.completed_at")}, a.outcome,
+       ARRAY(SELECT m.name FROM audit_models am JOIN models m ON m.id = am.model_id
+             WHERE am.audit_id = a.id ORDER BY m.name) AS models,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'id', f.id, 'title', f.title, 'severity', f.severity, 'status', f.status,
+                 'incident_id', f.incident_id) ORDER BY f.id), '[]')
+        FROM audit_findings f WHERE f.audit_id = a.id) AS findings,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'metric', e.metric, 'value', e.value, 'dataset', e.dataset,
+                 'method', e.method) ORDER BY e.id), '[]')
+        FROM audit_evaluations e WHERE e.audit_id = a.id) AS evaluations,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('url', x.url, 'sha256', x.sha256)
+                 ORDER BY x.id), '[]')
+        FROM audit_artefacts x WHERE x.audit_id = a.id) AS artefacts
+FROM audits a
+WHERE ($1::timestamptz IS NULL OR a.started_at >= $1)
+  AND ($2::timestamptz IS NULL OR a.started_at < $2)
+  AND ($3::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM audit_models am JOIN hostings h ON h.model_id = am.model_id
+        WHERE am.audit_id = a.id AND h.platform_id = $3))
+  AND ($4::text IS NULL OR $4 = 'detect')
+  AND ($5::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM audit_models am WHERE am.audit_id = a.id AND am.model_id = $5))
+ORDER BY a.id
+"""
+
+DECISIONS = f"""
+SELECT d.id, d.model_id, m.name AS model, d.revisions, d.action, d.reason, d.policy_id,
+       d.policy_clause, d.include_derivatives, d.platform_ids, {_ts("d.effective_at")},
+       {_ts("d.sunset_at")}, s.name AS successor_model, d.old_licence, d.new_licence,
+       d.prohibited_uses, d.status, d.proposed_by, d.approved_by, {_ts("d.proposed_at")},
+       {_ts("d.approved_at")}, {_ts("d.notified_at")}, {_ts("d.executed_at")},
+       {_ts("d.withdrawn_at")}, {_ts("d.confirm_by")},
+       ARRAY(SELECT di.incident_id FROM decommission_incidents di
+             WHERE di.decommission_id = d.id ORDER BY di.incident_id) AS incidents,
+       ARRAY(SELECT df.finding_id FROM decommission_findings df
+             WHERE df.decommission_id = d.id ORDER BY df.finding_id) AS findings,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'platform', p.slug, 'hosting_id', t.hosting_id, 'model_id', t.model_id,
+                 'inherited', t.inherited, 'confirmed_at', t.confirmed_at)
+                 ORDER BY p.slug, t.hosting_id), '[]')
+        FROM decommission_targets t JOIN platforms p ON p.id = t.platform_id
+        WHERE t.decommission_id = d.id) AS targets
+FROM decommissions d JOIN models m ON m.id = d.model_id
+LEFT JOIN models s ON s.id = d.successor_model_id
+WHERE ($1::timestamptz IS NULL OR d.proposed_at >= $1)
+  AND ($2::timestamptz IS NULL OR d.proposed_at < $2)
+  AND ($3::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM decommission_targets t WHERE t.decommission_id = d.id
+          AND t.platform_id = $3))
+  AND ($4::text IS NULL OR $4 = 'respond')
+  AND ($5::uuid IS NULL OR d.model_id = $5)
+ORDER BY d.id
+"""
+
+
 #: dataset -> its SELECT.
 DATASETS: dict[str, str] = {
     "events": EVENTS,
     "models": MODELS,
     "hostings": HOSTINGS,
+    "incidents": INCIDENTS,
+    "audits": AUDITS,
+    "decisions": DECISIONS,
 }
+#: The queries used instead when a dataset's free text is redacted.
+REDACTED: dict[str, str] = {"incidents": INCIDENTS_REDACTED}
 
 #: dataset -> its columns, in order (the CSV header and the JSON keys).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -132,23 +239,122 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
         "updated_at",
     ),
+    "incidents": (
+        "id",
+        "ref",
+        "title",
+        "description",
+        "category",
+        "subcategory",
+        "harm_types",
+        "affected_parties",
+        "severity",
+        "serious",
+        "serious_kind",
+        "death",
+        "widespread",
+        "status",
+        "duplicate_of",
+        "rejection_reason",
+        "channel",
+        "reporter_platform",
+        "models",
+        "unlisted_models",
+        "hostings",
+        "evidence_urls",
+        "occurred_at",
+        "aware_at",
+        "reported_at",
+        "triaged_at",
+        "mitigated_at",
+        "closed_at",
+        "report_due_at",
+        "authority_initial_report_at",
+        "authority_complete_report_at",
+    ),
+    "audits": (
+        "id",
+        "auditor_id",
+        "method",
+        "components",
+        "summary",
+        "started_at",
+        "completed_at",
+        "outcome",
+        "models",
+        "findings",
+        "evaluations",
+        "artefacts",
+    ),
+    "decisions": (
+        "id",
+        "model_id",
+        "model",
+        "revisions",
+        "action",
+        "reason",
+        "policy_id",
+        "policy_clause",
+        "include_derivatives",
+        "platform_ids",
+        "effective_at",
+        "sunset_at",
+        "successor_model",
+        "old_licence",
+        "new_licence",
+        "prohibited_uses",
+        "status",
+        "proposed_by",
+        "approved_by",
+        "proposed_at",
+        "approved_at",
+        "notified_at",
+        "executed_at",
+        "withdrawn_at",
+        "confirm_by",
+        "incidents",
+        "findings",
+        "targets",
+    ),
 }
 
 Filters = tuple[datetime | None, datetime | None, UUID | None, str | None, UUID | None]
 Sink = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
+def query_for(dataset: str, *, redact: bool = False) -> str:
+    """The dataset's SELECT; with ``redact``, its free-text-withheld variant if it has one."""
+    return REDACTED.get(dataset, DATASETS[dataset]) if redact else DATASETS[dataset]
+
+
 async def copy_csv(
-    conn: asyncpg.Connection, *, dataset: str, filters: Filters, output: Sink, seconds: float
+    conn: asyncpg.Connection,
+    *,
+    dataset: str,
+    filters: Filters,
+    output: Sink,
+    seconds: float,
+    redact: bool = False,
 ) -> str:
     """Stream the dataset as RFC 4180 CSV with a header row; returns ``COPY <rows>``."""
     return await conn.copy_from_query(
-        DATASETS[dataset], *filters, output=output, format="csv", header=True, timeout=seconds
+        query_for(dataset, redact=redact),
+        *filters,
+        output=output,
+        format="csv",
+        header=True,
+        timeout=seconds,
     )
 
 
 async def copy_jsonl(
-    conn: asyncpg.Connection, *, dataset: str, filters: Filters, output: Sink, seconds: float
+    conn: asyncpg.Connection,
+    *,
+    dataset: str,
+    filters: Filters,
+    output: Sink,
+    seconds: float,
+    redact: bool = False,
 ) -> str:
     """Stream the dataset as one JSON object per line; returns ``COPY <rows>``.
 
@@ -157,7 +363,7 @@ async def copy_jsonl(
     delimiter from that excluded range then passes each row through untouched, where its
     text mode would double every backslash.
     """
-    query = f"SELECT row_to_json(x) FROM ({DATASETS[dataset]}) x"
+    query = f"SELECT row_to_json(x) FROM ({query_for(dataset, redact=redact)}) x"
     return await conn.copy_from_query(
         query,
         *filters,

@@ -1,0 +1,155 @@
+"""Decisions as CSAF 2.0 advisories, checked by an independent CSAF 2.0 validator."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from uuid import UUID
+
+import asyncpg
+import httpx
+import pytest
+from csaf.csaf.v20._validator import validate
+
+from service.domain.decommissions import record_confirmation
+from tests.conftest import PlatformFixture, register_model
+from tests.test_notifications import admin_headers, decide, host
+
+
+def assert_valid(doc: dict[str, Any]) -> None:
+    report = validate(doc, preset="basic")
+    failures = [
+        (r.id, [e.message for e in r.errors])
+        for r in report.results
+        if not r.passed and not r.skipped and r.group != "informative"
+    ]
+    assert report.overall_valid, failures
+
+
+async def _advisory(
+    client: httpx.AsyncClient, headers: dict[str, str], decision_id: str
+) -> dict[str, Any]:
+    r = await client.get(f"/v1/exports/decisions/{decision_id}/csaf", headers=headers)
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+async def test_an_executed_recall_with_derivatives(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    regulator: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    second = await admin_headers(pool)
+    base, child = f"acme/csaf-{uniq}", f"acme/csaf-child-{uniq}"
+    await register_model(client, admin, base)
+    await register_model(client, admin, child, base_model=base, derivation="fine_tune")
+    await host(client, admin, base, platform)
+    await host(client, admin, child, other_platform)
+    decision = await decide(
+        client,
+        admin,
+        second,
+        base,
+        include_derivatives=True,
+        revisions=["9f2c1e0"],
+    )
+    doc = await _advisory(client, regulator, decision["id"])
+    assert_valid(doc)
+    assert doc["document"]["tracking"]["status"] == "interim"
+    assert [r["summary"] for r in doc["document"]["tracking"]["revision_history"]] == [
+        "Decision proposed",
+        "Decision approved by a second administrator",
+        "Hosting platforms notified",
+    ]
+    names = sorted(p["name"] for p in doc["product_tree"]["full_product_names"])
+    assert names == [base, child]
+    [vulnerability] = doc["vulnerabilities"]
+    assert vulnerability["remediations"][0]["category"] == "mitigation"
+    assert len(vulnerability["product_status"]["known_affected"]) == 2
+
+    for target in decision["targets"]:
+        async with pool.acquire() as raw, raw.transaction():
+            await record_confirmation(
+                cast("asyncpg.Connection", raw),
+                decision_id=UUID(decision["id"]),
+                platform_id=UUID(target["platform_id"]),
+                model_id=UUID(target["model_id"]),
+                outcome="removed",
+                occurred_at=None,
+                actor_id=None,
+            )
+    doc = await _advisory(client, regulator, decision["id"])
+    assert_valid(doc)
+    assert doc["document"]["tracking"]["status"] == "final"
+    assert doc["document"]["tracking"]["version"] == "4"
+
+
+@pytest.mark.parametrize(
+    ("fields", "category"),
+    [
+        ({"action": "deprecate", "sunset_at": "2027-01-01T00:00:00Z"}, "no_fix_planned"),
+        (
+            {
+                "action": "licence_change",
+                "old_licence": "apache-2.0",
+                "new_licence": "research-only",
+                "prohibited_uses": ["biometric identification"],
+            },
+            "mitigation",
+        ),
+        ({"action": "restrict"}, "mitigation"),
+    ],
+)
+async def test_other_actions_are_valid_advisories(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    regulator: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+    fields: dict[str, Any],
+    category: str,
+) -> None:
+    second = await admin_headers(pool)
+    model = f"acme/csaf-{fields['action']}-{uniq}"
+    await register_model(client, admin, model)
+    await host(client, admin, model, platform)
+    decision = await decide(client, admin, second, model, notify=False, **fields)
+    doc = await _advisory(client, regulator, decision["id"])
+    assert_valid(doc)
+    assert doc["vulnerabilities"][0]["remediations"][0]["category"] == category
+
+
+async def test_a_withdrawn_decision_is_a_final_advisory_without_remediation(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    regulator: dict[str, str],
+    auditor: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    second = await admin_headers(pool)
+    model = f"acme/csaf-withdrawn-{uniq}"
+    await register_model(client, admin, model)
+    await host(client, admin, model, platform)
+    decision = await decide(client, admin, second, model, notify=False)
+    r = await client.post(
+        f"/v1/decommissions/{decision['id']}/withdraw",
+        json={"reason": "false report"},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    doc = await _advisory(client, regulator, decision["id"])
+    assert_valid(doc)
+    assert doc["document"]["tracking"]["status"] == "final"
+    assert "remediations" not in doc["vulnerabilities"][0]
+    # Regulators and admins only; an unknown decision is 404.
+    r = await client.get(f"/v1/exports/decisions/{decision['id']}/csaf", headers=auditor)
+    assert r.status_code == 403
+    r = await client.get(f"/v1/exports/decisions/{UUID(int=1)}/csaf", headers=regulator)
+    assert r.status_code == 404
