@@ -85,17 +85,17 @@ class ComplianceController(Controller):
         since = since or until - DEFAULT_PERIOD
         if since >= until:
             raise InvalidInput("'from' must be before 'to'", key="from")
-        # One snapshot for every figure in the report (the transaction's first statement).
-        await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         platform_id = None
         if platform is not None:
             try:
                 platform_id = (await get_platform(db, slug=platform)).id
             except NotFound as exc:
                 raise NotFound(f"no platform {platform!r}") from exc
-        report = await domain.build_report(
-            db, since=since, until=until, platform_id=platform_id, platform=platform
-        )
+        # One snapshot for every figure in the report.
+        async with db.transaction(isolation="repeatable_read", readonly=True):
+            report = await domain.build_report(
+                db, since=since, until=until, platform_id=platform_id, platform=platform
+            )
         fmt = _choose(format, request.headers.get("accept"))
         if fmt == "csv":
             return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
