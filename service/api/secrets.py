@@ -1,0 +1,68 @@
+"""``/v1/platforms/{slug}/webhook-secrets``: a platform's signing secrets (admin only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, Parameter
+
+from service.api.auth import ADMIN, allow
+from service.api.deps import Caller, Db
+from service.api.problems import problem_responses
+from service.api.webhooks import signing_cache
+from service.domain import secrets as domain
+from service.schemas.secrets import CreatedWebhookSecret, WebhookSecret, WebhookSecretList
+
+__all__ = ["WebhookSecretController"]
+
+Slug = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+class WebhookSecretController(Controller):
+    path = "/v1/platforms/{slug:str}/webhook-secrets"
+    tags = ["webhooks"]
+    guards = [allow(*ADMIN)]
+
+    @post(
+        operation_id="createWebhookSecret",
+        summary="Issue a new signing secret (shown only in this answer); older ones stay active",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def create(self, slug: FromPath[Slug], db: Db, principal: Caller) -> CreatedWebhookSecret:
+        return await domain.create_secret(db, slug=slug, actor_id=principal.id)
+
+    @get(
+        operation_id="listWebhookSecrets",
+        summary="List a platform's signing secrets (never the secrets themselves)",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def index(
+        self, slug: FromPath[Slug], db: Db, include_retired: FromQuery[bool] = False
+    ) -> WebhookSecretList:
+        items = await domain.list_secrets(db, slug=slug, include_retired=include_retired)
+        return WebhookSecretList(items=items)
+
+    @delete(
+        "/{secret_id:uuid}",
+        operation_id="retireWebhookSecret",
+        summary="Retire a signing secret: deliveries signed with it are refused from now on",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def retire(
+        self,
+        slug: FromPath[Slug],
+        secret_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        state: State,
+    ) -> WebhookSecret:
+        retired = await domain.retire_secret(
+            db, slug=slug, secret_id=secret_id, actor_id=principal.id
+        )
+        # Deliveries this process verifies stop accepting the secret at once.
+        signing_cache(state).forget(slug)
+        return retired

@@ -1,0 +1,361 @@
+"""Webhook intake: turning a verified delivery into records and ledger events, once.
+
+A delivery is claimed by inserting its id under the platform's UNIQUE constraint
+(``INSERT ... ON CONFLICT DO NOTHING``), never by looking first. A copy that finds the id
+taken writes nothing: it is a duplicate if its body hashes the same, a conflict otherwise.
+Every ledger event a delivery produces carries a link back to the stored delivery, whose
+row keeps the raw body and headers and lists those events' sequence numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import deliveries as q
+from service.domain import hostings, incidents, ledger, models
+from service.domain.decommissions import record_confirmation
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from service.schemas.hostings import Hosting, HostingIn, HostingPatch, HostingStatus
+from service.schemas.models import ModelIn
+from service.schemas.webhooks import (
+    DecommissionExecuted,
+    DeliveryAck,
+    IncidentReported,
+    ModelDownloads,
+    ModelHosted,
+    ModelRemoved,
+    ModelRestricted,
+    ModelUpdated,
+    WebhookMessage,
+)
+
+__all__ = ["Delivery", "ingest", "log_refusal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A verified delivery, as received."""
+
+    platform_id: UUID
+    platform_slug: str
+    source: str
+    delivery_id: str
+    event_type: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    platform_id: UUID
+    platform_slug: str
+    link: dict[str, Any]
+
+
+async def ingest(
+    conn: asyncpg.Connection, *, delivery: Delivery, messages: Sequence[WebhookMessage]
+) -> DeliveryAck:
+    """Claim the delivery id and apply its messages, in the caller's transaction."""
+    digest = hashlib.sha256(delivery.body).digest()
+    row_id = await q.claim_delivery(
+        conn,
+        platform_id=delivery.platform_id,
+        delivery_id=delivery.delivery_id,
+        source=delivery.source,
+        event_type=delivery.event_type,
+        body_sha256=digest,
+        body=delivery.body,
+        headers=delivery.headers,
+    )
+    if row_id is None:
+        existing = await q.select_claimed(
+            conn, platform_id=delivery.platform_id, delivery_id=delivery.delivery_id
+        )
+        if existing is None:  # pragma: no cover - a claimed id is never deleted
+            raise Conflict("the delivery id is being processed; retry")
+        if bytes(existing["body_sha256"]) != digest:
+            raise Conflict(
+                f"delivery {delivery.delivery_id!r} was accepted before with a different body"
+            )
+        return DeliveryAck(
+            delivery_id=delivery.delivery_id, duplicate=True, events=list(existing["events"])
+        )
+    ctx = _Context(
+        platform_id=delivery.platform_id,
+        platform_slug=delivery.platform_slug,
+        link={
+            "delivery": {
+                "id": str(row_id),
+                "delivery_id": delivery.delivery_id,
+                "source": delivery.source,
+            }
+        },
+    )
+    seqs: list[int] = []
+    for message in messages:
+        seqs += await _apply(conn, ctx, message)
+    if seqs:
+        await q.set_delivery_events(conn, row_id=row_id, events=seqs)
+    return DeliveryAck(delivery_id=delivery.delivery_id, duplicate=False, events=seqs)
+
+
+async def log_refusal(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    source: str,
+    delivery_id: str | None,
+    outcome: str,
+    status: int,
+    reason: str,
+    event_type: str | None,
+) -> None:
+    """Note a delivery that wrote nothing, so the platform can see why in its log."""
+    await q.insert_rejection(
+        conn,
+        platform_id=platform_id,
+        delivery_id=None if delivery_id is None else delivery_id[:200],
+        source=source,
+        outcome=outcome,
+        status=status,
+        reason=reason[:2000],
+        event_type=None if event_type is None else event_type[:100],
+    )
+
+
+async def _apply(conn: asyncpg.Connection, ctx: _Context, message: WebhookMessage) -> list[int]:
+    if isinstance(message, ModelHosted):
+        return await _hosted(conn, ctx, message)
+    if isinstance(message, ModelUpdated):
+        return await _updated(conn, ctx, message)
+    if isinstance(message, ModelRemoved | ModelRestricted):
+        status: HostingStatus = "removed" if isinstance(message, ModelRemoved) else "restricted"
+        _own(ctx, message.data.platform)
+        hosting = await _own_hosting(conn, ctx, model=message.data.model)
+        extra = {**ctx.link, "reason": message.data.reason}
+        patch = HostingPatch(status=status, occurred_at=message.timestamp)
+        return (await _patch(conn, hosting, patch, extra))[1]
+    if isinstance(message, ModelDownloads):
+        _own(ctx, message.data.platform)
+        seqs: list[int] = []
+        # In name order, so concurrent batches lock shared hostings in the same order.
+        for count in sorted(message.data.counts, key=lambda c: c.model):
+            hosting = await _own_hosting(conn, ctx, model=count.model)
+            patch = HostingPatch(downloads=count.downloads, occurred_at=message.timestamp)
+            seqs += (await _patch(conn, hosting, patch, ctx.link))[1]
+        return seqs
+    if isinstance(message, DecommissionExecuted):
+        return await _decommission_executed(conn, ctx, message)
+    if isinstance(message, IncidentReported):
+        return await _incident_reported(conn, ctx, message)
+    raise InvalidInput(f"events of this type are not accepted: {type(message).__name__}")
+
+
+def _own(ctx: _Context, platform: str | None) -> None:
+    if platform is not None and platform != ctx.platform_slug:
+        raise Forbidden("a platform may only write about its own hostings")
+
+
+async def _find_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) -> UUID | None:
+    return await hostings.find_hosting_id(conn, platform_id=ctx.platform_id, model=model)
+
+
+async def _own_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) -> UUID:
+    hosting_id = await _find_hosting(conn, ctx, model=model)
+    if hosting_id is None:
+        raise InvalidInput(f"this platform records no hosting of {model!r}", key="model")
+    return hosting_id
+
+
+async def _patch(
+    conn: asyncpg.Connection, hosting_id: UUID, patch: HostingPatch, extra: dict[str, Any]
+) -> tuple[Hosting, list[int]]:
+    hosting, seq = await hostings.update_hosting(
+        conn, hosting_id=hosting_id, patch=patch, actor_id=None, extra=extra
+    )
+    return hosting, [] if seq is None else [seq]
+
+
+async def _ensure_model(
+    conn: asyncpg.Connection, ctx: _Context, *, name: str, base: str | None, at: datetime
+) -> list[int]:
+    """Register ``name`` (and its base) if the registry does not know it yet."""
+    seqs: list[int] = []
+    if await _model_exists(conn, name):
+        return seqs
+    if base is not None and base != name:
+        seqs += await _ensure_model(conn, ctx, name=base, base=None, at=at)
+    try:
+        model = await models.register_model(
+            conn,
+            data=ModelIn(name=name, base_model=base if base != name else None),
+            actor_id=None,
+            platform_id=ctx.platform_id,
+            occurred_at=at,
+        )
+    except Conflict:
+        # Registered by a concurrent delivery that committed first: that is fine.
+        return seqs
+    events = await ledger.list_events(conn, subject_id=model.id, kind="model.registered", limit=1)
+    return seqs + [e.seq for e in events]
+
+
+async def _model_exists(conn: asyncpg.Connection, name: str) -> bool:
+    try:
+        await models.resolve_model_id(conn, name=name, role="model")
+    except InvalidInput:
+        return False
+    return True
+
+
+async def _create_hosting(conn: asyncpg.Connection, ctx: _Context, data: HostingIn) -> list[int]:
+    hosting = await hostings.record_hosting(
+        conn, data=data, platform_id=ctx.platform_id, actor_id=None, extra=ctx.link
+    )
+    events = await ledger.list_events(conn, subject_id=hosting.id, kind="hosting.recorded", limit=1)
+    return [e.seq for e in events]
+
+
+async def _hosted(conn: asyncpg.Connection, ctx: _Context, message: ModelHosted) -> list[int]:
+    data = message.data
+    _own(ctx, data.platform)
+    seqs = await _ensure_model(
+        conn, ctx, name=data.model, base=data.base_model, at=message.timestamp
+    )
+    existing = await _find_hosting(conn, ctx, model=data.model)
+    if existing is None:
+        hosting_in = HostingIn(
+            model=data.model,
+            url=data.url,
+            external_id=data.external_id,
+            revision=data.revision,
+            licence=data.licence,
+            gated=data.gated,
+            downloads=data.downloads,
+            documentation=data.documentation,
+            occurred_at=message.timestamp,
+        )
+        return seqs + await _create_hosting(conn, ctx, hosting_in)
+    # Hosted again (or re-announced): the message is the hosting's whole new state.
+    patch = msgspec.convert(
+        {
+            "url": data.url,
+            "external_id": data.external_id,
+            "revision": data.revision,
+            "licence": data.licence,
+            "gated": data.gated,
+            "status": "hosted",
+            "documentation": msgspec.to_builtins(data.documentation),
+            **({} if data.downloads is None else {"downloads": data.downloads}),
+        },
+        HostingPatch,
+    )
+    patch = msgspec.structs.replace(patch, occurred_at=message.timestamp)
+    return seqs + (await _patch(conn, existing, patch, ctx.link))[1]
+
+
+_PATCH_FIELDS = (
+    "url",
+    "external_id",
+    "revision",
+    "licence",
+    "gated",
+    "disabled",
+    "status",
+    "downloads",
+    "documentation",
+)
+
+
+async def _updated(conn: asyncpg.Connection, ctx: _Context, message: ModelUpdated) -> list[int]:
+    data = message.data
+    _own(ctx, data.platform)
+    existing = await _find_hosting(conn, ctx, model=data.model)
+    if existing is None:
+        if data.url is msgspec.UNSET:
+            raise InvalidInput(
+                f"this platform records no hosting of {data.model!r}; send model.hosted first",
+                key="model",
+            )
+        seqs = await _ensure_model(conn, ctx, name=data.model, base=None, at=message.timestamp)
+        fields = {
+            name: getattr(data, name)
+            for name in _PATCH_FIELDS
+            if name != "documentation" and getattr(data, name) is not msgspec.UNSET
+        }
+        if data.documentation is not msgspec.UNSET:
+            fields["documentation"] = {
+                k: v
+                for k, v in msgspec.structs.asdict(data.documentation).items()
+                if v is not msgspec.UNSET
+            }
+        hosting_in = msgspec.convert(
+            {**msgspec.to_builtins(fields), "model": data.model}, HostingIn
+        )
+        hosting_in = msgspec.structs.replace(hosting_in, occurred_at=message.timestamp)
+        return seqs + await _create_hosting(conn, ctx, hosting_in)
+    patch = HostingPatch(
+        **{name: getattr(data, name) for name in _PATCH_FIELDS},
+        occurred_at=message.timestamp,
+    )
+    return (await _patch(conn, existing, patch, ctx.link))[1]
+
+
+async def _decommission_executed(
+    conn: asyncpg.Connection, ctx: _Context, message: DecommissionExecuted
+) -> list[int]:
+    data = message.data
+    hosting = await _find_hosting(conn, ctx, model=data.model)
+    if hosting is None:
+        raise InvalidInput(f"this platform records no hosting of {data.model!r}", key="model")
+    executed_at = data.executed_at or message.timestamp
+    record, seqs = await _patch(
+        conn,
+        hosting,
+        HostingPatch(status=data.outcome, occurred_at=executed_at),
+        {**ctx.link, "decision_id": str(data.decision_id)},
+    )
+    try:
+        confirmed = await record_confirmation(
+            conn,
+            decision_id=data.decision_id,
+            platform_id=ctx.platform_id,
+            model_id=record.model_id,
+            outcome=data.outcome,
+            occurred_at=executed_at,
+            actor_id=None,
+        )
+    except NotFound as exc:
+        raise InvalidInput(
+            f"no decommission decision {data.decision_id}", key="decision_id"
+        ) from exc
+    except InvalidInput as exc:
+        # The decision exists but is not about this platform's hosting of the model.
+        raise Forbidden(exc.detail) from exc
+    return [*seqs, *confirmed]
+
+
+async def _incident_reported(
+    conn: asyncpg.Connection, ctx: _Context, message: IncidentReported
+) -> list[int]:
+    incident = await incidents.record_incident(
+        conn,
+        data=message.data,
+        channel="webhook",
+        reporter_platform_id=ctx.platform_id,
+        reporter_principal_id=None,
+        actor_id=None,
+        extra=ctx.link,
+    )
+    events = await ledger.list_events(
+        conn, subject_id=incident.id, kind="incident.reported", limit=1
+    )
+    return [e.seq for e in events]
