@@ -1,0 +1,305 @@
+"""Prometheus metrics: what the service counts, and the probes read at scrape time.
+
+``GET /metrics`` (``service.api.metrics``) serves them in the text exposition format. This
+module imports no web framework, so the domain's workers can record what they do.
+
+The metric objects are process-wide (one process serves one app), kept in a registry of
+the service's own rather than the client library's global one, so nothing else a library
+registers leaks into the output. Code elsewhere records what happens through the small
+functions below; values that live in the database or the pool are read at scrape time.
+
+    registry_http_requests_total{method,route,status}           counter
+    registry_http_request_duration_seconds{method,route,status} histogram
+    registry_http_requests_in_flight                            gauge
+    registry_webhook_deliveries_total{outcome,reason}           counter
+    registry_outbox_backlog                                     gauge (probe)
+    registry_outbox_oldest_age_seconds                          gauge (probe)
+    registry_outbox_delivery_attempts_total{outcome}            counter
+    registry_checkpoint_lag_events                              gauge (probe)
+    registry_checkpoint_lag_seconds                             gauge (probe)
+    registry_ledger_head_seq                                    gauge (probe)
+    registry_db_pool_connections{state}                         gauge (scrape time)
+    registry_db_pool_max_connections                            gauge (scrape time)
+    registry_metrics_probe_failures_total{probe}                counter
+    process_*, python_*                                         the client library's own
+
+``route`` is the route *template* (``/v1/models/{model_id}``), never the raw path, and
+``(unmatched)`` for paths no route matches, so label values stay few.
+
+A *probe* is an ``async def probe(conn) -> None`` that reads something from the database
+and sets gauges; the app lists its probes in ``create_app`` and the metrics endpoint runs
+them with one pooled connection per scrape. A probe that fails (the database is down, a
+table is missing) is counted and skipped: ``/metrics`` still answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+
+import asyncpg
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "DEFAULT_PROBES",
+    "DELIVERY_OUTCOMES",
+    "REGISTRY",
+    "Probe",
+    "exposition",
+    "observe_pool",
+    "observe_request",
+    "probe_checkpoint_lag",
+    "probe_ledger_head",
+    "probe_outbox",
+    "record_delivery",
+    "record_outbox_attempt",
+    "run_probes",
+    "set_checkpoint_lag",
+    "set_outbox_backlog",
+]
+
+log = logging.getLogger(__name__)
+
+#: Reads the database at scrape time and sets gauges.
+Probe = Callable[[asyncpg.Connection], Awaitable[None]]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+#: Seconds, chosen around what the service promises: most answers in milliseconds, a
+#: 503 within 2 s when the database is gone, and nothing much past the statement timeout.
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+HTTP_REQUESTS = Counter(
+    "registry_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "registry_http_request_duration_seconds",
+    "Time from receiving a request to sending the last byte of its answer.",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+HTTP_IN_FLIGHT = Gauge(
+    "registry_http_requests_in_flight",
+    "Requests being answered now.",
+    registry=REGISTRY,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "registry_webhook_deliveries",
+    "Webhook deliveries by outcome (accepted, duplicate, rejected) and rejection reason.",
+    ["outcome", "reason"],
+    registry=REGISTRY,
+)
+OUTBOX_BACKLOG = Gauge(
+    "registry_outbox_backlog",
+    "Notifications waiting in the outbox to be delivered.",
+    registry=REGISTRY,
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "registry_outbox_oldest_age_seconds",
+    "Age of the oldest notification still waiting in the outbox (0 when it is empty).",
+    registry=REGISTRY,
+)
+OUTBOX_ATTEMPTS = Counter(
+    "registry_outbox_delivery_attempts",
+    "Attempts to deliver an outbox notification, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CHECKPOINT_LAG_EVENTS = Gauge(
+    "registry_checkpoint_lag_events",
+    "Ledger events recorded but not yet covered by a signed checkpoint.",
+    registry=REGISTRY,
+)
+CHECKPOINT_LAG_SECONDS = Gauge(
+    "registry_checkpoint_lag_seconds",
+    "Age of the oldest ledger event not yet covered by a signed checkpoint (0 when none).",
+    registry=REGISTRY,
+)
+LEDGER_HEAD = Gauge(
+    "registry_ledger_head_seq",
+    "Sequence number of the newest ledger event.",
+    registry=REGISTRY,
+)
+POOL_CONNECTIONS = Gauge(
+    "registry_db_pool_connections",
+    "Connections in the database pool, by state (in_use, idle).",
+    ["state"],
+    registry=REGISTRY,
+)
+POOL_MAX = Gauge(
+    "registry_db_pool_max_connections",
+    "The most connections the pool will open.",
+    registry=REGISTRY,
+)
+PROBE_FAILURES = Counter(
+    "registry_metrics_probe_failures",
+    "Scrape-time probes that failed (the database did not answer, or a query failed).",
+    ["probe"],
+    registry=REGISTRY,
+)
+
+#: The outcomes a webhook delivery can have; anything else is a programming error.
+DELIVERY_OUTCOMES = frozenset({"accepted", "duplicate", "rejected"})
+_MAX_LABEL = 64
+
+
+#: Labelled children by (method, route, status): ``labels()`` costs more than the count.
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request (called by the request middleware)."""
+    key = (method, route, status)
+    series = _request_series.get(key)
+    if series is None:
+        labels = (method, route, str(status))
+        series = _request_series.setdefault(
+            key, (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+        )
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+def record_delivery(outcome: str, reason: str | None = None) -> None:
+    """Count one webhook delivery.
+
+    ``outcome`` is ``accepted``, ``duplicate`` or ``rejected``; ``reason`` says why a
+    delivery was rejected and must come from a short fixed vocabulary (``bad_signature``,
+    ``stale_timestamp``, ``too_large``, ...), never from the request, because every distinct
+    value becomes a time series. It is ignored for the other outcomes.
+    """
+    if outcome not in DELIVERY_OUTCOMES:
+        raise ValueError(f"unknown delivery outcome {outcome!r}")
+    label = (reason or "unspecified")[:_MAX_LABEL] if outcome == "rejected" else ""
+    WEBHOOK_DELIVERIES.labels(outcome, label).inc()
+
+
+def record_outbox_attempt(outcome: str) -> None:
+    """Count one attempt to deliver an outbox notification (``delivered``, ``failed``, ...)."""
+    OUTBOX_ATTEMPTS.labels(outcome[:_MAX_LABEL]).inc()
+
+
+def set_outbox_backlog(*, pending: int, oldest_age_seconds: float) -> None:
+    """Set the outbox gauges; meant for a probe that counts the waiting rows."""
+    OUTBOX_BACKLOG.set(pending)
+    OUTBOX_OLDEST_AGE.set(max(0.0, oldest_age_seconds))
+
+
+def set_checkpoint_lag(*, events: int, seconds: float) -> None:
+    """Set the checkpoint gauges; meant for a probe comparing the ledger with the last seal."""
+    CHECKPOINT_LAG_EVENTS.set(events)
+    CHECKPOINT_LAG_SECONDS.set(max(0.0, seconds))
+
+
+# The probes' SQL: each an index lookup or a bounded scan, cheap on any ledger size.
+LEDGER_HEAD_SQL = "SELECT coalesce(max(seq), 0) FROM events"
+#: Events after the newest checkpoint (counted up to a cap) and the age of the oldest one.
+CHECKPOINT_LAG_SQL = """
+WITH sealed AS (
+  SELECT coalesce(
+    (SELECT last_seq FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1), 0
+  ) AS last_seq
+)
+SELECT
+  (SELECT count(*) FROM (
+     SELECT 1 FROM events, sealed WHERE events.seq > sealed.last_seq LIMIT 1000000
+   ) AS pending) AS events,
+  coalesce(extract(epoch FROM now() - (
+     SELECT recorded_at FROM events, sealed
+     WHERE events.seq > sealed.last_seq ORDER BY events.seq LIMIT 1
+  )), 0)::float8 AS seconds
+"""
+#: Notifications waiting for delivery (the partial index ``outbox_due`` covers them).
+OUTBOX_BACKLOG_SQL = """
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
+FROM outbox WHERE status = 'pending'
+"""
+
+
+async def probe_ledger_head(conn: asyncpg.Connection) -> None:
+    """The newest ledger sequence number."""
+    LEDGER_HEAD.set(int(await conn.fetchval(LEDGER_HEAD_SQL)))
+
+
+async def probe_checkpoint_lag(conn: asyncpg.Connection) -> None:
+    """How far the signed checkpoints trail the ledger, in events and in seconds."""
+    row = await conn.fetchrow(CHECKPOINT_LAG_SQL)
+    if row is not None:
+        set_checkpoint_lag(events=int(row["events"]), seconds=float(row["seconds"]))
+
+
+async def probe_outbox(conn: asyncpg.Connection) -> None:
+    """Notifications waiting in the outbox, and how long the oldest has waited."""
+    row = await conn.fetchrow(OUTBOX_BACKLOG_SQL)
+    if row is not None:
+        set_outbox_backlog(pending=int(row["pending"]), oldest_age_seconds=float(row["oldest"]))
+
+
+#: Probes every app runs; a capability with gauges of its own adds its probe here.
+DEFAULT_PROBES: tuple[Probe, ...] = (probe_ledger_head, probe_checkpoint_lag, probe_outbox)
+
+
+def observe_pool(pool: Any) -> None:
+    """Set the pool gauges from an asyncpg pool (at scrape time)."""
+    if pool is None:
+        return
+    size = pool.get_size()
+    idle = pool.get_idle_size()
+    POOL_CONNECTIONS.labels("in_use").set(size - idle)
+    POOL_CONNECTIONS.labels("idle").set(idle)
+    POOL_MAX.set(pool.get_max_size())
+
+
+async def run_probes(pool: asyncpg.Pool, probes: Sequence[Probe], within: float) -> None:
+    """Run ``probes`` on one pooled connection, bounded by ``within`` seconds in all."""
+    try:
+        async with asyncio.timeout(within), pool.acquire() as conn:
+            for probe in probes:
+                try:
+                    await probe(cast("asyncpg.Connection", conn))
+                except asyncpg.PostgresError:
+                    # One failed query (a table another revision adds, say) spoils no other.
+                    PROBE_FAILURES.labels(probe.__name__).inc()
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        for probe in probes:
+            PROBE_FAILURES.labels(probe.__name__).inc()
+
+
+def exposition() -> bytes:
+    """Everything in the registry, in the text exposition format."""
+    return generate_latest(REGISTRY)
