@@ -8,6 +8,7 @@ embedded server under ``--data-dir``) and works while ``serve`` runs against it.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from uuid import UUID
 
 import msgspec
 
+from service import cli_exports, cli_secrets, cli_verify
 from service.cli import emit, run_in_transaction
 from service.database import open_database
 from service.db.migrate import upgrade
@@ -49,7 +51,21 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                     f"First run: an admin key was created. It is shown only now:\n  {created.key}\n"
                 )
                 sys.stdout.flush()
-        app = create_app(msgspec.structs.replace(settings, database_url=db.url))
+        # ``serve`` seals the ledger unless told not to (REGISTRY_SEALER=false).
+        sealer = True if settings.sealer is None else settings.sealer
+        # ... and delivers notices to platforms unless told not to (REGISTRY_OUTBOX_WORKER=false).
+        worker = True if settings.outbox_worker is None else settings.outbox_worker
+        # ... and builds export bundles unless told not to (REGISTRY_EXPORT_WORKER=false).
+        exporter = True if settings.export_worker is None else settings.export_worker
+        app = create_app(
+            msgspec.structs.replace(
+                settings,
+                database_url=db.url,
+                sealer=sealer,
+                outbox_worker=worker,
+                export_worker=exporter,
+            )
+        )
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -59,8 +75,17 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
             proxy_headers=False,
         )
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal. With
+        # the default handlers that would kill the process before the embedded server is
+        # stopped, so by then a handler that does nothing is in place.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _after_shutdown)
         uvicorn.Server(config).run()
     return 0
+
+
+def _after_shutdown(signum: int, frame: object) -> None:
+    """Swallow the signal uvicorn re-raises once it has shut down."""
 
 
 # -- migrate ---------------------------------------------------------------------------------
@@ -158,7 +183,11 @@ def _cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
 
 
 #: ``register(subparsers, common_parent)`` functions of the capabilities' own CLI modules.
-_EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
+_EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
+    cli_secrets.register,
+    cli_verify.register,
+    cli_exports.register,
+]
 
 
 def _parser() -> argparse.ArgumentParser:

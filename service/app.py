@@ -13,16 +13,40 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from service import __version__
+from service.api.audits import AuditController
 from service.api.auth import auth_middleware
+from service.api.compliance import ComplianceController
+from service.api.decommissions import DecommissionController
 from service.api.deps import dependencies
+from service.api.endpoints import (
+    EndpointController,
+    NotificationController,
+    PlatformEndpointController,
+)
 from service.api.events import EventController
+from service.api.exports import ExportController
+from service.api.grants import AuditAccessController, AuditGrantController
 from service.api.health import HealthController
+from service.api.history import HistoryController
 from service.api.hostings import HostingController
+from service.api.incidents import IncidentController
 from service.api.keys import KeyController
+from service.api.metrics import MetricsController
 from service.api.models import ModelController
+from service.api.openapi_extras import StrictStructSchemaPlugin
 from service.api.platforms import PlatformController
+from service.api.policies import PolicyController
 from service.api.problems import exception_handlers
+from service.api.reports import ReportController
+from service.api.secrets import WebhookSecretController
+from service.api.transparency import CheckpointKeyController, TransparencyController
+from service.api.webhooks import DeliveryLogController, WebhookController
 from service.db.pool import create_pool
+from service.domain.delivery_worker import delivery_worker
+from service.domain.export_jobs import export_worker
+from service.domain.sealer import ledger_sealing
+from service.metrics import DEFAULT_PROBES
+from service.middleware import RequestContextMiddleware
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -35,6 +59,20 @@ PROTECTED = [
     ModelController,
     HostingController,
     EventController,
+    HistoryController,
+    ExportController,
+    ComplianceController,
+    WebhookSecretController,
+    DeliveryLogController,
+    IncidentController,
+    AuditController,
+    AuditGrantController,
+    AuditAccessController,
+    DecommissionController,
+    PolicyController,
+    PlatformEndpointController,
+    EndpointController,
+    NotificationController,
 ]
 
 
@@ -83,24 +121,49 @@ def create_app(
             if own_pool:
                 await app.state.pool.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
+            MetricsController,
+            # The sealed ledger is public: auditors verify it with the public key alone.
+            TransparencyController,
+            CheckpointKeyController,
+            # The confidential public report channel: no key, rate- and size-limited.
+            ReportController,
+            # Signed webhooks are authenticated by their signature, not by a key.
+            WebhookController,
             # Everything but the health checks needs a key; the OpenAPI document says so.
             Router(path="/", route_handlers=PROTECTED, security=[BEARER]),
         ],
         dependencies=dependencies,
         middleware=[auth_middleware()],
         exception_handlers=exception_handlers,
-        lifespan=[lifespan],
+        # The sealer runs after the pool exists (lifespans start in order).
+        # The delivery worker uses the pool and the shared HTTP client, so it starts after
+        # them and, on shutdown, finishes its batch before they close.
+        lifespan=[
+            lifespan,
+            ledger_sealing(settings),
+            delivery_worker(settings),
+            export_worker(settings),
+        ],
         state=State(
             {
                 "pool": pool,
                 "acquire_timeout": settings.pool_acquire_timeout,
                 "retry_after_seconds": settings.retry_after_seconds,
                 "settings": settings,
+                # Scrape-time database probes behind /metrics (see service.metrics).
+                "metric_probes": [*DEFAULT_PROBES],
             }
         ),
         openapi_config=_openapi(),
+        # Input structs that refuse unknown fields say so in the document.
+        plugins=[StrictStructSchemaPlugin()],
         request_max_body_size=settings.max_body_bytes,
+        # Logging is configured once, as JSON, by service.logs; Litestar must not replace it.
+        logging_config=None,
     )
+    # Outside Litestar's exception handling, so it sees every status actually sent.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
+    return app

@@ -37,11 +37,77 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     retry_after_seconds: int = 2
     #: Seconds in-flight requests get to finish after SIGTERM.
     shutdown_grace_seconds: int = 20
+    #: Seconds one bulk export may stream before it is cut off.
+    export_timeout_seconds: float = 3600.0
+    #: Withhold incidents' title and description from regulators' exports (a policy choice).
+    redact_incident_text_for_regulators: bool = False
+    #: Who publishes the registry's CSAF advisories, and their namespace (a URL).
+    csaf_publisher_name: str = "AI lifecycle risk registry"
+    csaf_publisher_namespace: str = "https://risk-registry.example"
+    #: Run the export bundle worker in this process; unset means "yes for ``serve``".
+    export_worker: bool | None = None
+    #: Seconds the export worker sleeps when it finds no job (a local request wakes it).
+    export_poll_seconds: float = 2.0
+    #: Requests one client address may make to the public report channel per window.
+    public_rate_limit: int = 30
+    #: The window, in seconds, over which ``public_rate_limit`` refills.
+    public_rate_window_seconds: int = 600
+    #: Largest body, in bytes, the public report channel accepts (413 above it).
+    public_max_body_bytes: int = 32 * 1024
+    #: Hours either side of a report within which a report on the same model and category
+    #: is offered as a likely duplicate.
+    duplicate_window_hours: int = 72
+    #: Signed webhook deliveries each platform may make per second, sustained.
+    webhook_rate_per_second: float = 500.0
+    #: Deliveries a platform may make in a burst above the sustained rate.
+    webhook_burst: int = 1000
+    #: How far a delivery's signed timestamp may be from now, either way, in seconds.
+    webhook_tolerance_seconds: int = 300
+    #: Seconds a process may reuse a platform's active signing secrets before re-reading
+    #: them; a secret retired by another process stops verifying within this time.
+    webhook_secret_cache_seconds: float = 1.0
+    #: Run the ledger sealer in this process; unset means "yes for ``serve``, no otherwise".
+    sealer: bool | None = None
+    #: Seconds between sealing rounds when the ledger has nothing new.
+    seal_interval_seconds: float = 2.0
+    #: Events sealed per transaction.
+    seal_batch_size: int = 5000
+    #: Seconds a gap in the event sequence must persist before it counts as a rollback.
+    seal_gap_grace_seconds: float = 2.0
+    #: The log's origin line in checkpoints, also the signing key's name.
+    checkpoint_origin: str = "risk-registry.local/ledger"
+    #: The Ed25519 checkpoint signing key (PEM); default ``<data_dir>/checkpoint-signing.pem``.
+    signing_key_file: str | None = None
+    #: Run the notice delivery worker in this process; unset means "yes for ``serve``, no
+    #: otherwise". Safe in several replicas at once.
+    outbox_worker: bool | None = None
+    #: Notices claimed and sent per transaction.
+    outbox_batch_size: int = 20
+    #: Seconds one delivery attempt may take, connection included.
+    outbox_send_timeout_seconds: float = 10.0
+    #: First retry delay; each later one doubles, up to ``outbox_backoff_max_seconds``.
+    outbox_backoff_base_seconds: float = 5.0
+    outbox_backoff_max_seconds: float = 3600.0
+    #: Attempts before a notice is given up on; the default schedule spans over 24 hours.
+    outbox_max_attempts: int = 40
+    #: Seconds the worker waits for new notices when it found none.
+    outbox_poll_seconds: float = 1.0
+    #: Seconds between sweeps for hostings that came into a notified decision's scope.
+    outbox_sweep_seconds: float = 5.0
+    #: Hours after notification by which platforms must confirm a decision (overdue after).
+    decommission_confirm_hours: float = 168.0
 
     @property
     def pg_data_dir(self) -> Path:
         """Where the embedded PostgreSQL keeps its files."""
         return Path(self.data_dir) / "pg"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the checkpoint signing key is kept (never in the database)."""
+        if self.signing_key_file:
+            return Path(self.signing_key_file)
+        return Path(self.data_dir) / "checkpoint-signing.pem"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

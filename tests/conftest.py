@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,16 +69,21 @@ class PgServer:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def pg_server() -> Iterator[PgServer]:
     url = os.environ.get("DATABASE_URL")
     if url:
         yield PgServer(admin_url=url)
         return
-    embedded = start_embedded(tmp_path_factory.mktemp("pg") / "data", delete_on_close=True)
+    # Not under pytest's own temporary root: pytest prunes old runs' directories there,
+    # which would pull the data directory from under a suite still running beside this one.
+    root = Path(tempfile.mkdtemp(prefix="rr-test-pg-"))
+    root.chmod(0o755)  # run as root, the server runs as a system user of its own
+    embedded = start_embedded(root / "data", delete_on_close=True)
     try:
         yield PgServer(admin_url=embedded.url("postgres"))
     finally:
         embedded.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def assert_valid(doc: dict[str, Any]) -> None:
 async def _advisory(
     client: httpx.AsyncClient, headers: dict[str, str], decision_id: str
 ) -> dict[str, Any]:
-    r = await client.get(f"/v1/exports/decisions/{decision_id}/csaf", headers=headers)
+    r = await client.get(f"/v1/exports/csaf/decisions/{decision_id}", headers=headers)
     assert r.status_code == 200, r.text
     doc: dict[str, Any] = r.json()
     return doc
@@ -149,7 +149,7 @@ async def test_a_withdrawn_decision_is_a_final_advisory_without_remediation(
     assert doc["document"]["tracking"]["status"] == "final"
     assert "remediations" not in doc["vulnerabilities"][0]
     # Regulators and admins only; an unknown decision is 404.
-    r = await client.get(f"/v1/exports/decisions/{decision['id']}/csaf", headers=auditor)
+    r = await client.get(f"/v1/exports/csaf/decisions/{decision['id']}", headers=auditor)
     assert r.status_code == 403
-    r = await client.get(f"/v1/exports/decisions/{UUID(int=1)}/csaf", headers=regulator)
+    r = await client.get(f"/v1/exports/csaf/decisions/{UUID(int=1)}", headers=regulator)
     assert r.status_code == 404

@@ -22,6 +22,7 @@ from service.domain.delivery_worker import (
     retry_delay,
     run_delivery_worker,
 )
+from service.metrics import REGISTRY
 from service.settings import Settings
 from tests import test_notifications as shared
 from tests.conftest import PlatformFixture, make_platform, register_model
@@ -104,6 +105,7 @@ async def test_a_failing_receiver_that_recovers_gets_the_notice_once(
 ) -> None:
     path = f"/hooks/{platform.slug}"
     receiver.answer(path, 500, 503, (429, {"Retry-After": "1"}), 200, 200)
+    counted_before = {k: _attempts_counted(k) for k in ("retry", "delivered")}
     decision = await _one_notice(client, pool, admin, receiver, platform, f"acme/flaky-{uniq}")
     await drain(pool, http, lambda: len(receiver.delivered()) == 1)
     # More rounds deliver nothing more: the receiver answered 2xx once.
@@ -132,6 +134,16 @@ async def test_a_failing_receiver_that_recovers_gets_the_notice_once(
     assert attempts[3]["retry_at"] is None
     started = [datetime.fromisoformat(a["started_at"]) for a in attempts]
     assert started[3] - started[2] >= timedelta(seconds=0.9)
+    # The attempts are counted for the metrics, by outcome.
+    assert _attempts_counted("retry") - counted_before["retry"] >= 3
+    assert _attempts_counted("delivered") - counted_before["delivered"] >= 1
+
+
+def _attempts_counted(outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "registry_outbox_delivery_attempts_total", {"outcome": outcome}
+    )
+    return value or 0.0
 
 
 async def test_an_unreachable_receiver_is_recorded_as_an_error(

@@ -220,7 +220,7 @@ async def test_incident_exports_never_carry_contact_details_and_can_redact_text(
     for fmt in ("csv", "jsonl"):
         r = await client.get(
             "/v1/exports/incidents",
-            params={"model_id": model["id"], "format": fmt},
+            params={"model_id": str(model["id"]), "format": fmt},
             headers=regulator,
         )
         assert r.status_code == 200
@@ -242,7 +242,7 @@ async def test_incident_exports_never_carry_contact_details_and_can_redact_text(
     async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as c:
         r = await c.get(
             "/v1/exports/incidents",
-            params={"model_id": model["id"], "format": "jsonl"},
+            params={"model_id": str(model["id"]), "format": "jsonl"},
             headers=regulator,
         )
         redacted = [json.loads(line) for line in r.text.splitlines()]
@@ -252,7 +252,7 @@ async def test_incident_exports_never_carry_contact_details_and_can_redact_text(
         # Admins still see everything.
         r = await c.get(
             "/v1/exports/incidents",
-            params={"model_id": model["id"], "format": "jsonl"},
+            params={"model_id": str(model["id"]), "format": "jsonl"},
             headers=admin,
         )
         assert "recites addresses" in r.text
@@ -307,7 +307,7 @@ async def test_audit_and_decision_exports(
         )
     r = await client.get(
         "/v1/exports/audits",
-        params={"model_id": model["id"], "format": "jsonl"},
+        params={"model_id": str(model["id"]), "format": "jsonl"},
         headers=regulator,
     )
     audits = [json.loads(line) for line in r.text.splitlines()]
@@ -325,3 +325,13 @@ async def test_audit_and_decision_exports(
     assert [row["id"] for row in rows] == [str(decision_id)]
     targets = json.loads(rows[0]["targets"])
     assert [t["platform"] for t in targets] == [platform.slug]
+
+
+@pytest.mark.parametrize("dataset", sorted(COLUMNS))
+async def test_every_dataset_streams_with_its_header(
+    client: httpx.AsyncClient, regulator: dict[str, str], dataset: str
+) -> None:
+    r = await client.get(f"/v1/exports/{dataset}", params={"format": "csv"}, headers=regulator)
+    assert r.status_code == 200, r.text
+    header = next(csv.reader(io.StringIO(r.text, newline="")))
+    assert tuple(header) == COLUMNS[dataset]

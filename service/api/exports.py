@@ -223,7 +223,7 @@ class ExportController(Controller):
         )
 
     @get(
-        "/decisions/{decision_id:uuid}/csaf",
+        "/csaf/decisions/{decision_id:uuid}",
         operation_id="getDecisionAdvisory",
         summary="A decommissioning decision as a CSAF 2.0 security advisory",
         description=(

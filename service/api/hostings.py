@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
@@ -14,6 +16,7 @@ from service.api.pagination import Cursor, Limit, decode_seq_cursor, decode_uuid
 from service.api.problems import problem_responses
 from service.domain import hostings as domain
 from service.domain import ledger
+from service.domain.as_of import state_as_of
 from service.domain.platforms import get_platform
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.schemas.events import EventPage
@@ -106,9 +109,27 @@ class HostingController(Controller):
         operation_id="getHosting",
         summary="One hosting",
         guards=[allow(*ANY_ROLE)],
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 422),
     )
-    async def read(self, hosting_id: FromPath[UUID], db: Db, principal: Caller) -> Hosting:
+    async def read(
+        self,
+        hosting_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        as_of: Annotated[
+            datetime | None,
+            Parameter(description="RFC 3339 moment: the hosting as the registry recorded it then."),
+        ] = None,
+    ) -> Hosting:
+        if as_of is not None:
+            state = await state_as_of(db, subject_id=hosting_id, as_of=as_of)
+            visible = state is not None and (
+                principal.platform_id is None
+                or str(principal.platform_id) == state.get("platform_id")
+            )
+            if state is None or not visible:
+                raise NotFound(f"no hosting {hosting_id} was recorded at {as_of.isoformat()}")
+            return msgspec.convert(state, Hosting)
         return await domain.get_hosting(db, hosting_id=hosting_id, visible_to=principal.platform_id)
 
     @patch(

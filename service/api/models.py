@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
@@ -13,6 +15,8 @@ from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import models as domain
+from service.domain.as_of import state_as_of
+from service.errors import NotFound
 from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatch
 
 __all__ = ["ModelController"]
@@ -82,9 +86,22 @@ class ModelController(Controller):
         operation_id="getModel",
         summary="One model",
         guards=[allow(*ANY_ROLE)],
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 422),
     )
-    async def read(self, model_id: FromPath[UUID], db: Db) -> Model:
+    async def read(
+        self,
+        model_id: FromPath[UUID],
+        db: Db,
+        as_of: Annotated[
+            datetime | None,
+            Parameter(description="RFC 3339 moment: the model as the registry recorded it then."),
+        ] = None,
+    ) -> Model:
+        if as_of is not None:
+            state = await state_as_of(db, subject_id=model_id, as_of=as_of)
+            if state is None:
+                raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
+            return msgspec.convert(state, Model)
         return await domain.get_model(db, model_id=model_id)
 
     @get(

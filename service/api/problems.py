@@ -162,6 +162,9 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
         )
     if isinstance(exc, asyncpg.UniqueViolationError | asyncpg.ForeignKeyViolationError):
         return problem(request, 409, detail="the change conflicts with an existing record")
+    if isinstance(exc, asyncpg.CharacterNotInRepertoireError):
+        # A NUL character in any text input: PostgreSQL cannot store it; malformed input.
+        return problem(request, 400, detail="a value holds a character that cannot be stored")
     if isinstance(exc, asyncpg.CheckViolationError | asyncpg.DataError):
         return problem(request, 422, detail="a value is outside what the registry accepts")
     log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -446,20 +446,22 @@ async def record_confirmation(
     if not confirmed:
         return []  # already confirmed: a repeated confirmation changes nothing
     after = await get_decision(conn, decision_id=decision_id)
-    seqs = [await record_event(
-        conn,
-        stage="respond",
-        kind="decommission.confirmed",
-        subject_type="decommission",
-        subject_id=decision_id,
-        model_id=model_id,
-        platform_id=platform_id,
-        actor_id=actor_id,
-        occurred_at=at,
-        state=to_state(after),
-        changes=diff(to_state(before), to_state(after)),
-        extra={"outcome": outcome, "hosting_ids": [str(h) for h in confirmed]},
-    )]
+    seqs = [
+        await record_event(
+            conn,
+            stage="respond",
+            kind="decommission.confirmed",
+            subject_type="decommission",
+            subject_id=decision_id,
+            model_id=model_id,
+            platform_id=platform_id,
+            actor_id=actor_id,
+            occurred_at=at,
+            state=to_state(after),
+            changes=diff(to_state(before), to_state(after)),
+            extra={"outcome": outcome, "hosting_ids": [str(h) for h in confirmed]},
+        )
+    ]
     if after.status == "notified" and all(t.confirmed_at is not None for t in after.targets):
         await q.update_status(conn, decision_id=decision_id, status="executed", executed_at=at)
         executed = await get_decision(conn, decision_id=decision_id)

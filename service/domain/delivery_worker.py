@@ -40,7 +40,7 @@ from typing import Any, cast
 import asyncpg
 import httpx
 
-from service import __version__
+from service import __version__, metrics
 from service.db.queries import outbox as q
 from service.domain.decommissions import flag_untargeted
 from service.domain.endpoints import disable_endpoint
@@ -233,7 +233,18 @@ async def deliver_batch(pool: asyncpg.Pool, http: httpx.AsyncClient, config: Wor
         )
         for row, outcome in done:
             await _record(conn, row, outcome, config)
-        return len(rows)
+    # Counted once the batch's results are committed.
+    for outcome in outcomes:
+        metrics.record_outbox_attempt(_attempt_label(outcome.status))
+    return len(rows)
+
+
+def _attempt_label(status: int | None) -> str:
+    if status is not None and 200 <= status < 300:
+        return "delivered"
+    if status == 410:
+        return "gone"
+    return "error" if status is None else "retry"
 
 
 async def _sweep(pool: asyncpg.Pool) -> None:
