@@ -33,6 +33,7 @@ __all__ = [
     "REPO_ROOT",
     "RESULTS",
     "fresh_database",
+    "get_load",
     "hey_load",
     "percentiles",
     "pg_bin",
@@ -189,3 +190,36 @@ def hey_load(
         status = int(fields[6])
         statuses[status] = statuses.get(status, 0) + 1
     return latencies, statuses
+
+
+async def _python_get_load(
+    url: str, *, headers: dict[str, str], concurrency: int, seconds: int
+) -> tuple[list[float], dict[int, int]]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30.0) as http:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                r = await http.get(url)
+                latencies.append(time.perf_counter() - started)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, statuses
+
+
+def get_load(
+    url: str, *, headers: dict[str, str], concurrency: int, seconds: int
+) -> tuple[list[float], dict[int, int], str]:
+    """GET ``url`` under load: ``hey`` when installed, else a Python client (which shares
+    the CPU with the service, so its figures read worse). Returns the generator's name."""
+    if shutil.which("hey") is not None:
+        return (*hey_load(url, headers=headers, concurrency=concurrency, seconds=seconds), "hey")
+    latencies, statuses = asyncio.run(
+        _python_get_load(url, headers=headers, concurrency=concurrency, seconds=seconds)
+    )
+    return latencies, statuses, "python-httpx"

@@ -53,7 +53,7 @@ FROM generate_series($2::bigint, $3::bigint) AS i
 """
 
 
-async def _populate(url: str, events: int) -> str:
+async def _populate(url: str, events: int) -> None:
     conn = await asyncpg.connect(url)
     await init_connection(conn)
     try:
@@ -62,13 +62,8 @@ async def _populate(url: str, events: int) -> str:
             await conn.execute(POPULATE, events, start, end)
             print(f"  populated {end:,} / {events:,} events", flush=True)
         await conn.execute("ANALYZE events")
-        async with conn.transaction():
-            created = await create_key(
-                conn, data=ApiKeyIn(role="regulator", name="benchmark"), actor_id=None
-            )
     finally:
         await conn.close()
-    return created.key
 
 
 def _copy_sql(fmt: str) -> str:
@@ -136,35 +131,55 @@ def _service_export(base: str, key: str, fmt: str, pid: int) -> dict[str, Any]:
     }
 
 
+async def _regulator_key(url: str) -> tuple[str, int]:
+    conn = await asyncpg.connect(url)
+    await init_connection(conn)
+    try:
+        async with conn.transaction():
+            created = await create_key(
+                conn, data=ApiKeyIn(role="regulator", name="benchmark"), actor_id=None
+            )
+        rows = int(await conn.fetchval("SELECT count(*) FROM events"))
+    finally:
+        await conn.close()
+    return created.key, rows
+
+
+def measure(url: str) -> dict[str, Any]:
+    """Export every event as CSV and as JSON lines, beside psql's COPY of the same query."""
+    key, rows = asyncio.run(_regulator_key(url))
+    results: dict[str, Any] = {"benchmark": "export", "events": rows, "formats": {}}
+    with serving(url, REGISTRY_SEALER="false") as (base, proc):
+        for fmt in ("csv", "jsonl"):
+            _pg_copy(url, fmt)  # warm the cache for both sides alike
+            pg_seconds = _pg_copy(url, fmt)
+            service = _service_export(base, key, fmt, proc.pid)
+            figures = {
+                "postgres_copy_rows_per_s": round(rows / pg_seconds),
+                "service_rows_per_s": round(rows / service["seconds"]),
+                "ratio": round(pg_seconds / service["seconds"], 3),
+                "postgres_copy_seconds": round(pg_seconds, 3),
+                **service,
+            }
+            results["formats"][fmt] = figures
+            print(
+                f"{fmt:5}  COPY {figures['postgres_copy_rows_per_s']:>10,} rows/s   "
+                f"service {figures['service_rows_per_s']:>10,} rows/s   "
+                f"ratio {figures['ratio']:.2f}   "
+                f"service RSS {service['rss_idle_mib']} -> {service['rss_peak_mib']} MiB",
+                flush=True,
+            )
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    results: dict[str, Any] = {"events": args.events, "formats": {}}
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_export") as url:
         print(f"populating {args.events:,} events", flush=True)
-        key = asyncio.run(_populate(url, args.events))
-        with serving(url, REGISTRY_SEALER="false") as (base, proc):
-            for fmt in ("csv", "jsonl"):
-                _pg_copy(url, fmt)  # warm the cache for both sides alike
-                pg_seconds = _pg_copy(url, fmt)
-                service = _service_export(base, key, fmt, proc.pid)
-                rows = args.events
-                figures = {
-                    "postgres_copy_rows_per_s": round(rows / pg_seconds),
-                    "service_rows_per_s": round(rows / service["seconds"]),
-                    "ratio": round(pg_seconds / service["seconds"], 3),
-                    "postgres_copy_seconds": round(pg_seconds, 3),
-                    **service,
-                }
-                results["formats"][fmt] = figures
-                print(
-                    f"{fmt:5}  COPY {figures['postgres_copy_rows_per_s']:>10,} rows/s   "
-                    f"service {figures['service_rows_per_s']:>10,} rows/s   "
-                    f"ratio {figures['ratio']:.2f}   "
-                    f"service RSS {service['rss_idle_mib']} -> {service['rss_peak_mib']} MiB",
-                    flush=True,
-                )
+        asyncio.run(_populate(url, args.events))
+        results = measure(url)
     path = write_results("export", results)
     print(f"results: {path}")
     return 0

@@ -3,7 +3,7 @@
 Populates a fresh database (``generate_series``, indexes rebuilt after the load), starts a
 real ``serve`` process against it (sealer off, so the load is only the reads), then
 measures ``GET /v1/models/{id}/history?limit=50`` at 16 concurrent auditors (the ``hey``
-load generator, Debian package ``hey``), and the same
+load generator, Debian package ``hey``, when installed; else a Python client), and the same
 SELECT run by pgbench at the same concurrency in the same run. Prints p50/p99 of both and
 their ratio, and writes JSON under ``bench/results/``.
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import fresh_database, hey_load, pg_bin, pg_server, serving, write_results
+from bench.common import fresh_database, get_load, pg_bin, pg_server, serving, write_results
 from service.db.pool import init_connection
 from service.db.queries.history import HISTORY_NEWEST_ALL
 from service.db.queries.models import select_ancestors, select_descendants
@@ -124,8 +124,8 @@ async def _populate(url: str, *, events: int, models: int) -> dict[str, Any]:
 def _load(base: str, path: str, key: str, *, concurrency: int, seconds: int) -> list[float]:
     """Latencies in ms of GET ``path`` from the hey load generator, after a short warm-up."""
     headers = {"Authorization": f"Bearer {key}"}
-    hey_load(base + path, headers=headers, concurrency=concurrency, seconds=2)
-    latencies, statuses = hey_load(
+    get_load(base + path, headers=headers, concurrency=concurrency, seconds=2)
+    latencies, statuses, _generator = get_load(
         base + path, headers=headers, concurrency=concurrency, seconds=seconds
     )
     if set(statuses) != {200}:
@@ -201,47 +201,53 @@ def main() -> int:
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_history") as url:
         print(f"populating {args.events:,} events over {args.models:,} models", flush=True)
         setup = asyncio.run(_populate(url, events=args.events, models=args.models))
-        target = setup["target"]
-        lineage_models, lineage_events = asyncio.run(_lineage(url, target))
-        with serving(
-            url, REGISTRY_SEALER="false", REGISTRY_POOL_MAX_SIZE=str(args.concurrency)
-        ) as (base, _proc):
-            path = f"/v1/models/{target}/history?limit=50"
-            print(f"service: {args.concurrency} auditors for {args.seconds}s", flush=True)
-            service = _summary(
-                _load(base, path, setup["key"], concurrency=args.concurrency, seconds=args.seconds)
-            )
-            # For scale: the service's plainest authenticated read, one row by primary key.
-            baseline = _summary(
-                _load(
-                    base,
-                    f"/v1/models/{target}",
-                    setup["key"],
-                    concurrency=args.concurrency,
-                    seconds=args.seconds,
-                )
-            )
-        print(f"pgbench: {args.concurrency} clients for {args.seconds}s", flush=True)
-        pg = _summary(
-            _pgbench(url, _pgbench_sql(target), concurrency=args.concurrency, seconds=args.seconds)
-        )
+        result = measure(url, setup, concurrency=args.concurrency, seconds=args.seconds)
+    result.update(events=args.events, models=args.models)
+    written = write_results("history", result)
+    report(result)
+    print(f"results: {written}")
+    return 0
 
-    result = {
+
+def measure(url: str, setup: dict[str, Any], *, concurrency: int, seconds: int) -> dict[str, Any]:
+    """History reads of the populated lineage's target beside pgbench's same SELECT."""
+    target = setup["target"]
+    lineage_models, lineage_events = asyncio.run(_lineage(url, target))
+    with serving(url, REGISTRY_SEALER="false", REGISTRY_POOL_MAX_SIZE=str(concurrency)) as (
+        base,
+        _proc,
+    ):
+        path = f"/v1/models/{target}/history?limit=50"
+        print(f"service: {concurrency} auditors for {seconds}s", flush=True)
+        service = _summary(
+            _load(base, path, setup["key"], concurrency=concurrency, seconds=seconds)
+        )
+        # For scale: the service's plainest authenticated read, one row by primary key.
+        baseline = _summary(
+            _load(
+                base, f"/v1/models/{target}", setup["key"], concurrency=concurrency, seconds=seconds
+            )
+        )
+    print(f"pgbench: {concurrency} clients for {seconds}s", flush=True)
+    pg = _summary(_pgbench(url, _pgbench_sql(target), concurrency=concurrency, seconds=seconds))
+    return {
         "benchmark": "history",
-        "events": args.events,
-        "models": args.models,
         "lineage_models": lineage_models,
         "lineage_events": lineage_events,
         "load_seconds": round(setup["load_seconds"], 1),
-        "concurrency": args.concurrency,
-        "seconds": args.seconds,
+        "concurrency": concurrency,
+        "seconds": seconds,
         "service": service,
         "pgbench": pg,
         "service_model_read_baseline": baseline,
         "ratio_p50": service["p50_ms"] / pg["p50_ms"],
         "ratio_p99": service["p99_ms"] / pg["p99_ms"],
     }
-    written = write_results("history", result)
+
+
+def report(result: dict[str, Any]) -> None:
+    service, pg = result["service"], result["pgbench"]
+    baseline = result["service_model_read_baseline"]
     print(
         f"service  p50 {service['p50_ms']:.2f} ms  p99 {service['p99_ms']:.2f} ms  "
         f"({service['count']} requests)\n"
@@ -249,10 +255,8 @@ def main() -> int:
         f"({pg['count']} queries)\n"
         f"ratio    p50 {result['ratio_p50']:.1f}x  p99 {result['ratio_p99']:.1f}x\n"
         f"baseline GET /v1/models/{{id}}: p50 {baseline['p50_ms']:.2f} ms  "
-        f"p99 {baseline['p99_ms']:.2f} ms ({baseline['count']} requests)\n"
-        f"results: {written}"
+        f"p99 {baseline['p99_ms']:.2f} ms ({baseline['count']} requests)"
     )
-    return 0
 
 
 if __name__ == "__main__":

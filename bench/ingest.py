@@ -50,7 +50,7 @@ from service.schemas.hostings import HostingIn
 from service.schemas.models import ModelIn
 from service.schemas.platforms import PlatformIn
 
-SLUG = "bench-hub"
+SLUG = "bench-ingest"
 LEVELS = (16, 64)
 _json = msgspec.json.Encoder()
 
@@ -66,7 +66,7 @@ async def _setup(url: str, *, models: int) -> str:
             )
             created = await create_secret(conn, slug=SLUG, actor_id=None)
             for i in range(models):
-                name = f"bench/m{i}"
+                name = f"ingest/m{i}"
                 await register_model(conn, data=ModelIn(name=name), actor_id=None)
                 await record_hosting(
                     conn,
@@ -95,7 +95,7 @@ class Signer:
             {
                 "type": "model.updated",
                 "timestamp": datetime.now(UTC).isoformat(),
-                "data": {"model": f"bench/m{n % self.models}", "revision": f"r{self.run}-{n}"},
+                "data": {"model": f"ingest/m{n % self.models}", "revision": f"r{self.run}-{n}"},
             }
         )
 
@@ -232,6 +232,63 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def measure(url: str, *, models: int, seconds: int, pool: int) -> list[dict[str, Any]]:
+    """Signed deliveries at each concurrency level beside pgbench's inserts, on ``url``."""
+    levels: list[dict[str, Any]] = []
+    print(f"setting up {models} hosted models", flush=True)
+    secret = asyncio.run(_setup(url, models=models))
+    service: dict[int, dict[str, float]] = {}
+    with serving(
+        url,
+        REGISTRY_SEALER="false",
+        REGISTRY_POOL_MAX_SIZE=str(pool),
+        REGISTRY_WEBHOOK_RATE_PER_SECOND="1000000",
+        REGISTRY_WEBHOOK_BURST="1000000",
+    ) as (base, proc):
+        port = urlsplit(base).port
+        if port is None:
+            raise RuntimeError("the service's address has no port")
+        signer = Signer(secret, port, models)
+        for level in LEVELS:
+            print(f"service: {level} connections for {seconds}s", flush=True)
+            cpu_before, sent_before = _cpu_seconds(proc.pid), signer.n
+            lat, refused = asyncio.run(_load(signer, port, concurrency=level, seconds=seconds))
+            cpu = _cpu_seconds(proc.pid) - cpu_before
+            service[level] = _summary(lat, len(lat) / seconds)
+            service[level]["refused"] = sum(refused.values())
+            # The service process's own CPU per delivery (warm-up included): a figure
+            # that depends less on what else the machine is running than the rate.
+            service[level]["cpu_ms_per_delivery"] = round(
+                cpu * 1000 / max(1, signer.n - sent_before), 2
+            )
+            print(f"  {service[level]}  refused: {refused}", flush=True)
+
+    async def prepare() -> Any:
+        c = await asyncpg.connect(url)
+        try:
+            await c.execute("CREATE TABLE bench_deliveries (LIKE webhook_deliveries INCLUDING ALL)")
+            return await c.fetchval("SELECT id FROM platforms WHERE slug = $1", SLUG)
+        finally:
+            await c.close()
+
+    platform_id = asyncio.run(prepare())
+    sql = _pgbench_sql(signer, platform_id)
+    for level in LEVELS:
+        print(f"pgbench: {level} clients for {seconds}s", flush=True)
+        lat, tps = _pgbench(url, sql, concurrency=level, seconds=seconds)
+        pg = _summary(lat, tps)
+        svc = service[level]
+        levels.append(
+            {
+                "connections": level,
+                "service": svc,
+                "pgbench": pg,
+                "ratio": round(svc["per_second"] / pg["per_second"], 3),
+            }
+        )
+    return levels
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--models", type=int, default=1000)
@@ -239,63 +296,8 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=16, help="the service's pool size")
     args = parser.parse_args()
 
-    levels: list[dict[str, Any]] = []
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_ingest") as url:
-        print(f"setting up {args.models} hosted models", flush=True)
-        secret = asyncio.run(_setup(url, models=args.models))
-        service: dict[int, dict[str, float]] = {}
-        with serving(
-            url,
-            REGISTRY_SEALER="false",
-            REGISTRY_POOL_MAX_SIZE=str(args.pool),
-            REGISTRY_WEBHOOK_RATE_PER_SECOND="1000000",
-            REGISTRY_WEBHOOK_BURST="1000000",
-        ) as (base, proc):
-            port = urlsplit(base).port
-            if port is None:
-                raise RuntimeError("the service's address has no port")
-            signer = Signer(secret, port, args.models)
-            for level in LEVELS:
-                print(f"service: {level} connections for {args.seconds}s", flush=True)
-                cpu_before, sent_before = _cpu_seconds(proc.pid), signer.n
-                lat, refused = asyncio.run(
-                    _load(signer, port, concurrency=level, seconds=args.seconds)
-                )
-                cpu = _cpu_seconds(proc.pid) - cpu_before
-                service[level] = _summary(lat, len(lat) / args.seconds)
-                service[level]["refused"] = sum(refused.values())
-                # The service process's own CPU per delivery (warm-up included): a figure
-                # that depends less on what else the machine is running than the rate.
-                service[level]["cpu_ms_per_delivery"] = round(
-                    cpu * 1000 / max(1, signer.n - sent_before), 2
-                )
-                print(f"  {service[level]}  refused: {refused}", flush=True)
-
-        async def prepare() -> Any:
-            c = await asyncpg.connect(url)
-            try:
-                await c.execute(
-                    "CREATE TABLE bench_deliveries (LIKE webhook_deliveries INCLUDING ALL)"
-                )
-                return await c.fetchval("SELECT id FROM platforms WHERE slug = $1", SLUG)
-            finally:
-                await c.close()
-
-        platform_id = asyncio.run(prepare())
-        sql = _pgbench_sql(signer, platform_id)
-        for level in LEVELS:
-            print(f"pgbench: {level} clients for {args.seconds}s", flush=True)
-            lat, tps = _pgbench(url, sql, concurrency=level, seconds=args.seconds)
-            pg = _summary(lat, tps)
-            svc = service[level]
-            levels.append(
-                {
-                    "connections": level,
-                    "service": svc,
-                    "pgbench": pg,
-                    "ratio": round(svc["per_second"] / pg["per_second"], 3),
-                }
-            )
+        levels = measure(url, models=args.models, seconds=args.seconds, pool=args.pool)
 
     result = {
         "benchmark": "ingest",
@@ -308,6 +310,12 @@ def main() -> int:
         "levels": levels,
     }
     written = write_results("ingest", result)
+    report(levels)
+    print(f"results: {written}")
+    return 0
+
+
+def report(levels: list[dict[str, Any]]) -> None:
     for entry in levels:
         s, p = entry["service"], entry["pgbench"]
         print(
@@ -317,8 +325,6 @@ def main() -> int:
             f"  |  pgbench {p['per_second']:>8.1f}/s  p50 {p['p50_ms']:.1f} ms  "
             f"p99 {p['p99_ms']:.1f} ms  |  ratio {entry['ratio']:.2f}x"
         )
-    print(f"results: {written}")
-    return 0
 
 
 if __name__ == "__main__":
