@@ -73,7 +73,10 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-            proxy_headers=False,
+            # The client's address (which the public channel rate-limits) comes from
+            # X-Forwarded-For only when the peer is a trusted proxy.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
         )
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal. With
         # the default handlers that would kill the process before the embedded server is

@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     retry_after_seconds: int = 2
     #: Seconds in-flight requests get to finish after SIGTERM.
     shutdown_grace_seconds: int = 20
+    #: Proxies whose X-Forwarded-For is believed (comma-separated addresses or networks, or
+    #: "*"); empty means none, and the TCP peer is the client.
+    trusted_proxies: str = ""
     #: Seconds one bulk export may stream before it is cut off.
     export_timeout_seconds: float = 3600.0
     #: Withhold incidents' title and description from regulators' exports (a policy choice).

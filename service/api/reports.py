@@ -5,9 +5,10 @@ Limits, both settable (``service.settings``):
 * **Rate**: each client address gets ``public_rate_limit`` requests per
   ``public_rate_window_seconds`` on this channel (a token bucket refilling evenly over the
   window, kept in this process's memory). Beyond it the answer is 429 with ``Retry-After``.
-  Follow-ups count too, which also bounds token guessing. The address is the TCP peer: run
-  the service behind a proxy that keeps one connection per client, or the proxy's address
-  is what is limited.
+  Follow-ups count too, which also bounds token guessing. The address is the TCP peer, or,
+  when that peer is listed in ``REGISTRY_TRUSTED_PROXIES``, the client it forwards for
+  (``X-Forwarded-For``); behind a proxy that is not listed, every reporter would share the
+  proxy's allowance.
 * **Size**: bodies above ``public_max_body_bytes`` are refused with 413 before they are read
   when ``Content-Length`` says so, and after reading otherwise.
 
