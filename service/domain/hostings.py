@@ -24,6 +24,18 @@ __all__ = [
     "update_hosting",
 ]
 
+#: The fields a patch may change besides the documentation.
+_WRITABLE = (
+    "external_id",
+    "url",
+    "revision",
+    "licence",
+    "gated",
+    "disabled",
+    "status",
+    "downloads",
+)
+
 #: The ledger kind for a hosting whose status becomes the key.
 _STATUS_KINDS = {
     "removed": "hosting.removed",
@@ -43,7 +55,7 @@ async def record_hosting(
     """Record that ``platform_id`` hosts the model; the model must be registered."""
     model_id = await resolve_model_id(conn, name=data.model, role="model")
     occurred_at = data.occurred_at or datetime.now(UTC)
-    hosting_id = await q.insert_hosting(
+    row = await q.insert_hosting(
         conn,
         model_id=model_id,
         platform_id=platform_id,
@@ -58,12 +70,12 @@ async def record_hosting(
         downloads_at=occurred_at if data.downloads is not None else None,
         documentation=msgspec.to_builtins(data.documentation),
     )
-    if hosting_id is None:
+    if row is None:
         raise Conflict(
             f"this platform already records a hosting of {data.model!r}"
             + (f" or of external id {data.external_id!r}" if data.external_id else "")
         )
-    hosting = await get_hosting(conn, hosting_id=hosting_id)
+    hosting = msgspec.convert(dict(row), Hosting)
     await record_event(
         conn,
         stage="prevent",
@@ -160,8 +172,12 @@ async def update_hosting(
     downloads_at = before.downloads_at
     if patch.downloads is not msgspec.UNSET and patch.downloads != before.downloads:
         downloads_at = occurred_at
+    if documentation == msgspec.to_builtins(before.documentation) and all(
+        state[name] == getattr(before, name) for name in _WRITABLE
+    ):
+        return before, None  # nothing would change: no write, no event
 
-    await q.update_hosting(
+    row = await q.update_hosting(
         conn,
         hosting_id=hosting_id,
         external_id=state["external_id"],
@@ -175,7 +191,7 @@ async def update_hosting(
         downloads_at=downloads_at,
         documentation=documentation,
     )
-    after = await get_hosting(conn, hosting_id=hosting_id)
+    after = msgspec.convert(dict(row), Hosting)
     changes = diff(to_state(before), to_state(after))
     if not changes:
         return after, None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,13 +9,10 @@ import asyncpg
 
 __all__ = [
     "claim_delivery",
-    "confirm_target",
     "insert_rejection",
     "select_claimed",
-    "select_decommission",
     "select_delivery",
     "select_log",
-    "select_targets",
     "set_delivery_events",
 ]
 
@@ -145,38 +141,3 @@ async def select_log(
 ) -> list[asyncpg.Record]:
     rows: list[Any] = await conn.fetch(SELECT_LOG, platform_id, before, outcome, limit)
     return rows
-
-
-# -- decommission confirmations a platform sends -------------------------------------------
-
-SELECT_DECOMMISSION = """
-SELECT id, model_id, action, status FROM decommissions WHERE id = $1
-"""
-
-SELECT_TARGETS = """
-SELECT hosting_id, platform_id, model_id FROM decommission_targets WHERE decommission_id = $1
-"""
-
-CONFIRM_TARGET = """
-UPDATE decommission_targets SET confirmed_at = coalesce(confirmed_at, $3)
-WHERE decommission_id = $1 AND hosting_id = $2
-RETURNING decommission_id, hosting_id, platform_id, model_id, inherited, confirmed_at,
-          created_at
-"""
-
-
-async def select_decommission(
-    conn: asyncpg.Connection, *, decision_id: UUID
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(SELECT_DECOMMISSION, decision_id)
-
-
-async def select_targets(conn: asyncpg.Connection, *, decision_id: UUID) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_TARGETS, decision_id))
-
-
-async def confirm_target(
-    conn: asyncpg.Connection, *, decision_id: UUID, hosting_id: UUID, confirmed_at: datetime
-) -> asyncpg.Record | None:
-    """The target row after confirmation (a first confirmation's time is kept), or None."""
-    return await conn.fetchrow(CONFIRM_TARGET, decision_id, hosting_id, confirmed_at)

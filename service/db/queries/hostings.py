@@ -41,17 +41,30 @@ WRITABLE = (
     "risk_analysis_present, risk_analysis_url, use_guidance_present, use_guidance_url"
 )
 
+# Insert and update answer with the whole record, as SELECT_ONE would: one round trip.
+_RETURNING = f"RETURNING id, model_id, platform_id, {WRITABLE}, created_at, updated_at"
+_AS_RECORD = f"""
+SELECT {COLUMNS} FROM h JOIN models m ON m.id = h.model_id JOIN platforms p ON p.id = h.platform_id
+"""
+
 INSERT = f"""
-INSERT INTO hostings (model_id, platform_id, {WRITABLE})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-ON CONFLICT DO NOTHING
-RETURNING id
+WITH h AS (
+  INSERT INTO hostings (model_id, platform_id, {WRITABLE})
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+  ON CONFLICT DO NOTHING
+  {_RETURNING}
+)
+{_AS_RECORD}
 """
 
 UPDATE = f"""
-UPDATE hostings SET ({WRITABLE}, updated_at)
-  = ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, now())
-WHERE id = $1
+WITH h AS (
+  UPDATE hostings SET ({WRITABLE}, updated_at)
+    = ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, now())
+  WHERE id = $1
+  {_RETURNING}
+)
+{_AS_RECORD}
 """
 
 SELECT_ONE = f"""
@@ -126,8 +139,9 @@ async def insert_hosting(
     downloads: int | None,
     downloads_at: datetime | None,
     documentation: dict[str, dict[str, object]],
-) -> UUID | None:
-    """The new id, or None when the platform already hosts the model (or the external id)."""
+) -> asyncpg.Record | None:
+    """The new record, or None when the platform already hosts the model (or the external
+    id)."""
     values = _values(
         external_id,
         url,
@@ -140,7 +154,7 @@ async def insert_hosting(
         downloads_at,
         documentation,
     )
-    return await conn.fetchval(INSERT, model_id, platform_id, *values)  # type: ignore[no-any-return]
+    return await conn.fetchrow(INSERT, model_id, platform_id, *values)
 
 
 async def update_hosting(
@@ -157,7 +171,8 @@ async def update_hosting(
     downloads: int | None,
     downloads_at: datetime | None,
     documentation: dict[str, dict[str, object]],
-) -> None:
+) -> asyncpg.Record:
+    """The record after the change."""
     values = _values(
         external_id,
         url,
@@ -170,7 +185,10 @@ async def update_hosting(
         downloads_at,
         documentation,
     )
-    await conn.execute(UPDATE, hosting_id, *values)
+    row = await conn.fetchrow(UPDATE, hosting_id, *values)
+    if row is None:
+        raise LookupError(f"hosting {hosting_id} vanished inside its transaction")
+    return row
 
 
 async def select_hosting(
