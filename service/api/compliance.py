@@ -11,6 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from service.api.auth import allow
 from service.api.deps import Db
+from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.domain import compliance as domain
@@ -25,18 +26,12 @@ DEFAULT_PERIOD = timedelta(days=30)
 _MEDIA = {"csv": "text/csv", "html": "text/html"}
 
 
-def _choose(requested: str | None, accept: str | None) -> str:
-    if requested is not None:
-        return requested
-    for part in (accept or "").split(","):
-        media = part.split(";")[0].strip().lower()
-        if media == "text/csv":
-            return "csv"
-        if media == "text/html":
-            return "html"
-        if media in {"application/json", "*/*"}:
-            return "json"
-    return "json"
+ReportFormat = Literal["json", "csv", "html"]
+_OFFERS: dict[str, ReportFormat] = {
+    "application/json": "json",
+    "text/csv": "csv",
+    "text/html": "html",
+}
 
 
 class ComplianceController(Controller):
@@ -79,7 +74,7 @@ class ComplianceController(Controller):
             datetime | None, QueryParameter(name="to", description="Period end (exclusive).")
         ] = None,
         platform: Annotated[str | None, QueryParameter(max_length=63)] = None,
-        format: FromQuery[Literal["json", "csv", "html"] | None] = None,
+        format: FromQuery[ReportFormat | None] = None,
     ) -> Response[Any]:
         until = until or datetime.now(UTC)
         since = since or until - DEFAULT_PERIOD
@@ -96,7 +91,8 @@ class ComplianceController(Controller):
             report = await domain.build_report(
                 db, since=since, until=until, platform_id=platform_id, platform=platform
             )
-        fmt = _choose(format, request.headers.get("accept"))
+        # Anything not on offer gets the JSON report rather than a 406.
+        fmt = negotiate(format, request.headers.get("accept"), offers=_OFFERS, default="json")
         if fmt == "csv":
             return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
         if fmt == "html":

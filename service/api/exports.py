@@ -16,6 +16,7 @@ from litestar.response import Stream
 
 from service.api.auth import allow
 from service.api.deps import Caller, Db
+from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.db.queries.exports import COLUMNS
@@ -34,7 +35,7 @@ Format = ExportFormat
 
 # Litestar adds "; charset=utf-8" to text media types itself.
 MEDIA_TYPES: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
-_ACCEPTS = {
+_OFFERS: dict[str, Format] = {
     "text/csv": "csv",
     "application/x-ndjson": "jsonl",
     "application/jsonl": "jsonl",
@@ -50,21 +51,6 @@ class NotAcceptable(RegistryError):
 
 def _columns_doc() -> str:
     return "\n".join(f"- `{name}`: {', '.join(cols)}" for name, cols in COLUMNS.items())
-
-
-def choose_format(requested: str | None, accept: str | None) -> Format:
-    """``format=`` wins; otherwise the first acceptable media type; otherwise CSV."""
-    if requested is not None:
-        return "csv" if requested == "csv" else "jsonl"
-    if not accept:
-        return "csv"
-    for part in accept.split(","):
-        media = part.split(";")[0].strip().lower()
-        if media in _ACCEPTS:
-            return "csv" if _ACCEPTS[media] == "csv" else "jsonl"
-        if media in {"*/*", "text/*"}:
-            return "csv"
-    raise NotAcceptable("exports are served as text/csv or application/x-ndjson")
 
 
 class ExportController(Controller):
@@ -113,7 +99,9 @@ class ExportController(Controller):
         model_id: FromQuery[UUID | None] = None,
         format: FromQuery[Format | None] = None,
     ) -> Stream:
-        fmt = choose_format(format, request.headers.get("accept"))
+        fmt = negotiate(format, request.headers.get("accept"), offers=_OFFERS, default="csv")
+        if fmt is None:
+            raise NotAcceptable("exports are served as text/csv or application/x-ndjson")
         platform_id = None
         if platform is not None:
             pool = state.pool
