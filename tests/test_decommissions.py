@@ -198,7 +198,15 @@ async def test_a_descendant_hosted_after_notification_is_flagged_at_once(
     async with pool.acquire() as raw, raw.transaction():
         conn = cast("asyncpg.Connection", raw)
         # Flagging again, or the sweep, adds nothing more.
-        assert await flag_new_hosting(conn, hosting_id=UUID(hosting_id), actor_id=None) == []
+        model_id = await conn.fetchval(
+            "SELECT model_id FROM hostings WHERE id = $1", UUID(hosting_id)
+        )
+        assert (
+            await flag_new_hosting(
+                conn, hosting_id=UUID(hosting_id), model_id=model_id, actor_id=None
+            )
+            == []
+        )
         assert UUID(decision["id"]) not in await flag_untargeted(conn)
 
     r = await client.get(f"/v1/decommissions/{decision['id']}", headers=admin)

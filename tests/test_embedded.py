@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import REPO_ROOT, bearer
+from tests.live_service import free_port
 
 KEY = re.compile(r"^\s+(rr_[0-9a-f]{16}_\S+)$", re.MULTILINE)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
@@ -37,7 +31,7 @@ def _env() -> dict[str, str]:
 
 @contextmanager
 def serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - our own CLI
         [
             sys.executable,

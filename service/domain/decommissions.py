@@ -381,13 +381,11 @@ async def _flag(
 
 
 async def flag_new_hosting(
-    conn: asyncpg.Connection, *, hosting_id: UUID, actor_id: UUID | None
+    conn: asyncpg.Connection, *, hosting_id: UUID, model_id: UUID, actor_id: UUID | None
 ) -> list[UUID]:
-    """Call after recording a hosting: adds it to every notified decision covering its
-    model (directly, or as a descendant) and queues a notice. Returns those decisions' ids."""
-    model_id = await conn.fetchval("SELECT model_id FROM hostings WHERE id = $1", hosting_id)
-    if model_id is None:
-        raise NotFound(f"no hosting {hosting_id}")
+    """Call after recording a hosting of ``model_id``: adds it to every notified decision
+    covering the model (directly, or as a descendant) and queues a notice. Returns those
+    decisions' ids."""
     flagged = []
     for decision_id in await q.select_covering(conn, model_id=model_id):
         if await _flag(conn, decision_id=decision_id, actor_id=actor_id):

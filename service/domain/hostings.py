@@ -90,7 +90,9 @@ async def record_hosting(
         extra=extra,
     )
     # A hosting of a model under a notified decision is flagged, and its platform told, now.
-    await flag_new_hosting(conn, hosting_id=hosting.id, actor_id=actor_id)
+    await flag_new_hosting(
+        conn, hosting_id=hosting.id, model_id=hosting.model_id, actor_id=actor_id
+    )
     return hosting
 
 
