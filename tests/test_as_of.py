@@ -1,15 +1,20 @@
-"""Point-in-time reads of models and hostings, at the boundaries of each change."""
+"""Point-in-time reads of models, hostings, incidents and decisions, at the boundaries of
+each change."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
+from uuid import UUID
 
 import asyncpg
 import httpx
+import pytest
 
 from service.domain.as_of import state_as_of
-from tests.conftest import PlatformFixture, register_model
+from service.domain.decommissions import record_confirmation
+from tests.conftest import PlatformFixture, make_platform, register_model
+from tests.test_notifications import admin_headers, decide, host
 
 
 async def _recorded(conn: asyncpg.Connection, subject_id: str, kind: str) -> Any:
@@ -115,3 +120,132 @@ async def test_state_as_of_returns_none_for_unknown_subjects(conn: asyncpg.Conne
     from datetime import UTC, datetime
 
     assert await state_as_of(conn, subject_id=uuid.uuid4(), as_of=datetime.now(UTC)) is None
+
+
+async def test_incident_as_of_each_transition_and_its_clock_then(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    admin: dict[str, str],
+    auditor: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    model = await register_model(client, admin, f"org-{uniq}/incident")
+    r = await client.post(
+        "/v1/incidents",
+        json={
+            "title": "jailbreak yields weapon instructions",
+            "category": "harmful_content",
+            "severity": "high",
+            "serious": True,
+            "serious_kind": "death_or_serious_harm",
+            "models": [model["name"]],
+        },
+        headers=platform.headers,
+    )
+    assert r.status_code == 201, r.text
+    incident = r.json()
+    path = f"/v1/incidents/{incident['id']}"
+    for step in ("triaged", "investigating"):
+        r = await client.post(f"{path}/transitions", json={"to": step}, headers=admin)
+        assert r.status_code == 200, r.text
+    reported = await _recorded(conn, incident["id"], "incident.reported")
+    triaged, investigating = [
+        await conn.fetchval(
+            "SELECT recorded_at FROM events WHERE subject_id = $1 AND payload->'state'->>'status'"
+            " = $2 ORDER BY seq LIMIT 1",
+            incident["id"],
+            status,
+        )
+        for status in ("triaged", "investigating")
+    ]
+    tick = timedelta(microseconds=1)
+
+    async def at(moment: Any, headers: dict[str, str] = admin) -> httpx.Response:
+        return await client.get(path, params={"as_of": moment.isoformat()}, headers=headers)
+
+    r = await at(reported - tick)
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert (await at(reported)).json()["status"] == "received"
+    assert (await at(triaged - tick)).json()["status"] == "received"
+    assert (await at(triaged)).json()["status"] == "triaged"
+    assert (await at(investigating - tick)).json()["status"] == "triaged"
+    assert (await at(investigating)).json()["status"] == "investigating"
+    assert (await client.get(path, headers=admin)).json()["status"] == "investigating"
+
+    # The Article 73 clock is read at the moment asked about, not now.
+    then = await at(reported)
+    due = datetime.fromisoformat(then.json()["deadline"]["due_at"])
+    assert then.json()["remaining_seconds"] == pytest.approx(
+        (due - reported).total_seconds(), abs=1
+    )
+
+    # The past is no more visible than the present: the reporting platform sees it, another
+    # platform and an auditor without a grant on the model do not.
+    assert (await at(triaged, platform.headers)).status_code == 200
+    assert (await at(triaged, other_platform.headers)).status_code == 404
+    assert (await at(triaged, auditor)).status_code == 404
+
+
+async def test_decision_as_of_shows_the_targets_and_confirmations_of_the_day(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    second = await admin_headers(pool)
+    name = f"org-{uniq}/recalled"
+    await register_model(client, admin, name)
+    await host(client, admin, name, platform)
+    await host(client, admin, name, other_platform)
+    bystander = await make_platform(client, pool, admin, f"bystander-{uniq}")
+    decision = await decide(client, admin, second, name)
+    mine = next(t for t in decision["targets"] if t["platform_id"] == platform.id)
+    async with pool.acquire() as raw, raw.transaction():
+        await record_confirmation(
+            cast("asyncpg.Connection", raw),
+            decision_id=UUID(decision["id"]),
+            platform_id=UUID(mine["platform_id"]),
+            model_id=UUID(mine["model_id"]),
+            outcome="removed",
+            occurred_at=None,
+            actor_id=None,
+        )
+    path = f"/v1/decommissions/{decision['id']}"
+    moments = {
+        kind: await _recorded(conn, decision["id"], f"decommission.{kind}")
+        for kind in ("proposed", "approved", "notified", "confirmed")
+    }
+    tick = timedelta(microseconds=1)
+
+    async def at(moment: Any, headers: dict[str, str] = admin) -> httpx.Response:
+        return await client.get(path, params={"as_of": moment.isoformat()}, headers=headers)
+
+    assert (await at(moments["proposed"] - tick)).status_code == 404
+    assert (await at(moments["proposed"])).json()["status"] == "proposed"
+    assert (await at(moments["approved"] - tick)).json()["status"] == "proposed"
+    assert (await at(moments["approved"])).json()["status"] == "approved"
+    assert (await at(moments["notified"] - tick)).json()["status"] == "approved"
+    assert (await at(moments["notified"])).json()["status"] == "notified"
+
+    def confirmations(body: dict[str, Any]) -> dict[str, str | None]:
+        return {t["platform_id"]: t["outcome"] for t in body["targets"]}
+
+    before = (await at(moments["confirmed"] - tick)).json()
+    after = (await at(moments["confirmed"])).json()
+    assert confirmations(before) == {platform.id: None, other_platform.id: None}
+    assert confirmations(after) == {platform.id: "removed", other_platform.id: None}
+
+    # A platform sees a decision from its notification on, as it does today; a platform the
+    # decision never targeted does not see it at all.
+    assert (await at(moments["notified"] - tick, platform.headers)).status_code == 404
+    assert (await at(moments["notified"], platform.headers)).status_code == 200
+    assert (await at(moments["confirmed"], other_platform.headers)).status_code == 200
+    assert (await at(moments["confirmed"], bystander.headers)).status_code == 404
+    r = await client.get(path, params={"as_of": "yesterday"}, headers=admin)
+    assert r.status_code == 400

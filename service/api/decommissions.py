@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import ADMIN, ANY_ROLE, allow
 from service.api.deps import Caller, Db
@@ -95,7 +96,23 @@ class DecommissionController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def read(self, decision_id: FromPath[UUID], db: Db, principal: Caller) -> Decision:
+    async def read(
+        self,
+        decision_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        as_of: Annotated[
+            datetime | None,
+            Parameter(
+                description="RFC 3339 moment: the decision, its targets and confirmations as "
+                "the registry recorded them then."
+            ),
+        ] = None,
+    ) -> Decision:
+        if as_of is not None:
+            return await domain.get_decision_as_of(
+                db, decision_id=decision_id, as_of=as_of, visible_to=principal.platform_id
+            )
         return await domain.get_decision(
             db, decision_id=decision_id, visible_to=principal.platform_id
         )

@@ -129,12 +129,27 @@ class IncidentController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def read(self, incident_id: FromPath[UUID], db: Db, principal: Caller) -> IncidentView:
+    async def read(
+        self,
+        incident_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        as_of: Annotated[
+            datetime | None,
+            Parameter(
+                description="RFC 3339 moment: the incident as the registry recorded it then, "
+                "its Article 73 clock read at that moment."
+            ),
+        ] = None,
+    ) -> IncidentView:
         now = datetime.now(UTC)
         scope = await domain.scope_for(db, principal=principal, now=now)
-        incident = await domain.get_incident(db, incident_id=incident_id)
+        if as_of is None:
+            incident = await domain.get_incident(db, incident_id=incident_id)
+        else:
+            incident = await domain.get_incident_as_of(db, incident_id=incident_id, as_of=as_of)
         await domain.check_visible(db, incident=incident, scope=scope)
-        return domain.to_view(incident, now=now, redact_reporter=scope.redact_reporter)
+        return domain.to_view(incident, now=as_of or now, redact_reporter=scope.redact_reporter)
 
     @patch(
         "/{incident_id:uuid}",

@@ -25,6 +25,7 @@ import msgspec
 
 from service.db.queries import decommissions as q
 from service.domain import outbox
+from service.domain.as_of import state_as_of
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
 from service.domain.platforms import get_platform
@@ -37,6 +38,7 @@ __all__ = [
     "flag_new_hosting",
     "flag_untargeted",
     "get_decision",
+    "get_decision_as_of",
     "list_decisions",
     "list_overdue",
     "notify_decision",
@@ -73,11 +75,31 @@ async def get_decision(
         for t in await q.select_targets(conn, decision_id=decision_id)
     ]
     decision = msgspec.convert({**dict(row), "targets": targets}, Decision)
-    if visible_to is not None and (
-        decision.notified_at is None or all(t.platform_id != visible_to for t in targets)
-    ):
+    if not _visible(decision, visible_to):
         raise NotFound(f"no decommission decision {decision_id}")
     return decision
+
+
+async def get_decision_as_of(
+    conn: asyncpg.Connection, *, decision_id: UUID, as_of: datetime, visible_to: UUID | None
+) -> Decision:
+    """The decision, its targets and their confirmations as the registry recorded them at
+    ``as_of``; a platform sees the past only of decisions it could see then."""
+    state = await state_as_of(conn, subject_id=decision_id, as_of=as_of)
+    decision = None if state is None else msgspec.convert(state, Decision)
+    if decision is None or not _visible(decision, visible_to):
+        raise NotFound(
+            f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
+        )
+    return decision
+
+
+def _visible(decision: Decision, platform_id: UUID | None) -> bool:
+    """Platforms see only notified decisions that target them; other roles see all."""
+    return platform_id is None or (
+        decision.notified_at is not None
+        and any(t.platform_id == platform_id for t in decision.targets)
+    )
 
 
 async def list_decisions(

@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import incidents as q
+from service.domain.as_of import state_as_of
 from service.domain.deadlines import compute_deadline, is_overdue, remaining_seconds
 from service.domain.grants import active_model_ids
 from service.domain.ledger import record_event, to_state
@@ -42,6 +43,7 @@ __all__ = [
     "check_seriousness",
     "check_visible",
     "get_incident",
+    "get_incident_as_of",
     "list_duplicate_candidates",
     "list_incidents",
     "list_notes",
@@ -280,6 +282,17 @@ async def get_incident(
     if row is None:
         raise NotFound(f"no incident {ref or incident_id}")
     return _to_incident(row)
+
+
+async def get_incident_as_of(
+    conn: asyncpg.Connection, *, incident_id: UUID, as_of: datetime
+) -> Incident:
+    """The incident as the registry recorded it at ``as_of`` (the state its newest event at
+    or before that moment carried)."""
+    state = await state_as_of(conn, subject_id=incident_id, as_of=as_of)
+    if state is None:
+        raise NotFound(f"no incident {incident_id} was recorded at {as_of.isoformat()}")
+    return msgspec.convert(state, Incident)
 
 
 async def list_incidents(
