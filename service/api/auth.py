@@ -57,7 +57,9 @@ def allow(*roles: Role) -> Guard:
     """A guard admitting only principals with one of ``roles``."""
     admitted = frozenset(roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # A coroutine: Litestar would run a plain function in a worker thread, a thread hop
+    # (and a wait for the GIL) on every request.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if principal_of(connection).role not in admitted:
             raise PermissionDeniedException(
                 f"this needs one of the roles: {', '.join(sorted(admitted))}"
