@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
-from service.api.auth import allow
+from service.api.auth import allow, principal_of
 from service.api.deps import Caller, Db
 from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
@@ -84,7 +84,6 @@ class ExportController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        principal: Caller,
         dataset: FromPath[Dataset],
         since: Annotated[
             datetime | None,
@@ -99,6 +98,7 @@ class ExportController(Controller):
         model_id: FromQuery[UUID | None] = None,
         format: FromQuery[Format | None] = None,
     ) -> Stream:
+        principal = principal_of(request)
         fmt = negotiate(format, request.headers.get("accept"), offers=_OFFERS, default="csv")
         if fmt is None:
             raise NotAcceptable("exports are served as text/csv or application/x-ndjson")
