@@ -11,7 +11,6 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-import msgspec
 
 from service.db.queries import history as q
 from service.errors import InvalidInput, NotFound
@@ -58,7 +57,8 @@ async def list_events(
         newest_first=newest_first,
         limit=limit,
     )
-    return [msgspec.convert(dict(row), Event) for row in rows]
+    # The rows are typed by the database: built directly, not converted with validation.
+    return [Event(**dict(row)) for row in rows]
 
 
 async def model_history(
@@ -91,7 +91,4 @@ async def model_history(
     )
     if not rows and not await q.model_exists(conn, model_id=model_id):
         raise NotFound(f"no model {model_id}")
-    return [
-        msgspec.convert({**dict(row), "inherited": row["relation"] != "self"}, HistoryEvent)
-        for row in rows
-    ]
+    return [HistoryEvent(**dict(row), inherited=row["relation"] != "self") for row in rows]
