@@ -8,6 +8,7 @@ embedded server under ``--data-dir``) and works while ``serve`` runs against it.
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -83,8 +84,17 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # stopped, so by then a handler that does nothing is in place.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _after_shutdown)
+        _freeze_startup_heap()
         uvicorn.Server(config).run()
     return 0
+
+
+def _freeze_startup_heap() -> None:
+    """Exempt everything built at startup (modules, routes, the OpenAPI document) from the
+    cyclic garbage collector. Each full collection otherwise walks all of it again: pauses
+    of tens of milliseconds that every request in flight at the time waits out."""
+    gc.collect()
+    gc.freeze()
 
 
 def _after_shutdown(signum: int, frame: object) -> None:
