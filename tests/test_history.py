@@ -247,3 +247,10 @@ async def test_an_event_about_several_models_is_in_each_history_once(
         f"/v1/models/{quant['id']}/history", params={"stage": "detect"}, headers=auditor
     )
     assert [e["seq"] for e in r.json()["items"]] == [seq]
+
+
+def test_event_columns_are_selected_in_the_order_events_are_built_from() -> None:
+    from service.db.queries.ledger_tree import EVENT_COLUMNS
+    from service.schemas.events import Event
+
+    assert tuple(c.strip() for c in EVENT_COLUMNS.split(",")) == Event.__struct_fields__
