@@ -1,15 +1,16 @@
 """SQL for reading the ``events`` ledger with filters, both ways, by keyset on ``seq``.
 
-Cursor bounds are written ``seq < coalesce($n, max)`` rather than ``$n IS NULL OR ...`` so
-that even a generic plan keeps them as index conditions. The optional filters are
-``$n IS NULL OR column = $n``: a generic plan cannot tell which apply and may scan a whole
-model's history or the whole ledger, so filtered reads ask for a plan made for their actual
-values (``SET LOCAL``, which lasts until the request's transaction ends).
+Each statement names only the filters a request gives, so every combination is its own
+prepared statement and its plan fits it: a single statement with ``$n IS NULL OR ...`` for
+each optional filter would get a generic plan that cannot tell which apply, and could scan
+a whole model's history or the whole ledger. The texts come from a fixed set of fragments,
+never from input; values are always bound parameters.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from uuid import UUID
 
 import asyncpg
@@ -18,37 +19,44 @@ from service.db.queries.ledger_tree import EVENT_COLUMNS
 
 __all__ = ["model_exists", "select_events", "select_model_history"]
 
-_FILTERS = """
-  ($1::uuid IS NULL OR subject_id = $1)
-  AND ($2::uuid IS NULL OR model_id = $2)
-  AND ($3::uuid IS NULL OR platform_id = $3)
-  AND ($4::text IS NULL OR stage = $4)
-  AND ($5::text IS NULL OR kind = $5)
-  AND ($6::timestamptz IS NULL OR occurred_at >= $6)
-  AND ($7::timestamptz IS NULL OR occurred_at < $7)
-"""
+#: Each optional filter: its column and how it compares with its value.
+_EVENT_FILTERS: dict[str, tuple[str, str, str]] = {
+    "subject_id": ("subject_id", "=", "uuid"),
+    "model_id": ("model_id", "=", "uuid"),
+    "platform_id": ("platform_id", "=", "uuid"),
+    "stage": ("stage", "=", "text"),
+    "kind": ("kind", "=", "text"),
+    "since": ("occurred_at", ">=", "timestamptz"),
+    "until": ("occurred_at", "<", "timestamptz"),
+}
 
-EVENTS_OLDEST = f"""
+
+def _conditions(
+    filters: dict[str, object], *, alias: str = "", first: int = 1
+) -> tuple[str, list[object]]:
+    """``AND``-ed conditions for the filters given (not None), numbered from ``$first``."""
+    sql, values = "", []
+    for name, value in filters.items():
+        if value is None:
+            continue
+        column, op, type_ = _EVENT_FILTERS[name]
+        values.append(value)
+        sql += f" AND {alias}{column} {op} ${first + len(values) - 1}::{type_}"
+    return sql, values
+
+
+@lru_cache(maxsize=256)
+def _events_sql(conditions: str, *, newest: bool) -> str:
+    """The ledger's events after the cursor ($1), a page ($2) of them, then ``conditions``
+    with their values from $3."""
+    direction, bound, start = ("DESC", "<", "9223372036854775807") if newest else ("", ">", "0")
+    return f"""
 SELECT {EVENT_COLUMNS} FROM events
-WHERE {_FILTERS} AND seq > coalesce($8::bigint, 0)
-ORDER BY seq
-LIMIT $9
+WHERE seq {bound} coalesce($1::bigint, {start}){conditions}
+ORDER BY seq {direction}
+LIMIT $2
 """
 
-EVENTS_NEWEST = f"""
-SELECT {EVENT_COLUMNS} FROM events
-WHERE {_FILTERS} AND seq < coalesce($8::bigint, 9223372036854775807)
-ORDER BY seq DESC
-LIMIT $9
-"""
-
-_HISTORY_FILTERS = """
-  AND ($3::uuid IS NULL OR e.platform_id = $3)
-  AND ($4::text IS NULL OR e.stage = $4)
-  AND ($5::text IS NULL OR e.kind = $5)
-  AND ($6::timestamptz IS NULL OR e.occurred_at >= $6)
-  AND ($7::timestamptz IS NULL OR e.occurred_at < $7)
-"""
 
 _E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
 
@@ -74,7 +82,8 @@ WITH RECURSIVE
   )"""
 
 
-def _history(*, newest: bool, filtered: bool) -> str:
+@lru_cache(maxsize=64)
+def _history(*, newest: bool, conditions: str = "") -> str:
     """One bounded index scan per model of the lineage picks the page's seqs, merged and cut
     to the page; only then are the page's rows read in full, so the cost stays proportional
     to the page size however long each model's history is. Each model's events are those
@@ -82,15 +91,12 @@ def _history(*, newest: bool, filtered: bool) -> str:
     (``event_models``); an event reached through two models of the lineage appears once,
     under the closest relation.
 
-    The unfiltered form is separate: with the ``$n IS NULL OR`` filters in it, a generic
-    plan guesses one matching row and reads each model's whole history through a bitmap.
+    Parameters: the model ($1), whether to include its lineage ($2), the cursor ($3), the
+    page size ($4), then the values of ``conditions`` (on ``e.``) from $5.
     """
     direction, bound = ("DESC", "<") if newest else ("", ">")
     start = "9223372036854775807" if newest else "0"
-    filters = _HISTORY_FILTERS if filtered else ""
-    join = "JOIN events e ON e.seq = x.seq" if filtered else ""
-    # Without filters the statement takes only $1, $2, the cursor ($3) and the limit ($4).
-    cursor, limit = ("$8", "$9") if filtered else ("$3", "$4")
+    join = "JOIN events e ON e.seq = x.seq" if conditions else ""
     return f"""
 {_LINEAGE},
   page (seq, relation) AS (
@@ -99,21 +105,21 @@ def _history(*, newest: bool, filtered: bool) -> str:
       FROM lineage m
       CROSS JOIN LATERAL (
         (SELECT e.seq FROM events e
-         WHERE e.model_id = m.model_id {filters}
-           AND e.seq {bound} coalesce({cursor}::bigint, {start})
+         WHERE e.model_id = m.model_id{conditions}
+           AND e.seq {bound} coalesce($3::bigint, {start})
          ORDER BY e.seq {direction}
-         LIMIT {limit})
+         LIMIT $4)
         UNION ALL
         (SELECT x.seq FROM event_models x {join}
-         WHERE x.model_id = m.model_id {filters}
-           AND x.seq {bound} coalesce({cursor}::bigint, {start})
+         WHERE x.model_id = m.model_id{conditions}
+           AND x.seq {bound} coalesce($3::bigint, {start})
          ORDER BY x.seq {direction}
-         LIMIT {limit})
+         LIMIT $4)
       ) x
       ORDER BY x.seq {direction}, m.rank
     ) one_each
     ORDER BY seq {direction}
-    LIMIT {limit}
+    LIMIT $4
   )
 SELECT {_E_COLUMNS}, page.relation
 FROM page JOIN events e ON e.seq = page.seq
@@ -121,15 +127,10 @@ ORDER BY e.seq {direction}
 """
 
 
-HISTORY_NEWEST = _history(newest=True, filtered=True)
-HISTORY_OLDEST = _history(newest=False, filtered=True)
 #: The first page an auditor sees: no filters.
-HISTORY_NEWEST_ALL = _history(newest=True, filtered=False)
-HISTORY_OLDEST_ALL = _history(newest=False, filtered=False)
+HISTORY_NEWEST_ALL = _history(newest=True)
 
 MODEL_EXISTS = "SELECT EXISTS (SELECT 1 FROM models WHERE id = $1)"
-
-CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 async def select_events(
@@ -146,13 +147,20 @@ async def select_events(
     newest_first: bool,
     limit: int,
 ) -> list[asyncpg.Record]:
-    sql = EVENTS_NEWEST if newest_first else EVENTS_OLDEST
-    await conn.execute(CUSTOM_PLANS)
-    return list(
-        await conn.fetch(
-            sql, subject_id, model_id, platform_id, stage, kind, since, until, cursor, limit
-        )
+    conditions, values = _conditions(
+        {
+            "subject_id": subject_id,
+            "model_id": model_id,
+            "platform_id": platform_id,
+            "stage": stage,
+            "kind": kind,
+            "since": since,
+            "until": until,
+        },
+        first=3,
     )
+    sql = _events_sql(conditions, newest=newest_first)
+    return list(await conn.fetch(sql, cursor, limit, *values))
 
 
 async def model_exists(conn: asyncpg.Connection, *, model_id: UUID) -> bool:
@@ -173,13 +181,10 @@ async def select_model_history(
     newest_first: bool,
     limit: int,
 ) -> list[asyncpg.Record]:
-    if platform_id is None and stage is None and kind is None and since is None and until is None:
-        sql = HISTORY_NEWEST_ALL if newest_first else HISTORY_OLDEST_ALL
-        return list(await conn.fetch(sql, model_id, include_lineage, cursor, limit))
-    sql = HISTORY_NEWEST if newest_first else HISTORY_OLDEST
-    await conn.execute(CUSTOM_PLANS)
-    return list(
-        await conn.fetch(
-            sql, model_id, include_lineage, platform_id, stage, kind, since, until, cursor, limit
-        )
+    conditions, values = _conditions(
+        {"platform_id": platform_id, "stage": stage, "kind": kind, "since": since, "until": until},
+        alias="e.",
+        first=5,
     )
+    sql = _history(newest=newest_first, conditions=conditions)
+    return list(await conn.fetch(sql, model_id, include_lineage, cursor, limit, *values))
