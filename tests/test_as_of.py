@@ -4,17 +4,15 @@ each change."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
-from uuid import UUID
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
 from service.domain.as_of import state_as_of
-from service.domain.decommissions import record_confirmation
 from tests.conftest import PlatformFixture, make_platform, register_model
-from tests.test_notifications import admin_headers, decide, host
+from tests.test_notifications import admin_headers, confirm_target, decide, host
 
 
 async def _recorded(conn: asyncpg.Connection, subject_id: str, kind: str) -> Any:
@@ -206,16 +204,7 @@ async def test_decision_as_of_shows_the_targets_and_confirmations_of_the_day(
     bystander = await make_platform(client, pool, admin, f"bystander-{uniq}")
     decision = await decide(client, admin, second, name)
     mine = next(t for t in decision["targets"] if t["platform_id"] == platform.id)
-    async with pool.acquire() as raw, raw.transaction():
-        await record_confirmation(
-            cast("asyncpg.Connection", raw),
-            decision_id=UUID(decision["id"]),
-            platform_id=UUID(mine["platform_id"]),
-            model_id=UUID(mine["model_id"]),
-            outcome="removed",
-            occurred_at=None,
-            actor_id=None,
-        )
+    await confirm_target(pool, decision, mine)
     path = f"/v1/decommissions/{decision['id']}"
     moments = {
         kind: await _recorded(conn, decision["id"], f"decommission.{kind}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -10,9 +10,8 @@ import httpx
 import pytest
 from csaf.csaf.v20._validator import validate
 
-from service.domain.decommissions import record_confirmation
 from tests.conftest import PlatformFixture, register_model
-from tests.test_notifications import admin_headers, decide, host
+from tests.test_notifications import admin_headers, confirm_target, decide, host
 
 
 def assert_valid(doc: dict[str, Any]) -> None:
@@ -72,16 +71,7 @@ async def test_an_executed_recall_with_derivatives(
     assert len(vulnerability["product_status"]["known_affected"]) == 2
 
     for target in decision["targets"]:
-        async with pool.acquire() as raw, raw.transaction():
-            await record_confirmation(
-                cast("asyncpg.Connection", raw),
-                decision_id=UUID(decision["id"]),
-                platform_id=UUID(target["platform_id"]),
-                model_id=UUID(target["model_id"]),
-                outcome="removed",
-                occurred_at=None,
-                actor_id=None,
-            )
+        await confirm_target(pool, decision, target)
     doc = await _advisory(client, regulator, decision["id"])
     assert_valid(doc)
     assert doc["document"]["tracking"]["status"] == "final"

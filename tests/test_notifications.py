@@ -13,13 +13,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import asyncpg
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from service.domain.decommissions import record_confirmation
 from service.domain.delivery_worker import WorkerConfig, deliver_batch
 from tests.conftest import PlatformFixture, make_platform, register_model
 
@@ -326,6 +328,22 @@ async def test_notice_is_signed_and_verifies_with_standardwebhooks(
     assert {h.msg_id for h in receiver.delivered()} == {notice["id"]}
     r = await client.get(f"/v1/notifications/{notice['id']}/attempts", headers=admin)
     assert len(r.json()["items"]) == 2
+
+
+async def confirm_target(
+    pool: asyncpg.Pool, decision: dict[str, Any], target: dict[str, Any], outcome: str = "removed"
+) -> list[int]:
+    """The platform of one of the decision's targets confirms it, as its intake would."""
+    async with pool.acquire() as raw, raw.transaction():
+        return await record_confirmation(
+            cast("asyncpg.Connection", raw),
+            decision_id=UUID(decision["id"]),
+            platform_id=UUID(target["platform_id"]),
+            model_id=UUID(target["model_id"]),
+            outcome=outcome,
+            occurred_at=None,
+            actor_id=None,
+        )
 
 
 async def admin_headers(pool: asyncpg.Pool) -> dict[str, str]:
