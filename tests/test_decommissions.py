@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 import httpx
+import pytest
 
 from service.domain.decommissions import flag_new_hosting, flag_untargeted, record_confirmation
 from service.errors import Conflict, InvalidInput, NotFound
@@ -18,6 +19,7 @@ from tests.test_notifications import (
     Receiver,
     add_endpoint,
     admin_headers,
+    confirm_target,
     decide,
     drain,
     host,
@@ -335,21 +337,8 @@ async def test_confirming_a_decision_not_yet_notified_is_a_conflict(
     await host(client, admin, model, platform)
     decision = await decide(client, admin, second, model, notify=False)
     target = decision["targets"][0]
-    async with pool.acquire() as raw, raw.transaction():
-        try:
-            await record_confirmation(
-                cast("asyncpg.Connection", raw),
-                decision_id=UUID(decision["id"]),
-                platform_id=UUID(target["platform_id"]),
-                model_id=UUID(target["model_id"]),
-                outcome="removed",
-                occurred_at=None,
-                actor_id=None,
-            )
-        except Conflict:
-            pass
-        else:
-            raise AssertionError("confirmed before notification")
+    with pytest.raises(Conflict):
+        await confirm_target(pool, decision, target)
 
 
 async def test_overdue_platforms_are_listed_past_the_deadline(
@@ -389,16 +378,7 @@ async def test_overdue_platforms_are_listed_past_the_deadline(
     assert {i["platform"] for i in r.json()["items"]} == {platform.slug}
 
     target = next(t for t in decision["targets"] if t["platform"] == platform.slug)
-    async with pool.acquire() as raw, raw.transaction():
-        await record_confirmation(
-            cast("asyncpg.Connection", raw),
-            decision_id=UUID(decision["id"]),
-            platform_id=UUID(target["platform_id"]),
-            model_id=UUID(target["model_id"]),
-            outcome="removed",
-            occurred_at=None,
-            actor_id=None,
-        )
+    await confirm_target(pool, decision, target)
     r = await client.get(
         "/v1/decommissions/overdue", params={"decision_id": decision["id"]}, headers=admin
     )
@@ -431,3 +411,69 @@ async def test_platform_sees_only_notified_decisions_that_apply_to_it(
         "/v1/decommissions", params={"model_id": notified["model_id"]}, headers=platform.headers
     )
     assert [d["id"] for d in r.json()["items"]] == [notified["id"]]
+
+
+async def test_a_recalled_model_hosted_again_after_execution_is_caught(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    receiver: Receiver,
+    http: httpx.AsyncClient,
+    uniq: str,
+    quiet_endpoints: None,
+) -> None:
+    second = await admin_headers(pool)
+    base, child = f"acme/rehosted-{uniq}", f"acme/rehosted-child-{uniq}"
+    await register_model(client, admin, base)
+    await register_model(client, admin, child, base_model=base, derivation="fine_tune")
+    await host(client, admin, base, platform)
+    await add_endpoint(client, admin, receiver, other_platform)
+    decision = await decide(client, admin, second, base, include_derivatives=True)
+    await confirm_target(pool, decision, decision["targets"][0])
+    path = f"/v1/decommissions/{decision['id']}"
+    assert (await client.get(path, headers=admin)).json()["status"] == "executed"
+
+    # Months later another platform hosts a fine-tune of the recalled model.
+    hosting_id = await host(client, admin, child, other_platform)
+    body = (await client.get(path, headers=admin)).json()
+    assert body["status"] == "executed"
+    late = [t for t in body["targets"] if t["late"]]
+    assert [(t["hosting_id"], t["platform"], t["confirmed_at"]) for t in late] == [
+        (hosting_id, other_platform.slug, None)
+    ]
+    # The platform is told, sees the decision, and is overdue until it confirms.
+    await drain(pool, http, lambda: len(receiver.delivered()) == 1)
+    hit = receiver.delivered(f"/hooks/{other_platform.slug}")[0]
+    assert hit.payload is not None
+    assert hit.payload["type"] == "decommission.notice"
+    assert [h["hosting_id"] for h in hit.payload["data"]["hostings"]] == [hosting_id]
+    assert (await client.get(path, headers=other_platform.headers)).status_code == 200
+    later = (datetime.now(UTC) + timedelta(days=400)).isoformat()
+    async with pool.acquire() as raw:
+        from service.domain.decommissions import list_overdue
+
+        overdue = await list_overdue(
+            cast("asyncpg.Connection", raw),
+            now=datetime.fromisoformat(later),
+            decision_id=UUID(decision["id"]),
+        )
+    assert [o.platform for o in overdue] == [other_platform.slug]
+
+    assert len(await confirm_target(pool, decision, late[0], outcome="restricted")) == 1
+    body = (await client.get(path, headers=admin)).json()
+    assert body["status"] == "executed"
+    assert all(t["confirmed_at"] is not None for t in body["targets"])
+    kinds = await _events(client, admin, decision["id"])
+    assert kinds[-2:] == ["decommission.target_added", "decommission.confirmed"]
+
+    # A withdrawn decision, by contrast, catches nothing.
+    withdrawn = await decide(client, admin, second, child, notify=False)
+    r = await client.post(
+        f"/v1/decommissions/{withdrawn['id']}/withdraw", json={"reason": "x"}, headers=admin
+    )
+    assert r.status_code == 200
+    await host(client, admin, child, platform)
+    r = await client.get(f"/v1/decommissions/{withdrawn['id']}", headers=admin)
+    assert r.json()["targets"] == withdrawn["targets"]

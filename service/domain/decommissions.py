@@ -8,10 +8,11 @@ Workflow (anything else is a Conflict)::
 Approval needs an admin other than the proposer (four-eyes; Forbidden otherwise). The
 decision's targets are the hostings in its scope: of the model and, with derivatives
 included, of every descendant, on the platforms named (or any). They are taken when the
-decision is proposed and refreshed on approval and notification; once notified, a hosting
-that comes into scope is added at once as a ``late`` target and its platform notified. A
-decision is executed when every target is confirmed. Every step appends one ``respond``
-ledger event with the decision's full state.
+decision is proposed and refreshed on approval and notification; once notified, and still
+once executed, a hosting that comes into scope is added at once as a ``late`` target and its
+platform notified. A decision is executed when every target is confirmed; a late target
+added after that awaits its own confirmation. Every step appends one ``respond`` ledger
+event with the decision's full state.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ __all__ = [
     "record_confirmation",
     "withdraw_decision",
 ]
+
+#: Decisions that platforms must follow: a hosting in their scope is told of them.
+IN_FORCE = frozenset({"notified", "executed"})
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "withdrawn"}),
@@ -373,7 +377,7 @@ async def _flag(
     conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID | None
 ) -> list[UUID]:
     before = await get_decision(conn, decision_id=decision_id, for_update=True)
-    if before.status != "notified":
+    if before.status not in IN_FORCE:
         return []
     added = await _add_targets(conn, decision_id=decision_id, late=True)
     if not added:
@@ -405,9 +409,13 @@ async def _flag(
 async def flag_new_hosting(
     conn: asyncpg.Connection, *, hosting_id: UUID, model_id: UUID, actor_id: UUID | None
 ) -> list[UUID]:
-    """Call after recording a hosting of ``model_id``: adds it to every notified decision
-    covering the model (directly, or as a descendant) and queues a notice. Returns those
-    decisions' ids."""
+    """Call after recording a hosting of ``model_id``: adds it to every decision in force
+    (notified, or executed) covering the model, directly or as a descendant, and queues a
+    notice. Returns those decisions' ids.
+
+    An executed decision stays executed: its new target awaits its own confirmation, and
+    is overdue from the decision's deadline on, since a recalled model hosted again is out
+    of compliance from the start."""
     flagged = []
     for decision_id in await q.select_covering(conn, model_id=model_id):
         if await _flag(conn, decision_id=decision_id, actor_id=actor_id):
@@ -416,8 +424,8 @@ async def flag_new_hosting(
 
 
 async def flag_untargeted(conn: asyncpg.Connection, *, limit: int = 100) -> list[UUID]:
-    """The sweep behind ``flag_new_hosting``: flags every hosting in a notified decision's
-    scope that is not yet one of its targets, however it was recorded."""
+    """The sweep behind ``flag_new_hosting``: flags every hosting in the scope of a decision
+    in force that is not yet one of its targets, however it was recorded."""
     flagged = []
     for decision_id in await q.select_untargeted(conn, limit=limit):
         if await _flag(conn, decision_id=decision_id, actor_id=None):
@@ -452,7 +460,7 @@ async def record_confirmation(
             "the decision does not apply to this platform's hostings of that model",
             key="decision_id",
         )
-    if before.status not in ("notified", "executed"):
+    if before.status not in IN_FORCE:
         raise Conflict(f"a decision that is {before.status} cannot be confirmed")
     at = occurred_at or datetime.now(UTC)
     confirmed = await q.confirm_targets(
@@ -506,7 +514,7 @@ async def list_overdue(
     decision_id: UUID | None = None,
     limit: int = 200,
 ) -> list[OverduePlatform]:
-    """Platforms that have not confirmed a notified decision by its ``confirm_by``."""
+    """Platforms that have not confirmed a decision in force by its ``confirm_by``."""
     rows = await q.select_overdue(
         conn, now=now, platform_id=platform_id, decision_id=decision_id, limit=limit
     )

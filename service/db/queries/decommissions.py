@@ -152,7 +152,7 @@ FROM decommission_targets WHERE decommission_id = $1
 # Notified decisions with a hosting in scope that is not yet a target: the sweep flags them.
 UNTARGETED = """
 SELECT d.id FROM decommissions d
-WHERE d.status = 'notified'
+WHERE d.status IN ('notified', 'executed')
   AND EXISTS (
     WITH RECURSIVE scope (id) AS (
       SELECT d.model_id
@@ -168,7 +168,8 @@ ORDER BY d.id
 LIMIT $1
 """
 
-# Notified decisions whose scope (the model, or with derivatives an ancestor) covers a model.
+# Decisions in force (notified, or executed: a recalled model hosted again must be caught)
+# whose scope (the model, or with derivatives an ancestor) covers a model.
 COVERING = """
 WITH RECURSIVE up (id, depth) AS (
   SELECT $1::uuid, 0
@@ -177,7 +178,7 @@ WITH RECURSIVE up (id, depth) AS (
   WHERE m.base_model_id IS NOT NULL AND up.depth < 100
 )
 SELECT d.id FROM decommissions d JOIN up ON up.id = d.model_id
-WHERE d.status = 'notified' AND (up.depth = 0 OR d.include_derivatives)
+WHERE d.status IN ('notified', 'executed') AND (up.depth = 0 OR d.include_derivatives)
 ORDER BY d.id
 """
 
@@ -188,7 +189,7 @@ SELECT d.id AS decision_id, d.model_id, d.action, t.platform_id, p.slug AS platf
 FROM decommissions d
 JOIN decommission_targets t ON t.decommission_id = d.id AND t.confirmed_at IS NULL
 JOIN platforms p ON p.id = t.platform_id
-WHERE d.status = 'notified' AND d.confirm_by < $1
+WHERE d.status IN ('notified', 'executed') AND d.confirm_by < $1
   AND ($2::uuid IS NULL OR t.platform_id = $2)
   AND ($3::uuid IS NULL OR d.id = $3)
 GROUP BY d.id, t.platform_id, p.slug
