@@ -11,7 +11,12 @@ import asyncpg
 import httpx
 import pytest
 
-from service.domain.decommissions import flag_new_hosting, flag_untargeted, record_confirmation
+from service.domain.decommissions import (
+    flag_new_hosting,
+    flag_untargeted,
+    list_overdue,
+    record_confirmation,
+)
 from service.errors import Conflict, InvalidInput, NotFound
 from tests import test_notifications as shared
 from tests.conftest import PlatformFixture, make_platform, register_model
@@ -452,8 +457,6 @@ async def test_a_recalled_model_hosted_again_after_execution_is_caught(
     assert (await client.get(path, headers=other_platform.headers)).status_code == 200
     later = (datetime.now(UTC) + timedelta(days=400)).isoformat()
     async with pool.acquire() as raw:
-        from service.domain.decommissions import list_overdue
-
         overdue = await list_overdue(
             cast("asyncpg.Connection", raw),
             now=datetime.fromisoformat(later),
