@@ -17,6 +17,7 @@ from service.api.audits import AuditController
 from service.api.auth import auth_middleware
 from service.api.compliance import ComplianceController
 from service.api.decommissions import DecommissionController
+from service.api.delivery_log import DeliveryLogController
 from service.api.deps import dependencies
 from service.api.endpoints import (
     EndpointController,
@@ -40,7 +41,7 @@ from service.api.problems import exception_handlers
 from service.api.reports import ReportController
 from service.api.secrets import WebhookSecretController
 from service.api.transparency import CheckpointKeyController, TransparencyController
-from service.api.webhooks import DeliveryLogController, WebhookController
+from service.api.webhooks import WebhookController
 from service.db.pool import create_pool
 from service.domain.delivery_worker import delivery_worker
 from service.domain.export_jobs import export_worker

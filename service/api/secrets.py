@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, Parameter
 from service.api.auth import ADMIN, allow
 from service.api.deps import Caller, Db
 from service.api.problems import problem_responses
-from service.api.webhooks import signing_cache
+from service.api.webhook_limits import signing_cache
 from service.domain import secrets as domain
 from service.schemas.secrets import CreatedWebhookSecret, WebhookSecret, WebhookSecretList
 

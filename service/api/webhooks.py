@@ -1,57 +1,43 @@
-"""``/v1/webhooks/{platform}``: signed deliveries from hosting platforms, and their log.
+"""``/v1/webhooks/{platform}``: signed deliveries from hosting platforms.
 
 The receiving routes carry no API key: a delivery is authenticated by its signature,
 checked over the raw bytes before anything is decoded. Cheap refusals come first (413, 415,
 unknown platform, 429), then the signature (401), then decoding (400), then the one
 transaction that claims the delivery id and writes the records; the answer goes only after
-that transaction commits. Every delivery that wrote nothing is noted in the platform's log.
+that transaction commits. Every delivery that wrote nothing is noted in the platform's log
+(``service.api.delivery_log``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, cast
 from uuid import UUID
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
-from litestar.enums import ParamType
 from litestar.exceptions import HTTPException, TooManyRequestsException
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.openapi.spec import Parameter as OpenAPIParameter
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromPath, Parameter
 
 from service import metrics
-from service.api.auth import ANY_ROLE, allow
-from service.api.deps import Caller, Db
-from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
-from service.api.problems import problem_responses
-from service.db.queries import deliveries as deliveries_q
-from service.db.queries import webhook_secrets as secrets_q
+from service.api.webhook_docs import (
+    ACCEPTED,
+    RECEIVE_RESPONSES,
+    NativeDeliveryOperation,
+    StandardDeliveryOperation,
+)
+from service.api.webhook_limits import delivery_limiter, log_budget, signing_cache
 from service.domain import intake
-from service.domain.platforms import get_platform
 from service.errors import NotFound, RegistryError, Unavailable
 from service.platforms import github, huggingface, standard
-from service.schemas.keys import Principal
-from service.schemas.webhooks import (
-    DeliveryAck,
-    DeliveryLogEntry,
-    DeliveryLogPage,
-    DeliveryOutcome,
-    StoredDelivery,
-    WebhookMessage,
-    decode_message,
-)
+from service.schemas.webhooks import DeliveryAck, WebhookMessage, decode_message
 from service.settings import Settings
 
-__all__ = ["DeliveryLogController", "WebhookController"]
+__all__ = ["Slug", "WebhookController"]
 
 log = logging.getLogger(__name__)
 
@@ -84,80 +70,6 @@ class MalformedDelivery(RegistryError):
     status = 400
     slug = "bad-request"
     title = "Bad request"
-
-
-class _Buckets:
-    """A token bucket per platform: ``rate`` deliveries a second, bursts up to ``burst``.
-
-    Only verified deliveries take a token, so unsigned junk cannot spend a platform's
-    allowance; an empty bucket refuses before any signature work.
-    """
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = max(rate, 1e-6)
-        self.burst = float(max(burst, 1))
-        self._tokens: dict[UUID, tuple[float, float]] = {}
-
-    def _level(self, key: UUID, now: float) -> float:
-        tokens, last = self._tokens.get(key, (self.burst, now))
-        return min(self.burst, tokens + (now - last) * self.rate)
-
-    def wait(self, key: UUID) -> float:
-        """Seconds until a delivery would be allowed (0 when it is now)."""
-        level = self._level(key, time.monotonic())
-        return 0.0 if level >= 1.0 else (1.0 - level) / self.rate
-
-    def take(self, key: UUID) -> None:
-        now = time.monotonic()
-        self._tokens[key] = (self._level(key, now) - 1.0, now)
-
-
-class _SigningCache:
-    """Each platform's id and active secrets, reused for a moment to save a round trip.
-
-    A signature that fails against cached secrets is checked again against fresh ones, so
-    a new secret verifies at once; a retired one stops verifying within ``ttl`` seconds
-    (at once when retired through this process's API).
-    """
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, UUID, list[str]]] = {}
-
-    def cached(self, slug: str) -> tuple[UUID, list[str]] | None:
-        entry = self._entries.get(slug)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1], entry[2]
-
-    async def fetch(self, conn: asyncpg.Connection, slug: str) -> tuple[UUID, list[str]] | None:
-        found = await secrets_q.select_signing_context(conn, slug=slug)
-        if found is None:
-            self._entries.pop(slug, None)
-        elif self.ttl > 0:
-            self._entries[slug] = (time.monotonic() + self.ttl, *found)
-        return found
-
-    def forget(self, slug: str) -> None:
-        self._entries.pop(slug, None)
-
-
-def signing_cache(state: State) -> _SigningCache:
-    cache: _SigningCache | None = state.get("webhook_signing")
-    if cache is None:
-        settings: Settings = state.settings
-        cache = _SigningCache(settings.webhook_secret_cache_seconds)
-        state["webhook_signing"] = cache
-    return cache
-
-
-def _limiter(state: State) -> _Buckets:
-    limiter: _Buckets | None = state.get("webhook_limiter")
-    if limiter is None:
-        settings: Settings = state.settings
-        limiter = _Buckets(settings.webhook_rate_per_second, settings.webhook_burst)
-        state["webhook_limiter"] = limiter
-    return limiter
 
 
 # A verifier checks a delivery and returns its id; a translator turns the body into messages.
@@ -201,20 +113,6 @@ def _translate_github(headers: dict[str, str], body: bytes) -> tuple[str, list[W
     return github.translate(body, event=headers.get("x-github-event", ""))
 
 
-#: Refusals logged per platform per second (bursts up to ``_LOG_BURST``): unsigned junk
-#: costs no allowance, so without this bound a flood of it would fill the log table.
-_LOG_RATE = 5.0
-_LOG_BURST = 100
-
-
-def _log_budget(state: State) -> _Buckets:
-    budget: _Buckets | None = state.get("webhook_log_budget")
-    if budget is None:
-        budget = _Buckets(_LOG_RATE, _LOG_BURST)
-        state["webhook_log_budget"] = budget
-    return budget
-
-
 async def _refuse(
     conn: asyncpg.Connection,
     state: State,
@@ -230,7 +128,7 @@ async def _refuse(
 ) -> None:
     """Log a delivery that wrote nothing; a failure to log never hides the refusal."""
     metrics.record_delivery(outcome, code)
-    budget = _log_budget(state)
+    budget = log_budget(state)
     if budget.wait(platform_id) > 0:
         return  # counted above, not logged: the platform is refused faster than it can read
     budget.take(platform_id)
@@ -320,7 +218,7 @@ async def _receive_on(
         metrics.record_delivery("rejected", "unknown_platform")
         raise NotFound(f"no platform {slug!r}")
     platform_id, secrets = found
-    limiter = _limiter(state)
+    limiter = delivery_limiter(state)
     wait = limiter.wait(platform_id)
     if wait > 0:
         metrics.record_delivery("rejected", "rate_limited")
@@ -427,88 +325,6 @@ async def _receive_on(
     return Response(ack, status_code=202)
 
 
-_RECEIVE_RESPONSES = {
-    200: ResponseSpec(
-        data_container=DeliveryAck,
-        description="A redelivery of an accepted delivery (same id, same body): nothing "
-        "was written; `events` are the original delivery's.",
-    ),
-    **problem_responses(400, 401, 404, 409, 413, 415, 422, 429),
-}
-_RECEIVE_403 = problem_responses(403)
-_ACCEPTED = (
-    "Accepted: the delivery's records are committed; `events` are the sequence numbers of "
-    "the ledger events it produced."
-)
-
-
-_EVENT_TYPES = [
-    "model.hosted",
-    "model.updated",
-    "model.removed",
-    "model.restricted",
-    "model.downloads",
-    "incident.reported",
-    "decommission.executed",
-]
-
-_ENVELOPE = Schema(
-    type=OpenAPIType.OBJECT,
-    required=["type", "timestamp", "data"],
-    additional_properties=False,
-    properties={
-        "type": Schema(type=OpenAPIType.STRING, enum=list(_EVENT_TYPES)),
-        "timestamp": Schema(
-            type=OpenAPIType.STRING,
-            format="date-time",  # type: ignore[arg-type]
-            description="When the change happened at the platform, with an offset.",
-        ),
-        "data": Schema(
-            type=OpenAPIType.OBJECT,
-            description="The event's fields; unknown fields are refused (400).",
-        ),
-    },
-)
-
-
-def _header(name: str, description: str) -> OpenAPIParameter:
-    return OpenAPIParameter(
-        name=name,
-        param_in=ParamType.HEADER,
-        required=True,
-        schema=Schema(type=OpenAPIType.STRING),
-        description=description,
-    )
-
-
-@dataclass
-class _StandardDeliveryOperation(Operation):
-    """Documents the body and signature headers the handler reads itself, as raw bytes."""
-
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            required=True,
-            content={"application/json": OpenAPIMediaType(schema=_ENVELOPE)},
-        )
-        self.parameters = [
-            *(self.parameters or []),
-            _header("webhook-id", "The delivery's unique id; the same on every retry."),
-            _header("webhook-timestamp", "Unix seconds; within 5 minutes of the registry's clock."),
-            _header("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` entries."),
-        ]
-
-
-@dataclass
-class _NativeDeliveryOperation(Operation):
-    """A platform's own payload, read as raw bytes and verified before it is decoded."""
-
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            required=True,
-            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
-        )
-
-
 class WebhookController(Controller):
     """Routes a platform's own HTTP client calls; authenticated by signature, not by key."""
 
@@ -528,10 +344,10 @@ class WebhookController(Controller):
             "only once the records are committed."
         ),
         status_code=202,
-        response_description=_ACCEPTED,
+        response_description=ACCEPTED,
         opt={"exclude_from_auth": True},
-        responses={**_RECEIVE_RESPONSES, **_RECEIVE_403},
-        operation_class=_StandardDeliveryOperation,
+        responses=RECEIVE_RESPONSES,
+        operation_class=StandardDeliveryOperation,
     )
     async def receive(
         self, platform: FromPath[Slug], request: Request[Any, Any, Any], state: State
@@ -550,9 +366,9 @@ class WebhookController(Controller):
         operation_id="receiveHuggingFaceWebhook",
         summary="Receive a Hugging Face Hub webhook (verified by X-Webhook-Secret)",
         status_code=202,
-        operation_class=_NativeDeliveryOperation,
+        operation_class=NativeDeliveryOperation,
         opt={"exclude_from_auth": True},
-        responses={**_RECEIVE_RESPONSES, **_RECEIVE_403},
+        responses=RECEIVE_RESPONSES,
     )
     async def receive_huggingface(
         self, platform: FromPath[Slug], request: Request[Any, Any, Any], state: State
@@ -571,9 +387,9 @@ class WebhookController(Controller):
         operation_id="receiveGitHubWebhook",
         summary="Receive a GitHub delivery (verified by X-Hub-Signature-256)",
         status_code=202,
-        operation_class=_NativeDeliveryOperation,
+        operation_class=NativeDeliveryOperation,
         opt={"exclude_from_auth": True},
-        responses={**_RECEIVE_RESPONSES, **_RECEIVE_403},
+        responses=RECEIVE_RESPONSES,
     )
     async def receive_github(
         self, platform: FromPath[Slug], request: Request[Any, Any, Any], state: State
@@ -586,65 +402,3 @@ class WebhookController(Controller):
             verifier=_verify_github,
             translator=_translate_github,
         )
-
-
-async def _platform_for(db: asyncpg.Connection, slug: str, principal: Principal) -> UUID:
-    """The platform's id, if the caller may read its deliveries (admins; the platform)."""
-    platform = await get_platform(db, slug=slug, visible_to=principal.platform_id)
-    return platform.id
-
-
-class DeliveryLogController(Controller):
-    path = "/v1/webhooks/{platform:str}/deliveries"
-    tags = ["webhooks"]
-
-    @get(
-        operation_id="listWebhookDeliveries",
-        summary="A platform's delivery log, newest first: accepted, duplicate and rejected",
-        guards=[allow("admin", "platform")],
-        responses=problem_responses(400, 401, 403, 404),
-    )
-    async def index(
-        self,
-        platform: FromPath[Slug],
-        db: Db,
-        principal: Caller,
-        outcome: FromQuery[DeliveryOutcome | None] = None,
-        limit: Limit = 50,
-        cursor: Cursor = None,
-    ) -> DeliveryLogPage:
-        platform_id = await _platform_for(db, platform, principal)
-        rows = await deliveries_q.select_log(
-            db,
-            platform_id=platform_id,
-            outcome=outcome,
-            before=decode_uuid_cursor(cursor),
-            limit=limit + 1,
-        )
-        items = [msgspec.convert(dict(row), DeliveryLogEntry) for row in rows]
-        page, next_cursor = paginate(items, limit, lambda e: e.id)
-        return DeliveryLogPage(items=page, next_cursor=next_cursor)
-
-    @get(
-        "/{delivery_id:str}",
-        operation_id="getWebhookDelivery",
-        summary="One accepted delivery as received: raw body, headers and its ledger events",
-        guards=[allow(*ANY_ROLE)],
-        responses=problem_responses(400, 401, 403, 404),
-    )
-    async def read(
-        self,
-        platform: FromPath[Slug],
-        delivery_id: FromPath[Annotated[str, Parameter(max_length=200)]],
-        db: Db,
-        principal: Caller,
-    ) -> StoredDelivery:
-        platform_id = await _platform_for(db, platform, principal)
-        row = await deliveries_q.select_delivery(
-            db, platform_id=platform_id, delivery_id=delivery_id
-        )
-        if row is None:
-            raise NotFound(f"no accepted delivery {delivery_id!r} from {platform!r}")
-        record = dict(row)
-        record["body"] = bytes(record["body"]).decode("utf-8")
-        return msgspec.convert(record, StoredDelivery)
