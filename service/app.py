@@ -34,7 +34,7 @@ from service.api.incidents import IncidentController
 from service.api.keys import KeyController
 from service.api.metrics import MetricsController
 from service.api.models import ModelController
-from service.api.openapi_extras import StrictStructSchemaPlugin
+from service.api.openapi_extras import RawObjectSchemaPlugin, StrictStructSchemaPlugin
 from service.api.platforms import PlatformController
 from service.api.policies import PolicyController
 from service.api.problems import exception_handlers
@@ -160,7 +160,7 @@ def create_app(
         ),
         openapi_config=_openapi(),
         # Input structs that refuse unknown fields say so in the document.
-        plugins=[StrictStructSchemaPlugin()],
+        plugins=[StrictStructSchemaPlugin(), RawObjectSchemaPlugin()],
         request_max_body_size=settings.max_body_bytes,
         # Logging is configured once, as JSON, by service.logs; Litestar must not replace it.
         logging_config=None,

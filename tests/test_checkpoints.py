@@ -31,7 +31,6 @@ from service.domain.checkpoints import (
 )
 from service.domain.ledger import record_event
 from service.domain.sealer import GapTracker, canonical_entry, seal_once
-from service.schemas.events import Event
 from tests.conftest import register_model
 
 ORIGIN = "registry.test/ledger"
@@ -89,7 +88,7 @@ async def sealed_entries(conn: asyncpg.Connection, size: int) -> list[bytes]:
         """,
         size,
     )
-    return [canonical_entry(msgspec.convert(dict(r), Event)) for r in rows]
+    return [canonical_entry(dict(r)) for r in rows]
 
 
 def test_note_format_and_key_id_follow_c2sp(signer: Signer) -> None:

@@ -250,10 +250,12 @@ async def test_an_event_about_several_models_is_in_each_history_once(
 
 
 def test_event_columns_are_selected_in_the_order_events_are_built_from() -> None:
-    from service.db.queries.ledger_tree import EVENT_COLUMNS
+    from service.db.queries.ledger_tree import EVENT_COLUMNS, SERVED_EVENT_COLUMNS
     from service.schemas.events import Event
 
     assert tuple(c.strip() for c in EVENT_COLUMNS.split(",")) == Event.__struct_fields__
+    served = [c.strip().split(" AS ")[-1] for c in SERVED_EVENT_COLUMNS.split(",")]
+    assert tuple(served) == Event.__struct_fields__
 
 
 async def test_every_combination_of_filters_agrees_with_filtering_the_whole_timeline(

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.plugins import OpenAPISchemaPlugin
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
     from litestar.typing import FieldDefinition
 
-__all__ = ["StrictStructSchemaPlugin", "also_served_as"]
+__all__ = ["RawObjectSchemaPlugin", "StrictStructSchemaPlugin", "also_served_as"]
 
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):
@@ -31,6 +32,20 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
             schema.additional_properties = False
         return schema
+
+
+class RawObjectSchemaPlugin(OpenAPISchemaPlugin):
+    """A ``msgspec.Raw`` field is JSON passed through as stored; in this service always an
+    object (an event's payload), and documented as one."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is msgspec.Raw
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        return Schema(type=OpenAPIType.OBJECT, additional_properties=Schema())
 
 
 def also_served_as(*media_types: str) -> type[Operation]:

@@ -11,8 +11,10 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from service.db.queries import history as q
+from service.domain.ledger import event_from_row
 from service.errors import InvalidInput, NotFound
 from service.schemas.events import Event
 from service.schemas.history import HistoryEvent
@@ -57,7 +59,7 @@ async def list_events(
         newest_first=newest_first,
         limit=limit,
     )
-    return [_event(row) for row in rows]
+    return [event_from_row(row) for row in rows]
 
 
 async def model_history(
@@ -93,28 +95,8 @@ async def model_history(
     return [_history_event(row) for row in rows]
 
 
-# Rows are typed by the database, so events are built directly rather than converted with
-# validation, and by position in ``EVENT_COLUMNS``: ``dict(row)``, or passing the fields as
-# ``**kwargs``, costs more than all the rest of building a page.
-
-
-def _event(row: asyncpg.Record) -> Event:
-    return Event(
-        seq=row[0],
-        stage=row[1],
-        kind=row[2],
-        subject_type=row[3],
-        subject_id=row[4],
-        model_id=row[5],
-        platform_id=row[6],
-        actor_id=row[7],
-        occurred_at=row[8],
-        recorded_at=row[9],
-        payload=row[10],
-    )
-
-
 def _history_event(row: asyncpg.Record) -> HistoryEvent:
+    """Built as ``event_from_row`` builds an event, with the row's relation."""
     return HistoryEvent(
         seq=row[0],
         stage=row[1],
@@ -126,7 +108,7 @@ def _history_event(row: asyncpg.Record) -> HistoryEvent:
         actor_id=row[7],
         occurred_at=row[8],
         recorded_at=row[9],
-        payload=row[10],
+        payload=msgspec.Raw(row[10]),
         relation=row[11],
         inherited=row[11] != "self",
     )

@@ -34,7 +34,6 @@ from service.db.queries import ledger_tree as q
 from service.domain import merkle
 from service.domain.checkpoints import Signer, format_body, load_or_create_signer
 from service.errors import NotFound
-from service.schemas.events import Event
 from service.schemas.transparency import (
     CheckpointOut,
     ConsistencyProofOut,
@@ -67,7 +66,7 @@ SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
 """
 
 
-def canonical_entry(event: Event | Mapping[str, Any]) -> bytes:
+def canonical_entry(event: Mapping[str, Any]) -> bytes:
     """The bytes hashed into the event's leaf (see the module docstring)."""
     return _canonical.encode(event)
 
@@ -118,12 +117,13 @@ async def seal_once(
     size, last_seq = await q.select_tree_head(conn)
     rows = await q.select_events_after(conn, after_seq=last_seq, limit=batch_size)
     expected = last_seq + 1
-    events: list[Event] = []
+    # The rows as mappings: the payload decoded, as the canonical encoding needs it.
+    events: list[dict[str, Any]] = []
     for row in rows:
         seq = int(row["seq"])
         if seq != expected and not gaps.settled(expected, xmin=snap["xmin"], xmax=snap["xmax"]):
             break
-        events.append(msgspec.convert(dict(row), Event))
+        events.append(dict(row))
         expected = seq + 1
     edge_nodes = merkle.CompactRange.edge_nodes(size)
     edge = await q.select_hashes(conn, wanted=set(edge_nodes))
@@ -137,14 +137,14 @@ async def seal_once(
     await q.insert_leaves(
         conn,
         indexes=list(range(size, tree.size)),
-        seqs=[e.seq for e in events],
+        seqs=[e["seq"] for e in events],
         hashes=leaves,
     )
     await q.insert_nodes(conn, nodes=nodes)
     root = tree.root()
     note = signer.sign(format_body(origin=signer.name, tree_size=tree.size, root_hash=root))
     await q.insert_checkpoint(
-        conn, tree_size=tree.size, root_hash=root, last_seq=events[-1].seq, note=note
+        conn, tree_size=tree.size, root_hash=root, last_seq=events[-1]["seq"], note=note
     )
     return SealResult(sealed=len(events), tree_size=tree.size, root_hash=root)
 

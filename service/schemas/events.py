@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 import msgspec
@@ -26,7 +26,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
     #: When the registry committed it.
     recorded_at: datetime
-    payload: dict[str, Any]
+    #: The event's content (a JSON object), passed through as stored: it is never decoded
+    #: on the way out.
+    payload: msgspec.Raw
 
 
 class EventPage(msgspec.Struct, frozen=True, kw_only=True):

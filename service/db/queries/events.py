@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from service.db.queries.ledger_tree import SERVED_EVENT_COLUMNS
+
 __all__ = ["insert_event", "select_events"]
 
 INSERT = """
@@ -17,9 +19,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9)
 RETURNING seq
 """
 
-SELECT = """
-SELECT seq, stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
-       occurred_at, recorded_at, payload
+SELECT = f"""
+SELECT {SERVED_EVENT_COLUMNS}
 FROM events
 WHERE ($1::uuid IS NULL OR subject_id = $1)
   AND ($2::uuid IS NULL OR model_id = $2)

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from service.db.queries.ledger_tree import EVENT_COLUMNS
+from service.db.queries.ledger_tree import SERVED_EVENT_COLUMNS
 
 __all__ = ["model_exists", "select_events", "select_model_history"]
 
@@ -51,14 +51,14 @@ def _events_sql(conditions: str, *, newest: bool) -> str:
     with their values from $3."""
     direction, bound, start = ("DESC", "<", "9223372036854775807") if newest else ("", ">", "0")
     return f"""
-SELECT {EVENT_COLUMNS} FROM events
+SELECT {SERVED_EVENT_COLUMNS} FROM events
 WHERE seq {bound} coalesce($1::bigint, {start}){conditions}
 ORDER BY seq {direction}
 LIMIT $2
 """
 
 
-_E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+_E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in SERVED_EVENT_COLUMNS.split(","))
 
 #: The model itself ($1), and with $2 its ancestors and descendants, each with its relation.
 _LINEAGE = """

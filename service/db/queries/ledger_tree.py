@@ -35,6 +35,10 @@ EVENT_COLUMNS = (
     "occurred_at, recorded_at, payload"
 )
 
+#: The same columns as the API serves them: the payload as the text PostgreSQL holds, to be
+#: passed through rather than decoded and encoded again.
+SERVED_EVENT_COLUMNS = EVENT_COLUMNS.replace("payload", "payload::text AS payload")
+
 #: An arbitrary constant naming the sealer's advisory lock ("ledger" as ASCII).
 SEAL_LOCK_KEY = 0x6C6564676572
 
