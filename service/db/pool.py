@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -9,7 +10,7 @@ import msgspec
 
 from service.settings import Settings
 
-__all__ = ["Pool", "create_pool", "init_connection", "json_decode", "json_encode"]
+__all__ = ["FairPool", "Pool", "create_pool", "init_connection", "json_decode", "json_encode"]
 
 Pool = asyncpg.Pool
 
@@ -41,20 +42,52 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+class FairPool(asyncpg.Pool):
+    """An asyncpg pool that hands out connections in the order they were asked for.
+
+    asyncpg's own queue lets a newcomer take a connection just released ahead of the
+    callers already waiting: the first waiter is woken, finds the connection gone and
+    queues again at the back. Under load some requests then wait many times longer than
+    the rest, past the acquire timeout (a 503). Here acquirers pass one at a time through
+    a lock, which asyncio grants first come, first served; only the one at its head waits
+    on the pool itself.
+    """
+
+    __slots__ = ("_turn",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn = asyncio.Lock()
+
+    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg's signature
+        if timeout is None:
+            async with self._turn:
+                return await super()._acquire(None)  # type: ignore[misc]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # The timeout covers the wait for a turn as well as the wait for a connection.
+        async with asyncio.timeout(timeout), self._turn:
+            return await super()._acquire(max(deadline - loop.time(), 0.001))  # type: ignore[misc]
+
+
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
     """Open the pool; statement_timeout bounds every query on the request path."""
-    pool = await asyncpg.create_pool(
+    pool = FairPool(
         dsn,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=init_connection,
         reset=_reset_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         server_settings={
             "statement_timeout": str(int(settings.statement_timeout * 1000)),
             "application_name": "risk-registry",
         },
         command_timeout=settings.statement_timeout + 1,
     )
-    if pool is None:  # asyncpg types the result as optional
-        raise RuntimeError("asyncpg returned no pool")
+    await pool
     return pool
