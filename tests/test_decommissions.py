@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.domain.decommissions import (
+from service.domain.decommission_targets import (
     flag_new_hosting,
     flag_untargeted,
     list_overdue,

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from service.domain.decommissions import record_confirmation
+from service.domain.decommission_targets import record_confirmation
 from service.domain.delivery_worker import WorkerConfig, deliver_batch
 from tests.conftest import PlatformFixture, make_platform, register_model
 

@@ -14,6 +14,7 @@ from service.api.auth import ADMIN, ANY_ROLE, allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
+from service.domain import decommission_targets as targets
 from service.domain import decommissions as domain
 from service.schemas.decommissions import (
     Decision,
@@ -80,7 +81,7 @@ class DecommissionController(Controller):
         decision_id: FromQuery[UUID | None] = None,
         limit: Limit = 200,
     ) -> OverduePage:
-        items = await domain.list_overdue(
+        items = await targets.list_overdue(
             db,
             now=datetime.now(UTC),
             platform_id=principal.platform_id,

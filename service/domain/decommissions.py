@@ -1,4 +1,4 @@
-"""Decommissioning decisions: proposal, four-eyes approval, notification, confirmation.
+"""Decommissioning decisions: proposal, four-eyes approval, notification, withdrawal.
 
 Workflow (anything else is a Conflict)::
 
@@ -8,11 +8,10 @@ Workflow (anything else is a Conflict)::
 Approval needs an admin other than the proposer (four-eyes; Forbidden otherwise). The
 decision's targets are the hostings in its scope: of the model and, with derivatives
 included, of every descendant, on the platforms named (or any). They are taken when the
-decision is proposed and refreshed on approval and notification; once notified, and still
-once executed, a hosting that comes into scope is added at once as a ``late`` target and its
-platform notified. A decision is executed when every target is confirmed; a late target
-added after that awaits its own confirmation. Every step appends one ``respond`` ledger
-event with the decision's full state.
+decision is proposed and refreshed on approval and notification. What happens to them
+after that (late targets, confirmations, overdue platforms) is in
+``service.domain.decommission_targets``. Every step appends one ``respond`` ledger event
+with the decision's full state.
 """
 
 from __future__ import annotations
@@ -31,20 +30,20 @@ from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
 from service.domain.platforms import get_platform
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from service.schemas.decommissions import Decision, DecisionIn, OverduePlatform, Target
+from service.schemas.decommissions import Decision, DecisionIn, Target
 
 __all__ = [
+    "IN_FORCE",
     "TRANSITIONS",
+    "add_targets",
     "approve_decision",
-    "flag_new_hosting",
-    "flag_untargeted",
     "get_decision",
     "get_decision_as_of",
     "list_decisions",
-    "list_overdue",
+    "notice_for",
     "notify_decision",
     "propose_decision",
-    "record_confirmation",
+    "record_decision_event",
     "withdraw_decision",
 ]
 
@@ -121,7 +120,7 @@ async def list_decisions(
     return [await get_decision(conn, decision_id=r["id"]) for r in rows]
 
 
-async def _event(
+async def record_decision_event(
     conn: asyncpg.Connection,
     decision: Decision,
     *,
@@ -131,6 +130,7 @@ async def _event(
     before: Decision | None = None,
     extra: dict[str, Any] | None = None,
 ) -> int:
+    """Append the ``respond`` ledger event of a step, with the decision's full state."""
     return await record_event(
         conn,
         stage="respond",
@@ -155,7 +155,8 @@ async def _check_exist(conn: asyncpg.Connection, sql: str, ids: list[UUID], key:
         raise InvalidInput(f"no such record: {', '.join(missing)}", key=key)
 
 
-async def _add_targets(conn: asyncpg.Connection, *, decision_id: UUID, late: bool) -> list[UUID]:
+async def add_targets(conn: asyncpg.Connection, *, decision_id: UUID, late: bool) -> list[UUID]:
+    """Add the hostings in the decision's scope that are not yet its targets; their ids."""
     rows = await q.select_scope_hostings(conn, decision_id=decision_id)
     return await q.insert_targets(conn, decision_id=decision_id, rows=rows, late=late)
 
@@ -225,9 +226,9 @@ async def propose_decision(
     )
     await q.link_incidents(conn, decision_id=decision_id, incident_ids=incident_ids)
     await q.link_findings(conn, decision_id=decision_id, finding_ids=finding_ids)
-    await _add_targets(conn, decision_id=decision_id, late=False)
+    await add_targets(conn, decision_id=decision_id, late=False)
     decision = await get_decision(conn, decision_id=decision_id)
-    await _event(conn, decision, kind=kind, actor_id=actor_id, extra=extra)
+    await record_decision_event(conn, decision, kind=kind, actor_id=actor_id, extra=extra)
     return decision
 
 
@@ -251,13 +252,15 @@ async def approve_decision(
         approved_by=actor_id,
         approved_at=datetime.now(UTC),
     )
-    await _add_targets(conn, decision_id=decision_id, late=False)
+    await add_targets(conn, decision_id=decision_id, late=False)
     after = await get_decision(conn, decision_id=decision_id)
-    await _event(conn, after, kind="decommission.approved", actor_id=actor_id, before=before)
+    await record_decision_event(
+        conn, after, kind="decommission.approved", actor_id=actor_id, before=before
+    )
     return after
 
 
-def _notice(
+def notice_for(
     decision: Decision, platform_id: UUID, *, only: set[UUID] | None = None
 ) -> dict[str, Any]:
     """What a platform is told: the decision and the hostings of its own it applies to."""
@@ -305,7 +308,7 @@ async def notify_decision(
     before = await get_decision(conn, decision_id=decision_id, for_update=True)
     _check_move(before, "notified")
     now = datetime.now(UTC)
-    await _add_targets(conn, decision_id=decision_id, late=False)
+    await add_targets(conn, decision_id=decision_id, late=False)
     await q.update_status(
         conn,
         decision_id=decision_id,
@@ -320,9 +323,9 @@ async def notify_decision(
         event_type="decommission.notice",
         decommission_id=after.id,
         platform_ids=platforms,
-        payload_for=lambda p: _notice(after, p),
+        payload_for=lambda p: notice_for(after, p),
     )
-    await _event(
+    await record_decision_event(
         conn,
         after,
         kind="decommission.notified",
@@ -362,7 +365,7 @@ async def withdraw_decision(
                 "reason": reason,
             },
         )
-    await _event(
+    await record_decision_event(
         conn,
         after,
         kind="decommission.withdrawn",
@@ -371,151 +374,3 @@ async def withdraw_decision(
         extra={"reason": reason, "notifications": [str(m) for m in queued]},
     )
     return after
-
-
-async def _flag(
-    conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID | None
-) -> list[UUID]:
-    before = await get_decision(conn, decision_id=decision_id, for_update=True)
-    if before.status not in IN_FORCE:
-        return []
-    added = await _add_targets(conn, decision_id=decision_id, late=True)
-    if not added:
-        return []
-    after = await get_decision(conn, decision_id=decision_id)
-    fresh = set(added)
-    platforms = [t.platform_id for t in after.targets if t.hosting_id in fresh]
-    queued = await outbox.enqueue(
-        conn,
-        event_type="decommission.notice",
-        decommission_id=after.id,
-        platform_ids=platforms,
-        payload_for=lambda p: _notice(after, p, only=fresh),
-    )
-    await _event(
-        conn,
-        after,
-        kind="decommission.target_added",
-        actor_id=actor_id,
-        before=before,
-        extra={
-            "hosting_ids": [str(h) for h in added],
-            "notifications": [str(m) for m in queued],
-        },
-    )
-    return added
-
-
-async def flag_new_hosting(
-    conn: asyncpg.Connection, *, hosting_id: UUID, model_id: UUID, actor_id: UUID | None
-) -> list[UUID]:
-    """Call after recording a hosting of ``model_id``: adds it to every decision in force
-    (notified, or executed) covering the model, directly or as a descendant, and queues a
-    notice. Returns those decisions' ids.
-
-    An executed decision stays executed: its new target awaits its own confirmation, and
-    is overdue from the decision's deadline on, since a recalled model hosted again is out
-    of compliance from the start."""
-    flagged = []
-    for decision_id in await q.select_covering(conn, model_id=model_id):
-        if await _flag(conn, decision_id=decision_id, actor_id=actor_id):
-            flagged.append(decision_id)
-    return flagged
-
-
-async def flag_untargeted(conn: asyncpg.Connection, *, limit: int = 100) -> list[UUID]:
-    """The sweep behind ``flag_new_hosting``: flags every hosting in the scope of a decision
-    in force that is not yet one of its targets, however it was recorded."""
-    flagged = []
-    for decision_id in await q.select_untargeted(conn, limit=limit):
-        if await _flag(conn, decision_id=decision_id, actor_id=None):
-            flagged.append(decision_id)
-    return flagged
-
-
-async def record_confirmation(
-    conn: asyncpg.Connection,
-    *,
-    decision_id: UUID,
-    platform_id: UUID,
-    model_id: UUID,
-    outcome: str,
-    occurred_at: datetime | None,
-    actor_id: UUID | None,
-) -> list[int]:
-    """A platform carried out the decision for its hostings of ``model_id``; returns the
-    sequence numbers of the ledger events appended (none for a repeated confirmation).
-
-    Marks those targets confirmed, appends a ``decommission.confirmed`` event, and moves
-    the decision to ``executed`` once every target is confirmed. NotFound for an unknown
-    decision; InvalidInput when the platform holds no target of the decision for the model;
-    Conflict when the decision was not (or no longer is) notified.
-    """
-    if outcome not in ("removed", "restricted"):
-        raise InvalidInput("the outcome is removed or restricted", key="outcome")
-    before = await get_decision(conn, decision_id=decision_id, for_update=True)
-    mine = [t for t in before.targets if t.platform_id == platform_id and t.model_id == model_id]
-    if not mine:
-        raise InvalidInput(
-            "the decision does not apply to this platform's hostings of that model",
-            key="decision_id",
-        )
-    if before.status not in IN_FORCE:
-        raise Conflict(f"a decision that is {before.status} cannot be confirmed")
-    at = occurred_at or datetime.now(UTC)
-    confirmed = await q.confirm_targets(
-        conn,
-        decision_id=decision_id,
-        platform_id=platform_id,
-        model_id=model_id,
-        confirmed_at=at,
-        outcome=outcome,
-    )
-    if not confirmed:
-        return []  # already confirmed: a repeated confirmation changes nothing
-    after = await get_decision(conn, decision_id=decision_id)
-    seqs = [
-        await record_event(
-            conn,
-            stage="respond",
-            kind="decommission.confirmed",
-            subject_type="decommission",
-            subject_id=decision_id,
-            model_id=model_id,
-            platform_id=platform_id,
-            actor_id=actor_id,
-            occurred_at=at,
-            state=to_state(after),
-            changes=diff(to_state(before), to_state(after)),
-            extra={"outcome": outcome, "hosting_ids": [str(h) for h in confirmed]},
-        )
-    ]
-    if after.status == "notified" and all(t.confirmed_at is not None for t in after.targets):
-        await q.update_status(conn, decision_id=decision_id, status="executed", executed_at=at)
-        executed = await get_decision(conn, decision_id=decision_id)
-        seqs.append(
-            await _event(
-                conn,
-                executed,
-                kind="decommission.executed",
-                actor_id=actor_id,
-                occurred_at=at,
-                before=after,
-            )
-        )
-    return seqs
-
-
-async def list_overdue(
-    conn: asyncpg.Connection,
-    *,
-    now: datetime,
-    platform_id: UUID | None = None,
-    decision_id: UUID | None = None,
-    limit: int = 200,
-) -> list[OverduePlatform]:
-    """Platforms that have not confirmed a decision in force by its ``confirm_by``."""
-    rows = await q.select_overdue(
-        conn, now=now, platform_id=platform_id, decision_id=decision_id, limit=limit
-    )
-    return [msgspec.convert(dict(r), OverduePlatform) for r in rows]

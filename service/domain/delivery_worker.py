@@ -42,7 +42,7 @@ import httpx
 
 from service import __version__, metrics
 from service.db.queries import outbox as q
-from service.domain.decommissions import flag_untargeted
+from service.domain.decommission_targets import flag_untargeted
 from service.domain.endpoints import disable_endpoint
 from service.domain.outbox import encode_body
 from service.platforms.standard import secret_key, sign

@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import hostings as q
-from service.domain.decommissions import flag_new_hosting
+from service.domain.decommission_targets import flag_new_hosting
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
 from service.errors import Conflict, NotFound

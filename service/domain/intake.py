@@ -21,7 +21,7 @@ import msgspec
 
 from service.db.queries import deliveries as q
 from service.domain import hostings, incidents, ledger, models
-from service.domain.decommissions import record_confirmation
+from service.domain.decommission_targets import record_confirmation
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.hostings import Hosting, HostingIn, HostingPatch, HostingStatus
 from service.schemas.models import ModelIn

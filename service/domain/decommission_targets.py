@@ -1,0 +1,179 @@
+"""A decision's targets after notification: hostings that come into its scope later, the
+platforms' confirmations, and the platforms overdue with them.
+
+While a decision is in force (notified, and still once executed), a hosting that comes
+into its scope is added at once as a ``late`` target and its platform notified, so a
+recalled model hosted again is caught. The decision is executed when every target is
+confirmed; a late target added after that awaits its own confirmation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from service.db.queries import decommissions as q
+from service.domain import outbox
+from service.domain.decommissions import (
+    IN_FORCE,
+    add_targets,
+    get_decision,
+    notice_for,
+    record_decision_event,
+)
+from service.domain.ledger import diff, record_event, to_state
+from service.errors import Conflict, InvalidInput
+from service.schemas.decommissions import OverduePlatform
+
+__all__ = ["flag_new_hosting", "flag_untargeted", "list_overdue", "record_confirmation"]
+
+
+async def _flag(
+    conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID | None
+) -> list[UUID]:
+    before = await get_decision(conn, decision_id=decision_id, for_update=True)
+    if before.status not in IN_FORCE:
+        return []
+    added = await add_targets(conn, decision_id=decision_id, late=True)
+    if not added:
+        return []
+    after = await get_decision(conn, decision_id=decision_id)
+    fresh = set(added)
+    platforms = [t.platform_id for t in after.targets if t.hosting_id in fresh]
+    queued = await outbox.enqueue(
+        conn,
+        event_type="decommission.notice",
+        decommission_id=after.id,
+        platform_ids=platforms,
+        payload_for=lambda p: notice_for(after, p, only=fresh),
+    )
+    await record_decision_event(
+        conn,
+        after,
+        kind="decommission.target_added",
+        actor_id=actor_id,
+        before=before,
+        extra={
+            "hosting_ids": [str(h) for h in added],
+            "notifications": [str(m) for m in queued],
+        },
+    )
+    return added
+
+
+async def flag_new_hosting(
+    conn: asyncpg.Connection, *, hosting_id: UUID, model_id: UUID, actor_id: UUID | None
+) -> list[UUID]:
+    """Call after recording a hosting of ``model_id``: adds it to every decision in force
+    (notified, or executed) covering the model, directly or as a descendant, and queues a
+    notice. Returns those decisions' ids.
+
+    An executed decision stays executed: its new target awaits its own confirmation, and
+    is overdue from the decision's deadline on, since a recalled model hosted again is out
+    of compliance from the start."""
+    flagged = []
+    for decision_id in await q.select_covering(conn, model_id=model_id):
+        if await _flag(conn, decision_id=decision_id, actor_id=actor_id):
+            flagged.append(decision_id)
+    return flagged
+
+
+async def flag_untargeted(conn: asyncpg.Connection, *, limit: int = 100) -> list[UUID]:
+    """The sweep behind ``flag_new_hosting``: flags every hosting in the scope of a decision
+    in force that is not yet one of its targets, however it was recorded."""
+    flagged = []
+    for decision_id in await q.select_untargeted(conn, limit=limit):
+        if await _flag(conn, decision_id=decision_id, actor_id=None):
+            flagged.append(decision_id)
+    return flagged
+
+
+async def record_confirmation(
+    conn: asyncpg.Connection,
+    *,
+    decision_id: UUID,
+    platform_id: UUID,
+    model_id: UUID,
+    outcome: str,
+    occurred_at: datetime | None,
+    actor_id: UUID | None,
+) -> list[int]:
+    """A platform carried out the decision for its hostings of ``model_id``; returns the
+    sequence numbers of the ledger events appended (none for a repeated confirmation).
+
+    Marks those targets confirmed, appends a ``decommission.confirmed`` event, and moves
+    the decision to ``executed`` once every target is confirmed. NotFound for an unknown
+    decision; InvalidInput when the platform holds no target of the decision for the model;
+    Conflict when the decision was not (or no longer is) notified.
+    """
+    if outcome not in ("removed", "restricted"):
+        raise InvalidInput("the outcome is removed or restricted", key="outcome")
+    before = await get_decision(conn, decision_id=decision_id, for_update=True)
+    mine = [t for t in before.targets if t.platform_id == platform_id and t.model_id == model_id]
+    if not mine:
+        raise InvalidInput(
+            "the decision does not apply to this platform's hostings of that model",
+            key="decision_id",
+        )
+    if before.status not in IN_FORCE:
+        raise Conflict(f"a decision that is {before.status} cannot be confirmed")
+    at = occurred_at or datetime.now(UTC)
+    confirmed = await q.confirm_targets(
+        conn,
+        decision_id=decision_id,
+        platform_id=platform_id,
+        model_id=model_id,
+        confirmed_at=at,
+        outcome=outcome,
+    )
+    if not confirmed:
+        return []  # already confirmed: a repeated confirmation changes nothing
+    after = await get_decision(conn, decision_id=decision_id)
+    seqs = [
+        await record_event(
+            conn,
+            stage="respond",
+            kind="decommission.confirmed",
+            subject_type="decommission",
+            subject_id=decision_id,
+            model_id=model_id,
+            platform_id=platform_id,
+            actor_id=actor_id,
+            occurred_at=at,
+            state=to_state(after),
+            changes=diff(to_state(before), to_state(after)),
+            extra={"outcome": outcome, "hosting_ids": [str(h) for h in confirmed]},
+        )
+    ]
+    if after.status == "notified" and all(t.confirmed_at is not None for t in after.targets):
+        await q.update_status(conn, decision_id=decision_id, status="executed", executed_at=at)
+        executed = await get_decision(conn, decision_id=decision_id)
+        seqs.append(
+            await record_decision_event(
+                conn,
+                executed,
+                kind="decommission.executed",
+                actor_id=actor_id,
+                occurred_at=at,
+                before=after,
+            )
+        )
+    return seqs
+
+
+async def list_overdue(
+    conn: asyncpg.Connection,
+    *,
+    now: datetime,
+    platform_id: UUID | None = None,
+    decision_id: UUID | None = None,
+    limit: int = 200,
+) -> list[OverduePlatform]:
+    """Platforms that have not confirmed a decision in force by its ``confirm_by``."""
+    rows = await q.select_overdue(
+        conn, now=now, platform_id=platform_id, decision_id=decision_id, limit=limit
+    )
+    return [msgspec.convert(dict(r), OverduePlatform) for r in rows]
