@@ -162,7 +162,7 @@ async def test_webhook_entry_point_enforces_the_platform_boundary(
         hostings=[UUID(ours["id"])],
     )
     async with conn.transaction():
-        incident = await record_incident(
+        incident, _ = await record_incident(
             conn,
             data=data,
             channel="webhook",

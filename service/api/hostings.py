@@ -14,8 +14,8 @@ from service.api.auth import ANY_ROLE, allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_seq_cursor, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
+from service.domain import history
 from service.domain import hostings as domain
-from service.domain import ledger
 from service.domain.as_of import state_as_of
 from service.domain.platforms import get_platform
 from service.errors import Forbidden, InvalidInput, NotFound
@@ -57,9 +57,10 @@ class HostingController(Controller):
                 platform_id = (await get_platform(db, slug=data.platform)).id
             except NotFound as exc:
                 raise InvalidInput(f"no platform {data.platform!r}", key="platform") from exc
-        return await domain.record_hosting(
+        hosting, _ = await domain.record_hosting(
             db, data=data, platform_id=platform_id, actor_id=principal.id
         )
+        return hosting
 
     @get(
         operation_id="listHostings",
@@ -171,8 +172,8 @@ class HostingController(Controller):
         cursor: Cursor = None,
     ) -> EventPage:
         await domain.get_hosting(db, hosting_id=hosting_id, visible_to=principal.platform_id)
-        items = await ledger.list_events(
-            db, subject_id=hosting_id, after_seq=decode_seq_cursor(cursor), limit=limit + 1
+        items = await history.list_events(
+            db, subject_id=hosting_id, cursor=decode_seq_cursor(cursor), limit=limit + 1
         )
         page, next_cursor = paginate(items, limit, lambda e: e.seq)
         return EventPage(items=page, next_cursor=next_cursor)

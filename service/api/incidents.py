@@ -59,7 +59,7 @@ class IncidentController(Controller):
         responses=problem_responses(400, 401, 403, 413, 415, 422),
     )
     async def create(self, data: JSONBody[IncidentIn], db: Db, principal: Caller) -> IncidentView:
-        incident = await domain.record_incident(
+        incident, _ = await domain.record_incident(
             db,
             data=data,
             channel="api",

@@ -41,9 +41,10 @@ class ModelController(Controller):
         responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
     )
     async def create(self, data: JSONBody[ModelIn], db: Db, principal: Caller) -> Model:
-        return await domain.register_model(
+        model, _ = await domain.register_model(
             db, data=data, actor_id=principal.id, platform_id=principal.platform_id
         )
+        return model
 
     @get(
         operation_id="listModels",

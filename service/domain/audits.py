@@ -375,7 +375,7 @@ async def open_incident_from_finding(
         raise Conflict(f"the finding opened incident {row['incident_id']} already")
     if not data.models and not data.hostings:
         data = msgspec.structs.replace(data, models=list(before.models))
-    incident = await record_incident(
+    incident, _ = await record_incident(
         conn,
         data=data,
         channel="api",

@@ -51,8 +51,9 @@ async def record_hosting(
     platform_id: UUID,
     actor_id: UUID | None,
     extra: dict[str, Any] | None = None,
-) -> Hosting:
-    """Record that ``platform_id`` hosts the model; the model must be registered."""
+) -> tuple[Hosting, int]:
+    """Record that ``platform_id`` hosts the model (registered already); returns the hosting
+    and the seq of its ledger event."""
     model_id = await resolve_model_id(conn, name=data.model, role="model")
     occurred_at = data.occurred_at or datetime.now(UTC)
     row = await q.insert_hosting(
@@ -76,7 +77,7 @@ async def record_hosting(
             + (f" or of external id {data.external_id!r}" if data.external_id else "")
         )
     hosting = msgspec.convert(dict(row), Hosting)
-    await record_event(
+    seq = await record_event(
         conn,
         stage="prevent",
         kind="hosting.recorded",
@@ -93,7 +94,7 @@ async def record_hosting(
     await flag_new_hosting(
         conn, hosting_id=hosting.id, model_id=hosting.model_id, actor_id=actor_id
     )
-    return hosting
+    return hosting, seq
 
 
 async def get_hosting(

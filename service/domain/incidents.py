@@ -165,8 +165,9 @@ async def record_incident(
     extra: dict[str, Any] | None = None,
     followup_token_hash: bytes | None = None,
     allow_unlisted: bool = False,
-) -> Incident:
-    """Record a new incident from any channel (``webhook``, ``api`` or ``public``).
+) -> tuple[Incident, int]:
+    """Record a new incident from any channel (``webhook``, ``api`` or ``public``); returns
+    it and the seq of its ledger event.
 
     With ``reporter_platform_id`` every hosting named must be that platform's (Forbidden
     otherwise). Unknown model names are refused, except on the public channel
@@ -240,10 +241,10 @@ async def record_incident(
     await q.link_models(conn, incident_id=incident_id, model_ids=model_ids)
     await q.link_hostings(conn, incident_id=incident_id, hosting_ids=hosting_ids)
     incident = await get_incident(conn, incident_id=incident_id)
-    await record_incident_event(
+    seq = await record_incident_event(
         conn, incident, kind="incident.reported", actor_id=actor_id, occurred_at=now, extra=extra
     )
-    return incident
+    return incident, seq
 
 
 async def scope_for(conn: asyncpg.Connection, *, principal: Principal, now: datetime) -> Scope:

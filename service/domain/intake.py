@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import deliveries as q
-from service.domain import hostings, incidents, ledger, models
+from service.domain import hostings, incidents, models
 from service.domain.decommission_targets import record_confirmation
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.hostings import Hosting, HostingIn, HostingPatch, HostingStatus
@@ -194,7 +194,7 @@ async def _ensure_model(
     if base is not None and base != name:
         seqs += await _ensure_model(conn, ctx, name=base, base=None, at=at)
     try:
-        model = await models.register_model(
+        _, seq = await models.register_model(
             conn,
             data=ModelIn(name=name, base_model=base if base != name else None),
             actor_id=None,
@@ -204,8 +204,7 @@ async def _ensure_model(
     except Conflict:
         # Registered by a concurrent delivery that committed first: that is fine.
         return seqs
-    events = await ledger.list_events(conn, subject_id=model.id, kind="model.registered", limit=1)
-    return seqs + [e.seq for e in events]
+    return [*seqs, seq]
 
 
 async def _model_exists(conn: asyncpg.Connection, name: str) -> bool:
@@ -217,11 +216,10 @@ async def _model_exists(conn: asyncpg.Connection, name: str) -> bool:
 
 
 async def _create_hosting(conn: asyncpg.Connection, ctx: _Context, data: HostingIn) -> list[int]:
-    hosting = await hostings.record_hosting(
+    _, seq = await hostings.record_hosting(
         conn, data=data, platform_id=ctx.platform_id, actor_id=None, extra=ctx.link
     )
-    events = await ledger.list_events(conn, subject_id=hosting.id, kind="hosting.recorded", limit=1)
-    return [e.seq for e in events]
+    return [seq]
 
 
 async def _hosted(conn: asyncpg.Connection, ctx: _Context, message: ModelHosted) -> list[int]:
@@ -346,7 +344,7 @@ async def _decommission_executed(
 async def _incident_reported(
     conn: asyncpg.Connection, ctx: _Context, message: IncidentReported
 ) -> list[int]:
-    incident = await incidents.record_incident(
+    _, seq = await incidents.record_incident(
         conn,
         data=message.data,
         channel="webhook",
@@ -355,7 +353,4 @@ async def _incident_reported(
         actor_id=None,
         extra=ctx.link,
     )
-    events = await ledger.list_events(
-        conn, subject_id=incident.id, kind="incident.reported", limit=1
-    )
-    return [e.seq for e in events]
+    return [seq]

@@ -15,9 +15,8 @@ import asyncpg
 import msgspec
 
 from service.db.queries import events as q
-from service.schemas.events import Event
 
-__all__ = ["diff", "event_from_row", "list_events", "record_event", "to_state"]
+__all__ = ["diff", "record_event", "to_state"]
 
 _IGNORED = frozenset({"updated_at"})
 
@@ -71,50 +70,4 @@ async def record_event(
         actor_id=actor_id,
         occurred_at=occurred_at,
         payload=payload,
-    )
-
-
-async def list_events(
-    conn: asyncpg.Connection,
-    *,
-    subject_id: UUID | None = None,
-    model_id: UUID | None = None,
-    platform_id: UUID | None = None,
-    stage: str | None = None,
-    kind: str | None = None,
-    after_seq: int | None = None,
-    limit: int,
-) -> list[Event]:
-    rows = await q.select_events(
-        conn,
-        subject_id=subject_id,
-        model_id=model_id,
-        platform_id=platform_id,
-        stage=stage,
-        kind=kind,
-        after_seq=after_seq,
-        limit=limit,
-    )
-    return [event_from_row(row) for row in rows]
-
-
-def event_from_row(row: asyncpg.Record) -> Event:
-    """An event from a row selected with ``SERVED_EVENT_COLUMNS`` (in that order).
-
-    Rows are typed by the database, so events are built directly rather than converted with
-    validation, and by position: ``dict(row)``, or passing the fields as ``**kwargs``, costs
-    more than all the rest of building a page. The payload is passed through as stored.
-    """
-    return Event(
-        seq=row[0],
-        stage=row[1],
-        kind=row[2],
-        subject_type=row[3],
-        subject_id=row[4],
-        model_id=row[5],
-        platform_id=row[6],
-        actor_id=row[7],
-        occurred_at=row[8],
-        recorded_at=row[9],
-        payload=msgspec.Raw(row[10]),
     )

@@ -46,7 +46,8 @@ async def register_model(
     actor_id: UUID | None,
     platform_id: UUID | None = None,
     occurred_at: datetime | None = None,
-) -> Model:
+) -> tuple[Model, int]:
+    """Register a model; returns it and the seq of its ledger event."""
     base_id = None
     if data.base_model is not None:
         if data.base_model == data.name:
@@ -68,7 +69,7 @@ async def register_model(
     if model_id is None:
         raise Conflict(f"a model named {data.name!r} is registered already")
     model = await get_model(conn, model_id=model_id)
-    await record_event(
+    seq = await record_event(
         conn,
         stage="prevent",
         kind="model.registered",
@@ -80,7 +81,7 @@ async def register_model(
         occurred_at=occurred_at,
         state=to_state(model),
     )
-    return model
+    return model, seq
 
 
 async def get_model(

@@ -45,7 +45,7 @@ async def submit_report(conn: asyncpg.Connection, *, data: ReportIn) -> ReportRe
     token = "rf_" + secrets.token_urlsafe(32)
     fields = msgspec.structs.asdict(data)
     contact = fields.pop("contact")
-    incident = await record_incident(
+    incident, _ = await record_incident(
         conn,
         data=IncidentIn(**fields),
         channel="public",
