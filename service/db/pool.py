@@ -60,14 +60,10 @@ class FairPool(asyncpg.Pool):
         self._turn = asyncio.Lock()
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg's signature
-        if timeout is None:
-            async with self._turn:
-                return await super()._acquire(None)  # type: ignore[misc]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        # The timeout covers the wait for a turn as well as the wait for a connection.
+        # One deadline covers the wait for a turn and the wait for a connection. asyncpg is
+        # given none of its own: it would wrap the wait in a task of its own on every call.
         async with asyncio.timeout(timeout), self._turn:
-            return await super()._acquire(max(deadline - loop.time(), 0.001))  # type: ignore[misc]
+            return await super()._acquire(None)  # type: ignore[misc]
 
 
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
