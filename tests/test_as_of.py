@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from service.domain.as_of import state_as_of
+from service.schemas.models import Model
 from tests.conftest import PlatformFixture, make_platform, register_model
 from tests.test_notifications import admin_headers, confirm_target, decide, host
 
@@ -117,7 +118,10 @@ async def test_state_as_of_returns_none_for_unknown_subjects(conn: asyncpg.Conne
     import uuid
     from datetime import UTC, datetime
 
-    assert await state_as_of(conn, subject_id=uuid.uuid4(), as_of=datetime.now(UTC)) is None
+    assert (
+        await state_as_of(conn, subject_id=uuid.uuid4(), as_of=datetime.now(UTC), record=Model)
+        is None
+    )
 
 
 async def test_incident_as_of_each_transition_and_its_clock_then(

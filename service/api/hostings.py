@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
@@ -123,14 +122,10 @@ class HostingController(Controller):
         ] = None,
     ) -> Hosting:
         if as_of is not None:
-            state = await state_as_of(db, subject_id=hosting_id, as_of=as_of)
-            visible = state is not None and (
-                principal.platform_id is None
-                or str(principal.platform_id) == state.get("platform_id")
-            )
-            if state is None or not visible:
+            then = await state_as_of(db, subject_id=hosting_id, as_of=as_of, record=Hosting)
+            if then is None or principal.platform_id not in (None, then.platform_id):
                 raise NotFound(f"no hosting {hosting_id} was recorded at {as_of.isoformat()}")
-            return msgspec.convert(state, Hosting)
+            return then
         return await domain.get_hosting(db, hosting_id=hosting_id, visible_to=principal.platform_id)
 
     @patch(

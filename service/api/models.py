@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import Controller, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
@@ -99,10 +98,10 @@ class ModelController(Controller):
         ] = None,
     ) -> Model:
         if as_of is not None:
-            state = await state_as_of(db, subject_id=model_id, as_of=as_of)
-            if state is None:
+            then = await state_as_of(db, subject_id=model_id, as_of=as_of, record=Model)
+            if then is None:
                 raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
-            return msgspec.convert(state, Model)
+            return then
         return await domain.get_model(db, model_id=model_id)
 
     @get(

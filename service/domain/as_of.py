@@ -9,21 +9,26 @@ answered is "what did the registry know at that moment".
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from service.db.queries import ledger_tree as q
 from service.errors import InvalidInput
 
 __all__ = ["state_as_of"]
 
+R = TypeVar("R", bound=msgspec.Struct)
+
 
 async def state_as_of(
-    conn: asyncpg.Connection, *, subject_id: UUID, as_of: datetime
-) -> dict[str, Any] | None:
-    """The subject's recorded state at ``as_of``, or ``None`` if it did not exist yet."""
+    conn: asyncpg.Connection, *, subject_id: UUID, as_of: datetime, record: type[R]
+) -> R | None:
+    """The subject as a ``record`` in its state recorded at ``as_of``, or ``None`` if it did
+    not exist yet."""
     if as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
-    return await q.select_state_as_of(conn, subject_id=subject_id, as_of=as_of)
+    state = await q.select_state_as_of(conn, subject_id=subject_id, as_of=as_of)
+    return None if state is None else msgspec.convert(state, record)

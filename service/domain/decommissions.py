@@ -88,8 +88,7 @@ async def get_decision_as_of(
 ) -> Decision:
     """The decision, its targets and their confirmations as the registry recorded them at
     ``as_of``; a platform sees the past only of decisions it could see then."""
-    state = await state_as_of(conn, subject_id=decision_id, as_of=as_of)
-    decision = None if state is None else msgspec.convert(state, Decision)
+    decision = await state_as_of(conn, subject_id=decision_id, as_of=as_of, record=Decision)
     if decision is None or not _visible(decision, visible_to):
         raise NotFound(
             f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"

@@ -290,10 +290,10 @@ async def get_incident_as_of(
 ) -> Incident:
     """The incident as the registry recorded it at ``as_of`` (the state its newest event at
     or before that moment carried)."""
-    state = await state_as_of(conn, subject_id=incident_id, as_of=as_of)
-    if state is None:
+    incident = await state_as_of(conn, subject_id=incident_id, as_of=as_of, record=Incident)
+    if incident is None:
         raise NotFound(f"no incident {incident_id} was recorded at {as_of.isoformat()}")
-    return msgspec.convert(state, Incident)
+    return incident
 
 
 async def list_incidents(
