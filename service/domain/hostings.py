@@ -17,9 +17,10 @@ from service.errors import Conflict, NotFound
 from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
 
 __all__ = [
-    "find_hosting_id",
+    "apply_patch",
     "get_hosting",
     "list_hostings",
+    "lock_hosting_of",
     "record_hosting",
     "update_hosting",
 ]
@@ -113,11 +114,13 @@ async def get_hosting(
     return msgspec.convert(dict(row), Hosting)
 
 
-async def find_hosting_id(
+async def lock_hosting_of(
     conn: asyncpg.Connection, *, platform_id: UUID, model: str
-) -> UUID | None:
-    """The id of the platform's hosting of the model named ``model``, or None."""
-    return await q.select_hosting_id(conn, platform_id=platform_id, model=model)
+) -> Hosting | None:
+    """The platform's hosting of the model named ``model``, locked until the caller's
+    transaction ends, or None when the platform records no such hosting."""
+    row = await q.select_hosting_of(conn, platform_id=platform_id, model=model)
+    return None if row is None else msgspec.convert(dict(row), Hosting)
 
 
 async def list_hostings(
@@ -157,6 +160,20 @@ async def update_hosting(
 ) -> tuple[Hosting, int | None]:
     """Apply a change; returns the hosting and the ledger seq (None when nothing changed)."""
     before = await get_hosting(conn, hosting_id=hosting_id, visible_to=visible_to, for_update=True)
+    return await apply_patch(conn, before=before, patch=patch, actor_id=actor_id, extra=extra)
+
+
+async def apply_patch(
+    conn: asyncpg.Connection,
+    *,
+    before: Hosting,
+    patch: HostingPatch,
+    actor_id: UUID | None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Hosting, int | None]:
+    """Apply a change to ``before``, a hosting the caller has locked (``get_hosting`` with
+    ``for_update``, or ``lock_hosting_of``); returns the hosting and the ledger seq (None
+    when nothing changed)."""
     state = msgspec.structs.asdict(before)
     # ``__struct_fields__``, not ``msgspec.structs.fields``: that one re-evaluates the
     # type annotations on every call, which cost more CPU than the rest of an update.
@@ -182,7 +199,7 @@ async def update_hosting(
 
     row = await q.update_hosting(
         conn,
-        hosting_id=hosting_id,
+        hosting_id=before.id,
         external_id=state["external_id"],
         url=state["url"],
         revision=state["revision"],

@@ -164,24 +164,25 @@ def _own(ctx: _Context, platform: str | None) -> None:
         raise Forbidden("a platform may only write about its own hostings")
 
 
-async def _find_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) -> UUID | None:
-    return await hostings.find_hosting_id(conn, platform_id=ctx.platform_id, model=model)
+async def _find_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) -> Hosting | None:
+    """The platform's hosting of ``model``, locked for the change about to be made."""
+    return await hostings.lock_hosting_of(conn, platform_id=ctx.platform_id, model=model)
 
 
-async def _own_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) -> UUID:
-    hosting_id = await _find_hosting(conn, ctx, model=model)
-    if hosting_id is None:
+async def _own_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) -> Hosting:
+    hosting = await _find_hosting(conn, ctx, model=model)
+    if hosting is None:
         raise InvalidInput(f"this platform records no hosting of {model!r}", key="model")
-    return hosting_id
+    return hosting
 
 
 async def _patch(
-    conn: asyncpg.Connection, hosting_id: UUID, patch: HostingPatch, extra: dict[str, Any]
+    conn: asyncpg.Connection, hosting: Hosting, patch: HostingPatch, extra: dict[str, Any]
 ) -> tuple[Hosting, list[int]]:
-    hosting, seq = await hostings.update_hosting(
-        conn, hosting_id=hosting_id, patch=patch, actor_id=None, extra=extra
+    after, seq = await hostings.apply_patch(
+        conn, before=hosting, patch=patch, actor_id=None, extra=extra
     )
-    return hosting, [] if seq is None else [seq]
+    return after, [] if seq is None else [seq]
 
 
 async def _ensure_model(
@@ -311,9 +312,7 @@ async def _decommission_executed(
     conn: asyncpg.Connection, ctx: _Context, message: DecommissionExecuted
 ) -> list[int]:
     data = message.data
-    hosting = await _find_hosting(conn, ctx, model=data.model)
-    if hosting is None:
-        raise InvalidInput(f"this platform records no hosting of {data.model!r}", key="model")
+    hosting = await _own_hosting(conn, ctx, model=data.model)
     executed_at = data.executed_at or message.timestamp
     record, seqs = await _patch(
         conn,

@@ -11,7 +11,7 @@ __all__ = [
     "HostingRow",
     "insert_hosting",
     "select_hosting",
-    "select_hosting_id",
+    "select_hosting_of",
     "select_hostings",
     "update_hosting",
 ]
@@ -230,14 +230,17 @@ async def select_hostings(
     )
 
 
-SELECT_ID_BY_MODEL_NAME = """
-SELECT h.id FROM hostings h JOIN models m ON m.id = h.model_id
+# A platform's hosting of a model, found by the model's name and locked for the change the
+# caller is about to make: one round trip where finding and then locking by id took two.
+SELECT_OF_MODEL_FOR_UPDATE = f"""
+SELECT {COLUMNS} {FROM}
 WHERE h.platform_id = $1 AND m.name = $2
+FOR UPDATE OF h
 """
 
 
-async def select_hosting_id(
+async def select_hosting_of(
     conn: asyncpg.Connection, *, platform_id: UUID, model: str
-) -> UUID | None:
-    """The id of ``platform_id``'s hosting of the model named ``model``, if it has one."""
-    return await conn.fetchval(SELECT_ID_BY_MODEL_NAME, platform_id, model)  # type: ignore[no-any-return]
+) -> asyncpg.Record | None:
+    """``platform_id``'s hosting of the model named ``model``, locked, if it has one."""
+    return await conn.fetchrow(SELECT_OF_MODEL_FOR_UPDATE, platform_id, model)
