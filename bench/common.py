@@ -32,6 +32,7 @@ from service.db.migrate import upgrade
 __all__ = [
     "REPO_ROOT",
     "RESULTS",
+    "floor_serving",
     "fresh_database",
     "get_load",
     "hey_load",
@@ -109,31 +110,50 @@ def _free_port() -> int:
 def serving(database_url: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A live ``serve`` process on a free port: yields its base URL and the process."""
     port = _free_port()
-    proc = subprocess.Popen(
+    with _running(
         [sys.executable, "-m", "service", "serve"],
-        cwd=REPO_ROOT,
-        env={
-            **os.environ,
+        port,
+        {
             "DATABASE_URL": database_url,
             "REGISTRY_PORT": str(port),
             "REGISTRY_LOG_LEVEL": "WARNING",
             **env,
         },
-        stdout=subprocess.DEVNULL,
+    ) as running:
+        yield running
+
+
+@contextmanager
+def floor_serving(app: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A live ``bench.floor`` process (a delivery route that does no work) on a free port."""
+    port = _free_port()
+    with _running(
+        [sys.executable, "-m", "bench.floor", "--port", str(port), "--app", app], port, {}
+    ) as running:
+        yield running
+
+
+@contextmanager
+def _running(
+    cmd: list[str], port: int, env: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start ``cmd`` serving on ``port``; yield once ``/readyz`` answers 200; stop it after."""
+    proc = subprocess.Popen(  # noqa: S603 - the benchmark's own commands
+        cmd, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError("serve exited before it was ready")
+                raise RuntimeError(f"{cmd[2]} exited before it was ready")
             try:
                 if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("serve did not become ready in 60 s")
+                raise RuntimeError(f"{cmd[2]} did not become ready in 60 s")
             time.sleep(0.2)
         yield base, proc
     finally:

@@ -4,10 +4,13 @@ Sets up a fresh database with one platform, its signing secret and ``--models`` 
 models, starts a real ``serve`` process, then drives unique, signed ``model.updated``
 deliveries (each a new revision of one of the models, so each writes a delivery row, a
 hosting update and a ledger event) from a small asyncio HTTP/1.1 client at 16 and 64
-keep-alive connections. In the same run, pgbench measures PostgreSQL's own limit for
-single-row, one-transaction-each inserts of the same row shape (a delivery row with its
-body, headers and unique id) at the same concurrency. Prints deliveries/s and p50/p99 for
-both and their ratio, and writes JSON under ``bench/results/``.
+keep-alive connections, spread over ``--replicas`` service processes (one by default: on
+two cores a second replica only adds contention). In the same run, pgbench measures
+PostgreSQL's own limit for single-row, one-transaction-each inserts of the same row shape
+(a delivery row with its body, headers and unique id) at the same concurrency, and the
+same client drives the ``bench.floor`` routes, which answer a delivery without doing any
+work: the ceiling the HTTP stack itself sets on this machine. Prints deliveries/s and
+p50/p99 for each, the ratios to pgbench, and writes JSON under ``bench/results/``.
 
     .venv/bin/python -m bench.ingest                 # 15 s per level
     .venv/bin/python -m bench.ingest --seconds 5     # a quick run
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,14 @@ from urllib.parse import urlsplit
 import asyncpg
 import msgspec
 
-from bench.common import fresh_database, pg_bin, pg_server, serving, write_results
+from bench.common import (
+    floor_serving,
+    fresh_database,
+    pg_bin,
+    pg_server,
+    serving,
+    write_results,
+)
 from service.db.pool import init_connection
 from service.domain.hostings import record_hosting
 from service.domain.models import register_model
@@ -134,13 +145,14 @@ async def _exchange(
 
 
 async def _load(
-    signer: Signer, port: int, *, concurrency: int, seconds: float, warmup: float = 2.0
+    signer: Signer, ports: list[int], *, concurrency: int, seconds: float, warmup: float = 2.0
 ) -> tuple[list[float], dict[int, int]]:
-    """Latencies (ms) of the measured accepted deliveries, and counts of other answers."""
+    """Latencies (ms) of the measured accepted deliveries, and counts of other answers. The
+    connections are spread round robin over ``ports``."""
     latencies: list[float] = []
     failures: dict[int, int] = {}
 
-    async def worker(start: float, end: float) -> None:
+    async def worker(port: int, start: float, end: float) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while (now := time.perf_counter()) < end:
@@ -156,7 +168,7 @@ async def _load(
 
     start = time.perf_counter() + warmup
     end = start + seconds
-    await asyncio.gather(*(worker(start, end) for _ in range(concurrency)))
+    await asyncio.gather(*(worker(ports[i % len(ports)], start, end) for i in range(concurrency)))
     return latencies, failures
 
 
@@ -232,36 +244,66 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(url: str, *, models: int, seconds: int, pool: int) -> list[dict[str, Any]]:
-    """Signed deliveries at each concurrency level beside pgbench's inserts, on ``url``."""
+def _port(base: str) -> int:
+    port = urlsplit(base).port
+    if port is None:
+        raise RuntimeError(f"{base} has no port")
+    return port
+
+
+def _drive(
+    signer: Signer, ports: list[int], pids: list[int], *, level: int, seconds: int
+) -> dict[str, float]:
+    """One level of load on ``ports``: the summary, with the CPU the ``pids`` used."""
+    cpu_before, sent_before = sum(_cpu_seconds(p) for p in pids), signer.n
+    lat, refused = asyncio.run(_load(signer, ports, concurrency=level, seconds=seconds))
+    cpu = sum(_cpu_seconds(p) for p in pids) - cpu_before
+    summary = _summary(lat, len(lat) / seconds)
+    summary["refused"] = sum(refused.values())
+    # The serving processes' own CPU per delivery (warm-up included): a figure that
+    # depends less on what else the machine is running than the rate.
+    summary["cpu_ms_per_delivery"] = round(cpu * 1000 / max(1, signer.n - sent_before), 3)
+    print(f"  {summary}  refused: {refused}", flush=True)
+    return summary
+
+
+def measure(
+    url: str, *, models: int, seconds: int, pool: int, replicas: int = 1
+) -> list[dict[str, Any]]:
+    """Signed deliveries at each concurrency level beside pgbench's inserts and the floor
+    routes, on ``url``."""
     levels: list[dict[str, Any]] = []
     print(f"setting up {models} hosted models", flush=True)
     secret = asyncio.run(_setup(url, models=models))
     service: dict[int, dict[str, float]] = {}
-    with serving(
-        url,
-        REGISTRY_SEALER="false",
-        REGISTRY_POOL_MAX_SIZE=str(pool),
-        REGISTRY_WEBHOOK_RATE_PER_SECOND="1000000",
-        REGISTRY_WEBHOOK_BURST="1000000",
-    ) as (base, proc):
-        port = urlsplit(base).port
-        if port is None:
-            raise RuntimeError("the service's address has no port")
-        signer = Signer(secret, port, models)
-        for level in LEVELS:
-            print(f"service: {level} connections for {seconds}s", flush=True)
-            cpu_before, sent_before = _cpu_seconds(proc.pid), signer.n
-            lat, refused = asyncio.run(_load(signer, port, concurrency=level, seconds=seconds))
-            cpu = _cpu_seconds(proc.pid) - cpu_before
-            service[level] = _summary(lat, len(lat) / seconds)
-            service[level]["refused"] = sum(refused.values())
-            # The service process's own CPU per delivery (warm-up included): a figure
-            # that depends less on what else the machine is running than the rate.
-            service[level]["cpu_ms_per_delivery"] = round(
-                cpu * 1000 / max(1, signer.n - sent_before), 2
+    with ExitStack() as stack:
+        running = [
+            stack.enter_context(
+                serving(
+                    url,
+                    REGISTRY_SEALER="false",
+                    REGISTRY_POOL_MAX_SIZE=str(pool),
+                    REGISTRY_WEBHOOK_RATE_PER_SECOND="1000000",
+                    REGISTRY_WEBHOOK_BURST="1000000",
+                )
             )
-            print(f"  {service[level]}  refused: {refused}", flush=True)
+            for _ in range(replicas)
+        ]
+        ports = [_port(base) for base, _ in running]
+        pids = [proc.pid for _, proc in running]
+        signer = Signer(secret, ports[0], models)
+        for level in LEVELS:
+            print(f"service ({replicas} processes): {level} connections for {seconds}s", flush=True)
+            service[level] = _drive(signer, ports, pids, level=level, seconds=seconds)
+
+    floor: dict[int, dict[str, dict[str, float]]] = {level: {} for level in LEVELS}
+    for app in ("framework", "bare"):
+        with floor_serving(app) as (base, proc):
+            for level in LEVELS:
+                print(f"floor ({app}): {level} connections for {seconds}s", flush=True)
+                floor[level][app] = _drive(
+                    signer, [_port(base)], [proc.pid], level=level, seconds=seconds
+                )
 
     async def prepare() -> Any:
         c = await asyncpg.connect(url)
@@ -283,7 +325,9 @@ def measure(url: str, *, models: int, seconds: int, pool: int) -> list[dict[str,
                 "connections": level,
                 "service": svc,
                 "pgbench": pg,
+                "floor": floor[level],
                 "ratio": round(svc["per_second"] / pg["per_second"], 3),
+                "floor_ratio": round(floor[level]["framework"]["per_second"] / pg["per_second"], 3),
             }
         )
     return levels
@@ -293,11 +337,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--pool", type=int, default=16, help="the service's pool size")
+    parser.add_argument("--pool", type=int, default=16, help="each replica's pool size")
+    parser.add_argument("--replicas", type=int, default=1, help="service processes")
     args = parser.parse_args()
 
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_ingest") as url:
-        levels = measure(url, models=args.models, seconds=args.seconds, pool=args.pool)
+        levels = measure(
+            url, models=args.models, seconds=args.seconds, pool=args.pool, replicas=args.replicas
+        )
 
     result = {
         "benchmark": "ingest",
@@ -306,6 +353,7 @@ def main() -> int:
         "models": args.models,
         "seconds": args.seconds,
         "pool": args.pool,
+        "replicas": args.replicas,
         "cpus": os.cpu_count(),
         "levels": levels,
     }
@@ -325,6 +373,12 @@ def report(levels: list[dict[str, Any]]) -> None:
             f"  |  pgbench {p['per_second']:>8.1f}/s  p50 {p['p50_ms']:.1f} ms  "
             f"p99 {p['p99_ms']:.1f} ms  |  ratio {entry['ratio']:.2f}x"
         )
+        for app, f in entry["floor"].items():
+            print(
+                f"{'':>16}floor ({app}) {f['per_second']:>8.1f}/s  p50 {f['p50_ms']:.1f} ms  "
+                f"p99 {f['p99_ms']:.1f} ms  ({f['cpu_ms_per_delivery']:.3f} ms CPU each)  "
+                f"|  ratio {f['per_second'] / p['per_second']:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ def test_the_benchmark_command_runs_every_phase() -> None:
     assert figures["history"]["ratio_p99"] > 0
     assert [level["connections"] for level in figures["ingest"]] == [16, 64]
     assert all(level["ratio"] > 0 for level in figures["ingest"])
+    assert all(level["floor_ratio"] > 0 for level in figures["ingest"])
+    assert all(level["floor"]["bare"]["count"] > 0 for level in figures["ingest"])
     for fmt in ("csv", "jsonl"):
         export = figures["export"]["formats"][fmt]
         assert export["lines"] >= 20000
