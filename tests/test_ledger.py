@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from uuid import uuid4
+
 import asyncpg
 import pytest
+
+from service.domain.ledger import NewEvent, record_events
 
 
 async def _some_seq(conn: asyncpg.Connection) -> int:
@@ -35,3 +40,28 @@ async def test_sequence_numbers_increase(conn: asyncpg.Connection) -> None:
     first = await _some_seq(conn)
     second = await _some_seq(conn)
     assert second > first
+
+
+async def test_many_events_get_their_seqs_in_the_order_given(conn: asyncpg.Connection) -> None:
+    subjects = [uuid4() for _ in range(500)]
+    random.shuffle(subjects)
+    events = [
+        NewEvent(
+            stage="prevent",
+            kind="test.appended",
+            subject_type="test",
+            subject_id=subject,
+            actor_id=None,
+            state={"n": n},
+        )
+        for n, subject in enumerate(subjects)
+    ]
+    async with conn.transaction():
+        seqs = await record_events(conn, events)
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs) == 500
+    rows = await conn.fetch(
+        "SELECT seq, subject_id, payload FROM events WHERE seq = ANY($1) ORDER BY seq", seqs
+    )
+    assert [row["subject_id"] for row in rows] == subjects
+    assert [row["payload"]["state"]["n"] for row in rows] == list(range(500))

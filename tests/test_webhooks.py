@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -461,6 +462,118 @@ async def test_download_counts_in_a_batch(
     too_many = [{"model": names[0], "downloads": 1}] * 1001
     r = await deliver(client, platform.slug, secret, event("model.downloads", {"counts": too_many}))
     assert r.status_code == 400
+
+
+async def _hosting_events(conn: asyncpg.Connection, seqs: list[int]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT seq, kind, payload FROM events WHERE seq = ANY($1) ORDER BY seq", seqs
+    )
+    return [{"seq": r["seq"], "kind": r["kind"], **r["payload"]} for r in rows]
+
+
+async def test_a_download_batch_writes_each_change_once_in_name_order(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    platform: PlatformFixture,
+    secret: str,
+    uniq: str,
+) -> None:
+    names = [f"org-{uniq}/b{i:03}" for i in range(60)]
+    for name in reversed(names):  # created out of name order
+        body = hosted(name, downloads=5)
+        assert (await deliver(client, platform.slug, secret, body)).status_code == 202
+    # Every third count is the one already recorded: no change, no event.
+    counts = {name: 5 if i % 3 == 0 else 1000 + i for i, name in enumerate(names)}
+    shuffled = list(counts.items())
+    random.Random(3).shuffle(shuffled)
+    r = await deliver(
+        client,
+        platform.slug,
+        secret,
+        event("model.downloads", {"counts": [{"model": n, "downloads": d} for n, d in shuffled]}),
+        msg_id=f"dl-{uniq}",
+    )
+    assert r.status_code == 202, r.text
+    seqs = r.json()["events"]
+    changed = [name for name in names if counts[name] != 5]
+    assert len(seqs) == len(changed) == 40
+    assert seqs == sorted(seqs)
+    events = await _hosting_events(conn, seqs)
+    assert [e["state"]["model"] for e in events] == changed
+    for e in events:
+        name = e["state"]["model"]
+        assert e["kind"] == "hosting.updated"
+        assert e["state"]["downloads"] == counts[name]
+        assert e["changes"]["downloads"] == {"from": 5, "to": counts[name]}
+        assert e["delivery"]["delivery_id"] == f"dl-{uniq}"
+    kept = await conn.fetch(
+        "SELECT m.name, h.downloads FROM hostings h JOIN models m ON m.id = h.model_id "
+        "WHERE h.platform_id = $1",
+        platform.id,
+    )
+    assert {row["name"]: row["downloads"] for row in kept} == counts
+    stored = await conn.fetchval(
+        "SELECT events FROM webhook_deliveries WHERE platform_id = $1 AND delivery_id = $2",
+        platform.id,
+        f"dl-{uniq}",
+    )
+    assert list(stored) == seqs
+
+
+async def test_a_model_counted_twice_in_one_batch_takes_its_counts_in_order(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    platform: PlatformFixture,
+    secret: str,
+    uniq: str,
+) -> None:
+    a, b = f"org-{uniq}/a", f"org-{uniq}/b"
+    for name in (a, b):
+        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    counts = [
+        {"model": b, "downloads": 7},
+        {"model": a, "downloads": 8},
+        {"model": b, "downloads": 9},
+        {"model": b, "downloads": 9},
+    ]
+    r = await deliver(client, platform.slug, secret, event("model.downloads", {"counts": counts}))
+    assert r.status_code == 202, r.text
+    events = await _hosting_events(conn, r.json()["events"])
+    # The third count of b repeats the second: it changes nothing and writes no event.
+    assert [(e["state"]["model"], e["state"]["downloads"]) for e in events] == [
+        (a, 8),
+        (b, 7),
+        (b, 9),
+    ]
+    assert events[2]["changes"]["downloads"] == {"from": 7, "to": 9}
+
+
+async def test_a_download_batch_naming_an_unknown_model_writes_nothing(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    platform: PlatformFixture,
+    secret: str,
+    uniq: str,
+) -> None:
+    names = [f"org-{uniq}/k{i}" for i in range(3)]
+    for name in names:
+        body = hosted(name, downloads=1)
+        assert (await deliver(client, platform.slug, secret, body)).status_code == 202
+    before = await conn.fetchval("SELECT max(seq) FROM events")
+    counts = [{"model": name, "downloads": 50} for name in names]
+    counts.insert(1, {"model": f"org-{uniq}/nowhere", "downloads": 50})
+    r = await deliver(client, platform.slug, secret, event("model.downloads", {"counts": counts}))
+    assert r.status_code == 422, r.text
+    assert "nowhere" in r.json()["detail"]
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM events WHERE seq > $1 AND platform_id = $2", before, platform.id
+        )
+        == 0
+    )
+    assert await conn.fetchval(
+        "SELECT array_agg(DISTINCT downloads) FROM hostings WHERE platform_id = $1", platform.id
+    ) == [1]
 
 
 async def test_svix_signer_works_unchanged(

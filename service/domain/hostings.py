@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -11,16 +13,18 @@ import msgspec
 
 from service.db.queries import hostings as q
 from service.domain.decommission_targets import flag_new_hosting
-from service.domain.ledger import diff, record_event, to_state
+from service.domain.ledger import NewEvent, diff, record_event, record_events, to_state
 from service.domain.models import resolve_model_id
 from service.errors import Conflict, NotFound
 from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
 
 __all__ = [
     "apply_patch",
+    "apply_patches",
     "get_hosting",
     "list_hostings",
     "lock_hosting_of",
+    "lock_hostings_of",
     "record_hosting",
     "update_hosting",
 ]
@@ -123,6 +127,15 @@ async def lock_hosting_of(
     return None if row is None else msgspec.convert(dict(row), Hosting)
 
 
+async def lock_hostings_of(
+    conn: asyncpg.Connection, *, platform_id: UUID, models: list[str]
+) -> dict[str, Hosting]:
+    """The platform's hostings of the models named, by model name, locked in name order
+    until the caller's transaction ends; a model it does not host is left out."""
+    rows = await q.select_hostings_of(conn, platform_id=platform_id, models=models)
+    return {row["model"]: msgspec.convert(dict(row), Hosting) for row in rows}
+
+
 async def list_hostings(
     conn: asyncpg.Connection,
     *,
@@ -174,6 +187,54 @@ async def apply_patch(
     """Apply a change to ``before``, a hosting the caller has locked (``get_hosting`` with
     ``for_update``, or ``lock_hosting_of``); returns the hosting and the ledger seq (None
     when nothing changed)."""
+    change = _plan(before, patch)
+    if change is None:
+        return before, None  # nothing would change: no write, no event
+    row = await q.update_hosting(conn, hosting_id=before.id, values=change.values)
+    after = msgspec.convert(dict(row), Hosting)
+    event = _event(change, after, actor_id=actor_id, extra=extra)
+    if event is None:
+        return after, None
+    return after, (await record_events(conn, [event]))[0]
+
+
+async def apply_patches(
+    conn: asyncpg.Connection,
+    *,
+    changes: Sequence[tuple[Hosting, HostingPatch]],
+    actor_id: UUID | None,
+    extra: dict[str, Any] | None = None,
+) -> list[int]:
+    """``apply_patch`` for many locked hostings at once, each at most once: one statement
+    writes them all and one appends their events. Returns the ledger seqs, in the order of
+    ``changes`` (a hosting that would not change has none)."""
+    if len({before.id for before, _ in changes}) != len(changes):
+        raise ValueError("a hosting may appear only once in one call")
+    planned = [change for b, p in changes if (change := _plan(b, p)) is not None]
+    if not planned:
+        return []
+    rows = await q.update_hostings(conn, [(c.before.id, c.values) for c in planned])
+    after = {row["id"]: msgspec.convert(dict(row), Hosting) for row in rows}
+    events = [
+        event
+        for change in planned
+        if (event := _event(change, after[change.before.id], actor_id=actor_id, extra=extra))
+        is not None
+    ]
+    return await record_events(conn, events)
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """What a patch writes to a hosting: its writable columns, and when it happened."""
+
+    before: Hosting
+    values: list[object]
+    occurred_at: datetime
+
+
+def _plan(before: Hosting, patch: HostingPatch) -> _Change | None:
+    """The columns ``patch`` would give ``before``; None when nothing would change."""
     state = msgspec.structs.asdict(before)
     # ``__struct_fields__``, not ``msgspec.structs.fields``: that one re-evaluates the
     # type annotations on every call, which cost more CPU than the rest of an update.
@@ -195,11 +256,8 @@ async def apply_patch(
     if documentation == msgspec.to_builtins(before.documentation) and all(
         state[name] == getattr(before, name) for name in _WRITABLE
     ):
-        return before, None  # nothing would change: no write, no event
-
-    row = await q.update_hosting(
-        conn,
-        hosting_id=before.id,
+        return None
+    values = q.writable_values(
         external_id=state["external_id"],
         url=state["url"],
         revision=state["revision"],
@@ -211,25 +269,27 @@ async def apply_patch(
         downloads_at=downloads_at,
         documentation=documentation,
     )
-    after = msgspec.convert(dict(row), Hosting)
-    changes = diff(to_state(before), to_state(after))
+    return _Change(before=before, values=values, occurred_at=occurred_at)
+
+
+def _event(
+    change: _Change, after: Hosting, *, actor_id: UUID | None, extra: dict[str, Any] | None
+) -> NewEvent | None:
+    """The ledger event for a written change; None when the record came out the same."""
+    state = to_state(after)
+    changes = diff(to_state(change.before), state)
     if not changes:
-        return after, None
-    event_kind = "hosting.updated"
-    if "status" in changes:
-        event_kind = _STATUS_KINDS[after.status]
-    seq = await record_event(
-        conn,
+        return None
+    return NewEvent(
         stage="prevent",
-        kind=event_kind,
+        kind=_STATUS_KINDS[after.status] if "status" in changes else "hosting.updated",
         subject_type="hosting",
         subject_id=after.id,
         model_id=after.model_id,
         platform_id=after.platform_id,
         actor_id=actor_id,
-        occurred_at=occurred_at,
-        state=to_state(after),
+        occurred_at=change.occurred_at,
+        state=state,
         changes=changes,
         extra=extra,
     )
-    return after, seq

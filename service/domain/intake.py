@@ -145,13 +145,7 @@ async def _apply(conn: asyncpg.Connection, ctx: _Context, message: WebhookMessag
         return (await _patch(conn, hosting, patch, extra))[1]
     if isinstance(message, ModelDownloads):
         _own(ctx, message.data.platform)
-        seqs: list[int] = []
-        # In name order, so concurrent batches lock shared hostings in the same order.
-        for count in sorted(message.data.counts, key=lambda c: c.model):
-            hosting = await _own_hosting(conn, ctx, model=count.model)
-            patch = HostingPatch(downloads=count.downloads, occurred_at=message.timestamp)
-            seqs += (await _patch(conn, hosting, patch, ctx.link))[1]
-        return seqs
+        return await _downloads(conn, ctx, message)
     if isinstance(message, DecommissionExecuted):
         return await _decommission_executed(conn, ctx, message)
     if isinstance(message, IncidentReported):
@@ -183,6 +177,38 @@ async def _patch(
         conn, before=hosting, patch=patch, actor_id=None, extra=extra
     )
     return after, [] if seq is None else [seq]
+
+
+async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDownloads) -> list[int]:
+    """All the counts in a few statements: lock the hostings (in name order, as every path
+    that locks several does), write them, append their events. A model named more than
+    once takes its counts in the order given, one round per repetition."""
+    rounds: list[dict[str, int]] = []
+    for count in message.data.counts:
+        fresh = next((r for r in rounds if count.model not in r), None)
+        if fresh is None:
+            rounds.append(fresh := {})
+        fresh[count.model] = count.downloads
+    seqs: list[int] = []
+    for counts in rounds:
+        names = sorted(counts)
+        locked = await hostings.lock_hostings_of(conn, platform_id=ctx.platform_id, models=names)
+        missing = [name for name in names if name not in locked]
+        if missing:
+            raise InvalidInput(f"this platform records no hosting of {missing[0]!r}", key="model")
+        seqs += await hostings.apply_patches(
+            conn,
+            changes=[
+                (
+                    locked[name],
+                    HostingPatch(downloads=counts[name], occurred_at=message.timestamp),
+                )
+                for name in names
+            ],
+            actor_id=None,
+            extra=ctx.link,
+        )
+    return seqs
 
 
 async def _ensure_model(

@@ -7,6 +7,8 @@ for a subject up to a moment therefore gives its state as the registry knew it t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,7 +18,7 @@ import msgspec
 
 from service.db.queries import events as q
 
-__all__ = ["diff", "record_event", "to_state"]
+__all__ = ["NewEvent", "diff", "record_event", "record_events", "to_state"]
 
 _IGNORED = frozenset({"updated_at"})
 
@@ -54,11 +56,6 @@ async def record_event(
     extra: dict[str, Any] | None = None,
 ) -> int:
     """Append one event; returns its sequence number."""
-    payload: dict[str, Any] = dict(extra or {})
-    if state is not None:
-        payload["state"] = state
-    if changes is not None:
-        payload["changes"] = changes
     return await q.insert_event(
         conn,
         stage=stage,
@@ -69,5 +66,54 @@ async def record_event(
         platform_id=platform_id,
         actor_id=actor_id,
         occurred_at=occurred_at,
-        payload=payload,
+        payload=_payload(state, changes, extra),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append with ``record_events``; the fields are ``record_event``'s."""
+
+    stage: str
+    kind: str
+    subject_type: str
+    subject_id: UUID
+    actor_id: UUID | None
+    model_id: UUID | None = None
+    platform_id: UUID | None = None
+    occurred_at: datetime | None = None
+    state: dict[str, Any] | None = None
+    changes: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+
+
+async def record_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[int]:
+    """Append many events in one statement; returns their sequence numbers, in order."""
+    return await q.insert_events(
+        conn,
+        [
+            (
+                e.stage,
+                e.kind,
+                e.subject_type,
+                e.subject_id,
+                e.model_id,
+                e.platform_id,
+                e.actor_id,
+                e.occurred_at,
+                _payload(e.state, e.changes, e.extra),
+            )
+            for e in events
+        ],
+    )
+
+
+def _payload(
+    state: dict[str, Any] | None, changes: dict[str, Any] | None, extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    payload: dict[str, Any] = dict(extra or {})
+    if state is not None:
+        payload["state"] = state
+    if changes is not None:
+        payload["changes"] = changes
+    return payload

@@ -13,7 +13,10 @@ __all__ = [
     "select_hosting",
     "select_hosting_of",
     "select_hostings",
+    "select_hostings_of",
     "update_hosting",
+    "update_hostings",
+    "writable_values",
 ]
 
 HostingRow = asyncpg.Record
@@ -67,6 +70,25 @@ WITH h AS (
 {_AS_RECORD}
 """
 
+# Many hostings changed in one statement: one array a column, the hosting's id first; a
+# new value is named n_<column> so that nothing in RETURNING can mean the input instead.
+UPDATE_MANY = f"""
+WITH v AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                       $6::boolean[], $7::boolean[], $8::text[], $9::bigint[],
+                       $10::timestamptz[], $11::boolean[], $12::text[], $13::boolean[],
+                       $14::text[], $15::boolean[], $16::text[], $17::boolean[], $18::text[])
+    AS v(hosting_id, {", ".join("n_" + c.strip() for c in WRITABLE.split(","))})
+), h AS (
+  UPDATE hostings SET ({WRITABLE}, updated_at)
+    = ({", ".join("v.n_" + c.strip() for c in WRITABLE.split(","))}, now())
+  FROM v
+  WHERE hostings.id = v.hosting_id
+  {_RETURNING}
+)
+{_AS_RECORD}
+"""
+
 SELECT_ONE = f"""
 SELECT {COLUMNS} {FROM}
 WHERE h.id = $1 AND ($2::uuid IS NULL OR h.platform_id = $2)
@@ -96,7 +118,8 @@ LIMIT $8
 """
 
 
-def _values(
+def writable_values(
+    *,
     external_id: str | None,
     url: str,
     revision: str | None,
@@ -108,6 +131,7 @@ def _values(
     downloads_at: datetime | None,
     documentation: dict[str, dict[str, object]],
 ) -> list[object]:
+    """A hosting's writable columns in ``WRITABLE`` order."""
     values: list[object] = [
         external_id,
         url,
@@ -142,53 +166,40 @@ async def insert_hosting(
 ) -> asyncpg.Record | None:
     """The new record, or None when the platform already hosts the model (or the external
     id)."""
-    values = _values(
-        external_id,
-        url,
-        revision,
-        licence,
-        gated,
-        disabled,
-        status,
-        downloads,
-        downloads_at,
-        documentation,
+    values = writable_values(
+        external_id=external_id,
+        url=url,
+        revision=revision,
+        licence=licence,
+        gated=gated,
+        disabled=disabled,
+        status=status,
+        downloads=downloads,
+        downloads_at=downloads_at,
+        documentation=documentation,
     )
     return await conn.fetchrow(INSERT, model_id, platform_id, *values)
 
 
 async def update_hosting(
-    conn: asyncpg.Connection,
-    *,
-    hosting_id: UUID,
-    external_id: str | None,
-    url: str,
-    revision: str | None,
-    licence: str | None,
-    gated: bool,
-    disabled: bool,
-    status: str,
-    downloads: int | None,
-    downloads_at: datetime | None,
-    documentation: dict[str, dict[str, object]],
+    conn: asyncpg.Connection, *, hosting_id: UUID, values: list[object]
 ) -> asyncpg.Record:
-    """The record after the change."""
-    values = _values(
-        external_id,
-        url,
-        revision,
-        licence,
-        gated,
-        disabled,
-        status,
-        downloads,
-        downloads_at,
-        documentation,
-    )
+    """The record after the change; ``values`` as ``writable_values`` orders them."""
     row = await conn.fetchrow(UPDATE, hosting_id, *values)
     if row is None:
         raise LookupError(f"hosting {hosting_id} vanished inside its transaction")
     return row
+
+
+async def update_hostings(
+    conn: asyncpg.Connection, changes: list[tuple[UUID, list[object]]]
+) -> list[asyncpg.Record]:
+    """Apply many changes at once, each ``(hosting id, values)`` with values as
+    ``writable_values`` orders them, each hosting at most once; the records after the change, in
+    no particular order."""
+    columns: list[list[object]] = [[hosting_id for hosting_id, _ in changes]]
+    columns += [list(column) for column in zip(*(values for _, values in changes), strict=True)]
+    return list(await conn.fetch(UPDATE_MANY, *columns))
 
 
 async def select_hosting(
@@ -244,3 +255,20 @@ async def select_hosting_of(
 ) -> asyncpg.Record | None:
     """``platform_id``'s hosting of the model named ``model``, locked, if it has one."""
     return await conn.fetchrow(SELECT_OF_MODEL_FOR_UPDATE, platform_id, model)
+
+
+# Lock order is the model's name, as every other path that locks several hostings uses.
+SELECT_MANY_OF_MODELS_FOR_UPDATE = f"""
+SELECT {COLUMNS} {FROM}
+WHERE h.platform_id = $1 AND m.name = ANY($2::text[])
+ORDER BY m.name
+FOR UPDATE OF h
+"""
+
+
+async def select_hostings_of(
+    conn: asyncpg.Connection, *, platform_id: UUID, models: list[str]
+) -> list[asyncpg.Record]:
+    """``platform_id``'s hostings of the models named, locked in name order; a model it
+    does not host is left out."""
+    return list(await conn.fetch(SELECT_MANY_OF_MODELS_FOR_UPDATE, platform_id, models))
