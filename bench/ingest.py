@@ -9,8 +9,10 @@ two cores a second replica only adds contention). In the same run, pgbench measu
 PostgreSQL's own limit for single-row, one-transaction-each inserts of the same row shape
 (a delivery row with its body, headers and unique id) at the same concurrency, and the
 same client drives the ``bench.floor`` routes, which answer a delivery without doing any
-work: the ceiling the HTTP stack itself sets on this machine. Prints deliveries/s and
-p50/p99 for each, the ratios to pgbench, and writes JSON under ``bench/results/``.
+work: the ceiling the HTTP stack itself sets on this machine. Last, it times a few
+``model.downloads`` deliveries that each name every model (up to 1,000), one at a time.
+Prints deliveries/s and p50/p99 for each, the ratios to pgbench, and writes JSON under
+``bench/results/``.
 
     .venv/bin/python -m bench.ingest                 # 15 s per level
     .venv/bin/python -m bench.ingest --seconds 5     # a quick run
@@ -110,11 +112,25 @@ class Signer:
             }
         )
 
-    def request(self) -> bytes:
+    def downloads(self, n: int) -> bytes:
+        """A ``model.downloads`` naming every model (up to 1,000), each count new."""
+        counts = [
+            {"model": f"ingest/m{i}", "downloads": n * 1_000_000 + i}
+            for i in range(min(self.models, 1000))
+        ]
+        return _json.encode(
+            {
+                "type": "model.downloads",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "data": {"counts": counts},
+            }
+        )
+
+    def request(self, body: bytes | None = None) -> bytes:
         self.n += 1
         msg_id = f"msg_{self.run}_{self.n}"
         stamp = str(int(time.time()))
-        body = self.body(self.n)
+        body = self.body(self.n) if body is None else body
         mac = hmac.new(self.key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
         head = (
             f"POST /v1/webhooks/{SLUG} HTTP/1.1\r\n"
@@ -170,6 +186,33 @@ async def _load(
     end = start + seconds
     await asyncio.gather(*(worker(ports[i % len(ports)], start, end) for i in range(concurrency)))
     return latencies, failures
+
+
+def _download_batches(signer: Signer, port: int, *, batches: int = 5) -> dict[str, float]:
+    """Latency of ``model.downloads`` deliveries naming every model, sent one at a time."""
+
+    async def send() -> list[float]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        latencies: list[float] = []
+        try:
+            for i in range(batches):
+                request = signer.request(signer.downloads(i + 1))
+                t0 = time.perf_counter()
+                status = await _exchange(reader, writer, request)
+                if status != 202:
+                    raise RuntimeError(f"a download batch was answered {status}")
+                latencies.append((time.perf_counter() - t0) * 1000)
+        finally:
+            writer.close()
+        return latencies
+
+    latencies = asyncio.run(send())
+    return {
+        "counts": min(signer.models, 1000),
+        "batches": batches,
+        "p50_ms": round(statistics.median(latencies), 1),
+        "max_ms": round(max(latencies), 1),
+    }
 
 
 def _pgbench_sql(signer: Signer, platform_id: Any) -> str:
@@ -267,11 +310,9 @@ def _drive(
     return summary
 
 
-def measure(
-    url: str, *, models: int, seconds: int, pool: int, replicas: int = 1
-) -> list[dict[str, Any]]:
+def measure(url: str, *, models: int, seconds: int, pool: int, replicas: int = 1) -> dict[str, Any]:
     """Signed deliveries at each concurrency level beside pgbench's inserts and the floor
-    routes, on ``url``."""
+    routes, on ``url``; then the latency of a download batch naming every model."""
     levels: list[dict[str, Any]] = []
     print(f"setting up {models} hosted models", flush=True)
     secret = asyncio.run(_setup(url, models=models))
@@ -295,6 +336,9 @@ def measure(
         for level in LEVELS:
             print(f"service ({replicas} processes): {level} connections for {seconds}s", flush=True)
             service[level] = _drive(signer, ports, pids, level=level, seconds=seconds)
+        print("service: download batches, one at a time", flush=True)
+        batch = _download_batches(signer, ports[0])
+        print(f"  {batch}", flush=True)
 
     floor: dict[int, dict[str, dict[str, float]]] = {level: {} for level in LEVELS}
     for app in ("framework", "bare"):
@@ -330,7 +374,7 @@ def measure(
                 "floor_ratio": round(floor[level]["framework"]["per_second"] / pg["per_second"], 3),
             }
         )
-    return levels
+    return {"levels": levels, "download_batch": batch}
 
 
 def main() -> int:
@@ -342,7 +386,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_ingest") as url:
-        levels = measure(
+        figures = measure(
             url, models=args.models, seconds=args.seconds, pool=args.pool, replicas=args.replicas
         )
 
@@ -355,16 +399,16 @@ def main() -> int:
         "pool": args.pool,
         "replicas": args.replicas,
         "cpus": os.cpu_count(),
-        "levels": levels,
+        **figures,
     }
     written = write_results("ingest", result)
-    report(levels)
+    report(figures)
     print(f"results: {written}")
     return 0
 
 
-def report(levels: list[dict[str, Any]]) -> None:
-    for entry in levels:
+def report(figures: dict[str, Any]) -> None:
+    for entry in figures["levels"]:
         s, p = entry["service"], entry["pgbench"]
         print(
             f"{entry['connections']:>3} connections  "
@@ -379,6 +423,11 @@ def report(levels: list[dict[str, Any]]) -> None:
                 f"p99 {f['p99_ms']:.1f} ms  ({f['cpu_ms_per_delivery']:.3f} ms CPU each)  "
                 f"|  ratio {f['per_second'] / p['per_second']:.2f}x"
             )
+    batch = figures["download_batch"]
+    print(
+        f"download batch of {batch['counts']} counts: p50 {batch['p50_ms']:.1f} ms, "
+        f"max {batch['max_ms']:.1f} ms over {batch['batches']}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,13 @@ def test_the_benchmark_command_runs_every_phase() -> None:
     assert figures["history"]["service"]["count"] > 0
     assert figures["history"]["pgbench"]["count"] > 0
     assert figures["history"]["ratio_p99"] > 0
-    assert [level["connections"] for level in figures["ingest"]] == [16, 64]
-    assert all(level["ratio"] > 0 for level in figures["ingest"])
-    assert all(level["floor_ratio"] > 0 for level in figures["ingest"])
-    assert all(level["floor"]["bare"]["count"] > 0 for level in figures["ingest"])
+    levels = figures["ingest"]["levels"]
+    assert [level["connections"] for level in levels] == [16, 64]
+    assert all(level["ratio"] > 0 for level in levels)
+    assert all(level["floor_ratio"] > 0 for level in levels)
+    assert all(level["floor"]["bare"]["count"] > 0 for level in levels)
+    assert figures["ingest"]["download_batch"]["counts"] == 200
+    assert figures["ingest"]["download_batch"]["p50_ms"] > 0
     for fmt in ("csv", "jsonl"):
         export = figures["export"]["formats"][fmt]
         assert export["lines"] >= 20000
