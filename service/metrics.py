@@ -12,6 +12,7 @@ functions below; values that live in the database or the pool are read at scrape
     registry_http_request_duration_seconds{method,route,status} histogram
     registry_http_requests_in_flight                            gauge
     registry_webhook_deliveries_total{outcome,reason}           counter
+    registry_webhook_batch_size                                 histogram
     registry_outbox_backlog                                     gauge (probe)
     registry_outbox_oldest_age_seconds                          gauge (probe)
     registry_outbox_delivery_attempts_total{outcome}            counter
@@ -59,6 +60,7 @@ __all__ = [
     "REGISTRY",
     "Probe",
     "exposition",
+    "observe_batch",
     "observe_pool",
     "observe_request",
     "probe_checkpoint_lag",
@@ -121,6 +123,12 @@ WEBHOOK_DELIVERIES = Counter(
     "registry_webhook_deliveries",
     "Webhook deliveries by outcome (accepted, duplicate, rejected) and rejection reason.",
     ["outcome", "reason"],
+    registry=REGISTRY,
+)
+WEBHOOK_BATCH_SIZE = Histogram(
+    "registry_webhook_batch_size",
+    "Deliveries that shared one group-commit transaction.",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
     registry=REGISTRY,
 )
 OUTBOX_BACKLOG = Gauge(
@@ -206,6 +214,10 @@ def record_delivery(outcome: str, reason: str | None = None) -> None:
         raise ValueError(f"unknown delivery outcome {outcome!r}")
     label = (reason or "unspecified")[:_MAX_LABEL] if outcome == "rejected" else ""
     WEBHOOK_DELIVERIES.labels(outcome, label).inc()
+
+
+def observe_batch(size: int) -> None:
+    WEBHOOK_BATCH_SIZE.observe(size)
 
 
 def record_outbox_attempt(outcome: str) -> None:

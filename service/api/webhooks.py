@@ -24,6 +24,7 @@ from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.params import FromPath, Parameter
 
 from service import metrics
+from service.api.group_commit import group_commit
 from service.api.webhook_docs import (
     ACCEPTED,
     RECEIVE_RESPONSES,
@@ -287,8 +288,12 @@ async def _receive_on(
     )
     try:
         try:
-            async with conn.transaction():
-                ack = await intake.ingest(conn, delivery=delivery, messages=messages)
+            ack = None
+            if (message := intake.batchable(messages)) is not None and settings.group_commit:
+                ack = await group_commit(state).submit(conn, delivery, message)
+            if ack is None:
+                async with conn.transaction():
+                    ack = await intake.ingest(conn, delivery=delivery, messages=messages)
         except asyncpg.TransactionRollbackError as exc:
             # A deadlock or serialization failure with a concurrent delivery: nothing was
             # written, and the same delivery will go through when retried.

@@ -201,27 +201,29 @@ async def apply_patch(
 async def apply_patches(
     conn: asyncpg.Connection,
     *,
-    changes: Sequence[tuple[Hosting, HostingPatch]],
+    changes: Sequence[tuple[Hosting, HostingPatch, dict[str, Any] | None]],
     actor_id: UUID | None,
-    extra: dict[str, Any] | None = None,
-) -> list[int]:
-    """``apply_patch`` for many locked hostings at once, each at most once: one statement
-    writes them all and one appends their events. Returns the ledger seqs, in the order of
-    ``changes`` (a hosting that would not change has none)."""
-    if len({before.id for before, _ in changes}) != len(changes):
+) -> list[int | None]:
+    """``apply_patch`` for many locked hostings at once, each at most once and each with
+    the extra its event carries: one statement writes them all and one appends their
+    events. Returns each change's ledger seq, in the order of ``changes`` (None for a
+    hosting that did not change)."""
+    if len({before.id for before, _, _ in changes}) != len(changes):
         raise ValueError("a hosting may appear only once in one call")
-    planned = [change for b, p in changes if (change := _plan(b, p)) is not None]
-    if not planned:
-        return []
-    rows = await q.update_hostings(conn, [(c.before.id, c.values) for c in planned])
+    planned = [(_plan(before, patch), extra) for before, patch, extra in changes]
+    written = [change for change, _ in planned if change is not None]
+    if not written:
+        return [None] * len(changes)
+    rows = await q.update_hostings(conn, [(c.before.id, c.values) for c in written])
     after = {row["id"]: msgspec.convert(dict(row), Hosting) for row in rows}
     events = [
-        event
-        for change in planned
-        if (event := _event(change, after[change.before.id], actor_id=actor_id, extra=extra))
-        is not None
+        None
+        if change is None
+        else _event(change, after[change.before.id], actor_id=actor_id, extra=extra)
+        for change, extra in planned
     ]
-    return await record_events(conn, events)
+    seqs = iter(await record_events(conn, [e for e in events if e is not None]))
+    return [None if event is None else next(seqs) for event in events]
 
 
 @dataclass(frozen=True, slots=True)

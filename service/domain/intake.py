@@ -37,7 +37,7 @@ from service.schemas.webhooks import (
     WebhookMessage,
 )
 
-__all__ = ["Delivery", "ingest", "log_refusal"]
+__all__ = ["Delivery", "batchable", "ingest", "ingest_batch", "log_refusal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +91,7 @@ async def ingest(
     ctx = _Context(
         platform_id=delivery.platform_id,
         platform_slug=delivery.platform_slug,
-        link={
-            "delivery": {
-                "id": str(row_id),
-                "delivery_id": delivery.delivery_id,
-                "source": delivery.source,
-            }
-        },
+        link=_link(delivery, row_id),
     )
     seqs: list[int] = []
     for message in messages:
@@ -105,6 +99,110 @@ async def ingest(
     if seqs:
         await q.set_delivery_events(conn, row_id=row_id, events=seqs)
     return DeliveryAck(delivery_id=delivery.delivery_id, duplicate=False, events=seqs)
+
+
+def batchable(messages: Sequence[WebhookMessage]) -> ModelUpdated | None:
+    """The message of a delivery ``ingest_batch`` may take: a single ``model.updated``."""
+    if len(messages) == 1 and isinstance(messages[0], ModelUpdated):
+        return messages[0]
+    return None
+
+
+async def ingest_batch(
+    conn: asyncpg.Connection, batch: Sequence[tuple[Delivery, ModelUpdated]]
+) -> list[DeliveryAck | None]:
+    """Apply many ``model.updated`` deliveries in the caller's transaction, with a few
+    statements for all of them where ``ingest`` takes several each: lock their hostings,
+    claim their ids, write the hostings, append the events, link them to the deliveries.
+
+    Each delivery gets its acknowledgement, or None when it is not that simple here: its
+    hosting does not exist yet, an earlier delivery in the batch names the same hosting, it
+    names another platform, or its id was claimed before. Such a delivery is left untouched,
+    for the caller to put through ``ingest`` on its own once this transaction has ended, so
+    that every rule lives in one place.
+    """
+    locked: dict[tuple[UUID, str], Hosting] = {}
+    names: dict[UUID, set[str]] = {}
+    for delivery, message in batch:
+        names.setdefault(delivery.platform_id, set()).add(message.data.model)
+    for platform_id in sorted(names):  # platforms in one order, models in name order
+        found = await hostings.lock_hostings_of(
+            conn, platform_id=platform_id, models=sorted(names[platform_id])
+        )
+        locked.update({(platform_id, model): hosting for model, hosting in found.items()})
+
+    taken: set[UUID] = set()
+    ids: set[tuple[UUID, str]] = set()
+    simple: list[int] = []
+    for i, (delivery, message) in enumerate(batch):
+        hosting = locked.get((delivery.platform_id, message.data.model))
+        platform = message.data.platform
+        key = (delivery.platform_id, delivery.delivery_id)
+        if hosting is None or hosting.id in taken or key in ids:
+            continue
+        if platform is not None and platform != delivery.platform_slug:
+            continue
+        taken.add(hosting.id)
+        ids.add(key)
+        simple.append(i)
+    if not simple:
+        return [None] * len(batch)
+
+    claimed = await q.claim_deliveries(
+        conn,
+        [
+            (
+                d.platform_id,
+                d.delivery_id,
+                d.source,
+                d.event_type,
+                hashlib.sha256(d.body).digest(),
+                d.body,
+                d.headers,
+            )
+            for d, _ in (batch[i] for i in simple)
+        ],
+    )
+    applied = [
+        (i, claimed[key])
+        for i in simple
+        if (key := (batch[i][0].platform_id, batch[i][0].delivery_id)) in claimed
+    ]
+    seqs = await hostings.apply_patches(
+        conn,
+        changes=[
+            (
+                locked[(batch[i][0].platform_id, batch[i][1].data.model)],
+                _update_patch(batch[i][1]),
+                _link(batch[i][0], row_id),
+            )
+            for i, row_id in applied
+        ],
+        actor_id=None,
+    )
+    await q.set_single_events(
+        conn,
+        [(row_id, seq) for (_, row_id), seq in zip(applied, seqs, strict=True) if seq is not None],
+    )
+    acks: list[DeliveryAck | None] = [None] * len(batch)
+    for (i, _), seq in zip(applied, seqs, strict=True):
+        acks[i] = DeliveryAck(
+            delivery_id=batch[i][0].delivery_id,
+            duplicate=False,
+            events=[] if seq is None else [seq],
+        )
+    return acks
+
+
+def _link(delivery: Delivery, row_id: UUID) -> dict[str, Any]:
+    """What every ledger event of a delivery carries: the way back to the stored delivery."""
+    return {
+        "delivery": {
+            "id": str(row_id),
+            "delivery_id": delivery.delivery_id,
+            "source": delivery.source,
+        }
+    }
 
 
 async def log_refusal(
@@ -196,18 +294,19 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
         missing = [name for name in names if name not in locked]
         if missing:
             raise InvalidInput(f"this platform records no hosting of {missing[0]!r}", key="model")
-        seqs += await hostings.apply_patches(
+        written = await hostings.apply_patches(
             conn,
             changes=[
                 (
                     locked[name],
                     HostingPatch(downloads=counts[name], occurred_at=message.timestamp),
+                    ctx.link,
                 )
                 for name in names
             ],
             actor_id=None,
-            extra=ctx.link,
         )
+        seqs += [seq for seq in written if seq is not None]
     return seqs
 
 
@@ -327,11 +426,15 @@ async def _updated(conn: asyncpg.Connection, ctx: _Context, message: ModelUpdate
         )
         hosting_in = msgspec.structs.replace(hosting_in, occurred_at=message.timestamp)
         return seqs + await _create_hosting(conn, ctx, hosting_in)
-    patch = HostingPatch(
-        **{name: getattr(data, name) for name in _PATCH_FIELDS},
+    return (await _patch(conn, existing, _update_patch(message), ctx.link))[1]
+
+
+def _update_patch(message: ModelUpdated) -> HostingPatch:
+    """What a ``model.updated`` changes in a hosting that exists: the fields it gives."""
+    return HostingPatch(
+        **{name: getattr(message.data, name) for name in _PATCH_FIELDS},
         occurred_at=message.timestamp,
     )
-    return (await _patch(conn, existing, patch, ctx.link))[1]
 
 
 async def _decommission_executed(

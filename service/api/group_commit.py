@@ -1,0 +1,122 @@
+"""Group commit: concurrent deliveries of one process share a transaction.
+
+A delivery that only patches a hosting (``intake.batchable``) joins a queue. When no batch
+is running, its request leads one: it takes what is queued (itself first), applies it with
+``intake.ingest_batch`` in one transaction on its own connection, and answers every member
+once that transaction has committed. Requests that arrive meanwhile queue for the next
+batch, which the first of them leads. Nothing waits on a timer: with one request in flight
+a batch is one delivery, and batches grow only when requests would queue anyway.
+
+A member the batch could not take, and every member of a batch that failed, goes through
+the regular path (``intake.ingest``) on its own connection, so every rule and every error
+answer stays in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import cast
+
+import asyncpg
+from litestar.datastructures import State
+
+from service import metrics
+from service.domain import intake
+from service.schemas.webhooks import DeliveryAck, ModelUpdated
+
+__all__ = ["GroupCommit", "group_commit"]
+
+log = logging.getLogger(__name__)
+
+#: A member's future is resolved with this when it is to lead the next batch.
+_LEAD = object()
+
+
+@dataclass(eq=False, slots=True)
+class _Member:
+    delivery: intake.Delivery
+    message: ModelUpdated
+    # Resolved with the acknowledgement, with None (take the regular path), or with _LEAD.
+    future: asyncio.Future[object] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommit:
+    """The queue of one process; ``submit`` is the whole interface."""
+
+    def __init__(self, *, max_batch: int = 64, in_flight: int = 1) -> None:
+        self._queue: deque[_Member] = deque()
+        self._leaders = 0
+        self._max = max_batch
+        self._in_flight = in_flight
+
+    async def submit(
+        self, conn: asyncpg.Connection, delivery: intake.Delivery, message: ModelUpdated
+    ) -> DeliveryAck | None:
+        """The delivery's acknowledgement once its batch has committed, or None when the
+        caller must put it through the regular path itself."""
+        member = _Member(delivery, message)
+        if self._leaders < self._in_flight:
+            self._leaders += 1  # (the queue is empty whenever a leader's place is free)
+        else:
+            self._queue.append(member)
+            try:
+                outcome = await member.future
+            except asyncio.CancelledError:
+                if member.future.done() and not member.future.cancelled():
+                    self._hand_on()  # it was to lead: the next one leads in its place
+                elif member in self._queue:
+                    self._queue.remove(member)
+                raise
+            if outcome is not _LEAD:
+                return cast("DeliveryAck | None", outcome)
+        try:
+            batch = [member]
+            while self._queue and len(batch) < self._max:
+                batch.append(self._queue.popleft())
+            acks = await self._run(conn, batch)
+        finally:
+            self._hand_on()
+        return acks[0]
+
+    async def _run(
+        self, conn: asyncpg.Connection, batch: list[_Member]
+    ) -> list[DeliveryAck | None]:
+        """Apply the batch; resolve the members' futures (the leader, first, reads the
+        returned list instead)."""
+        metrics.observe_batch(len(batch))
+        acks: list[DeliveryAck | None] = [None] * len(batch)
+        try:
+            async with conn.transaction():
+                applied = await intake.ingest_batch(conn, [(m.delivery, m.message) for m in batch])
+            acks = applied  # only now: nothing is acknowledged before its commit
+        except Exception:
+            # Each delivery is tried again on its own, where its error gets its own answer.
+            log.warning("a batch of %d deliveries failed", len(batch), exc_info=True)
+        finally:
+            for m, ack in zip(batch[1:], acks[1:], strict=True):  # also when cancelled
+                if not m.future.done():  # done only when its request was cancelled
+                    m.future.set_result(ack)
+        return acks
+
+    def _hand_on(self) -> None:
+        """A leader is done: the longest-waiting member leads next, or the place is free."""
+        while self._queue and self._queue[0].future.done():
+            self._queue.popleft()
+        if self._queue:
+            self._queue.popleft().future.set_result(_LEAD)
+        else:
+            self._leaders -= 1
+
+
+def group_commit(state: State) -> GroupCommit:
+    """The process's group commit queue, made on first use."""
+    queue: GroupCommit | None = state.get("webhook_group_commit")
+    if queue is None:
+        queue = GroupCommit()
+        state["webhook_group_commit"] = queue
+    return queue
