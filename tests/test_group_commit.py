@@ -11,13 +11,12 @@ a request cancelled while it waits must not stall the ones behind it.
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 from uuid import UUID
 
 import asyncpg
 import httpx
 
-from service.api.group_commit import GroupCommit
+from service.api.group_commit import GroupCommit, Lease
 from service.domain import intake
 from service.metrics import REGISTRY
 from service.schemas.webhooks import ModelUpdated, decode_message
@@ -154,10 +153,6 @@ async def test_what_a_batch_cannot_take_is_answered_by_the_regular_path(
     assert f"org-{uniq}/new" in {h["model"] for h in r.json()["items"]}
 
 
-def _conn(proxy: object) -> asyncpg.Connection:
-    return cast("asyncpg.Connection", proxy)
-
-
 def _delivery(
     platform_id: UUID, slug: str, msg_id: str, model: str, revision: str
 ) -> tuple[intake.Delivery, ModelUpdated]:
@@ -199,25 +194,40 @@ async def test_a_request_cancelled_in_the_queue_does_not_stall_the_rest(
         platform_id,
         names[0],
     )
-    conns = [await pool.acquire() for _ in range(4)]
+    leases = [Lease(pool, 5.0) for _ in range(5)]
+    others: list[object] = []
+
+    async def take() -> object:
+        return await pool.acquire(timeout=5)
+
     try:
         deliveries = [
             _delivery(platform_id, platform.slug, f"q{n}-{uniq}", names[n], f"rev{n}")
             for n in range(4)
         ]
-        leader = asyncio.create_task(queue.submit(_conn(conns[0]), *deliveries[0]))
+        leader = asyncio.create_task(queue.submit(leases[0], *deliveries[0]))
         await asyncio.sleep(0.2)  # the leader's batch is now waiting for the row
-        waiting = [
-            asyncio.create_task(queue.submit(_conn(conns[n]), *deliveries[n])) for n in (1, 2, 3)
-        ]
+        for n in (1, 2, 3):
+            await leases[n].get()  # each request holds a connection when it arrives
+        # Take the rest of the pool, and ask for one more: someone is now waiting.
+        spare = pool.get_idle_size() + pool.get_max_size() - pool.get_size()
+        others += [await take() for _ in range(spare)]
+        wanting = asyncio.create_task(take())
         await asyncio.sleep(0.05)
+        waiting = [asyncio.create_task(queue.submit(leases[n], *deliveries[n])) for n in (1, 2, 3)]
+        # A request that queues gives its connection back: the one waiting gets it.
+        others.append(await asyncio.wait_for(wanting, 5))
         waiting[0].cancel()
         await held.rollback()  # let the first batch go
         first = await asyncio.wait_for(leader, 10)
         rest = await asyncio.wait_for(asyncio.gather(*waiting[1:]), 10)
     finally:
-        for c in conns:
-            await pool.release(c)
+        if conn.is_in_transaction():  # a failure before the row was let go
+            await held.rollback()
+        for other in others:
+            await pool.release(other)  # type: ignore[arg-type]
+        for lease in leases:
+            await lease.release()
     assert waiting[0].cancelled()
     assert first is not None
     assert len(first.events) == 1
@@ -233,15 +243,14 @@ async def test_a_request_cancelled_in_the_queue_does_not_stall_the_rest(
         [f"q0-{uniq}", f"q2-{uniq}", f"q3-{uniq}"]
     )
     # And the queue is free again: a new delivery leads at once.
-    c = await pool.acquire()
     try:
         again = await asyncio.wait_for(
             queue.submit(
-                _conn(c), *_delivery(platform_id, platform.slug, f"q4-{uniq}", names[1], "r4")
+                leases[4], *_delivery(platform_id, platform.slug, f"q4-{uniq}", names[1], "r4")
             ),
             10,
         )
     finally:
-        await pool.release(c)
+        await leases[4].release()
     assert again is not None
     assert len(again.events) == 1

@@ -4,8 +4,10 @@ A delivery that only patches a hosting (``intake.batchable``) joins a queue. Whe
 is running, its request leads one: it takes what is queued (itself first), applies it with
 ``intake.ingest_batch`` in one transaction on its own connection, and answers every member
 once that transaction has committed. Requests that arrive meanwhile queue for the next
-batch, which the first of them leads. Nothing waits on a timer: with one request in flight
-a batch is one delivery, and batches grow only when requests would queue anyway.
+batch, which the first of them leads, and give their pooled connections back while they
+wait. Nothing waits on a timer: with one request in flight a batch is one delivery, and
+batches grow only when requests would queue anyway. One batch runs at a time per process
+(``in_flight``): on the machines measured, more only added contention.
 
 A member the batch could not take, and every member of a batch that failed, goes through
 the regular path (``intake.ingest``) on its own connection, so every rule and every error
@@ -18,21 +20,48 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 from litestar.datastructures import State
 
 from service import metrics
 from service.domain import intake
+from service.errors import Unavailable
 from service.schemas.webhooks import DeliveryAck, ModelUpdated
 
-__all__ = ["GroupCommit", "group_commit"]
+__all__ = ["GroupCommit", "Lease", "group_commit"]
 
 log = logging.getLogger(__name__)
 
 #: A member's future is resolved with this when it is to lead the next batch.
 _LEAD = object()
+
+
+class Lease:
+    """A request's pooled connection, which it gives back while it waits in the queue
+    (``release``); ``get`` takes one again when it is needed."""
+
+    __slots__ = ("_conn", "_pool", "_timeout")
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: Any = None
+
+    async def get(self) -> asyncpg.Connection:
+        """The connection; raises ``Unavailable`` when the pool cannot give one in time."""
+        if self._conn is None:
+            try:
+                self._conn = await self._pool.acquire(timeout=self._timeout)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise Unavailable("the database is not answering; retry shortly") from exc
+        return cast("asyncpg.Connection", self._conn)
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._pool.release(conn)
 
 
 @dataclass(eq=False, slots=True)
@@ -55,14 +84,17 @@ class GroupCommit:
         self._in_flight = in_flight
 
     async def submit(
-        self, conn: asyncpg.Connection, delivery: intake.Delivery, message: ModelUpdated
+        self, lease: Lease, delivery: intake.Delivery, message: ModelUpdated
     ) -> DeliveryAck | None:
         """The delivery's acknowledgement once its batch has committed, or None when the
-        caller must put it through the regular path itself."""
+        caller must put it through the regular path itself. A member that waits gives its
+        connection back meanwhile, so that requests behind it need not wait for one; one
+        that leads uses (or takes again) its own."""
         member = _Member(delivery, message)
         if self._leaders < self._in_flight:
             self._leaders += 1  # (the queue is empty whenever a leader's place is free)
         else:
+            await lease.release()  # (a leader takes one again if it must)
             self._queue.append(member)
             try:
                 outcome = await member.future
@@ -75,6 +107,7 @@ class GroupCommit:
             if outcome is not _LEAD:
                 return cast("DeliveryAck | None", outcome)
         try:
+            conn = await lease.get()
             batch = [member]
             while self._queue and len(batch) < self._max:
                 batch.append(self._queue.popleft())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
@@ -24,7 +24,7 @@ from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.params import FromPath, Parameter
 
 from service import metrics
-from service.api.group_commit import group_commit
+from service.api.group_commit import Lease, group_commit
 from service.api.webhook_docs import (
     ACCEPTED,
     RECEIVE_RESPONSES,
@@ -115,7 +115,7 @@ def _translate_github(headers: dict[str, str], body: bytes) -> tuple[str, list[W
 
 
 async def _refuse(
-    conn: asyncpg.Connection,
+    lease: Lease,
     state: State,
     *,
     platform_id: UUID,
@@ -135,7 +135,7 @@ async def _refuse(
     budget.take(platform_id)
     try:
         await intake.log_refusal(
-            conn,
+            await lease.get(),
             platform_id=platform_id,
             source=source,
             delivery_id=delivery_id,
@@ -144,7 +144,7 @@ async def _refuse(
             reason=reason,
             event_type=event_type,
         )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable):
         log.warning("could not log a refused delivery", extra={"platform_id": str(platform_id)})
 
 
@@ -177,30 +177,22 @@ async def _receive(
         raise HTTPException(status_code=415, detail="deliveries must be application/json")
     body = await request.body()
 
-    pool: asyncpg.Pool = state.pool
+    lease = Lease(state.pool, state.acquire_timeout)
     try:
-        conn = await pool.acquire(timeout=state.acquire_timeout)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        await lease.get()
+    except Unavailable:
         metrics.record_delivery("rejected", "unavailable")
-        raise Unavailable("the database is not answering; retry shortly") from exc
+        raise
     try:
         return await _receive_on(
-            cast("asyncpg.Connection", conn),
-            request,
-            state,
-            settings,
-            body,
-            slug,
-            source,
-            verifier,
-            translator,
+            lease, request, state, settings, body, slug, source, verifier, translator
         )
     finally:
-        await pool.release(conn)
+        await lease.release()
 
 
 async def _receive_on(
-    conn: asyncpg.Connection,
+    lease: Lease,
     request: Request[Any, Any, Any],
     state: State,
     settings: Settings,
@@ -214,7 +206,7 @@ async def _receive_on(
     found = cache.cached(slug)
     from_cache = found is not None
     if found is None:
-        found = await cache.fetch(conn, slug)
+        found = await cache.fetch(await lease.get(), slug)
     if found is None:
         metrics.record_delivery("rejected", "unknown_platform")
         raise NotFound(f"no platform {slug!r}")
@@ -236,7 +228,7 @@ async def _receive_on(
             if not from_cache:
                 raise
             # Perhaps signed with a secret created since the cache was filled.
-            fresh = await cache.fetch(conn, slug)
+            fresh = await cache.fetch(await lease.get(), slug)
             delivery_id = verifier(headers, body, [] if fresh is None else fresh[1], tolerance)
         body.decode("utf-8")
     except (standard.SignatureError, ValueError) as exc:
@@ -248,7 +240,7 @@ async def _receive_on(
         else:
             reason = "the signature headers are malformed"
         await _refuse(
-            conn,
+            lease,
             state,
             platform_id=platform_id,
             source=source,
@@ -265,7 +257,7 @@ async def _receive_on(
         event_type, messages = translator(headers, body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         await _refuse(
-            conn,
+            lease,
             state,
             platform_id=platform_id,
             source=source,
@@ -290,8 +282,9 @@ async def _receive_on(
         try:
             ack = None
             if (message := intake.batchable(messages)) is not None and settings.group_commit:
-                ack = await group_commit(state).submit(conn, delivery, message)
+                ack = await group_commit(state).submit(lease, delivery, message)
             if ack is None:
+                conn = await lease.get()
                 async with conn.transaction():
                     ack = await intake.ingest(conn, delivery=delivery, messages=messages)
         except asyncpg.TransactionRollbackError as exc:
@@ -300,7 +293,7 @@ async def _receive_on(
             raise Unavailable("the delivery collided with a concurrent one; retry") from exc
     except RegistryError as exc:
         await _refuse(
-            conn,
+            lease,
             state,
             platform_id=platform_id,
             source=source,
@@ -314,7 +307,7 @@ async def _receive_on(
         raise
     if ack.duplicate:
         await _refuse(
-            conn,
+            lease,
             state,
             platform_id=platform_id,
             source=source,
