@@ -94,15 +94,16 @@ class GroupCommit:
         if self._leaders < self._in_flight:
             self._leaders += 1  # (the queue is empty whenever a leader's place is free)
         else:
-            await lease.release()  # (a leader takes one again if it must)
+            # Queued before anything is awaited: a leader finishing meanwhile finds it.
             self._queue.append(member)
             try:
+                await lease.release()  # (a leader takes one again if it must)
                 outcome = await member.future
             except asyncio.CancelledError:
-                if member.future.done() and not member.future.cancelled():
-                    self._hand_on()  # it was to lead: the next one leads in its place
-                elif member in self._queue:
+                if member in self._queue:
                     self._queue.remove(member)
+                elif _was_to_lead(member):
+                    self._hand_on()  # the next one leads in its place
                 raise
             if outcome is not _LEAD:
                 return cast("DeliveryAck | None", outcome)
@@ -144,6 +145,11 @@ class GroupCommit:
             self._queue.popleft().future.set_result(_LEAD)
         else:
             self._leaders -= 1
+
+
+def _was_to_lead(member: _Member) -> bool:
+    future = member.future
+    return future.done() and not future.cancelled() and future.result() is _LEAD
 
 
 def group_commit(state: State) -> GroupCommit:
