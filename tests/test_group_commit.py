@@ -24,6 +24,21 @@ from tests.conftest import PlatformFixture
 from tests.test_webhooks import deliver, event, hosted, new_secret
 
 
+async def _hosted(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    prefix: str,
+    count: int,
+) -> tuple[str, list[str]]:
+    """A signing secret for the platform, and ``count`` models it hosts."""
+    secret = await new_secret(client, admin, platform.slug)
+    names = [f"{prefix}{i}" for i in range(count)]
+    for name in names:
+        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    return secret, names
+
+
 def _batches() -> tuple[float, float]:
     count = REGISTRY.get_sample_value("registry_webhook_batch_size_count") or 0.0
     total = REGISTRY.get_sample_value("registry_webhook_batch_size_sum") or 0.0
@@ -37,10 +52,7 @@ async def test_concurrent_updates_share_transactions_and_each_is_recorded_once(
     platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    secret = await new_secret(client, admin, platform.slug)
-    names = [f"org-{uniq}/g{i}" for i in range(12)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    secret, names = await _hosted(client, admin, platform, f"org-{uniq}/g", 12)
     ids = [f"gc-{uniq}-{n}" for n in range(48)]
     bodies = [
         event("model.updated", {"model": names[n % len(names)], "revision": f"r{n}"})
@@ -94,10 +106,7 @@ async def test_what_a_batch_cannot_take_is_answered_by_the_regular_path(
     other_platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    secret = await new_secret(client, admin, platform.slug)
-    names = [f"org-{uniq}/f{i}" for i in range(8)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    secret, names = await _hosted(client, admin, platform, f"org-{uniq}/f", 8)
     first = event("model.updated", {"model": names[0], "revision": "first"})
     assert (
         await deliver(client, platform.slug, secret, first, msg_id=f"seen-{uniq}")
@@ -179,10 +188,7 @@ async def test_a_request_cancelled_in_the_queue_does_not_stall_the_rest(
     platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    secret = await new_secret(client, admin, platform.slug)
-    names = [f"org-{uniq}/q{i}" for i in range(4)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    _, names = await _hosted(client, admin, platform, f"org-{uniq}/q", 4)
     platform_id = UUID(platform.id)
     queue = GroupCommit(in_flight=1)
     held = conn.transaction()
