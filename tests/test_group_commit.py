@@ -180,6 +180,65 @@ def _delivery(
     return delivery, message
 
 
+_LOCK_ROW = (
+    "SELECT 1 FROM hostings h JOIN models m ON m.id = h.model_id "
+    "WHERE h.platform_id = $1 AND m.name = $2 FOR UPDATE OF h"
+)
+
+
+async def test_a_batch_that_fails_sends_every_member_to_the_regular_path(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    database_url: str,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    _, names = await _hosted(client, admin, platform, f"org-{uniq}/x", 3)
+    platform_id = UUID(platform.id)
+    queue = GroupCommit(in_flight=1)
+    other = await asyncpg.connect(database_url)
+    first_held, second_held = conn.transaction(), other.transaction()
+    await first_held.start()
+    await second_held.start()
+    await conn.execute(_LOCK_ROW, platform_id, names[0])  # holds the first batch
+    await other.execute(_LOCK_ROW, platform_id, names[1])  # holds the second
+    leases = [Lease(pool, 5.0) for _ in range(3)]
+    deliveries = [
+        _delivery(platform_id, platform.slug, f"x{n}-{uniq}", names[n], f"rev{n}") for n in range(3)
+    ]
+    try:
+        first = asyncio.create_task(queue.submit(leases[0], *deliveries[0]))
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(queue.submit(leases[1], *deliveries[1]))
+        third = asyncio.create_task(queue.submit(leases[2], *deliveries[2]))
+        await asyncio.sleep(0.05)
+        await first_held.rollback()
+        assert (await asyncio.wait_for(first, 10)) is not None
+        await asyncio.sleep(0.2)  # the second batch (second and third) now waits for its row
+        leader = await leases[1].get()
+        await conn.execute("SELECT pg_terminate_backend($1)", leader.get_server_pid())
+        outcomes = await asyncio.wait_for(asyncio.gather(second, third), 10)
+    finally:
+        if other.is_in_transaction():
+            await second_held.rollback()
+        await other.close()
+        if conn.is_in_transaction():
+            await first_held.rollback()
+        for lease in leases:
+            await lease.release()
+    # Neither was acknowledged by the batch: each is left for the regular path.
+    assert list(outcomes) == [None, None]
+    stored = await conn.fetch(
+        "SELECT delivery_id FROM webhook_deliveries WHERE platform_id = $1 "
+        "AND delivery_id = ANY($2)",
+        platform_id,
+        [d.delivery_id for d, _ in deliveries],
+    )
+    assert [r["delivery_id"] for r in stored] == [f"x0-{uniq}"]
+
+
 async def test_a_request_cancelled_in_the_queue_does_not_stall_the_rest(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
