@@ -123,8 +123,7 @@ async def lock_hosting_of(
 ) -> Hosting | None:
     """The platform's hosting of the model named ``model``, locked until the caller's
     transaction ends, or None when the platform records no such hosting."""
-    row = await q.select_hosting_of(conn, platform_id=platform_id, model=model)
-    return None if row is None else msgspec.convert(dict(row), Hosting)
+    return (await lock_hostings_of(conn, platform_id=platform_id, models=[model])).get(model)
 
 
 async def lock_hostings_of(

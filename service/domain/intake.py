@@ -133,7 +133,7 @@ async def ingest_batch(
 
     taken: set[UUID] = set()
     ids: set[tuple[UUID, str]] = set()
-    simple: list[int] = []
+    simple: list[tuple[int, Delivery, ModelUpdated, Hosting]] = []
     for i, (delivery, message) in enumerate(batch):
         hosting = locked.get((delivery.platform_id, message.data.model))
         platform = message.data.platform
@@ -144,9 +144,10 @@ async def ingest_batch(
             continue
         taken.add(hosting.id)
         ids.add(key)
-        simple.append(i)
+        simple.append((i, delivery, message, hosting))
+    acks: list[DeliveryAck | None] = [None] * len(batch)
     if not simple:
-        return [None] * len(batch)
+        return acks
 
     claimed = await q.claim_deliveries(
         conn,
@@ -160,36 +161,26 @@ async def ingest_batch(
                 d.body,
                 d.headers,
             )
-            for d, _ in (batch[i] for i in simple)
+            for _, d, _, _ in simple
         ],
     )
     applied = [
-        (i, claimed[key])
-        for i in simple
-        if (key := (batch[i][0].platform_id, batch[i][0].delivery_id)) in claimed
+        (i, d, m, h, row_id)
+        for i, d, m, h in simple
+        if (row_id := claimed.get((d.platform_id, d.delivery_id))) is not None
     ]
     seqs = await hostings.apply_patches(
         conn,
-        changes=[
-            (
-                locked[(batch[i][0].platform_id, batch[i][1].data.model)],
-                _update_patch(batch[i][1]),
-                _link(batch[i][0], row_id),
-            )
-            for i, row_id in applied
-        ],
+        changes=[(h, _update_patch(m), _link(d, row_id)) for _, d, m, h, row_id in applied],
         actor_id=None,
     )
     await q.set_single_events(
         conn,
-        [(row_id, seq) for (_, row_id), seq in zip(applied, seqs, strict=True) if seq is not None],
+        [(row_id, seq) for (*_, row_id), seq in zip(applied, seqs, strict=True) if seq is not None],
     )
-    acks: list[DeliveryAck | None] = [None] * len(batch)
-    for (i, _), seq in zip(applied, seqs, strict=True):
+    for (i, d, _, _, _), seq in zip(applied, seqs, strict=True):
         acks[i] = DeliveryAck(
-            delivery_id=batch[i][0].delivery_id,
-            duplicate=False,
-            events=[] if seq is None else [seq],
+            delivery_id=d.delivery_id, duplicate=False, events=[] if seq is None else [seq]
         )
     return acks
 
@@ -264,8 +255,12 @@ async def _find_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) 
 async def _own_hosting(conn: asyncpg.Connection, ctx: _Context, *, model: str) -> Hosting:
     hosting = await _find_hosting(conn, ctx, model=model)
     if hosting is None:
-        raise InvalidInput(f"this platform records no hosting of {model!r}", key="model")
+        raise _no_hosting(model)
     return hosting
+
+
+def _no_hosting(model: str) -> InvalidInput:
+    return InvalidInput(f"this platform records no hosting of {model!r}", key="model")
 
 
 async def _patch(
@@ -293,7 +288,7 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
         locked = await hostings.lock_hostings_of(conn, platform_id=ctx.platform_id, models=names)
         missing = [name for name in names if name not in locked]
         if missing:
-            raise InvalidInput(f"this platform records no hosting of {missing[0]!r}", key="model")
+            raise _no_hosting(missing[0])
         written = await hostings.apply_patches(
             conn,
             changes=[

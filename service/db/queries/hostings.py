@@ -11,7 +11,6 @@ __all__ = [
     "HostingRow",
     "insert_hosting",
     "select_hosting",
-    "select_hosting_of",
     "select_hostings",
     "select_hostings_of",
     "update_hosting",
@@ -239,22 +238,6 @@ async def select_hostings(
             limit,
         )
     )
-
-
-# A platform's hosting of a model, found by the model's name and locked for the change the
-# caller is about to make: one round trip where finding and then locking by id took two.
-SELECT_OF_MODEL_FOR_UPDATE = f"""
-SELECT {COLUMNS} {FROM}
-WHERE h.platform_id = $1 AND m.name = $2
-FOR UPDATE OF h
-"""
-
-
-async def select_hosting_of(
-    conn: asyncpg.Connection, *, platform_id: UUID, model: str
-) -> asyncpg.Record | None:
-    """``platform_id``'s hosting of the model named ``model``, locked, if it has one."""
-    return await conn.fetchrow(SELECT_OF_MODEL_FOR_UPDATE, platform_id, model)
 
 
 # Lock order is the model's name, as every other path that locks several hostings uses.
