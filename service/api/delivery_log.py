@@ -7,7 +7,6 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-import msgspec
 from litestar import Controller, get
 from litestar.params import FromPath, FromQuery, Parameter
 
@@ -16,16 +15,10 @@ from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.api.webhooks import Slug
-from service.db.queries import deliveries as deliveries_q
+from service.domain import delivery_log as domain
 from service.domain.platforms import get_platform
-from service.errors import NotFound
 from service.schemas.keys import Principal
-from service.schemas.webhooks import (
-    DeliveryLogEntry,
-    DeliveryLogPage,
-    DeliveryOutcome,
-    StoredDelivery,
-)
+from service.schemas.webhooks import DeliveryLogPage, DeliveryOutcome, StoredDelivery
 
 __all__ = ["DeliveryLogController"]
 
@@ -56,14 +49,13 @@ class DeliveryLogController(Controller):
         cursor: Cursor = None,
     ) -> DeliveryLogPage:
         platform_id = await _platform_for(db, platform, principal)
-        rows = await deliveries_q.select_log(
+        items = await domain.list_deliveries(
             db,
             platform_id=platform_id,
             outcome=outcome,
             before=decode_uuid_cursor(cursor),
             limit=limit + 1,
         )
-        items = [msgspec.convert(dict(row), DeliveryLogEntry) for row in rows]
         page, next_cursor = paginate(items, limit, lambda e: e.id)
         return DeliveryLogPage(items=page, next_cursor=next_cursor)
 
@@ -82,11 +74,6 @@ class DeliveryLogController(Controller):
         principal: Caller,
     ) -> StoredDelivery:
         platform_id = await _platform_for(db, platform, principal)
-        row = await deliveries_q.select_delivery(
-            db, platform_id=platform_id, delivery_id=delivery_id
+        return await domain.get_delivery(
+            db, platform_id=platform_id, platform_slug=platform, delivery_id=delivery_id
         )
-        if row is None:
-            raise NotFound(f"no accepted delivery {delivery_id!r} from {platform!r}")
-        record = dict(row)
-        record["body"] = bytes(record["body"]).decode("utf-8")
-        return msgspec.convert(record, StoredDelivery)
