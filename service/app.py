@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-
 import asyncpg
 import httpx
 from litestar import Litestar, Router
@@ -42,10 +39,7 @@ from service.api.reports import ReportController
 from service.api.secrets import WebhookSecretController
 from service.api.transparency import CheckpointKeyController, TransparencyController
 from service.api.webhooks import WebhookController
-from service.db.pool import create_pool
-from service.domain.delivery_worker import delivery_worker
-from service.domain.export_jobs import export_worker
-from service.domain.sealer import ledger_sealing
+from service.lifespan import lifespan, process_state
 from service.metrics import DEFAULT_PROBES
 from service.middleware import RequestContextMiddleware
 from service.settings import Settings
@@ -103,25 +97,8 @@ def create_app(
     pool: asyncpg.Pool | None = None,
     http: httpx.AsyncClient | None = None,
 ) -> Litestar:
-    """Build the app. Given a ``pool`` (tests), the app uses it and leaves it open."""
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        own_pool = pool is None
-        if own_pool:
-            if settings.database_url is None:
-                raise RuntimeError("the database URL must be resolved before the app starts")
-            app.state.pool = await create_pool(settings, settings.database_url)
-        own_http = http is None
-        app.state.http = http or httpx.AsyncClient(timeout=10.0)
-        try:
-            yield
-        finally:
-            if own_http:
-                await app.state.http.aclose()
-            if own_pool:
-                await app.state.pool.close()
-
+    """Build the app. Given a ``pool`` or ``http`` client (tests), the app uses it and leaves
+    it open; the lifespan (``service.lifespan``) opens and closes whatever else it holds."""
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -139,15 +116,8 @@ def create_app(
         dependencies=dependencies,
         middleware=[auth_middleware()],
         exception_handlers=exception_handlers,
-        # The sealer runs after the pool exists (lifespans start in order).
-        # The delivery worker uses the pool and the shared HTTP client, so it starts after
-        # them and, on shutdown, finishes its batch before they close.
-        lifespan=[
-            lifespan,
-            ledger_sealing(settings),
-            delivery_worker(settings),
-            export_worker(settings),
-        ],
+        # The pool, the HTTP client, the signer and the background workers.
+        lifespan=[lifespan(settings, pool=pool, http=http)],
         state=State(
             {
                 "pool": pool,
@@ -156,6 +126,8 @@ def create_app(
                 "settings": settings,
                 # Scrape-time database probes behind /metrics (see service.metrics).
                 "metric_probes": [*DEFAULT_PROBES],
+                # Limiters, caches and queues every request of this process shares.
+                **process_state(settings),
             }
         ),
         openapi_config=_openapi(),

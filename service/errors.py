@@ -1,6 +1,8 @@
 """The registry's error tree and its one mapping to RFC 9457 problem details.
 
     RegistryError                 any failure the domain reports on purpose
+    ├── MalformedDelivery   400   a verified webhook delivery that is not a valid event
+    ├── SignatureRejected   401   a webhook delivery not verifiably from its platform
     ├── NotFound            404   no such record, or not one the caller may see
     ├── Forbidden           403   the caller may see the record but not do this to it
     ├── Conflict            409   the request clashes with the record's current state
@@ -19,8 +21,10 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "InvalidInput",
+    "MalformedDelivery",
     "NotFound",
     "RegistryError",
+    "SignatureRejected",
     "Unavailable",
 ]
 
@@ -36,6 +40,18 @@ class RegistryError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+
+class MalformedDelivery(RegistryError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class SignatureRejected(RegistryError):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
 
 
 class NotFound(RegistryError):

@@ -16,8 +16,8 @@ from uuid import UUID
 import asyncpg
 import httpx
 
-from service.api.group_commit import GroupCommit, Lease
 from service.domain import intake
+from service.domain.group_commit import GroupCommit, Lease
 from service.metrics import REGISTRY
 from service.schemas.webhooks import ModelUpdated, decode_message
 from tests.conftest import PlatformFixture

@@ -15,8 +15,8 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from service.api.reports import RateLimiter
 from service.app import create_app
+from service.domain.limits import TokenBucket
 from service.settings import Settings
 from tests.conftest import PlatformFixture, register_model
 
@@ -330,15 +330,15 @@ async def test_rate_limit(settings: Settings, pool: asyncpg.Pool, uniq: str) -> 
 
 
 def test_rate_limiter_refills_and_forgets() -> None:
-    limiter = RateLimiter(limit=2, window=10.0, max_keys=2)
-    assert limiter.take("a", now=0.0) == 0
-    assert limiter.take("a", now=0.0) == 0
-    assert limiter.take("a", now=0.0) == pytest.approx(5.0)
-    assert limiter.take("a", now=5.0) == 0
-    limiter.take("b", now=5.0)
-    limiter.take("c", now=5.0)
+    limiter = TokenBucket.per_window(limit=2, window=10.0, max_keys=2)
+    assert limiter.spend("a", now=0.0) == 0
+    assert limiter.spend("a", now=0.0) == 0
+    assert limiter.spend("a", now=0.0) == pytest.approx(5.0)
+    assert limiter.spend("a", now=5.0) == 0
+    limiter.spend("b", now=5.0)
+    limiter.spend("c", now=5.0)
     # "a" was least recently seen and has been dropped: it starts again with a full bucket.
-    assert limiter.take("a", now=5.0) == 0
+    assert limiter.spend("a", now=5.0) == 0
 
 
 async def test_unlisted_models_match_as_duplicates(

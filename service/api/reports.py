@@ -4,11 +4,11 @@ Limits, both settable (``service.settings``):
 
 * **Rate**: each client address gets ``public_rate_limit`` requests per
   ``public_rate_window_seconds`` on this channel (a token bucket refilling evenly over the
-  window, kept in this process's memory). Beyond it the answer is 429 with ``Retry-After``.
-  Follow-ups count too, which also bounds token guessing. The address is the TCP peer, or,
-  when that peer is listed in ``REGISTRY_TRUSTED_PROXIES``, the client it forwards for
-  (``X-Forwarded-For``); behind a proxy that is not listed, every reporter would share the
-  proxy's allowance.
+  window, kept in this process's memory: ``service.domain.limits``). Beyond it the answer
+  is 429 with ``Retry-After``. Follow-ups count too, which also bounds token guessing. The
+  address is the TCP peer, or, when that peer is listed in ``REGISTRY_TRUSTED_PROXIES``, the
+  client it forwards for (``X-Forwarded-For``); behind a proxy that is not listed, every
+  reporter would share the proxy's allowance.
 * **Size**: bodies above ``public_max_body_bytes`` are refused with 413 before they are read
   when ``Content-Length`` says so, and after reading otherwise.
 
@@ -19,8 +19,6 @@ not end up in access logs.
 from __future__ import annotations
 
 import math
-import time
-from collections import OrderedDict
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -33,6 +31,7 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter
 from service.api.deps import Db
 from service.api.problems import problem_responses
 from service.domain import reports as domain
+from service.domain.limits import TokenBucket
 from service.schemas.reports import (
     ReportIn,
     ReportNote,
@@ -42,7 +41,7 @@ from service.schemas.reports import (
 )
 from service.settings import Settings
 
-__all__ = ["RateLimiter", "ReportController"]
+__all__ = ["ReportController"]
 
 Ref = Annotated[str, PathParameter(max_length=40, description="The report reference, `RR-...`.")]
 Token = Annotated[
@@ -55,49 +54,9 @@ Token = Annotated[
 ]
 
 
-class RateLimiter:
-    """Token buckets per key: ``limit`` requests, refilled evenly over ``window`` seconds.
-
-    At most ``max_keys`` buckets are kept; the least recently seen is dropped first (a
-    dropped key starts again with a full bucket, which errs towards letting reports in).
-    """
-
-    def __init__(self, *, limit: int, window: float, max_keys: int = 100_000) -> None:
-        self.capacity = float(limit)
-        self.rate = limit / window
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def take(self, key: str, now: float | None = None) -> float:
-        """Spend one request; 0 if allowed, else the seconds until one is available."""
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        wait = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
-        else:
-            wait = (1.0 - tokens) / self.rate
-        self._buckets[key] = (tokens, now)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return wait
-
-
 def _settings(state: State) -> Settings:
     settings: Settings = state.settings
     return settings
-
-
-def _limiter(state: State) -> RateLimiter:
-    limiter = state.get("public_rate_limiter")
-    if limiter is None:
-        settings = _settings(state)
-        limiter = RateLimiter(
-            limit=settings.public_rate_limit, window=settings.public_rate_window_seconds
-        )
-        state["public_rate_limiter"] = limiter
-    return limiter
 
 
 def _too_large(limit: int) -> HTTPException:
@@ -108,7 +67,8 @@ def public_limits(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     """Rate and size limits, checked before the body is read."""
     state = connection.app.state
     address = connection.client.host if connection.client else "unknown"
-    wait = _limiter(state).take(address)
+    limiter: TokenBucket = state.public_limiter
+    wait = limiter.spend(address)
     if wait > 0:
         raise TooManyRequestsException(
             "too many reports from this address; retry later",

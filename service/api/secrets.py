@@ -12,7 +12,6 @@ from litestar.params import FromPath, FromQuery, Parameter
 from service.api.auth import ADMIN, allow
 from service.api.deps import Caller, Db
 from service.api.problems import problem_responses
-from service.api.webhook_limits import signing_cache
 from service.domain import secrets as domain
 from service.schemas.secrets import CreatedWebhookSecret, WebhookSecret, WebhookSecretList
 
@@ -64,5 +63,5 @@ class WebhookSecretController(Controller):
             db, slug=slug, secret_id=secret_id, actor_id=principal.id
         )
         # Deliveries this process verifies stop accepting the secret at once.
-        signing_cache(state).forget(slug)
+        state.webhook_gate.signing.forget(slug)
         return retired

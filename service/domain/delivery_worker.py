@@ -30,12 +30,12 @@ import base64
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import cast
 
 import asyncpg
 import httpx
@@ -51,7 +51,6 @@ from service.settings import Settings
 __all__ = [
     "WorkerConfig",
     "deliver_batch",
-    "delivery_worker",
     "parse_retry_after",
     "retry_delay",
     "run_delivery_worker",
@@ -274,26 +273,3 @@ async def run_delivery_worker(
             continue
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=config.poll_interval)
-
-
-def delivery_worker(settings: Settings) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A lifespan hook running the worker when ``settings.outbox_worker`` says so."""
-
-    @asynccontextmanager
-    async def delivering(app: Any) -> AsyncIterator[None]:
-        if not settings.outbox_worker:
-            yield
-            return
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            run_delivery_worker(
-                app.state.pool, app.state.http, WorkerConfig.from_settings(settings), stop=stop
-            )
-        )
-        try:
-            yield
-        finally:
-            stop.set()
-            await task
-
-    return delivering

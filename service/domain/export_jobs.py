@@ -13,27 +13,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 from uuid import UUID
 
 import asyncpg
 
 from service.db.queries import export_jobs as q
 from service.domain.bundles import FileSink, build_bundle
-from service.domain.checkpoints import Signer, load_or_create_signer
+from service.domain.checkpoints import Signer
 from service.domain.exports import ExportFilters
 from service.domain.platforms import get_platform
 from service.errors import Conflict, InvalidInput, NotFound
 from service.schemas.exports import ExportFile, ExportJob, ExportJobIn
-from service.settings import Settings
 
 __all__ = [
     "create_job",
-    "export_worker",
     "get_job",
+    "run_export_worker",
     "run_next_job",
     "stream_file",
 ]
@@ -260,45 +258,25 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def export_worker(settings: Settings) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A lifespan hook running the export worker when ``settings.export_worker`` is on."""
-
-    @asynccontextmanager
-    async def working(app: Any) -> AsyncIterator[None]:
-        if not settings.export_worker:
-            yield
-            return
-        signer = getattr(app.state, "signer", None) or load_or_create_signer(
-            settings.signing_key_path, name=settings.checkpoint_origin
-        )
-        wake = asyncio.Event()
-        app.state.export_wakeup = wake
-        stop = asyncio.Event()
-
-        async def loop() -> None:
-            while not stop.is_set():
-                try:
-                    busy = await run_next_job(
-                        app.state.pool, signer=signer, seconds=settings.export_timeout_seconds
-                    )
-                except (asyncpg.PostgresError, OSError) as exc:
-                    log.warning("export worker: database unavailable (%s)", type(exc).__name__)
-                    busy = False
-                if busy:
-                    continue
-                wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=settings.export_poll_seconds)
-
-        task = asyncio.create_task(loop())
+async def run_export_worker(
+    pool: asyncpg.Pool,
+    *,
+    signer: Signer,
+    seconds: float,
+    poll_interval: float,
+    wake: asyncio.Event,
+    stop: asyncio.Event,
+) -> None:
+    """Run queued jobs until ``stop`` is set; when none is queued, sleep ``poll_interval``
+    seconds or until ``wake`` is set (a job queued through this process)."""
+    while not stop.is_set():
         try:
-            yield
-        finally:
-            stop.set()
-            wake.set()
-            # A job in progress is abandoned; its lease lapses and it is taken up again.
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return working
+            busy = await run_next_job(pool, signer=signer, seconds=seconds)
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("export worker: database unavailable (%s)", type(exc).__name__)
+            busy = False
+        if busy:
+            continue
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=poll_interval)

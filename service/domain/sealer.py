@@ -23,8 +23,8 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any, cast
 
 import asyncpg
@@ -32,7 +32,7 @@ import msgspec
 
 from service.db.queries import ledger_tree as q
 from service.domain import merkle
-from service.domain.checkpoints import Signer, format_body, load_or_create_signer
+from service.domain.checkpoints import Signer, format_body
 from service.errors import NotFound
 from service.schemas.transparency import (
     CheckpointOut,
@@ -41,7 +41,6 @@ from service.schemas.transparency import (
     LeafHash,
     LeafPage,
 )
-from service.settings import Settings
 
 __all__ = [
     "GapTracker",
@@ -50,7 +49,6 @@ __all__ = [
     "get_checkpoint",
     "get_consistency_proof",
     "get_inclusion_proof",
-    "ledger_sealing",
     "list_leaf_hashes",
     "run_sealer",
     "seal_once",
@@ -178,43 +176,6 @@ async def run_sealer(
                 continue
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-
-
-def ledger_sealing(settings: Settings) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """A lifespan hook: loads the signing key into ``app.state.signer`` and runs the sealer.
-
-    The key is created when the sealer is on and none exists yet; without the sealer an
-    existing key is still loaded, so any replica can serve the public key.
-    """
-
-    @asynccontextmanager
-    async def sealing(app: Any) -> AsyncIterator[None]:
-        path = settings.signing_key_path
-        signer = None
-        if settings.sealer or path.exists():
-            signer = load_or_create_signer(path, name=settings.checkpoint_origin)
-        app.state.signer = signer
-        if not settings.sealer or signer is None:
-            yield
-            return
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            run_sealer(
-                app.state.pool,
-                signer=signer,
-                batch_size=settings.seal_batch_size,
-                interval=settings.seal_interval_seconds,
-                gap_grace=settings.seal_gap_grace_seconds,
-                stop=stop,
-            )
-        )
-        try:
-            yield
-        finally:
-            stop.set()
-            await task
-
-    return sealing
 
 
 # -- reading the sealed tree ------------------------------------------------------------------

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import asyncpg
-from litestar.datastructures import State
 
 from service import metrics
 from service.domain import intake
 from service.errors import Unavailable
 from service.schemas.webhooks import DeliveryAck, ModelUpdated
 
-__all__ = ["GroupCommit", "Lease", "group_commit"]
+__all__ = ["GroupCommit", "Lease"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,8 @@ class _Member:
 
 
 class GroupCommit:
-    """The queue of one process; ``submit`` is the whole interface."""
+    """The queue of one process (made once, by ``service.lifespan``); ``submit`` is the whole
+    interface."""
 
     def __init__(self, *, max_batch: int = 64, in_flight: int = 1) -> None:
         self._queue: deque[_Member] = deque()
@@ -150,12 +150,3 @@ class GroupCommit:
 def _was_to_lead(member: _Member) -> bool:
     future = member.future
     return future.done() and not future.cancelled() and future.result() is _LEAD
-
-
-def group_commit(state: State) -> GroupCommit:
-    """The process's group commit queue, made on first use."""
-    queue: GroupCommit | None = state.get("webhook_group_commit")
-    if queue is None:
-        queue = GroupCommit()
-        state["webhook_group_commit"] = queue
-    return queue
