@@ -98,7 +98,7 @@ async def test_each_route_refuses_through_intake_and_logs_the_refusal(
     assert r.status_code == 400, r.text
     assert r.json()["type"].endswith(":bad-request")
 
-    # Too large and of the wrong media type: refused before the platform is even looked up.
+    # The wrong media type: the controller answers 415 itself, and nothing is logged.
     r = await client.post(url, content=b"x", headers={"content-type": "text/plain"})
     assert r.status_code == 415
 
