@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
+from service.errors import Unavailable
 from service.settings import Settings
 
-__all__ = ["FairPool", "Pool", "create_pool", "init_connection", "json_decode", "json_encode"]
+__all__ = [
+    "DB_FAILURES",
+    "FairPool",
+    "Pool",
+    "PooledConnection",
+    "acquire",
+    "connection",
+    "create_pool",
+    "init_connection",
+    "json_decode",
+    "json_encode",
+]
 
 Pool = asyncpg.Pool
 
@@ -64,6 +79,44 @@ class FairPool(asyncpg.Pool):
         # given none of its own: it would wrap the wait in a task of its own on every call.
         async with asyncio.timeout(timeout), self._turn:
             return await super()._acquire(None)  # type: ignore[misc]
+
+
+#: What ``pool.acquire`` hands out: a proxy of a connection (generic only to the type checker).
+if TYPE_CHECKING:
+    PooledConnection = PoolConnectionProxy[asyncpg.Record]
+else:
+    PooledConnection = PoolConnectionProxy
+
+#: What a pool or a connection raises when the database cannot answer now.
+DB_FAILURES = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def acquire(pool: asyncpg.Pool, *, timeout: float | None) -> PooledConnection:  # noqa: ASYNC109 - the pool's own deadline
+    """A connection from ``pool``, to be given back with ``pool.release``.
+
+    Raises ``Unavailable`` for every way the pool can fail to give one within ``timeout``
+    seconds: the wait ran out, the server refused or is unreachable, the pool is closing.
+    """
+    try:
+        conn = await pool.acquire(timeout=timeout)
+    except DB_FAILURES as exc:
+        raise Unavailable("the database is not answering; retry shortly") from exc
+    return conn
+
+
+@asynccontextmanager
+async def connection(
+    pool: asyncpg.Pool,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 - the pool's own deadline
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from ``pool`` for the block, given back after it (see ``acquire``)."""
+    conn = await acquire(pool, timeout=timeout)
+    try:
+        # A pooled connection is a proxy that behaves as the connection itself.
+        yield cast("asyncpg.Connection", conn)
+    finally:
+        await pool.release(conn)
 
 
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:

@@ -16,6 +16,7 @@ with the decision's full state.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -23,7 +24,10 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from service.db.queries import audits as audits_q
 from service.db.queries import decommissions as q
+from service.db.queries import incidents as incidents_q
+from service.db.queries import policies as policies_q
 from service.domain import outbox
 from service.domain.as_of import state_as_of
 from service.domain.ledger import diff, record_event, to_state
@@ -50,6 +54,9 @@ __all__ = [
 #: Decisions that platforms must follow: a hosting in their scope is told of them.
 IN_FORCE = frozenset({"notified", "executed"})
 
+#: A query returning which of the ids it is given name a record.
+_Existing = Callable[..., Awaitable[set[UUID]]]
+
 TRANSITIONS: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "withdrawn"}),
     "approved": frozenset({"notified", "withdrawn"}),
@@ -57,9 +64,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "executed": frozenset(),
     "withdrawn": frozenset(),
 }
-
-_FINDING_EXISTS = "SELECT array_agg(id) FROM audit_findings WHERE id = ANY ($1::uuid[])"
-_INCIDENT_EXISTS = "SELECT array_agg(id) FROM incidents WHERE id = ANY ($1::uuid[])"
 
 
 async def get_decision(
@@ -145,10 +149,12 @@ async def record_decision_event(
     )
 
 
-async def _check_exist(conn: asyncpg.Connection, sql: str, ids: list[UUID], key: str) -> None:
+async def _check_exist(
+    conn: asyncpg.Connection, existing: _Existing, ids: list[UUID], key: str
+) -> None:
     if not ids:
         return
-    found = set(await conn.fetchval(sql, ids) or [])
+    found = await existing(conn, ids=ids)
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise InvalidInput(f"no such record: {', '.join(missing)}", key=key)
@@ -191,13 +197,11 @@ async def propose_decision(
                 raise InvalidInput(f"no platform {slug!r}", key="platforms") from exc
     incident_ids = list(dict.fromkeys(data.incident_ids))
     finding_ids = list(dict.fromkeys(data.finding_ids))
-    await _check_exist(conn, _INCIDENT_EXISTS, incident_ids, "incident_ids")
-    await _check_exist(conn, _FINDING_EXISTS, finding_ids, "finding_ids")
+    await _check_exist(conn, incidents_q.select_existing, incident_ids, "incident_ids")
+    await _check_exist(conn, audits_q.select_existing_findings, finding_ids, "finding_ids")
     clause = data.policy_clause
     if data.policy_id is not None:
-        policy_clause = await conn.fetchval(
-            "SELECT clause FROM decommission_policies WHERE id = $1", data.policy_id
-        )
+        policy_clause = await policies_q.select_clause(conn, policy_id=data.policy_id)
         if policy_clause is None:
             raise InvalidInput(f"no policy {data.policy_id}", key="policy_id")
         clause = clause or policy_clause

@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal, cast
 from uuid import UUID
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from service.db.pool import PooledConnection, acquire
 from service.db.queries import exports as q
 from service.errors import InvalidInput
 
@@ -32,12 +32,6 @@ DATASETS = tuple(q.DATASETS)
 #: Chunks held between PostgreSQL and the consumer (asyncpg hands over up to ~64 KiB each).
 QUEUE_CHUNKS = 16
 _DONE = object()
-
-#: What ``pool.acquire`` hands out: a proxy of a connection (generic only to the type checker).
-if TYPE_CHECKING:
-    PooledConnection = PoolConnectionProxy[asyncpg.Record]
-else:
-    PooledConnection = PoolConnectionProxy
 
 
 class ExportFilters:
@@ -92,7 +86,7 @@ async def start_export(
     async def produce(conn: PooledConnection) -> None:
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL TimeZone = 'UTC'")
+                await q.set_export_session(cast("asyncpg.Connection", conn))
                 copy = q.copy_csv if fmt == "csv" else q.copy_jsonl
                 await copy(
                     cast("asyncpg.Connection", conn),  # a pooled proxy behaves as one
@@ -107,7 +101,7 @@ async def start_export(
             return
         await queue.put(_DONE)
 
-    conn = await pool.acquire(timeout=acquire_timeout)
+    conn = await acquire(pool, timeout=acquire_timeout)
     producer = asyncio.create_task(produce(conn))
     try:
         first = await queue.get()

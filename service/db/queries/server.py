@@ -1,0 +1,28 @@
+"""SQL about the server itself: a liveness probe, and the catalogue of databases."""
+
+from __future__ import annotations
+
+import asyncpg
+
+__all__ = ["create_database", "database_exists", "ping"]
+
+PING = "SELECT 1"
+
+DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
+
+
+async def ping(conn: asyncpg.Connection, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 - a deadline on the query itself
+    """One round trip; raises if the server does not answer within ``timeout`` seconds."""
+    await conn.fetchval(PING, timeout=timeout)
+
+
+async def database_exists(conn: asyncpg.Connection, *, name: str) -> bool:
+    return bool(await conn.fetchval(DATABASE_EXISTS, name))
+
+
+async def create_database(conn: asyncpg.Connection, *, name: str) -> None:
+    """Create database ``name``: one of the service's own constants, never input.
+
+    A database name cannot be a bind parameter, so it is quoted here.
+    """
+    await conn.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
