@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import msgspec
-from asyncpg.pool import PoolConnectionProxy
+from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
 from service.errors import Unavailable
 from service.settings import Settings
@@ -66,6 +66,9 @@ class FairPool(asyncpg.Pool):
     the rest, past the acquire timeout (a 503). Here acquirers pass one at a time through
     a lock, which asyncio grants first come, first served; only the one at its head waits
     on the pool itself.
+
+    Built on asyncpg's public API: ``acquire`` is overridden (so ``pool.fetchval`` and the
+    like take their turn too), and the one at the head of the line calls asyncpg's own.
     """
 
     __slots__ = ("_turn",)
@@ -74,11 +77,37 @@ class FairPool(asyncpg.Pool):
         super().__init__(*args, **kwargs)
         self._turn = asyncio.Lock()
 
-    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg's signature
-        # One deadline covers the wait for a turn and the wait for a connection. asyncpg is
-        # given none of its own: it would wrap the wait in a task of its own on every call.
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        return _FairAcquire(self, timeout)
+
+    async def take_turn(self, timeout: float | None) -> PooledConnection:  # noqa: ASYNC109 - asyncpg's signature
+        """Wait for this caller's turn, then for a connection, within ``timeout`` in all."""
+        # asyncpg is given no deadline of its own: it would wrap the wait in a task of its
+        # own on every call.
         async with asyncio.timeout(timeout), self._turn:
-            return await super()._acquire(None)  # type: ignore[misc]
+            return await super().acquire(timeout=None)
+
+
+class _FairAcquire(PoolAcquireContext):
+    """What ``FairPool.acquire`` returns: awaited, or used in ``async with``, as asyncpg's.
+
+    Only the taking changes; giving back (``__aexit__``, ``pool.release``) is asyncpg's.
+    """
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> PooledConnection:
+        if self.connection is not None or self.done:
+            raise asyncpg.InterfaceError("a connection is already acquired")
+        self.connection = await self._take()
+        return self.connection
+
+    def __await__(self) -> Generator[Any, None, PooledConnection]:
+        self.done = True
+        return self._take().__await__()
+
+    async def _take(self) -> PooledConnection:
+        return await cast("FairPool", self.pool).take_turn(self.timeout)
 
 
 #: What ``pool.acquire`` hands out: a proxy of a connection (generic only to the type checker).
