@@ -1,8 +1,10 @@
 """The registry's error tree and its one mapping to RFC 9457 problem details.
 
     RegistryError                 any failure the domain reports on purpose
+    ├── InvalidCursor       400   a page cursor this service did not issue
     ├── NotFound            404   no such record, or not one the caller may see
     ├── Forbidden           403   the caller may see the record but not do this to it
+    ├── NotAcceptable       406   the caller accepts no format the resource is served in
     ├── Conflict            409   the request clashes with the record's current state
     ├── InvalidInput        422   well-formed input that breaks a rule of the domain
     └── Unavailable         503   a dependency (the database) cannot answer now
@@ -18,7 +20,9 @@ from typing import ClassVar
 __all__ = [
     "Conflict",
     "Forbidden",
+    "InvalidCursor",
     "InvalidInput",
+    "NotAcceptable",
     "NotFound",
     "RegistryError",
     "Unavailable",
@@ -38,6 +42,12 @@ class RegistryError(Exception):
         self.extra = extra
 
 
+class InvalidCursor(RegistryError):
+    status = 400
+    slug = "invalid-cursor"
+    title = "Invalid cursor"
+
+
 class NotFound(RegistryError):
     status = 404
     slug = "not-found"
@@ -48,6 +58,12 @@ class Forbidden(RegistryError):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class NotAcceptable(RegistryError):
+    status = 406
+    slug = "not-acceptable"
+    title = "Not acceptable"
 
 
 class Conflict(RegistryError):

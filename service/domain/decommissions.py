@@ -42,7 +42,6 @@ __all__ = [
     "add_targets",
     "approve_decision",
     "get_decision",
-    "get_decision_as_of",
     "list_decisions",
     "notice_for",
     "notify_decision",
@@ -71,9 +70,21 @@ async def get_decision(
     *,
     decision_id: UUID,
     visible_to: UUID | None = None,
+    as_of: datetime | None = None,
     for_update: bool = False,
 ) -> Decision:
-    """One decision; a platform (``visible_to``) sees only notified decisions targeting it."""
+    """One decision; a platform (``visible_to``) sees only notified decisions targeting it.
+
+    With ``as_of``, the decision, its targets and their confirmations as the registry
+    recorded them then; a platform sees the past only of decisions it could see then.
+    """
+    if as_of is not None:
+        then = await state_as_of(conn, subject_id=decision_id, as_of=as_of, record=Decision)
+        if then is None or not _visible(then, visible_to):
+            raise NotFound(
+                f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
+            )
+        return then
     row = await q.select_decision(conn, decision_id=decision_id, for_update=for_update)
     if row is None:
         raise NotFound(f"no decommission decision {decision_id}")
@@ -84,19 +95,6 @@ async def get_decision(
     decision = msgspec.convert({**dict(row), "targets": targets}, Decision)
     if not _visible(decision, visible_to):
         raise NotFound(f"no decommission decision {decision_id}")
-    return decision
-
-
-async def get_decision_as_of(
-    conn: asyncpg.Connection, *, decision_id: UUID, as_of: datetime, visible_to: UUID | None
-) -> Decision:
-    """The decision, its targets and their confirmations as the registry recorded them at
-    ``as_of``; a platform sees the past only of decisions it could see then."""
-    decision = await state_as_of(conn, subject_id=decision_id, as_of=as_of, record=Decision)
-    if decision is None or not _visible(decision, visible_to):
-        raise NotFound(
-            f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
-        )
     return decision
 
 

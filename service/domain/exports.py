@@ -22,12 +22,15 @@ import asyncpg
 
 from service.db.pool import PooledConnection, acquire
 from service.db.queries import exports as q
-from service.errors import InvalidInput
+from service.domain.platforms import get_platform
+from service.errors import InvalidInput, NotFound
 
-__all__ = ["DATASETS", "ExportFilters", "Format", "start_export"]
+__all__ = ["COLUMNS", "DATASETS", "ExportFilters", "Format", "start_export"]
 
 Format = Literal["csv", "jsonl"]
 DATASETS = tuple(q.DATASETS)
+#: Each dataset's columns, in order: CSV headers and JSON keys.
+COLUMNS = q.COLUMNS
 
 #: Chunks held between PostgreSQL and the consumer (asyncpg hands over up to ~64 KiB each).
 QUEUE_CHUNKS = 16
@@ -59,6 +62,15 @@ class ExportFilters:
     def as_params(self) -> q.Filters:
         return (self.since, self.until, self.platform_id, self.stage, self.model_id)
 
+    def with_platform(self, platform_id: UUID) -> ExportFilters:
+        return ExportFilters(
+            since=self.since,
+            until=self.until,
+            platform_id=platform_id,
+            stage=self.stage,
+            model_id=self.model_id,
+        )
+
 
 async def start_export(
     pool: asyncpg.Pool,
@@ -68,10 +80,12 @@ async def start_export(
     filters: ExportFilters,
     seconds: float,
     acquire_timeout: float,
+    platform: str | None = None,
     redact: bool = False,
 ) -> AsyncIterator[bytes]:
     """Start an export and return its bytes as PostgreSQL produces them.
 
+    ``platform`` (a slug) narrows the export to that platform; NotFound if there is none.
     The connection is taken and the first chunk awaited before this returns, so an
     unavailable database or a failing query is reported before any response is sent.
     """
@@ -102,6 +116,16 @@ async def start_export(
         await queue.put(_DONE)
 
     conn = await acquire(pool, timeout=acquire_timeout)
+    if platform is not None:
+        try:
+            found = await get_platform(cast("asyncpg.Connection", conn), slug=platform)
+        except NotFound as exc:
+            await pool.release(conn)
+            raise NotFound(f"no platform {platform!r}") from exc
+        except BaseException:
+            await pool.release(conn)
+            raise
+        filters = filters.with_platform(found.id)
     producer = asyncio.create_task(produce(conn))
     try:
         first = await queue.get()
