@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
+from service.db.queries import server as server_q
 from service.errors import Unavailable
 from service.settings import Settings
 
@@ -54,7 +55,7 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     # (RESET ALL; CLOSE ALL; UNLISTEN *; ...) would be a wasted round trip per request.
     # A transaction left open by a failure is still rolled back.
     if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
+        await server_q.rollback(conn)
 
 
 class FairPool(asyncpg.Pool):

@@ -1,12 +1,15 @@
-"""SQL about the server itself: a liveness probe, and the catalogue of databases."""
+"""SQL about the server and the session: a liveness probe, ending a transaction left open,
+and the catalogue of databases."""
 
 from __future__ import annotations
 
 import asyncpg
 
-__all__ = ["create_database", "database_exists", "ping"]
+__all__ = ["create_database", "database_exists", "ping", "rollback"]
 
 PING = "SELECT 1"
+
+ROLLBACK = "ROLLBACK"
 
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
 
@@ -14,6 +17,11 @@ DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
 async def ping(conn: asyncpg.Connection, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 - a deadline on the query itself
     """One round trip; raises if the server does not answer within ``timeout`` seconds."""
     await conn.fetchval(PING, timeout=timeout)
+
+
+async def rollback(conn: asyncpg.Connection) -> None:
+    """End the transaction a connection was left in, undoing it."""
+    await conn.execute(ROLLBACK)
 
 
 async def database_exists(conn: asyncpg.Connection, *, name: str) -> bool:
