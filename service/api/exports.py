@@ -95,7 +95,9 @@ class ExportController(Controller):
         if fmt is None:
             raise NotAcceptable("exports are served as text/csv or application/x-ndjson")
         settings = state.settings
-        redact = principal.role == "regulator" and settings.redact_incident_text_for_regulators
+        redact = domain.redacts_for(
+            principal, redact_for_regulators=settings.redact_incident_text_for_regulators
+        )
         chunks = await domain.start_export(
             state.pool,
             dataset=dataset,
@@ -131,8 +133,8 @@ class ExportController(Controller):
     async def create_job(
         self, data: JSONBody[ExportJobIn], db: Db, principal: Caller, state: State
     ) -> Response[ExportJob]:
-        redact = (
-            principal.role == "regulator" and state.settings.redact_incident_text_for_regulators
+        redact = domain.redacts_for(
+            principal, redact_for_regulators=state.settings.redact_incident_text_for_regulators
         )
         job = await jobs.create_job(db, data=data, requested_by=principal.id, redact=redact)
         wake: asyncio.Event | None = getattr(state, "export_wakeup", None)
@@ -152,8 +154,7 @@ class ExportController(Controller):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def read_job(self, job_id: FromPath[UUID], db: Db, principal: Caller) -> ExportJob:
-        visible_to = None if principal.role == "admin" else principal.id
-        return await jobs.get_job(db, job_id=job_id, visible_to=visible_to)
+        return await jobs.get_job(db, job_id=job_id, visible_to=principal)
 
     @get(
         "/jobs/{job_id:uuid}/files/{name:str}",
@@ -177,8 +178,7 @@ class ExportController(Controller):
         principal: Caller,
         state: State,
     ) -> Stream:
-        visible_to = None if principal.role == "admin" else principal.id
-        job = await jobs.get_job(db, job_id=job_id, visible_to=visible_to)
+        job = await jobs.get_job(db, job_id=job_id, visible_to=principal)
         await jobs.check_file(db, job=job, name=name)
         return Stream(
             jobs.stream_file(

@@ -29,6 +29,7 @@ from service.domain.exports import ExportFilters
 from service.domain.platforms import get_platform
 from service.errors import Conflict, InvalidInput, NotFound, Unavailable
 from service.schemas.exports import ExportFile, ExportJob, ExportJobIn
+from service.schemas.keys import Principal
 from service.settings import Settings
 
 __all__ = [
@@ -114,14 +115,19 @@ def _job(row: asyncpg.Record, files: list[asyncpg.Record]) -> ExportJob:
 
 
 async def get_job(
-    conn: asyncpg.Connection, *, job_id: UUID, visible_to: UUID | None = None
+    conn: asyncpg.Connection, *, job_id: UUID, visible_to: Principal | None = None
 ) -> ExportJob:
-    """One job; with ``visible_to``, only if that principal asked for it."""
+    """One job; an admin (or no ``visible_to``) sees every job, anyone else its own."""
     row = await q.select_job(conn, job_id=job_id)
-    if row is None or (visible_to is not None and row["requested_by"] != visible_to):
+    if row is None or not _sees_job(visible_to, requested_by=row["requested_by"]):
         raise NotFound(f"no export job {job_id}")
     files = await q.select_files(conn, job_id=job_id) if row["status"] == "done" else []
     return _job(row, files)
+
+
+def _sees_job(caller: Principal | None, *, requested_by: UUID) -> bool:
+    """An admin sees every export job; anyone else the jobs it asked for."""
+    return caller is None or caller.role == "admin" or caller.id == requested_by
 
 
 async def stream_file(

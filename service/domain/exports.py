@@ -24,8 +24,9 @@ from service.db.pool import PooledConnection, acquire
 from service.db.queries import exports as q
 from service.domain.platforms import get_platform
 from service.errors import InvalidInput, NotFound
+from service.schemas.keys import Principal
 
-__all__ = ["COLUMNS", "DATASETS", "ExportFilters", "Format", "start_export"]
+__all__ = ["COLUMNS", "DATASETS", "ExportFilters", "Format", "redacts_for", "start_export"]
 
 Format = Literal["csv", "jsonl"]
 DATASETS = tuple(q.DATASETS)
@@ -35,6 +36,12 @@ COLUMNS = q.COLUMNS
 #: Chunks held between PostgreSQL and the consumer (asyncpg hands over up to ~64 KiB each).
 QUEUE_CHUNKS = 16
 _DONE = object()
+
+
+def redacts_for(caller: Principal, *, redact_for_regulators: bool) -> bool:
+    """Whether an export made for ``caller`` withholds incidents' free text: a regulator's
+    does when the registry is set to redact it for regulators."""
+    return caller.role == "regulator" and redact_for_regulators
 
 
 class ExportFilters:
