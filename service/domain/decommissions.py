@@ -53,9 +53,6 @@ __all__ = [
 #: Decisions that platforms must follow: a hosting in their scope is told of them.
 IN_FORCE = frozenset({"notified", "executed"})
 
-#: A query returning which of the ids it is given name a record.
-_Existing = Callable[..., Awaitable[set[UUID]]]
-
 TRANSITIONS: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "withdrawn"}),
     "approved": frozenset({"notified", "withdrawn"}),
@@ -145,6 +142,10 @@ async def record_decision_event(
         changes=None if before is None else diff(to_state(before), to_state(decision)),
         extra=extra,
     )
+
+
+#: A query returning which of the ids it is given name a record.
+_Existing = Callable[..., Awaitable[set[UUID]]]
 
 
 async def _check_exist(
