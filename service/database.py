@@ -33,13 +33,13 @@ def _ensure_database(server: EmbeddedServer, name: str) -> None:
 
     import asyncpg
 
+    from service.db.queries import server as server_q
+
     async def create() -> None:
         conn = await asyncpg.connect(server.url("postgres"))
         try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-            if not exists:
-                # A database name cannot be a bind parameter; ``name`` is our own constant.
-                await conn.execute(f'CREATE DATABASE "{name}"')
+            if not await server_q.database_exists(conn, name=name):
+                await server_q.create_database(conn, name=name)
         finally:
             await conn.close()
 

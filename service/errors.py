@@ -1,10 +1,12 @@
 """The registry's error tree and its one mapping to RFC 9457 problem details.
 
     RegistryError                 any failure the domain reports on purpose
+    ├── InvalidCursor       400   a page cursor this service did not issue
     ├── MalformedDelivery   400   a verified webhook delivery that is not a valid event
     ├── SignatureRejected   401   a webhook delivery not verifiably from its platform
     ├── NotFound            404   no such record, or not one the caller may see
     ├── Forbidden           403   the caller may see the record but not do this to it
+    ├── NotAcceptable       406   the caller accepts no format the resource is served in
     ├── Conflict            409   the request clashes with the record's current state
     ├── InvalidInput        422   well-formed input that breaks a rule of the domain
     └── Unavailable         503   a dependency (the database) cannot answer now
@@ -20,8 +22,10 @@ from typing import ClassVar
 __all__ = [
     "Conflict",
     "Forbidden",
+    "InvalidCursor",
     "InvalidInput",
     "MalformedDelivery",
+    "NotAcceptable",
     "NotFound",
     "RegistryError",
     "SignatureRejected",
@@ -40,6 +44,12 @@ class RegistryError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+
+class InvalidCursor(RegistryError):
+    status = 400
+    slug = "invalid-cursor"
+    title = "Invalid cursor"
 
 
 class MalformedDelivery(RegistryError):
@@ -64,6 +74,12 @@ class Forbidden(RegistryError):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class NotAcceptable(RegistryError):
+    status = 406
+    slug = "not-acceptable"
+    title = "Not acceptable"
 
 
 class Conflict(RegistryError):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 from prometheus_client import (
@@ -52,6 +52,11 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from service.db.pool import DB_FAILURES, connection
+from service.db.queries import ledger_tree as ledger_q
+from service.db.queries import outbox as outbox_q
+from service.errors import Unavailable
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -237,49 +242,25 @@ def set_checkpoint_lag(*, events: int, seconds: float) -> None:
     CHECKPOINT_LAG_SECONDS.set(max(0.0, seconds))
 
 
-# The probes' SQL: each an index lookup or a bounded scan, cheap on any ledger size.
-LEDGER_HEAD_SQL = "SELECT coalesce(max(seq), 0) FROM events"
-#: Events after the newest checkpoint (counted up to a cap) and the age of the oldest one.
-CHECKPOINT_LAG_SQL = """
-WITH sealed AS (
-  SELECT coalesce(
-    (SELECT last_seq FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1), 0
-  ) AS last_seq
-)
-SELECT
-  (SELECT count(*) FROM (
-     SELECT 1 FROM events, sealed WHERE events.seq > sealed.last_seq LIMIT 1000000
-   ) AS pending) AS events,
-  coalesce(extract(epoch FROM now() - (
-     SELECT recorded_at FROM events, sealed
-     WHERE events.seq > sealed.last_seq ORDER BY events.seq LIMIT 1
-  )), 0)::float8 AS seconds
-"""
-#: Notifications waiting for delivery (the partial index ``outbox_due`` covers them).
-OUTBOX_BACKLOG_SQL = """
-SELECT count(*) AS pending,
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
-FROM outbox WHERE status = 'pending'
-"""
+# The probes' queries (``service.db.queries``) are each an index lookup or a bounded scan,
+# cheap on any ledger size.
 
 
 async def probe_ledger_head(conn: asyncpg.Connection) -> None:
     """The newest ledger sequence number."""
-    LEDGER_HEAD.set(int(await conn.fetchval(LEDGER_HEAD_SQL)))
+    LEDGER_HEAD.set(await ledger_q.select_ledger_head(conn))
 
 
 async def probe_checkpoint_lag(conn: asyncpg.Connection) -> None:
     """How far the signed checkpoints trail the ledger, in events and in seconds."""
-    row = await conn.fetchrow(CHECKPOINT_LAG_SQL)
-    if row is not None:
-        set_checkpoint_lag(events=int(row["events"]), seconds=float(row["seconds"]))
+    events, seconds = await ledger_q.select_checkpoint_lag(conn)
+    set_checkpoint_lag(events=events, seconds=seconds)
 
 
 async def probe_outbox(conn: asyncpg.Connection) -> None:
     """Notifications waiting in the outbox, and how long the oldest has waited."""
-    row = await conn.fetchrow(OUTBOX_BACKLOG_SQL)
-    if row is not None:
-        set_outbox_backlog(pending=int(row["pending"]), oldest_age_seconds=float(row["oldest"]))
+    pending, oldest = await outbox_q.select_backlog(conn)
+    set_outbox_backlog(pending=pending, oldest_age_seconds=oldest)
 
 
 #: Probes every app runs; a capability with gauges of its own adds its probe here.
@@ -300,14 +281,14 @@ def observe_pool(pool: Any) -> None:
 async def run_probes(pool: asyncpg.Pool, probes: Sequence[Probe], within: float) -> None:
     """Run ``probes`` on one pooled connection, bounded by ``within`` seconds in all."""
     try:
-        async with asyncio.timeout(within), pool.acquire() as conn:
+        async with asyncio.timeout(within), connection(pool) as conn:
             for probe in probes:
                 try:
-                    await probe(cast("asyncpg.Connection", conn))
+                    await probe(conn)
                 except asyncpg.PostgresError:
                     # One failed query (a table another revision adds, say) spoils no other.
                     PROBE_FAILURES.labels(probe.__name__).inc()
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except (*DB_FAILURES, Unavailable):
         for probe in probes:
             PROBE_FAILURES.labels(probe.__name__).inc()
 

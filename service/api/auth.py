@@ -15,6 +15,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.middleware.base import DefineMiddleware
 from litestar.types import Guard
 
+from service.db.pool import connection as pooled
 from service.domain.keys import authenticate
 from service.schemas.keys import Principal, Role
 
@@ -33,8 +34,8 @@ class BearerKeyMiddleware(AbstractAuthenticationMiddleware):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException("an 'Authorization: Bearer <key>' header is required")
-        pool = connection.app.state.pool
-        async with pool.acquire(timeout=connection.app.state.acquire_timeout) as conn:
+        state = connection.app.state
+        async with pooled(state.pool, timeout=state.acquire_timeout) as conn:
             principal = await authenticate(conn, token.strip())
         if principal is None:
             raise NotAuthorizedException("the key is not valid")

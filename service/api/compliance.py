@@ -15,8 +15,7 @@ from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.domain import compliance as domain
-from service.domain.platforms import get_platform
-from service.errors import InvalidInput, NotFound
+from service.errors import InvalidInput
 from service.schemas.compliance import ComplianceReport
 
 __all__ = ["ComplianceController"]
@@ -80,19 +79,11 @@ class ComplianceController(Controller):
         since = since or until - DEFAULT_PERIOD
         if since >= until:
             raise InvalidInput("'from' must be before 'to'", key="from")
-        platform_id = None
-        if platform is not None:
-            try:
-                platform_id = (await get_platform(db, slug=platform)).id
-            except NotFound as exc:
-                raise NotFound(f"no platform {platform!r}") from exc
         # One snapshot for every figure in the report.
         async with db.transaction(isolation="repeatable_read", readonly=True):
-            report = await domain.build_report(
-                db, since=since, until=until, platform_id=platform_id, platform=platform
-            )
+            report = await domain.build_report(db, since=since, until=until, platform=platform)
         # Anything not on offer gets the JSON report rather than a 406.
-        fmt = negotiate(format, request.headers.get("accept"), offers=_OFFERS, default="json")
+        fmt = negotiate(request, format, offers=_OFFERS, default="json")
         if fmt == "csv":
             return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
         if fmt == "html":

@@ -110,12 +110,8 @@ class DecommissionController(Controller):
             ),
         ] = None,
     ) -> Decision:
-        if as_of is not None:
-            return await domain.get_decision_as_of(
-                db, decision_id=decision_id, as_of=as_of, visible_to=principal.platform_id
-            )
         return await domain.get_decision(
-            db, decision_id=decision_id, visible_to=principal.platform_id
+            db, decision_id=decision_id, visible_to=principal.platform_id, as_of=as_of
         )
 
     @post(

@@ -10,7 +10,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from service.errors import Unavailable
+from service.db.pool import acquire
 from service.schemas.keys import Principal
 
 __all__ = ["Caller", "Db", "dependencies"]
@@ -36,10 +36,7 @@ async def provide_db(
     back and nothing is half-written.
     """
     pool: asyncpg.Pool = state.pool
-    try:
-        conn = await pool.acquire(timeout=state.acquire_timeout)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise Unavailable("the database is not answering; retry shortly") from exc
+    conn = await acquire(pool, timeout=state.acquire_timeout)
     try:
         # A pooled connection is a proxy that behaves as the connection itself.
         if request.method in READ_ONLY_METHODS:

@@ -15,11 +15,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from service.api.auth import ADMIN, allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
+from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
 from service.domain import endpoints as domain
 from service.domain import outbox
 from service.domain.platforms import get_platform
-from service.errors import NotFound
 from service.schemas.endpoints import (
     AttemptPage,
     CreatedEndpoint,
@@ -34,7 +34,6 @@ from service.schemas.endpoints import (
 
 __all__ = ["EndpointController", "NotificationController", "PlatformEndpointController"]
 
-Slug = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 OWNERS = allow("admin", "platform")
 
 
@@ -49,7 +48,11 @@ class PlatformEndpointController(Controller):
         responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
     )
     async def create(
-        self, slug: FromPath[Slug], data: JSONBody[EndpointIn], db: Db, principal: Caller
+        self,
+        slug: FromPath[PlatformSlugPath],
+        data: JSONBody[EndpointIn],
+        db: Db,
+        principal: Caller,
     ) -> CreatedEndpoint:
         platform = await get_platform(db, slug=slug)
         return await domain.create_endpoint(
@@ -75,15 +78,12 @@ class EndpointController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> EndpointPage:
-        platform_id = principal.platform_id
-        if platform is not None:
-            try:
-                found = await get_platform(db, slug=platform, visible_to=platform_id)
-            except NotFound:
-                return EndpointPage(items=[], next_cursor=None)
-            platform_id = found.id
         items = await domain.list_endpoints(
-            db, platform_id=platform_id, after=decode_uuid_cursor(cursor), limit=limit + 1
+            db,
+            platform=platform,
+            visible_to=principal.platform_id,
+            after=decode_uuid_cursor(cursor),
+            limit=limit + 1,
         )
         page, next_cursor = paginate(items, limit, lambda e: e.id)
         return EndpointPage(items=page, next_cursor=next_cursor)

@@ -11,20 +11,19 @@ from litestar.params import FromQuery, Parameter
 
 from service.api.auth import ANY_ROLE, allow
 from service.api.deps import Caller, Db
-from service.api.pagination import Cursor, InvalidCursor, Limit, decode_seq_cursor, paginate
+from service.api.pagination import Cursor, Limit, decode_seq_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import history
-from service.domain.platforms import get_platform
-from service.errors import NotFound
+from service.errors import InvalidCursor
 from service.schemas.events import EventPage, Stage
 from service.schemas.history import Order
 
-__all__ = ["EventController", "Kind", "PlatformSlug", "Since", "Until", "seq_cursor"]
+__all__ = ["EventController", "Kind", "PlatformFilter", "Since", "Until", "seq_cursor"]
 
 Kind = Annotated[
     str | None, Parameter(max_length=100, description="An event kind, e.g. `hosting.removed`.")
 ]
-PlatformSlug = Annotated[
+PlatformFilter = Annotated[
     str | None, Parameter(max_length=63, description="Only events about this platform.")
 ]
 Since = Annotated[
@@ -63,7 +62,7 @@ class EventController(Controller):
         kind: Kind = None,
         model_id: FromQuery[UUID | None] = None,
         subject_id: FromQuery[UUID | None] = None,
-        platform: PlatformSlug = None,
+        platform: PlatformFilter = None,
         since: Since = None,
         until: Until = None,
         order: Annotated[
@@ -72,19 +71,12 @@ class EventController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> EventPage:
-        platform_id = principal.platform_id
-        if platform is not None:
-            try:
-                platform_id = (
-                    await get_platform(db, slug=platform, visible_to=principal.platform_id)
-                ).id
-            except NotFound:
-                return EventPage(items=[], next_cursor=None)
         items = await history.list_events(
             db,
             subject_id=subject_id,
             model_id=model_id,
-            platform_id=platform_id,
+            platform=platform,
+            visible_to=principal.platform_id,
             stage=stage,
             kind=kind,
             since=since,

@@ -19,13 +19,11 @@ from service.api.deps import Caller, Db
 from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
-from service.db.queries.exports import COLUMNS
 from service.domain import export_jobs as jobs
 from service.domain import exports as domain
 from service.domain.csaf import decision_advisory
 from service.domain.decommissions import get_decision
-from service.domain.platforms import get_platform
-from service.errors import NotFound, RegistryError
+from service.errors import NotAcceptable
 from service.schemas.events import Stage
 from service.schemas.exports import Dataset, ExportFormat, ExportJob, ExportJobIn
 
@@ -43,14 +41,8 @@ _OFFERS: dict[str, Format] = {
 }
 
 
-class NotAcceptable(RegistryError):
-    status = 406
-    slug = "not-acceptable"
-    title = "Not acceptable"
-
-
 def _columns_doc() -> str:
-    return "\n".join(f"- `{name}`: {', '.join(cols)}" for name, cols in COLUMNS.items())
+    return "\n".join(f"- `{name}`: {', '.join(cols)}" for name, cols in domain.COLUMNS.items())
 
 
 class ExportController(Controller):
@@ -99,30 +91,19 @@ class ExportController(Controller):
         format: FromQuery[Format | None] = None,
     ) -> Stream:
         principal = principal_of(request)
-        fmt = negotiate(format, request.headers.get("accept"), offers=_OFFERS, default="csv")
+        fmt = negotiate(request, format, offers=_OFFERS, default="csv")
         if fmt is None:
             raise NotAcceptable("exports are served as text/csv or application/x-ndjson")
-        platform_id = None
-        if platform is not None:
-            pool = state.pool
-            async with pool.acquire(timeout=state.acquire_timeout) as conn:
-                try:
-                    platform_id = (await get_platform(conn, slug=platform)).id
-                except NotFound as exc:
-                    raise NotFound(f"no platform {platform!r}") from exc
         settings = state.settings
-        redact = principal.role == "regulator" and settings.redact_incident_text_for_regulators
+        redact = domain.redacts_for(
+            principal, redact_for_regulators=settings.redact_incident_text_for_regulators
+        )
         chunks = await domain.start_export(
             state.pool,
             dataset=dataset,
             fmt=fmt,
-            filters=domain.ExportFilters(
-                since=since,
-                until=until,
-                platform_id=platform_id,
-                stage=stage,
-                model_id=model_id,
-            ),
+            filters=domain.ExportFilters(since=since, until=until, stage=stage, model_id=model_id),
+            platform=platform,
             seconds=settings.export_timeout_seconds,
             acquire_timeout=state.acquire_timeout,
             redact=redact,
@@ -152,8 +133,8 @@ class ExportController(Controller):
     async def create_job(
         self, data: JSONBody[ExportJobIn], db: Db, principal: Caller, state: State
     ) -> Response[ExportJob]:
-        redact = (
-            principal.role == "regulator" and state.settings.redact_incident_text_for_regulators
+        redact = domain.redacts_for(
+            principal, redact_for_regulators=state.settings.redact_incident_text_for_regulators
         )
         job = await jobs.create_job(db, data=data, requested_by=principal.id, redact=redact)
         wake: asyncio.Event | None = getattr(state, "export_wakeup", None)
@@ -173,8 +154,7 @@ class ExportController(Controller):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def read_job(self, job_id: FromPath[UUID], db: Db, principal: Caller) -> ExportJob:
-        visible_to = None if principal.role == "admin" else principal.id
-        return await jobs.get_job(db, job_id=job_id, visible_to=visible_to)
+        return await jobs.get_job(db, job_id=job_id, visible_to=principal)
 
     @get(
         "/jobs/{job_id:uuid}/files/{name:str}",
@@ -198,8 +178,7 @@ class ExportController(Controller):
         principal: Caller,
         state: State,
     ) -> Stream:
-        visible_to = None if principal.role == "admin" else principal.id
-        job = await jobs.get_job(db, job_id=job_id, visible_to=visible_to)
+        job = await jobs.get_job(db, job_id=job_id, visible_to=principal)
         await jobs.check_file(db, job=job, name=name)
         return Stream(
             jobs.stream_file(

@@ -56,10 +56,9 @@ class AuditGrantController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> AuditGrantPage:
-        if principal.role == "auditor":
-            auditor_id = principal.id
         items = await domain.list_grants(
             db,
+            visible_to=principal,
             auditor_id=auditor_id,
             model_id=model_id,
             active_at=datetime.now(UTC) if active else None,
@@ -77,8 +76,7 @@ class AuditGrantController(Controller):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def read(self, grant_id: FromPath[UUID], db: Db, principal: Caller) -> AuditGrant:
-        own = principal.id if principal.role == "auditor" else None
-        return await domain.get_grant(db, grant_id=grant_id, auditor_id=own)
+        return await domain.get_grant(db, grant_id=grant_id, visible_to=principal)
 
     @post(
         "/{grant_id:uuid}/revoke",
@@ -104,7 +102,6 @@ class AuditAccessController(Controller):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def model(self, model_id: FromPath[UUID], db: Db, principal: Caller) -> ModelAccess:
-        auditor_id = principal.id if principal.role == "auditor" else None
         return await domain.get_model_access(
-            db, model_id=model_id, auditor_id=auditor_id, at=datetime.now(UTC)
+            db, model_id=model_id, visible_to=principal, at=datetime.now(UTC)
         )

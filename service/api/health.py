@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 
 from service.api.problems import problem_responses
+from service.domain.health import check_ready
+from service.errors import Unavailable
 
 __all__ = ["HealthController"]
 
@@ -37,11 +38,9 @@ class HealthController(Controller):
         responses=problem_responses(),
     )
     async def readyz(self, state: State) -> Response[Health]:
-        pool: asyncpg.Pool = state.pool
         try:
-            async with pool.acquire(timeout=state.acquire_timeout) as conn:
-                await conn.fetchval("SELECT 1", timeout=state.acquire_timeout)
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await check_ready(state.pool, timeout=state.acquire_timeout)
+        except Unavailable:
             return Response(
                 Health(status="unavailable"),
                 status_code=503,

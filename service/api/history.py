@@ -10,12 +10,10 @@ from litestar.params import FromPath, FromQuery, Parameter
 
 from service.api.auth import ANY_ROLE, allow
 from service.api.deps import Caller, Db
-from service.api.events import Kind, PlatformSlug, Since, Until, seq_cursor
+from service.api.events import Kind, PlatformFilter, Since, Until, seq_cursor
 from service.api.pagination import Cursor, Limit, paginate
 from service.api.problems import problem_responses
 from service.domain import history
-from service.domain.platforms import get_platform
-from service.errors import NotFound
 from service.schemas.events import Stage
 from service.schemas.history import HistoryPage, Order
 
@@ -43,7 +41,7 @@ class HistoryController(Controller):
         principal: Caller,
         stage: FromQuery[Stage | None] = None,
         kind: Kind = None,
-        platform: PlatformSlug = None,
+        platform: PlatformFilter = None,
         since: Since = None,
         until: Until = None,
         lineage: Annotated[
@@ -55,19 +53,12 @@ class HistoryController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> HistoryPage:
-        platform_id = principal.platform_id
-        if platform is not None:
-            try:
-                platform_id = (
-                    await get_platform(db, slug=platform, visible_to=principal.platform_id)
-                ).id
-            except NotFound:
-                return HistoryPage(items=[], next_cursor=None)
         items = await history.model_history(
             db,
             model_id=model_id,
             include_lineage=lineage,
-            platform_id=platform_id,
+            platform=platform,
+            visible_to=principal.platform_id,
             stage=stage,
             kind=kind,
             since=since,

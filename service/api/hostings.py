@@ -15,9 +15,6 @@ from service.api.pagination import Cursor, Limit, decode_seq_cursor, decode_uuid
 from service.api.problems import problem_responses
 from service.domain import history
 from service.domain import hostings as domain
-from service.domain.as_of import state_as_of
-from service.domain.platforms import get_platform
-from service.errors import Forbidden, InvalidInput, NotFound
 from service.schemas.events import EventPage
 from service.schemas.hostings import (
     DocumentKind,
@@ -44,20 +41,8 @@ class HostingController(Controller):
         responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
     )
     async def create(self, data: JSONBody[HostingIn], db: Db, principal: Caller) -> Hosting:
-        if principal.platform_id is not None:
-            own = await get_platform(db, platform_id=principal.platform_id)
-            if data.platform not in (None, own.slug):
-                raise Forbidden("a platform key records hostings on its own platform only")
-            platform_id = own.id
-        elif data.platform is None:
-            raise InvalidInput("name the platform that hosts the model", key="platform")
-        else:
-            try:
-                platform_id = (await get_platform(db, slug=data.platform)).id
-            except NotFound as exc:
-                raise InvalidInput(f"no platform {data.platform!r}", key="platform") from exc
         hosting, _ = await domain.record_hosting(
-            db, data=data, platform_id=platform_id, actor_id=principal.id
+            db, data=data, caller_platform_id=principal.platform_id, actor_id=principal.id
         )
         return hosting
 
@@ -83,16 +68,10 @@ class HostingController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> HostingPage:
-        platform_id = principal.platform_id
-        if platform is not None:
-            try:
-                found = await get_platform(db, slug=platform, visible_to=platform_id)
-            except NotFound:
-                return HostingPage(items=[], next_cursor=None)
-            platform_id = found.id
         items = await domain.list_hostings(
             db,
-            platform_id=platform_id,
+            platform=platform,
+            visible_to=principal.platform_id,
             model_id=model_id,
             status=status,
             licence=licence,
@@ -121,12 +100,9 @@ class HostingController(Controller):
             Parameter(description="RFC 3339 moment: the hosting as the registry recorded it then."),
         ] = None,
     ) -> Hosting:
-        if as_of is not None:
-            then = await state_as_of(db, subject_id=hosting_id, as_of=as_of, record=Hosting)
-            if then is None or principal.platform_id not in (None, then.platform_id):
-                raise NotFound(f"no hosting {hosting_id} was recorded at {as_of.isoformat()}")
-            return then
-        return await domain.get_hosting(db, hosting_id=hosting_id, visible_to=principal.platform_id)
+        return await domain.get_hosting(
+            db, hosting_id=hosting_id, visible_to=principal.platform_id, as_of=as_of
+        )
 
     @patch(
         "/{hosting_id:uuid}",

@@ -144,11 +144,9 @@ class IncidentController(Controller):
     ) -> IncidentView:
         now = datetime.now(UTC)
         scope = await domain.scope_for(db, principal=principal, now=now)
-        if as_of is None:
-            incident = await domain.get_incident(db, incident_id=incident_id)
-        else:
-            incident = await domain.get_incident_as_of(db, incident_id=incident_id, as_of=as_of)
-        await domain.check_visible(db, incident=incident, scope=scope)
+        incident = await domain.get_incident(
+            db, incident_id=incident_id, visible_to=scope, as_of=as_of
+        )
         return domain.to_view(incident, now=as_of or now, redact_reporter=scope.redact_reporter)
 
     @patch(

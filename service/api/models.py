@@ -14,8 +14,6 @@ from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import models as domain
-from service.domain.as_of import state_as_of
-from service.errors import NotFound
 from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatch
 
 __all__ = ["ModelController"]
@@ -97,12 +95,7 @@ class ModelController(Controller):
             Parameter(description="RFC 3339 moment: the model as the registry recorded it then."),
         ] = None,
     ) -> Model:
-        if as_of is not None:
-            then = await state_as_of(db, subject_id=model_id, as_of=as_of, record=Model)
-            if then is None:
-                raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
-            return then
-        return await domain.get_model(db, model_id=model_id)
+        return await domain.get_model(db, model_id=model_id, as_of=as_of)
 
     @get(
         "/{model_id:uuid}/lineage",

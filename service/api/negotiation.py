@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from litestar import Request
 
 __all__ = ["negotiate"]
 
@@ -11,27 +13,19 @@ F = TypeVar("F", bound=str)
 
 
 def negotiate(
-    requested: F | None, accept: str | None, *, offers: Mapping[str, F], default: F
+    request: Request[Any, Any, Any], requested: F | None, *, offers: Mapping[str, F], default: F
 ) -> F | None:
     """The format to answer in; None when ``Accept`` names nothing on offer.
 
-    ``offers`` maps media types to formats. An absent or empty ``Accept`` and ``*/*`` take
-    ``default``; ``type/*`` takes the first offer of that type. Media types are taken in
-    the header's order (quality values are not weighed).
+    ``offers`` maps media types to formats, the default's first: ``*/*`` takes the first
+    offer, ``type/*`` the first of that type. Litestar's ``best_match`` weighs quality values
+    (and, among equal ones, prefers the more specific type). An absent or blank ``Accept``
+    takes ``default``.
     """
     if requested is not None:
         return requested
-    if not accept or not accept.strip():
+    header = request.headers.get("accept")
+    if header is None or not header.strip():
         return default
-    for part in accept.split(","):
-        media = part.split(";")[0].strip().lower()
-        if media == "*/*":
-            return default
-        if media in offers:
-            return offers[media]
-        if media.endswith("/*"):
-            family = media[:-1]
-            for offered, fmt in offers.items():
-                if offered.startswith(family):
-                    return fmt
-    return None
+    media = request.accept.best_match(list(offers))
+    return None if media is None else offers[media]

@@ -10,13 +10,12 @@ from uuid import UUID
 
 from litestar.params import Parameter
 
-from service.errors import RegistryError
+from service.errors import InvalidCursor
 
 T = TypeVar("T")
 
 __all__ = [
     "Cursor",
-    "InvalidCursor",
     "Limit",
     "decode_seq_cursor",
     "decode_uuid_cursor",
@@ -31,12 +30,6 @@ Cursor = Annotated[
         description="`next_cursor` from the previous page; omit for the first page.",
     ),
 ]
-
-
-class InvalidCursor(RegistryError):
-    status = 400
-    slug = "invalid-cursor"
-    title = "Invalid cursor"
 
 
 def _decode(cursor: str) -> bytes:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from service.api.auth import ADMIN, ANY_ROLE, allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
+from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
 from service.domain import platforms as domain
 from service.schemas.platforms import (
@@ -21,8 +20,6 @@ from service.schemas.platforms import (
 )
 
 __all__ = ["PlatformController"]
-
-Slug = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
 class PlatformController(Controller):
@@ -69,7 +66,7 @@ class PlatformController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def read(self, slug: FromPath[Slug], db: Db, principal: Caller) -> Platform:
+    async def read(self, slug: FromPath[PlatformSlugPath], db: Db, principal: Caller) -> Platform:
         return await domain.get_platform(db, slug=slug, visible_to=principal.platform_id)
 
     @patch(
@@ -80,6 +77,10 @@ class PlatformController(Controller):
         responses=problem_responses(400, 401, 403, 404, 413, 415),
     )
     async def update(
-        self, slug: FromPath[Slug], data: JSONBody[PlatformPatch], db: Db, principal: Caller
+        self,
+        slug: FromPath[PlatformSlugPath],
+        data: JSONBody[PlatformPatch],
+        db: Db,
+        principal: Caller,
     ) -> Platform:
         return await domain.update_platform(db, slug=slug, patch=data, actor_id=principal.id)

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromPath, FromQuery
 
 from service.api.auth import ADMIN, allow
 from service.api.deps import Caller, Db
+from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
 from service.domain import secrets as domain
 from service.schemas.secrets import CreatedWebhookSecret, WebhookSecret, WebhookSecretList
 
 __all__ = ["WebhookSecretController"]
-
-Slug = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
 class WebhookSecretController(Controller):
@@ -30,7 +28,9 @@ class WebhookSecretController(Controller):
         summary="Issue a new signing secret (shown only in this answer); older ones stay active",
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def create(self, slug: FromPath[Slug], db: Db, principal: Caller) -> CreatedWebhookSecret:
+    async def create(
+        self, slug: FromPath[PlatformSlugPath], db: Db, principal: Caller
+    ) -> CreatedWebhookSecret:
         return await domain.create_secret(db, slug=slug, actor_id=principal.id)
 
     @get(
@@ -39,7 +39,7 @@ class WebhookSecretController(Controller):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def index(
-        self, slug: FromPath[Slug], db: Db, include_retired: FromQuery[bool] = False
+        self, slug: FromPath[PlatformSlugPath], db: Db, include_retired: FromQuery[bool] = False
     ) -> WebhookSecretList:
         items = await domain.list_secrets(db, slug=slug, include_retired=include_retired)
         return WebhookSecretList(items=items)
@@ -53,7 +53,7 @@ class WebhookSecretController(Controller):
     )
     async def retire(
         self,
-        slug: FromPath[Slug],
+        slug: FromPath[PlatformSlugPath],
         secret_id: FromPath[UUID],
         db: Db,
         principal: Caller,

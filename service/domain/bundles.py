@@ -34,6 +34,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 
 from service.db.queries import exports as q
+from service.db.queries import ledger_tree as ledger_q
 from service.domain.checkpoints import CheckpointError, Signer, open_checkpoint, parse_verifier_key
 from service.domain.exports import ExportFilters, Format
 
@@ -149,13 +150,10 @@ async def build_bundle(
             raise ValueError(f"no dataset {dataset!r}")
     files: list[BundleFile] = []
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL TimeZone = 'UTC'")
+        await q.set_export_session(conn)
         total = await count_rows(conn, datasets=datasets, filters=filters)
-        max_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
-        row = await conn.fetchrow(
-            "SELECT tree_size, root_hash, note FROM ledger_checkpoints "
-            "ORDER BY tree_size DESC LIMIT 1"
-        )
+        max_seq = await ledger_q.select_ledger_head(conn)
+        row = await ledger_q.select_latest_checkpoint(conn)
         done_before = 0
         for dataset in datasets:
             name = f"{dataset}.{fmt}"

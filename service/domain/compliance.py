@@ -22,6 +22,8 @@ import asyncpg
 import msgspec
 
 from service.db.queries import compliance as q
+from service.domain.platforms import get_platform
+from service.errors import NotFound
 from service.schemas.compliance import (
     Audits,
     ComplianceReport,
@@ -147,12 +149,17 @@ async def build_report(
     *,
     since: datetime,
     until: datetime,
-    platform_id: UUID | None = None,
     platform: str | None = None,
 ) -> ComplianceReport:
-    """The report for [since, until), for one platform or the whole registry with a
-    breakdown per platform. Run it in one REPEATABLE READ transaction for a consistent
+    """The report for [since, until), for one platform (by slug) or the whole registry with
+    a breakdown per platform. Run it in one REPEATABLE READ transaction for a consistent
     picture."""
+    platform_id = None
+    if platform is not None:
+        try:
+            platform_id = (await get_platform(conn, slug=platform)).id
+        except NotFound as exc:
+            raise NotFound(f"no platform {platform!r}") from exc
     previous_from = since - (until - since)
     overall = await _scope(
         conn,

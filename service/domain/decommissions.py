@@ -16,6 +16,7 @@ with the decision's full state.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -23,7 +24,10 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from service.db.queries import audits as audits_q
 from service.db.queries import decommissions as q
+from service.db.queries import incidents as incidents_q
+from service.db.queries import policies as policies_q
 from service.domain import outbox
 from service.domain.as_of import state_as_of
 from service.domain.ledger import diff, record_event, to_state
@@ -38,7 +42,6 @@ __all__ = [
     "add_targets",
     "approve_decision",
     "get_decision",
-    "get_decision_as_of",
     "list_decisions",
     "notice_for",
     "notify_decision",
@@ -58,18 +61,27 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "withdrawn": frozenset(),
 }
 
-_FINDING_EXISTS = "SELECT array_agg(id) FROM audit_findings WHERE id = ANY ($1::uuid[])"
-_INCIDENT_EXISTS = "SELECT array_agg(id) FROM incidents WHERE id = ANY ($1::uuid[])"
-
 
 async def get_decision(
     conn: asyncpg.Connection,
     *,
     decision_id: UUID,
     visible_to: UUID | None = None,
+    as_of: datetime | None = None,
     for_update: bool = False,
 ) -> Decision:
-    """One decision; a platform (``visible_to``) sees only notified decisions targeting it."""
+    """One decision; a platform (``visible_to``) sees only notified decisions targeting it.
+
+    With ``as_of``, the decision, its targets and their confirmations as the registry
+    recorded them then; a platform sees the past only of decisions it could see then.
+    """
+    if as_of is not None:
+        then = await state_as_of(conn, subject_id=decision_id, as_of=as_of, record=Decision)
+        if then is None or not _visible(then, visible_to):
+            raise NotFound(
+                f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
+            )
+        return then
     row = await q.select_decision(conn, decision_id=decision_id, for_update=for_update)
     if row is None:
         raise NotFound(f"no decommission decision {decision_id}")
@@ -80,19 +92,6 @@ async def get_decision(
     decision = msgspec.convert({**dict(row), "targets": targets}, Decision)
     if not _visible(decision, visible_to):
         raise NotFound(f"no decommission decision {decision_id}")
-    return decision
-
-
-async def get_decision_as_of(
-    conn: asyncpg.Connection, *, decision_id: UUID, as_of: datetime, visible_to: UUID | None
-) -> Decision:
-    """The decision, its targets and their confirmations as the registry recorded them at
-    ``as_of``; a platform sees the past only of decisions it could see then."""
-    decision = await state_as_of(conn, subject_id=decision_id, as_of=as_of, record=Decision)
-    if decision is None or not _visible(decision, visible_to):
-        raise NotFound(
-            f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
-        )
     return decision
 
 
@@ -145,10 +144,16 @@ async def record_decision_event(
     )
 
 
-async def _check_exist(conn: asyncpg.Connection, sql: str, ids: list[UUID], key: str) -> None:
+#: A query returning which of the ids it is given name a record.
+_Existing = Callable[..., Awaitable[set[UUID]]]
+
+
+async def _check_exist(
+    conn: asyncpg.Connection, existing: _Existing, ids: list[UUID], key: str
+) -> None:
     if not ids:
         return
-    found = set(await conn.fetchval(sql, ids) or [])
+    found = await existing(conn, ids=ids)
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise InvalidInput(f"no such record: {', '.join(missing)}", key=key)
@@ -191,13 +196,11 @@ async def propose_decision(
                 raise InvalidInput(f"no platform {slug!r}", key="platforms") from exc
     incident_ids = list(dict.fromkeys(data.incident_ids))
     finding_ids = list(dict.fromkeys(data.finding_ids))
-    await _check_exist(conn, _INCIDENT_EXISTS, incident_ids, "incident_ids")
-    await _check_exist(conn, _FINDING_EXISTS, finding_ids, "finding_ids")
+    await _check_exist(conn, incidents_q.select_existing, incident_ids, "incident_ids")
+    await _check_exist(conn, audits_q.select_existing_findings, finding_ids, "finding_ids")
     clause = data.policy_clause
     if data.policy_id is not None:
-        policy_clause = await conn.fetchval(
-            "SELECT clause FROM decommission_policies WHERE id = $1", data.policy_id
-        )
+        policy_clause = await policies_q.select_clause(conn, policy_id=data.policy_id)
         if policy_clause is None:
             raise InvalidInput(f"no policy {data.policy_id}", key="policy_id")
         clause = clause or policy_clause

@@ -35,16 +35,17 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import cast
 
 import asyncpg
 import httpx
 
 from service import __version__, metrics
+from service.db.pool import DB_FAILURES, connection
 from service.db.queries import outbox as q
 from service.domain.decommission_targets import flag_untargeted
 from service.domain.endpoints import disable_endpoint
 from service.domain.outbox import encode_body
+from service.errors import Unavailable
 from service.platforms.standard import secret_key, sign
 from service.settings import Settings
 
@@ -215,12 +216,8 @@ async def _record(
 
 async def deliver_batch(pool: asyncpg.Pool, http: httpx.AsyncClient, config: WorkerConfig) -> int:
     """Claim, send and record one batch of due notices; returns how many were claimed."""
-    async with pool.acquire() as raw, raw.transaction():
-        conn = cast("asyncpg.Connection", raw)
-        await conn.execute(
-            "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
-            str(config.lease_ms),
-        )
+    async with connection(pool) as conn, conn.transaction():
+        await q.set_claim_lease(conn, lease_ms=config.lease_ms)
         rows = await q.claim_due(conn, limit=config.batch_size)
         if not rows:
             return 0
@@ -247,8 +244,8 @@ def _attempt_label(status: int | None) -> str:
 
 
 async def _sweep(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as raw, raw.transaction():
-        await flag_untargeted(cast("asyncpg.Connection", raw))
+    async with connection(pool) as conn, conn.transaction():
+        await flag_untargeted(conn)
 
 
 async def run_delivery_worker(
@@ -267,7 +264,7 @@ async def run_delivery_worker(
                 last_sweep = time.monotonic()
                 await _sweep(pool)
             claimed = await deliver_batch(pool, http, config)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        except (*DB_FAILURES, Unavailable):
             log.exception("notice delivery failed; retrying")
         if claimed >= config.batch_size:
             continue

@@ -15,6 +15,7 @@ import msgspec
 
 from service.db.queries import endpoints as q
 from service.domain.ledger import diff, record_event, to_state
+from service.domain.platforms import platform_scope
 from service.errors import NotFound
 from service.platforms.standard import new_secret
 from service.schemas.endpoints import CreatedEndpoint, Endpoint, EndpointIn, EndpointPatch
@@ -84,9 +85,18 @@ async def get_endpoint(
 
 
 async def list_endpoints(
-    conn: asyncpg.Connection, *, platform_id: UUID | None, after: UUID | None, limit: int
+    conn: asyncpg.Connection,
+    *,
+    platform: str | None = None,
+    visible_to: UUID | None = None,
+    after: UUID | None,
+    limit: int,
 ) -> list[Endpoint]:
-    rows = await q.select_endpoints(conn, platform_id=platform_id, after=after, limit=limit)
+    """Endpoints, of one platform if ``platform`` names one; a platform sees its own only."""
+    scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
+    if scope.empty:
+        return []
+    rows = await q.select_endpoints(conn, platform_id=scope.platform_id, after=after, limit=limit)
     return [msgspec.convert(dict(r), Endpoint) for r in rows]
 
 

@@ -15,18 +15,19 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import cast
 from uuid import UUID
 
 import asyncpg
 
+from service.db.pool import connection
 from service.db.queries import export_jobs as q
 from service.domain.bundles import FileSink, build_bundle
 from service.domain.checkpoints import Signer
 from service.domain.exports import ExportFilters
 from service.domain.platforms import get_platform
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, InvalidInput, NotFound, Unavailable
 from service.schemas.exports import ExportFile, ExportJob, ExportJobIn
+from service.schemas.keys import Principal
 
 __all__ = [
     "create_job",
@@ -111,14 +112,19 @@ def _job(row: asyncpg.Record, files: list[asyncpg.Record]) -> ExportJob:
 
 
 async def get_job(
-    conn: asyncpg.Connection, *, job_id: UUID, visible_to: UUID | None = None
+    conn: asyncpg.Connection, *, job_id: UUID, visible_to: Principal | None = None
 ) -> ExportJob:
-    """One job; with ``visible_to``, only if that principal asked for it."""
+    """One job; an admin (or no ``visible_to``) sees every job, anyone else its own."""
     row = await q.select_job(conn, job_id=job_id)
-    if row is None or (visible_to is not None and row["requested_by"] != visible_to):
+    if row is None or not _sees_job(visible_to, requested_by=row["requested_by"]):
         raise NotFound(f"no export job {job_id}")
     files = await q.select_files(conn, job_id=job_id) if row["status"] == "done" else []
     return _job(row, files)
+
+
+def _sees_job(caller: Principal | None, *, requested_by: UUID) -> bool:
+    """An admin sees every export job; anyone else the jobs it asked for."""
+    return caller is None or caller.role == "admin" or caller.id == requested_by
 
 
 async def stream_file(
@@ -127,10 +133,8 @@ async def stream_file(
     """A finished job's file, one stored chunk at a time."""
     chunk = 0
     while True:
-        async with pool.acquire(timeout=acquire_timeout) as conn:
-            data = await q.select_file_chunk(
-                cast("asyncpg.Connection", conn), job_id=job_id, name=name, chunk=chunk
-            )
+        async with connection(pool, timeout=acquire_timeout) as conn:
+            data = await q.select_file_chunk(conn, job_id=job_id, name=name, chunk=chunk)
         if data is None:
             return
         yield data
@@ -155,9 +159,9 @@ class _DatabaseFile:
         self._chunk = 0
 
     async def _flush(self, data: bytes) -> None:
-        async with self._pool.acquire() as conn:
+        async with connection(self._pool) as conn:
             await q.insert_chunk(
-                cast("asyncpg.Connection", conn),
+                conn,
                 job_id=self._job_id,
                 name=self._name,
                 chunk=self._chunk,
@@ -179,8 +183,8 @@ class _DatabaseFile:
 
 async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3600.0) -> bool:
     """Claim and build one job; False when there was none to do."""
-    async with pool.acquire() as conn:
-        row = await q.claim_job(cast("asyncpg.Connection", conn), lease_seconds=LEASE_SECONDS)
+    async with connection(pool) as conn:
+        row = await q.claim_job(conn, lease_seconds=LEASE_SECONDS)
     if row is None:
         return False
     job_id: UUID = row["id"]
@@ -193,9 +197,9 @@ async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3
         if now - last_report < PROGRESS_EVERY_SECONDS and done < total:
             return
         last_report = now
-        async with pool.acquire() as c:
+        async with connection(pool) as c:
             await q.record_progress(
-                cast("asyncpg.Connection", c),
+                c,
                 job_id=job_id,
                 done=done,
                 total=total,
@@ -206,11 +210,11 @@ async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3
         return _DatabaseFile(pool, job_id, name)
 
     try:
-        async with pool.acquire() as conn:
-            await q.clear_files(cast("asyncpg.Connection", conn), job_id=job_id)
-        async with pool.acquire() as reader:
+        async with connection(pool) as conn:
+            await q.clear_files(conn, job_id=job_id)
+        async with connection(pool) as reader:
             await build_bundle(
-                cast("asyncpg.Connection", reader),
+                reader,
                 datasets=list(row["datasets"]),
                 fmt=row["format"],
                 filters=ExportFilters(
@@ -233,25 +237,19 @@ async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3
         log.exception("export job failed", extra={"job_id": str(job_id)})
         final = row["attempts"] >= MAX_ATTEMPTS
         if final:
-            async with pool.acquire() as conn:
+            async with connection(pool) as conn:
                 await q.finish_job(
-                    cast("asyncpg.Connection", conn),
+                    conn,
                     job_id=job_id,
                     status="failed",
                     error=f"the export failed ({type(exc).__name__}); see the service log",
                 )
         # Otherwise the lease lapses, and this or another worker tries again.
         return True
-    async with pool.acquire() as conn:
-        await q.finish_job(
-            cast("asyncpg.Connection", conn), job_id=job_id, status="done", error=None
-        )
+    async with connection(pool) as conn:
+        await q.finish_job(conn, job_id=job_id, status="done", error=None)
     log.info("export job done", extra={"job_id": str(job_id)})
     return True
-
-
-def _parse_uuid(value: str | None) -> UUID | None:
-    return None if value is None else UUID(value)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -272,7 +270,7 @@ async def run_export_worker(
     while not stop.is_set():
         try:
             busy = await run_next_job(pool, signer=signer, seconds=seconds)
-        except (asyncpg.PostgresError, OSError) as exc:
+        except (asyncpg.PostgresError, OSError, Unavailable) as exc:
             log.warning("export worker: database unavailable (%s)", type(exc).__name__)
             busy = False
         if busy:

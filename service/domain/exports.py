@@ -15,29 +15,33 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal, cast
 from uuid import UUID
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from service.db.pool import PooledConnection, acquire
 from service.db.queries import exports as q
-from service.errors import InvalidInput
+from service.domain.platforms import get_platform
+from service.errors import InvalidInput, NotFound
+from service.schemas.keys import Principal
 
-__all__ = ["DATASETS", "ExportFilters", "Format", "start_export"]
+__all__ = ["COLUMNS", "DATASETS", "ExportFilters", "Format", "redacts_for", "start_export"]
 
 Format = Literal["csv", "jsonl"]
 DATASETS = tuple(q.DATASETS)
+#: Each dataset's columns, in order: CSV headers and JSON keys.
+COLUMNS = q.COLUMNS
 
 #: Chunks held between PostgreSQL and the consumer (asyncpg hands over up to ~64 KiB each).
 QUEUE_CHUNKS = 16
 _DONE = object()
 
-#: What ``pool.acquire`` hands out: a proxy of a connection (generic only to the type checker).
-if TYPE_CHECKING:
-    PooledConnection = PoolConnectionProxy[asyncpg.Record]
-else:
-    PooledConnection = PoolConnectionProxy
+
+def redacts_for(caller: Principal, *, redact_for_regulators: bool) -> bool:
+    """Whether an export made for ``caller`` withholds incidents' free text: a regulator's
+    does when the registry is set to redact it for regulators."""
+    return caller.role == "regulator" and redact_for_regulators
 
 
 class ExportFilters:
@@ -65,6 +69,15 @@ class ExportFilters:
     def as_params(self) -> q.Filters:
         return (self.since, self.until, self.platform_id, self.stage, self.model_id)
 
+    def with_platform(self, platform_id: UUID) -> ExportFilters:
+        return ExportFilters(
+            since=self.since,
+            until=self.until,
+            platform_id=platform_id,
+            stage=self.stage,
+            model_id=self.model_id,
+        )
+
 
 async def start_export(
     pool: asyncpg.Pool,
@@ -74,10 +87,12 @@ async def start_export(
     filters: ExportFilters,
     seconds: float,
     acquire_timeout: float,
+    platform: str | None = None,
     redact: bool = False,
 ) -> AsyncIterator[bytes]:
     """Start an export and return its bytes as PostgreSQL produces them.
 
+    ``platform`` (a slug) narrows the export to that platform; NotFound if there is none.
     The connection is taken and the first chunk awaited before this returns, so an
     unavailable database or a failing query is reported before any response is sent.
     """
@@ -92,7 +107,7 @@ async def start_export(
     async def produce(conn: PooledConnection) -> None:
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL TimeZone = 'UTC'")
+                await q.set_export_session(cast("asyncpg.Connection", conn))
                 copy = q.copy_csv if fmt == "csv" else q.copy_jsonl
                 await copy(
                     cast("asyncpg.Connection", conn),  # a pooled proxy behaves as one
@@ -107,7 +122,17 @@ async def start_export(
             return
         await queue.put(_DONE)
 
-    conn = await pool.acquire(timeout=acquire_timeout)
+    conn = await acquire(pool, timeout=acquire_timeout)
+    if platform is not None:
+        try:
+            found = await get_platform(cast("asyncpg.Connection", conn), slug=platform)
+        except NotFound as exc:
+            await pool.release(conn)
+            raise NotFound(f"no platform {platform!r}") from exc
+        except BaseException:
+            await pool.release(conn)
+            raise
+        filters = filters.with_platform(found.id)
     producer = asyncio.create_task(produce(conn))
     try:
         first = await queue.get()

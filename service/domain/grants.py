@@ -34,6 +34,7 @@ from service.schemas.audits import (
     ModelAccess,
     PublicModel,
 )
+from service.schemas.keys import Principal
 
 __all__ = [
     "active_components",
@@ -81,11 +82,16 @@ async def create_grant(
     return grant
 
 
+def _own_grants(caller: Principal | None) -> UUID | None:
+    """An auditor sees its own grants only (its id); admins and regulators see them all."""
+    return caller.id if caller is not None and caller.role == "auditor" else None
+
+
 async def get_grant(
-    conn: asyncpg.Connection, *, grant_id: UUID, auditor_id: UUID | None = None
+    conn: asyncpg.Connection, *, grant_id: UUID, visible_to: Principal | None = None
 ) -> AuditGrant:
-    """One grant; with ``auditor_id``, only if it is that auditor's."""
-    row = await q.select_grant(conn, grant_id=grant_id, auditor_id=auditor_id)
+    """One grant, if the caller (``visible_to``) may see it."""
+    row = await q.select_grant(conn, grant_id=grant_id, auditor_id=_own_grants(visible_to))
     if row is None:
         raise NotFound(f"no audit grant {grant_id}")
     return msgspec.convert(dict(row), AuditGrant)
@@ -94,15 +100,18 @@ async def get_grant(
 async def list_grants(
     conn: asyncpg.Connection,
     *,
+    visible_to: Principal | None = None,
     auditor_id: UUID | None,
     model_id: UUID | None,
     active_at: datetime | None,
     after: UUID | None,
     limit: int,
 ) -> list[AuditGrant]:
+    """Grants matching the filters; an auditor (``visible_to``) lists its own, whatever it
+    asks for."""
     rows = await q.select_grants(
         conn,
-        auditor_id=auditor_id,
+        auditor_id=_own_grants(visible_to) or auditor_id,
         model_id=model_id,
         active_at=active_at,
         after=after,
@@ -149,10 +158,12 @@ async def get_model_access(
     conn: asyncpg.Connection,
     *,
     model_id: UUID,
-    auditor_id: UUID | None,
+    visible_to: Principal,
     at: datetime,
 ) -> ModelAccess:
-    """What an auditor (or, with ``auditor_id`` None, an admin or regulator) sees of a model."""
+    """What the caller sees of a model: an auditor what its grants in force at ``at`` open,
+    an admin or a regulator everything."""
+    auditor_id = _own_grants(visible_to)
     model = await get_model(conn, model_id=model_id)
     public = PublicModel(
         id=model.id,

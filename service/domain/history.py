@@ -14,6 +14,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import history as q
+from service.domain.platforms import platform_scope
 from service.errors import InvalidInput, NotFound
 from service.schemas.events import Event
 from service.schemas.history import HistoryEvent
@@ -34,7 +35,8 @@ async def list_events(
     *,
     subject_id: UUID | None = None,
     model_id: UUID | None = None,
-    platform_id: UUID | None = None,
+    platform: str | None = None,
+    visible_to: UUID | None = None,
     stage: str | None = None,
     kind: str | None = None,
     since: datetime | None = None,
@@ -43,13 +45,19 @@ async def list_events(
     newest_first: bool = False,
     limit: int,
 ) -> list[Event]:
-    """Ledger events matching every filter given; ``since``/``until`` bound ``occurred_at``."""
+    """Ledger events matching every filter given; ``since``/``until`` bound ``occurred_at``.
+
+    A platform (``visible_to``) sees its own platform's events only.
+    """
     _check_range(since, until)
+    scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
+    if scope.empty:
+        return []
     rows = await q.select_events(
         conn,
         subject_id=subject_id,
         model_id=model_id,
-        platform_id=platform_id,
+        platform_id=scope.platform_id,
         stage=stage,
         kind=kind,
         since=since,
@@ -66,7 +74,8 @@ async def model_history(
     *,
     model_id: UUID,
     include_lineage: bool = True,
-    platform_id: UUID | None = None,
+    platform: str | None = None,
+    visible_to: UUID | None = None,
     stage: str | None = None,
     kind: str | None = None,
     since: datetime | None = None,
@@ -75,12 +84,16 @@ async def model_history(
     newest_first: bool = True,
     limit: int,
 ) -> list[HistoryEvent]:
+    """A model's timeline; a platform (``visible_to``) sees its own platform's events only."""
     _check_range(since, until)
+    scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
+    if scope.empty:
+        return []
     rows = await q.select_model_history(
         conn,
         model_id=model_id,
         include_lineage=include_lineage,
-        platform_id=platform_id,
+        platform_id=scope.platform_id,
         stage=stage,
         kind=kind,
         since=since,

@@ -12,10 +12,12 @@ import asyncpg
 import msgspec
 
 from service.db.queries import hostings as q
+from service.domain.as_of import state_as_of
 from service.domain.decommission_targets import flag_new_hosting
 from service.domain.ledger import NewEvent, diff, record_event, record_events, to_state
 from service.domain.models import resolve_model_id
-from service.errors import Conflict, NotFound
+from service.domain.platforms import get_platform, platform_scope
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
 
 __all__ = [
@@ -49,16 +51,44 @@ _STATUS_KINDS = {
 }
 
 
+async def _platform_of_new_hosting(
+    conn: asyncpg.Connection, *, named: str | None, caller_platform_id: UUID | None
+) -> UUID:
+    """The platform a new hosting is recorded on: a platform records hostings on its own
+    platform only; any other caller names the platform."""
+    if caller_platform_id is not None:
+        own = await get_platform(conn, platform_id=caller_platform_id)
+        if named not in (None, own.slug):
+            raise Forbidden("a platform key records hostings on its own platform only")
+        return own.id
+    if named is None:
+        raise InvalidInput("name the platform that hosts the model", key="platform")
+    try:
+        return (await get_platform(conn, slug=named)).id
+    except NotFound as exc:
+        raise InvalidInput(f"no platform {named!r}", key="platform") from exc
+
+
 async def record_hosting(
     conn: asyncpg.Connection,
     *,
     data: HostingIn,
-    platform_id: UUID,
+    platform_id: UUID | None = None,
+    caller_platform_id: UUID | None = None,
     actor_id: UUID | None,
     extra: dict[str, Any] | None = None,
 ) -> tuple[Hosting, int]:
-    """Record that ``platform_id`` hosts the model (registered already); returns the hosting
-    and the seq of its ledger event."""
+    """Record that a platform hosts the model (registered already); returns the hosting and
+    the seq of its ledger event.
+
+    The platform is ``platform_id`` when the caller has established it (a verified delivery
+    from that platform); otherwise the one ``data.platform`` names, where a platform
+    principal (``caller_platform_id``) may record hostings on its own platform only.
+    """
+    if platform_id is None:
+        platform_id = await _platform_of_new_hosting(
+            conn, named=data.platform, caller_platform_id=caller_platform_id
+        )
     model_id = await resolve_model_id(conn, name=data.model, role="model")
     occurred_at = data.occurred_at or datetime.now(UTC)
     row = await q.insert_hosting(
@@ -107,9 +137,16 @@ async def get_hosting(
     *,
     hosting_id: UUID,
     visible_to: UUID | None = None,
+    as_of: datetime | None = None,
     for_update: bool = False,
 ) -> Hosting:
-    """One hosting; with ``visible_to`` (a platform's id), only if that platform hosts it."""
+    """One hosting, now or as recorded at ``as_of``; with ``visible_to`` (a platform's id),
+    only if that platform hosts it (hosted it then)."""
+    if as_of is not None:
+        then = await state_as_of(conn, subject_id=hosting_id, as_of=as_of, record=Hosting)
+        if then is None or visible_to not in (None, then.platform_id):
+            raise NotFound(f"no hosting {hosting_id} was recorded at {as_of.isoformat()}")
+        return then
     row = await q.select_hosting(
         conn, hosting_id=hosting_id, platform_id=visible_to, for_update=for_update
     )
@@ -138,7 +175,8 @@ async def lock_hostings_of(
 async def list_hostings(
     conn: asyncpg.Connection,
     *,
-    platform_id: UUID | None = None,
+    platform: str | None = None,
+    visible_to: UUID | None = None,
     model_id: UUID | None = None,
     status: str | None = None,
     licence: str | None = None,
@@ -147,9 +185,13 @@ async def list_hostings(
     after: UUID | None = None,
     limit: int,
 ) -> list[Hosting]:
+    """Hostings matching every filter; a platform (``visible_to``) sees its own only."""
+    scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
+    if scope.empty:
+        return []
     rows = await q.select_hostings(
         conn,
-        platform_id=platform_id,
+        platform_id=scope.platform_id,
         model_id=model_id,
         status=status,
         licence=licence,

@@ -41,9 +41,7 @@ __all__ = [
     "Scope",
     "add_note",
     "check_seriousness",
-    "check_visible",
     "get_incident",
-    "get_incident_as_of",
     "list_duplicate_candidates",
     "list_incidents",
     "list_notes",
@@ -257,7 +255,7 @@ async def scope_for(conn: asyncpg.Connection, *, principal: Principal, now: date
     return Scope()
 
 
-async def check_visible(conn: asyncpg.Connection, *, incident: Incident, scope: Scope) -> None:
+async def _check_visible(conn: asyncpg.Connection, *, incident: Incident, scope: Scope) -> None:
     """NotFound unless the scope reaches the incident (a hidden record looks absent)."""
     hidden = NotFound(f"no incident {incident.id}")
     if (
@@ -277,22 +275,29 @@ async def get_incident(
     *,
     incident_id: UUID | None = None,
     ref: str | None = None,
+    visible_to: Scope | None = None,
+    as_of: datetime | None = None,
     for_update: bool = False,
 ) -> Incident:
-    row = await q.select_incident(conn, incident_id=incident_id, ref=ref, for_update=for_update)
-    if row is None:
-        raise NotFound(f"no incident {ref or incident_id}")
-    return _to_incident(row)
+    """One incident by id or reference; with ``visible_to``, only if that scope reaches it.
 
-
-async def get_incident_as_of(
-    conn: asyncpg.Connection, *, incident_id: UUID, as_of: datetime
-) -> Incident:
-    """The incident as the registry recorded it at ``as_of`` (the state its newest event at
-    or before that moment carried)."""
-    incident = await state_as_of(conn, subject_id=incident_id, as_of=as_of, record=Incident)
-    if incident is None:
-        raise NotFound(f"no incident {incident_id} was recorded at {as_of.isoformat()}")
+    With ``as_of``, the incident as the registry recorded it then (the state its newest event
+    at or before that moment carried); the scope is applied to that state.
+    """
+    if as_of is not None:
+        if incident_id is None:
+            raise ValueError("a point-in-time read names the incident by id")
+        then = await state_as_of(conn, subject_id=incident_id, as_of=as_of, record=Incident)
+        if then is None:
+            raise NotFound(f"no incident {incident_id} was recorded at {as_of.isoformat()}")
+        incident = then
+    else:
+        row = await q.select_incident(conn, incident_id=incident_id, ref=ref, for_update=for_update)
+        if row is None:
+            raise NotFound(f"no incident {ref or incident_id}")
+        incident = _to_incident(row)
+    if visible_to is not None:
+        await _check_visible(conn, incident=incident, scope=visible_to)
     return incident
 
 

@@ -153,7 +153,7 @@ async def ensure_first_admin_key(conn: asyncpg.Connection) -> CreatedApiKey | No
 
     Serialised with an advisory lock so two processes starting at once make one key.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('risk-registry:first-admin'))")
+    await q.lock_first_admin(conn)
     if await q.count_admin_keys(conn) > 0:
         return None
     return await create_key(conn, data=ApiKeyIn(role="admin", name="first admin"), actor_id=None)

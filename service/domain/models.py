@@ -13,6 +13,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import models as q
+from service.domain.as_of import state_as_of
 from service.domain.ledger import diff, record_event, to_state
 from service.errors import Conflict, InvalidInput, NotFound
 from service.schemas.models import Lineage, LineageNode, Model, ModelIn, ModelPatch, Openness
@@ -85,8 +86,20 @@ async def register_model(
 
 
 async def get_model(
-    conn: asyncpg.Connection, *, model_id: UUID | None = None, name: str | None = None
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID | None = None,
+    name: str | None = None,
+    as_of: datetime | None = None,
 ) -> Model:
+    """One model by id or name, now or as recorded at ``as_of`` (every role sees models)."""
+    if as_of is not None:
+        if model_id is None:
+            raise ValueError("a point-in-time read names the model by id")
+        then = await state_as_of(conn, subject_id=model_id, as_of=as_of, record=Model)
+        if then is None:
+            raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
+        return then
     row = await q.select_model(conn, model_id=model_id, name=name)
     if row is None:
         raise NotFound(f"no model {name or model_id}")

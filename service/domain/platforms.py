@@ -12,7 +12,23 @@ from service.domain.ledger import diff, record_event, to_state
 from service.errors import Conflict, NotFound
 from service.schemas.platforms import Platform, PlatformIn, PlatformPatch
 
-__all__ = ["create_platform", "get_platform", "list_platforms", "update_platform"]
+__all__ = [
+    "PlatformScope",
+    "create_platform",
+    "get_platform",
+    "list_platforms",
+    "platform_scope",
+    "update_platform",
+]
+
+
+class PlatformScope(msgspec.Struct, frozen=True, kw_only=True):
+    """The platform a listing is narrowed to, as the caller may see it."""
+
+    #: Only records of this platform; None for every platform.
+    platform_id: UUID | None = None
+    #: The caller named a platform it cannot see (or none exists): nothing matches.
+    empty: bool = False
 
 
 async def create_platform(
@@ -47,6 +63,24 @@ async def get_platform(
     if row is None or (visible_to is not None and row["id"] != visible_to):
         raise NotFound(f"no platform {slug or platform_id}")
     return msgspec.convert(dict(row), Platform)
+
+
+async def platform_scope(
+    conn: asyncpg.Connection, *, slug: str | None, visible_to: UUID | None
+) -> PlatformScope:
+    """Narrow a listing to the platform ``slug`` names, within what the caller sees.
+
+    A platform principal (``visible_to``, its own id) sees its own platform's records only,
+    named or not; naming another platform, or one that does not exist, matches nothing:
+    an empty page, not a 404, so a listing does not tell which platforms exist.
+    """
+    if slug is None:
+        return PlatformScope(platform_id=visible_to)
+    try:
+        found = await get_platform(conn, slug=slug, visible_to=visible_to)
+    except NotFound:
+        return PlatformScope(empty=True)
+    return PlatformScope(platform_id=found.id)
 
 
 async def list_platforms(

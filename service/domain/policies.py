@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import decommissions as dq
+from service.db.queries import models as models_q
 from service.db.queries import policies as q
 from service.domain import decommissions
 from service.domain.ledger import record_event, to_state
@@ -85,7 +86,7 @@ async def create_version(
     conn: asyncpg.Connection, *, name: str, data: PolicyVersionIn, actor_id: UUID
 ) -> Policy:
     """The next version of ``name``; it becomes the active one, the previous is retired."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('decommission_policy:' || $1))", name)
+    await q.lock_name(conn, name=name)
     if not await q.count_name(conn, name=name):
         raise NotFound(f"no policy named {name!r}")
     for retired_id in await q.retire_active(conn, name=name):
@@ -180,7 +181,9 @@ async def propose_for_incident(
         if not matches(policy, incident):
             continue
         for model_id in incident.model_ids:
-            model = await conn.fetchval("SELECT name FROM models WHERE id = $1", model_id)
+            model = await models_q.select_name(conn, model_id=model_id)
+            if model is None:  # an incident's models are kept by a foreign key
+                raise NotFound(f"no model {model_id}")
             open_id = await dq.select_open_for_policy(conn, policy_id=policy.id, model_id=model_id)
             if open_id is not None:
                 linked = await dq.link_incidents(

@@ -25,15 +25,16 @@ import logging
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import msgspec
 
+from service.db.pool import DB_FAILURES, connection
 from service.db.queries import ledger_tree as q
 from service.domain import merkle
 from service.domain.checkpoints import Signer, format_body
-from service.errors import NotFound
+from service.errors import NotFound, Unavailable
 from service.schemas.transparency import (
     CheckpointOut,
     ConsistencyProofOut,
@@ -57,11 +58,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _canonical = msgspec.json.Encoder(order="sorted")
-
-SNAPSHOT = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-       pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax
-"""
 
 
 def canonical_entry(event: Mapping[str, Any]) -> bytes:
@@ -110,8 +106,7 @@ async def seal_once(
     """
     if not await q.try_seal_lock(conn):
         return None
-    snap = await conn.fetchrow(SNAPSHOT)
-    assert snap is not None  # noqa: S101 - a SELECT without FROM always yields a row
+    xmin, xmax = await q.select_snapshot(conn)
     size, last_seq = await q.select_tree_head(conn)
     rows = await q.select_events_after(conn, after_seq=last_seq, limit=batch_size)
     expected = last_seq + 1
@@ -119,7 +114,7 @@ async def seal_once(
     events: list[dict[str, Any]] = []
     for row in rows:
         seq = int(row["seq"])
-        if seq != expected and not gaps.settled(expected, xmin=snap["xmin"], xmax=snap["xmax"]):
+        if seq != expected and not gaps.settled(expected, xmin=xmin, xmax=xmax):
             break
         events.append(dict(row))
         expected = seq + 1
@@ -161,14 +156,14 @@ async def run_sealer(
     while not stop.is_set():
         result: SealResult | None = None
         try:
-            async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            async with connection(pool) as conn, conn.transaction(isolation="repeatable_read"):
                 result = await seal_once(
-                    cast("asyncpg.Connection", conn),
+                    conn,
                     signer=signer,
                     batch_size=batch_size,
                     gaps=gaps,
                 )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        except (*DB_FAILURES, Unavailable):
             log.exception("sealing failed; retrying")
         if result is not None and result.sealed > 0:
             log.debug("ledger sealed", extra={"sealed": result.sealed, "size": result.tree_size})

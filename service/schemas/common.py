@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 
 __all__ = [
+    "PLATFORM_SLUG_PATTERN",
     "FieldError",
     "HttpUrl",
     "ModelName",
@@ -25,10 +26,9 @@ ModelName = Annotated[
         examples=["acme/llama-7b"],
     ),
 ]
-PlatformSlug = Annotated[
-    str,
-    msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", examples=["hubzilla"]),
-]
+#: A platform's slug: lower-case letters, digits and hyphens, as in a host name's label.
+PLATFORM_SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+PlatformSlug = Annotated[str, msgspec.Meta(pattern=PLATFORM_SLUG_PATTERN, examples=["hubzilla"])]
 HttpUrl = Annotated[
     str,
     msgspec.Meta(

@@ -16,6 +16,7 @@ __all__ = [
     "link_models",
     "select_audit",
     "select_audits",
+    "select_existing_findings",
     "select_finding",
     "update_finding",
 ]
@@ -194,3 +195,11 @@ async def update_finding(
     if row is None:
         raise LookupError(f"no finding {finding_id}")
     return row
+
+
+EXISTING_FINDINGS = "SELECT array_agg(id) FROM audit_findings WHERE id = ANY ($1::uuid[])"
+
+
+async def select_existing_findings(conn: asyncpg.Connection, *, ids: list[UUID]) -> set[UUID]:
+    """Those of ``ids`` that name an audit finding."""
+    return set(await conn.fetchval(EXISTING_FINDINGS, ids) or [])

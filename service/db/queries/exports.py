@@ -18,7 +18,16 @@ from uuid import UUID
 
 import asyncpg
 
-__all__ = ["COLUMNS", "DATASETS", "REDACTED", "copy_csv", "copy_jsonl", "count_rows", "query_for"]
+__all__ = [
+    "COLUMNS",
+    "DATASETS",
+    "REDACTED",
+    "copy_csv",
+    "copy_jsonl",
+    "count_rows",
+    "query_for",
+    "set_export_session",
+]
 
 
 def _ts(column: str) -> str:
@@ -378,3 +387,12 @@ async def copy_jsonl(
 async def count_rows(conn: asyncpg.Connection, *, dataset: str, filters: Filters) -> int:
     query = f"SELECT count(*) FROM ({DATASETS[dataset]}) x"
     return int(await conn.fetchval(query, *filters))
+
+
+#: A bulk read runs as long as it needs, and renders times in UTC whatever the server's zone.
+EXPORT_SESSION = "SET LOCAL statement_timeout = 0; SET LOCAL TimeZone = 'UTC'"
+
+
+async def set_export_session(conn: asyncpg.Connection) -> None:
+    """Ready the current transaction for an export (see ``EXPORT_SESSION``)."""
+    await conn.execute(EXPORT_SESSION)

@@ -16,6 +16,7 @@ __all__ = [
     "link_models",
     "select_contact",
     "select_duplicate_candidates",
+    "select_existing",
     "select_followup",
     "select_hostings_of",
     "select_incident",
@@ -422,3 +423,11 @@ async def select_notes(
     conn: asyncpg.Connection, *, incident_id: UUID, reporter_view: bool, limit: int = 500
 ) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_NOTES, incident_id, reporter_view, limit))
+
+
+EXISTING = "SELECT array_agg(id) FROM incidents WHERE id = ANY ($1::uuid[])"
+
+
+async def select_existing(conn: asyncpg.Connection, *, ids: list[UUID]) -> set[UUID]:
+    """Those of ``ids`` that name an incident."""
+    return set(await conn.fetchval(EXISTING, ids) or [])

@@ -10,6 +10,7 @@ __all__ = [
     "count_admin_keys",
     "insert_key",
     "insert_principal",
+    "lock_first_admin",
     "revoke_key",
     "select_key",
     "select_key_for_auth",
@@ -113,3 +114,11 @@ WHERE p.role = 'admin'
 async def count_admin_keys(conn: asyncpg.Connection) -> int:
     """Admin keys ever issued, revoked or not: the first-run key is made only once."""
     return int(await conn.fetchval(COUNT_ADMIN_KEYS))
+
+
+FIRST_ADMIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('risk-registry:first-admin'))"
+
+
+async def lock_first_admin(conn: asyncpg.Connection) -> None:
+    """Serialise first-admin checks across processes until the transaction ends."""
+    await conn.execute(FIRST_ADMIN_LOCK)

@@ -19,11 +19,14 @@ __all__ = [
     "insert_leaves",
     "insert_nodes",
     "select_checkpoint",
+    "select_checkpoint_lag",
     "select_events_after",
     "select_hashes",
     "select_latest_checkpoint",
     "select_leaf_by_seq",
     "select_leaves",
+    "select_ledger_head",
+    "select_snapshot",
     "select_state_as_of",
     "select_tree_head",
     "try_seal_lock",
@@ -177,3 +180,48 @@ async def select_latest_checkpoint(conn: asyncpg.Connection) -> asyncpg.Record |
 
 async def select_checkpoint(conn: asyncpg.Connection, *, tree_size: int) -> asyncpg.Record | None:
     return await conn.fetchrow(CHECKPOINT, tree_size)
+
+
+LEDGER_HEAD = "SELECT coalesce(max(seq), 0) FROM events"
+
+#: Events after the newest checkpoint (counted up to a cap) and the age of the oldest one;
+#: an index lookup and a bounded scan, cheap on any ledger size.
+CHECKPOINT_LAG = """
+WITH sealed AS (
+  SELECT coalesce(
+    (SELECT last_seq FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1), 0
+  ) AS last_seq
+)
+SELECT
+  (SELECT count(*) FROM (
+     SELECT 1 FROM events, sealed WHERE events.seq > sealed.last_seq LIMIT 1000000
+   ) AS pending) AS events,
+  coalesce(extract(epoch FROM now() - (
+     SELECT recorded_at FROM events, sealed
+     WHERE events.seq > sealed.last_seq ORDER BY events.seq LIMIT 1
+  )), 0)::float8 AS seconds
+"""
+
+SNAPSHOT = """
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax
+"""
+
+
+async def select_ledger_head(conn: asyncpg.Connection) -> int:
+    """The newest event's seq, sealed or not (0 on an empty ledger)."""
+    return int(await conn.fetchval(LEDGER_HEAD))
+
+
+async def select_checkpoint_lag(conn: asyncpg.Connection) -> tuple[int, float]:
+    """Events not yet sealed (up to a cap), and seconds since the oldest of them was recorded."""
+    row = await conn.fetchrow(CHECKPOINT_LAG)
+    assert row is not None  # noqa: S101 - a SELECT without FROM always yields a row
+    return int(row["events"]), float(row["seconds"])
+
+
+async def select_snapshot(conn: asyncpg.Connection) -> tuple[int, int]:
+    """The ``xmin`` and ``xmax`` of the transaction's snapshot."""
+    row = await conn.fetchrow(SNAPSHOT)
+    assert row is not None  # noqa: S101 - a SELECT without FROM always yields a row
+    return int(row["xmin"]), int(row["xmax"])

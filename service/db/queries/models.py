@@ -12,6 +12,7 @@ __all__ = [
     "select_descendants",
     "select_model",
     "select_models",
+    "select_name",
     "update_model",
 ]
 
@@ -153,3 +154,11 @@ async def select_descendants(conn: asyncpg.Connection, *, model_id: UUID) -> lis
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+SELECT_NAME = "SELECT name FROM models WHERE id = $1"
+
+
+async def select_name(conn: asyncpg.Connection, *, model_id: UUID) -> str | None:
+    name: str | None = await conn.fetchval(SELECT_NAME, model_id)
+    return name

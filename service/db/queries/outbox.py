@@ -17,8 +17,10 @@ __all__ = [
     "mark_retry",
     "redeliver",
     "select_attempts",
+    "select_backlog",
     "select_message",
     "select_messages",
+    "set_claim_lease",
 ]
 
 COLUMNS = """
@@ -209,3 +211,25 @@ async def select_attempts(
     conn: asyncpg.Connection, *, message_id: UUID, after: UUID | None, limit: int
 ) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_ATTEMPTS, message_id, after, limit))
+
+
+#: Notifications waiting for delivery (the partial index ``outbox_due`` covers them).
+BACKLOG = """
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
+FROM outbox WHERE status = 'pending'
+"""
+
+SET_CLAIM_LEASE = "SELECT set_config('idle_in_transaction_session_timeout', $1, true)"
+
+
+async def select_backlog(conn: asyncpg.Connection) -> tuple[int, float]:
+    """Notices waiting, and seconds since the oldest of them was queued."""
+    row = await conn.fetchrow(BACKLOG)
+    assert row is not None  # noqa: S101 - an aggregate without GROUP BY yields a row
+    return int(row["pending"]), float(row["oldest"])
+
+
+async def set_claim_lease(conn: asyncpg.Connection, *, lease_ms: int) -> None:
+    """Bound how long the current transaction (a claim) may sit idle before it is ended."""
+    await conn.execute(SET_CLAIM_LEASE, str(lease_ms))

@@ -10,8 +10,10 @@ import asyncpg
 __all__ = [
     "count_name",
     "insert_policy",
+    "lock_name",
     "retire_active",
     "select_active",
+    "select_clause",
     "select_policies",
     "select_policy",
     "set_active",
@@ -113,3 +115,19 @@ async def set_active(
     conn: asyncpg.Connection, *, policy_id: UUID, active: bool
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(SET_ACTIVE, policy_id, active)
+
+
+NAME_LOCK = "SELECT pg_advisory_xact_lock(hashtext('decommission_policy:' || $1))"
+
+SELECT_CLAUSE = "SELECT clause FROM decommission_policies WHERE id = $1"
+
+
+async def lock_name(conn: asyncpg.Connection, *, name: str) -> None:
+    """Serialise new versions of one policy name until the transaction ends."""
+    await conn.execute(NAME_LOCK, name)
+
+
+async def select_clause(conn: asyncpg.Connection, *, policy_id: UUID) -> str | None:
+    """The policy's clause; None when there is no such policy."""
+    clause: str | None = await conn.fetchval(SELECT_CLAUSE, policy_id)
+    return clause
