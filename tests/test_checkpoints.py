@@ -29,8 +29,8 @@ from service.domain.checkpoints import (
     load_or_create_signer,
     open_checkpoint,
 )
-from service.domain.ledger import record_event
-from service.domain.sealer import GapTracker, canonical_entry, seal_once
+from service.domain.ledger import canonical_entry, record_event
+from service.domain.sealer import GapTracker, seal_once
 from tests.conftest import register_model
 
 ORIGIN = "registry.test/ledger"
