@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from service.__main__ import main
-from service.cli_verify import Seen, export_events, verify_registry
+from service.cli import main
 from service.domain.checkpoints import Signer
+from service.domain.verification import Seen, export_events, verify_registry
 from tests.conftest import register_model
 from tests.test_checkpoints import seal_all, signed_app, signer  # noqa: F401 - fixtures
 

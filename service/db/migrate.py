@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "downgrade", "upgrade"]
+from service.db.queries import alembic_version as q
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+__all__ = ["alembic_config", "check_revision", "downgrade", "migrations_dir", "upgrade"]
+
+
+def migrations_dir() -> Path:
+    """The revisions: inside the package when installed from a wheel (which carries them
+    as ``service/migrations``), else at the top of the source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "migrations"
+    return installed if installed.is_dir() else package.parent / "migrations"
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -23,7 +34,7 @@ def sqlalchemy_url(url: str) -> str:
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     # '%' is Alembic's interpolation character; a password may contain it.
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return cfg
@@ -35,6 +46,27 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def check_revision(url: str) -> str | None:
+    """Why the database at ``url`` cannot be used by this version yet, or None if it can."""
+    heads = sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+    async def current() -> list[str] | None:
+        conn = await asyncpg.connect(url)
+        try:
+            return await q.select_revisions(conn)
+        finally:
+            await conn.close()
+
+    found = asyncio.run(current())
+    if not found:
+        return "the database is not migrated"
+    if found != heads:
+        return (
+            f"the database is at revision {', '.join(found)}, this version needs {', '.join(heads)}"
+        )
+    return None
 
 
 def run_script(sql: str) -> None:
