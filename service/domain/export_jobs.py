@@ -252,10 +252,6 @@ async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3
     return True
 
 
-def _parse_uuid(value: str | None) -> UUID | None:
-    return None if value is None else UUID(value)
-
-
 def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
