@@ -18,7 +18,7 @@ from service.domain.bundles import MANIFEST, SIGNATURE, verify_bundle
 from service.domain.checkpoints import Signer, load_or_create_signer
 from service.domain.export_jobs import run_next_job
 from tests.conftest import REPO_ROOT, PlatformFixture, bearer, make_key, register_model
-from tests.test_checkpoints import seal_all
+from tests.helpers.ledger import seal_all
 
 
 @pytest.fixture
