@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
 from service.db.queries import alembic_version as q
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["alembic_config", "check_revision", "downgrade", "migrations_dir", "upgrade"]
 
@@ -33,6 +34,10 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def alembic_config(url: str) -> Config:
+    # Alembic (and SQLAlchemy under it) takes seconds to import: only commands that migrate
+    # or check the revision pay for it.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     # '%' is Alembic's interpolation character; a password may contain it.
@@ -41,15 +46,21 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(url), revision)
 
 
 def check_revision(url: str) -> str | None:
     """Why the database at ``url`` cannot be used by this version yet, or None if it can."""
+    from alembic.script import ScriptDirectory
+
     heads = sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())
 
     async def current() -> list[str] | None:
