@@ -252,6 +252,12 @@ def test_operator_errors_are_one_line_without_a_traceback(
             cwd=tmp_path,
         )
     )
+    # A failed download leaves no file behind, not even an empty one.
+    assert not list(tmp_path.glob("x.jsonl*"))
+    export = ["export", "--out", str(tmp_path / "b"), "--platform", "no"]
+    line = one_line_error(cli(database_url, *export, check=False))
+    assert "no platform" in line
+    assert not (tmp_path / "b").exists()
     one_line_error(cli("postgresql://postgres@127.0.0.1:9/none", "keys", "list", check=False))
     line = one_line_error(cli("mysql://somewhere/db", "migrate", check=False))
     assert "not a PostgreSQL URL" in line

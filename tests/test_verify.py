@@ -184,6 +184,10 @@ async def test_verify_command_against_a_live_registry(
         token = auditor["Authorization"].removeprefix("Bearer ")
         export_args = ["ledger-export", "--url", live.base_url, "--api-key", token]
         assert await asyncio.to_thread(main, [*export_args, "--output", str(export)]) == 0
+        refused = ["ledger-export", "--url", live.base_url, "--api-key", "rr_0_not-a-key"]
+        assert await asyncio.to_thread(main, [*refused, "--output", str(tmp_path / "x")]) == 1
+        assert "answered 401" in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
         verify = ["verify", "--url", live.base_url, "--key", str(tmp_path / "vkey")]
         verify += ["--state", str(state)]
         assert await asyncio.to_thread(main, [*verify, "--events", str(export)]) == 0

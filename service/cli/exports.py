@@ -58,7 +58,6 @@ class RowProgress:
         self._task: TaskID | None = None
 
     def __enter__(self) -> RowProgress:
-        self._progress.start()
         return self
 
     def __exit__(
@@ -71,7 +70,9 @@ class RowProgress:
 
     async def __call__(self, done: int, total: int) -> None:
         if self._task is None:
+            # Drawn from the first rows on: a command failing before then prints no bar.
             self._task = self._progress.add_task(self._label, total=total)
+            self._progress.start()
         self._progress.update(self._task, completed=done, total=total)
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 import httpx
 import msgspec
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from service.cli.common import VERIFIER_KEY, State, pass_state, shared_options
 from service.domain.checkpoints import load_or_create_signer
@@ -131,11 +133,24 @@ def ledger_export(state: State, url: str, api_key: str, output: Path) -> int:
     """Download every event as JSON lines, the export `verify --events` checks."""
     headers = {"Authorization": f"Bearer {api_key}"}
 
-    async def go() -> int:
+    async def go(progress: Progress, task: TaskID) -> int:
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60.0) as http:
-            return await export_events(http, output)
+            return await export_events(
+                http, output, progress=lambda n: progress.update(task, completed=n)
+            )
 
-    count = asyncio.run(go())
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} events"),
+        TimeElapsedColumn(),
+        console=console,
+        # On a terminal only, and gone once done: the count is the command's output.
+        disable=not console.is_terminal,
+        transient=True,
+    ) as progress:
+        count = asyncio.run(go(progress, progress.add_task("ledger-export", total=None)))
     state.emit({"events": count, "output": str(output)}, text=f"{count} events")
     return 0
 

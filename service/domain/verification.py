@@ -19,7 +19,7 @@ The ``verify`` and ``ledger-export`` commands are thin shells over this module.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,23 +76,37 @@ def read_export(path: Path) -> Iterator[dict[str, Any]]:
                 yield msgspec.json.decode(line)
 
 
-async def export_events(http: httpx.AsyncClient, path: Path) -> int:
-    """Write every event, oldest first, one JSON object per line, exactly as served."""
+async def export_events(
+    http: httpx.AsyncClient, path: Path, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Write every event, oldest first, one JSON object per line, exactly as served.
+
+    The file appears only once complete: a failed download leaves nothing at ``path``.
+    ``progress`` is told the number of events written after each page.
+    """
     count, cursor = 0, None
-    with path.open("wb") as out:
-        while True:
-            params: dict[str, str | int] = {"order": "oldest", "limit": 200}
-            if cursor:
-                params["cursor"] = cursor
-            r = await http.get("/v1/events", params=params)
-            r.raise_for_status()
-            page = msgspec.json.decode(r.content)
-            for item in page["items"]:
-                out.write(msgspec.json.encode(item) + b"\n")
-                count += 1
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return count
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            while True:
+                params: dict[str, str | int] = {"order": "oldest", "limit": 200}
+                if cursor:
+                    params["cursor"] = cursor
+                r = await http.get("/v1/events", params=params)
+                r.raise_for_status()
+                page = msgspec.json.decode(r.content)
+                for item in page["items"]:
+                    out.write(msgspec.json.encode(item) + b"\n")
+                    count += 1
+                if progress is not None:
+                    progress(count)
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
 
 
 async def _check_consistency(
