@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 
@@ -301,3 +303,34 @@ def test_verify_export_reads_the_key_from_a_file_like_verify(tmp_path: Path) -> 
             None, "verify-export", str(bundle), check=False, env={"REGISTRY_VERIFIER_KEY": given}
         )
         assert via_env.returncode == 1, via_env.stderr
+
+
+def test_every_option_of_every_command_has_an_environment_variable() -> None:
+    from service.cli.root import cli as root
+
+    def commands(group: click.Group, path: str) -> Iterator[tuple[str, click.Command]]:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from commands(command, f"{path} {name}")
+            else:
+                yield f"{path} {name}", command
+
+    missing = [
+        (path, option.name)
+        for path, command in commands(root, "risk-registry")
+        for option in command.params
+        if isinstance(option, click.Option) and option.name != "help" and not option.envvar
+    ]
+    assert missing == []
+    assert len(list(commands(root, "risk-registry"))) == 16
+    assert all(o.envvar for o in root.params if isinstance(o, click.Option) and o.name != "help")
+
+
+def test_data_dir_before_the_command_is_the_same_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "registry"
+    key = cli(None, "--data-dir", str(data_dir), "--json", "checkpoint-key").stdout
+    assert (data_dir / "checkpoint-signing.pem").exists()
+    again = cli(None, "checkpoint-key", "--data-dir", str(data_dir), "--json").stdout
+    assert json.loads(key) == json.loads(again)
+    line = one_line_error(cli(None, "--data-dir", str(data_dir), "keys", "list", check=False))
+    assert f"no registry in '{data_dir}'" in line
