@@ -15,7 +15,6 @@ from litestar.openapi.plugins import (
     RedocRenderPlugin,
     StoplightRenderPlugin,
     SwaggerRenderPlugin,
-    YamlRenderPlugin,
 )
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -43,6 +42,7 @@ from service.api.metrics import MetricsController
 from service.api.models import ModelController
 from service.api.openapi_extras import (
     CommittedJsonRenderPlugin,
+    NormalisedYamlRenderPlugin,
     RawObjectSchemaPlugin,
     StrictStructSchemaPlugin,
 )
@@ -105,11 +105,11 @@ def _openapi() -> OpenAPIConfig:
             }
         ),
         use_handler_docstrings=False,
-        # Litestar's default set of pages, with the JSON document in its committed form.
+        # Litestar's default set of pages, with the document in its committed form.
         render_plugins=[
             RedocRenderPlugin(),
             CommittedJsonRenderPlugin(),
-            YamlRenderPlugin(),
+            NormalisedYamlRenderPlugin(),
             RapidocRenderPlugin(),
             StoplightRenderPlugin(),
             SwaggerRenderPlugin(),

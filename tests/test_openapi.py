@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
+import yaml
 
 from service.openapi import openapi_document, render_openapi
 from tests.conftest import REPO_ROOT
@@ -23,6 +26,10 @@ async def test_served_document_is_the_committed_file(client: httpx.AsyncClient) 
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("application/vnd.oai.openapi+json")
         assert r.content == committed
+    # The YAML rendering is the same document.
+    r = await client.get("/schema/openapi.yaml")
+    assert r.status_code == 200
+    assert yaml.safe_load(r.content) == json.loads(committed)
 
 
 def test_every_operation_declares_its_problems() -> None:

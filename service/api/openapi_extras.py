@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
-from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CommittedJsonRenderPlugin",
+    "NormalisedYamlRenderPlugin",
     "RawObjectSchemaPlugin",
     "StrictStructSchemaPlugin",
     "also_served_as",
@@ -59,6 +60,19 @@ class CommittedJsonRenderPlugin(JsonRenderPlugin):
         # The app hands over the same schema every time: render it once.
         if self._rendered is None:
             self._rendered = render_document(openapi_schema)
+        return self._rendered
+
+
+class NormalisedYamlRenderPlugin(YamlRenderPlugin):
+    """Serves ``/schema/openapi.yaml`` (and ``.yml``) as the same document as the JSON one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rendered: bytes | None = None
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        if self._rendered is None:
+            self._rendered = super().render(request, normalise(openapi_schema))
         return self._rendered
 
 
