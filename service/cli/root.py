@@ -67,6 +67,8 @@ def _describe(exc: BaseException) -> str:
         return f"the registry answered {exc.response.status_code} to {exc.request.url}"
     if isinstance(exc, httpx.HTTPError):
         return f"cannot reach the registry: {exc or type(exc).__name__}"
+    if isinstance(exc, msgspec.DecodeError):
+        return f"not valid JSON: {exc}"
     if isinstance(exc, asyncpg.PostgresError):
         return f"the database refused: {exc}"
     if isinstance(exc, OSError) and not isinstance(exc, asyncpg.InterfaceError):
@@ -79,7 +81,7 @@ _OPERATOR_ERRORS = (
     CliError,
     EmbeddedUnavailable,
     RegistryError,
-    msgspec.ValidationError,
+    msgspec.MsgspecError,
     ValueError,
     OSError,
     asyncpg.PostgresError,
