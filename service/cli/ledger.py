@@ -105,7 +105,10 @@ def verify(state: State, url: str, key: str, state_path: Path, events: Path | No
 
     report = asyncio.run(go())
     if report.ok:
-        state_path.write_bytes(msgspec.json.encode(seen))
+        # Replaced whole, never left half-written: it is the verifier's memory.
+        partial = state_path.with_name(state_path.name + ".partial")
+        partial.write_bytes(msgspec.json.encode(seen))
+        partial.replace(state_path)
     state.emit(report, text=_render(report))
     return 0 if report.ok else 3
 
