@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,11 +11,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import click
 import httpx
 import pytest
 
+from service.db.migrate import check_revision
 from tests.conftest import REPO_ROOT, PgServer, bearer
+from tests.live_service import free_port
 
 
 def cli(
@@ -334,3 +338,50 @@ def test_data_dir_before_the_command_is_the_same_data_dir(tmp_path: Path) -> Non
     assert json.loads(key) == json.loads(again)
     line = one_line_error(cli(None, "--data-dir", str(data_dir), "keys", "list", check=False))
     assert f"no registry in '{data_dir}'" in line
+
+
+def test_serve_refuses_a_database_that_is_not_migrated_or_behind(pg_server: PgServer) -> None:
+    """Against a server of one's own, migrating is an explicit step; serve says it is due."""
+    from service.db.migrate import upgrade
+
+    url = pg_server.create_database("rr_cli_serve")
+    port = str(free_port())
+    try:
+        line = one_line_error(cli(url, "serve", "--port", port, check=False))
+        assert line == (
+            "risk-registry: the database is not migrated: run `risk-registry migrate` first"
+        )
+        upgrade(url, "0005_respond")
+        line = one_line_error(cli(url, "serve", "--port", port, check=False))
+        assert line.startswith("risk-registry: the database is at revision 0005_respond, ")
+        # Nothing was written on the way: the database is where it was.
+        assert check_revision(url) is not None
+    finally:
+        pg_server.drop_database(url)
+
+
+def test_a_database_migrated_by_a_newer_version_is_served_but_not_administered(
+    pg_server: PgServer,
+) -> None:
+    from service.db.migrate import upgrade
+
+    url = pg_server.create_database("rr_cli_newer")
+    try:
+        upgrade(url)
+        assert check_revision(url) is None
+
+        async def from_the_future() -> None:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+            finally:
+                await conn.close()
+
+        asyncio.run(from_the_future())
+        # serve accepts it (a rolling upgrade migrates before the old replicas are gone) ...
+        assert check_revision(url, allow_newer=True) is None
+        # ... the administrative commands do not: an operator runs the newer version's CLI.
+        line = one_line_error(cli(url, "keys", "list", check=False))
+        assert "the database is at revision 9999_future" in line
+    finally:
+        pg_server.drop_database(url)

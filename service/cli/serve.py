@@ -9,9 +9,9 @@ import sys
 import click
 import msgspec
 
-from service.cli.common import State, pass_state, run_in_transaction, shared_options
+from service.cli.common import CliError, State, pass_state, run_in_transaction, shared_options
 from service.database import open_database
-from service.db.migrate import upgrade
+from service.db.migrate import check_revision, upgrade
 from service.logs import configure_logging
 
 __all__ = ["serve"]
@@ -55,6 +55,12 @@ def serve(state: State) -> int:
     from service.domain.keys import ensure_first_admin_key
 
     settings = state.settings()
+    if settings.database_url:
+        # Against a server of one's own, migrating is an explicit step (a job, a command)
+        # that must have run; a newer version's revision is fine (a rolling upgrade).
+        problem = check_revision(settings.database_url, allow_newer=True)
+        if problem is not None:
+            raise CliError(f"{problem}: run `risk-registry migrate` first")
     # The service's logs are its output: at its own level, or everything with --verbose.
     configure_logging("DEBUG" if state.verbose else settings.log_level)
     with open_database(settings) as db:

@@ -57,11 +57,17 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def check_revision(url: str) -> str | None:
-    """Why the database at ``url`` cannot be used by this version yet, or None if it can."""
+def check_revision(url: str, *, allow_newer: bool = False) -> str | None:
+    """Why the database at ``url`` cannot be used by this version, or None if it can.
+
+    With ``allow_newer``, a revision this version does not know (a newer version migrated
+    the database, as during a rolling upgrade) is accepted; one it knows but that is not
+    its head (the database is behind) never is.
+    """
     from alembic.script import ScriptDirectory
 
-    heads = sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    script = ScriptDirectory.from_config(alembic_config(url))
+    heads = sorted(script.get_heads())
 
     async def current() -> list[str] | None:
         conn = await asyncpg.connect(url)
@@ -73,11 +79,12 @@ def check_revision(url: str) -> str | None:
     found = asyncio.run(current())
     if not found:
         return "the database is not migrated"
-    if found != heads:
-        return (
-            f"the database is at revision {', '.join(found)}, this version needs {', '.join(heads)}"
-        )
-    return None
+    if found == heads:
+        return None
+    known = {rev.revision for rev in script.walk_revisions()}
+    if allow_newer and not known.intersection(found):
+        return None
+    return f"the database is at revision {', '.join(found)}, this version needs {', '.join(heads)}"
 
 
 def run_script(sql: str) -> None:
