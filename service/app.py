@@ -7,6 +7,12 @@ import httpx
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import (
+    RapidocRenderPlugin,
+    RedocRenderPlugin,
+    StoplightRenderPlugin,
+    SwaggerRenderPlugin,
+)
 from litestar.openapi.spec import Components, SecurityScheme
 
 from service import __version__
@@ -31,7 +37,12 @@ from service.api.incidents import IncidentController
 from service.api.keys import KeyController
 from service.api.metrics import MetricsController
 from service.api.models import ModelController
-from service.api.openapi_extras import RawObjectSchemaPlugin, StrictStructSchemaPlugin
+from service.api.openapi_extras import (
+    CommittedJsonRenderPlugin,
+    NormalisedYamlRenderPlugin,
+    RawObjectSchemaPlugin,
+    StrictStructSchemaPlugin,
+)
 from service.api.platforms import PlatformController
 from service.api.policies import PolicyController
 from service.api.problems import exception_handlers
@@ -88,6 +99,15 @@ def _openapi() -> OpenAPIConfig:
             }
         ),
         use_handler_docstrings=False,
+        # Litestar's default set of pages, with the document in its committed form.
+        render_plugins=[
+            RedocRenderPlugin(),
+            CommittedJsonRenderPlugin(),
+            NormalisedYamlRenderPlugin(),
+            RapidocRenderPlugin(),
+            StoplightRenderPlugin(),
+            SwaggerRenderPlugin(),
+        ],
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 from service.domain.as_of import state_as_of
 from service.schemas.models import Model
 from tests.conftest import PlatformFixture, make_platform, register_model
-from tests.test_notifications import admin_headers, confirm_target, decide, host
+from tests.helpers.notices import admin_headers, confirm_target, decide, host
 
 
 async def _recorded(conn: asyncpg.Connection, subject_id: str, kind: str) -> Any:

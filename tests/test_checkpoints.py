@@ -29,53 +29,10 @@ from service.domain.checkpoints import (
     load_or_create_signer,
     open_checkpoint,
 )
-from service.domain.ledger import record_event
-from service.domain.sealer import GapTracker, canonical_entry, seal_once
+from service.domain.ledger import canonical_entry, record_event
+from service.domain.sealer import GapTracker, seal_once
 from tests.conftest import register_model
-
-ORIGIN = "registry.test/ledger"
-#: One key for every test in the run: checkpoints from any test verify with it.
-_SEED = hashlib.sha256(b"risk-registry test checkpoint key").digest()
-
-
-def write_test_key(path: Path) -> Path:
-    """Write the run's fixed test signing key (PEM) to ``path``."""
-    path.write_bytes(
-        Ed25519PrivateKey.from_private_bytes(_SEED).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
-@pytest.fixture(scope="session")
-def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
-    path = write_test_key(tmp_path_factory.mktemp("keys") / "checkpoint.pem")
-    return load_or_create_signer(path, name=ORIGIN)
-
-
-@pytest.fixture
-def signed_app(app: Litestar, signer: Signer) -> Litestar:
-    app.state.signer = signer
-    return app
-
-
-async def seal_all(pool: asyncpg.Pool, signer: Signer) -> int:
-    """Seal every committed event; returns the tree size."""
-    gaps = GapTracker(grace_seconds=0)
-    target = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM events")
-    for _ in range(200):
-        async with pool.acquire() as c, c.transaction(isolation="repeatable_read"):
-            result = await seal_once(
-                cast("asyncpg.Connection", c), signer=signer, batch_size=1000, gaps=gaps
-            )
-        last = await pool.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_leaves")
-        if last >= target and result is not None and result.sealed < 1000:
-            return int(await pool.fetchval("SELECT count(*) FROM ledger_leaves"))
-        await asyncio.sleep(0.01)
-    raise AssertionError("the sealer did not catch up")
+from tests.helpers.ledger import _SEED, ORIGIN, seal_all, write_test_key
 
 
 async def sealed_entries(conn: asyncpg.Connection, size: int) -> list[bytes]:
@@ -177,13 +134,13 @@ async def test_sealed_tree_matches_pymerkle_and_proofs_verify(
     )
     assert r.status_code == 200, r.text
     hashes = [base64.b64decode(h) for h in r.json()["hashes"]]
-    from tests.test_merkle import _rfc_verify_consistency
+    from tests.helpers.merkle import rfc_verify_consistency
 
     earlier = await client.get("/v1/ledger/checkpoints", params={"tree_size": first_size})
     assert earlier.status_code == 200
     first_root = open_checkpoint(earlier.json()["note"], key).root_hash
     assert first_root == reference.get_root(first_size)
-    assert _rfc_verify_consistency(first_size, size, first_root, cp.root_hash, hashes)
+    assert rfc_verify_consistency(first_size, size, first_root, cp.root_hash, hashes)
 
     r = await client.get("/v1/ledger/leaves", params={"start": index, "limit": 1})
     assert r.json()["items"] == [{"leaf_index": index, "seq": seq, "leaf_hash": body["leaf_hash"]}]

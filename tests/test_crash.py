@@ -21,10 +21,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from tests.helpers.own_postgres import OwnPostgres
+from tests.helpers.webhooks import signed_delivery
 from tests.live_service import LiveService
-from tests.test_outage import OwnPostgres, own_admin, own_postgres, signed_delivery
-
-__all__ = ["own_admin", "own_postgres"]  # fixtures used by name below
 
 WRITERS = 8
 

@@ -11,7 +11,7 @@ import pytest
 from csaf.csaf.v20._validator import validate
 
 from tests.conftest import PlatformFixture, register_model
-from tests.test_notifications import admin_headers, confirm_target, decide, host
+from tests.helpers.notices import admin_headers, confirm_target, decide, host
 
 
 def assert_valid(doc: dict[str, Any]) -> None:

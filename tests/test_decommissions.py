@@ -18,9 +18,8 @@ from service.domain.decommission_targets import (
     record_confirmation,
 )
 from service.errors import Conflict, InvalidInput, NotFound
-from tests import test_notifications as shared
 from tests.conftest import PlatformFixture, make_platform, register_model
-from tests.test_notifications import (
+from tests.helpers.notices import (
     Receiver,
     add_endpoint,
     admin_headers,
@@ -29,11 +28,6 @@ from tests.test_notifications import (
     drain,
     host,
 )
-
-# The live receiver and its companions, shared with the other respond-stage tests.
-receiver = shared.receiver
-quiet_endpoints = shared.quiet_endpoints
-http = shared.http
 
 
 async def _events(client: httpx.AsyncClient, admin: dict[str, str], subject: str) -> list[str]:

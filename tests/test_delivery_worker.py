@@ -24,22 +24,8 @@ from service.domain.delivery_worker import (
 )
 from service.metrics import REGISTRY
 from service.settings import Settings
-from tests import test_notifications as shared
 from tests.conftest import PlatformFixture, make_platform, register_model
-from tests.test_notifications import (
-    FAST,
-    Receiver,
-    add_endpoint,
-    admin_headers,
-    decide,
-    drain,
-    host,
-)
-
-# The live receiver and its companions, shared with the other respond-stage tests.
-receiver = shared.receiver
-quiet_endpoints = shared.quiet_endpoints
-http = shared.http
+from tests.helpers.notices import FAST, Receiver, add_endpoint, admin_headers, decide, drain, host
 
 
 def test_default_retry_schedule_spans_more_than_a_day() -> None:

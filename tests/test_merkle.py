@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from pymerkle import InclusionProof, InmemoryTree, verify_consistency, verify_inclusion
 from pymerkle.core import _inclusion_path_layout
 
 from service.domain import merkle
+from tests.helpers.merkle import rfc_verify_consistency
 
 
 def _tree(n: int) -> tuple[list[bytes], dict[tuple[int, int], bytes], merkle.CompactRange]:
@@ -28,34 +27,6 @@ def _pymerkle(entries: list[bytes]) -> InmemoryTree:
     for entry in entries:
         tree.append_entry(entry)
     return tree
-
-
-def _rfc_verify_consistency(
-    m: int, n: int, first: bytes, second: bytes, proof: list[bytes]
-) -> bool:
-    """RFC 9162 section 2.1.4.2, transcribed here apart from the service's own code."""
-
-    def h(a: bytes, b: bytes) -> bytes:
-        return hashlib.sha256(b"\x01" + a + b).digest()
-
-    if m == n:
-        return first == second and not proof
-    path = ([first] if m & (m - 1) == 0 else []) + proof
-    fn, sn = m - 1, n - 1
-    while fn & 1:
-        fn, sn = fn >> 1, sn >> 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr, sr = h(c, fr), h(c, sr)
-            while not fn & 1 and fn != 0:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            sr = h(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and fr == first and sr == second
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 33, 64, 100])
@@ -83,7 +54,7 @@ def test_consistency_proofs_join_pymerkle_roots(n: int) -> None:
         first, second = reference.get_root(m), reference.get_root(n)
         assert merkle.root_hash(m, lookup) == first
         proof = merkle.consistency_proof(m, n, lookup)
-        assert _rfc_verify_consistency(m, n, first, second, proof)
+        assert rfc_verify_consistency(m, n, first, second, proof)
         merkle.verify_consistency(
             first=m, second=n, first_root=first, second_root=second, proof=proof
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO_ROOT
-from tests.test_embedded import serving
+from tests.helpers.serving import serving
 
 BLOCK = re.compile(r"## Walk-through\n.*?```sh\n(.*?)```", re.DOTALL)
 

@@ -17,19 +17,9 @@ import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture, make_platform, register_model
+from tests.helpers.notices import Receiver, add_endpoint, admin_headers, decide, host
+from tests.helpers.webhooks import signed_delivery
 from tests.live_service import LiveService
-from tests.test_notifications import (
-    Receiver,
-    add_endpoint,
-    admin_headers,
-    decide,
-    host,
-    quiet_endpoints,
-    receiver,
-)
-from tests.test_outage import signed_delivery
-
-__all__ = ["quiet_endpoints", "receiver"]  # fixtures used by name below
 
 REPLICA_ENV = {
     "REGISTRY_OUTBOX_WORKER": "true",

@@ -7,7 +7,7 @@ import secrets as random
 
 import pytest
 
-from service.__main__ import main
+from service.cli import main
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

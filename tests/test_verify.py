@@ -12,11 +12,11 @@ import msgspec
 import pytest
 from litestar import Litestar
 
-from service.__main__ import main
-from service.cli_verify import Seen, export_events, verify_registry
+from service.cli import main
 from service.domain.checkpoints import Signer
+from service.domain.verification import Seen, export_events, verify_registry
 from tests.conftest import register_model
-from tests.test_checkpoints import seal_all, signed_app, signer  # noqa: F401 - fixtures
+from tests.helpers.ledger import seal_all
 
 
 async def _export(app: Litestar, headers: dict[str, str], path: Path) -> int:
@@ -30,11 +30,11 @@ async def _export(app: Litestar, headers: dict[str, str], path: Path) -> int:
 
 async def test_verify_checks_signature_consistency_and_export(
     client: httpx.AsyncClient,
-    signed_app: Litestar,  # noqa: F811
+    signed_app: Litestar,
     pool: asyncpg.Pool,
     admin: dict[str, str],
     auditor: dict[str, str],
-    signer: Signer,  # noqa: F811
+    signer: Signer,
     tmp_path: Path,
     uniq: str,
 ) -> None:
@@ -61,12 +61,12 @@ async def test_verify_checks_signature_consistency_and_export(
 
 async def test_verify_names_the_event_altered_behind_the_ledgers_back(
     client: httpx.AsyncClient,
-    signed_app: Litestar,  # noqa: F811
+    signed_app: Litestar,
     pool: asyncpg.Pool,
     conn: asyncpg.Connection,
     admin: dict[str, str],
     auditor: dict[str, str],
-    signer: Signer,  # noqa: F811
+    signer: Signer,
     tmp_path: Path,
     uniq: str,
 ) -> None:
@@ -112,9 +112,9 @@ async def test_verify_names_the_event_altered_behind_the_ledgers_back(
 
 async def test_verify_refuses_a_checkpoint_signed_by_another_key(
     client: httpx.AsyncClient,
-    signed_app: Litestar,  # noqa: F811
+    signed_app: Litestar,
     pool: asyncpg.Pool,
-    signer: Signer,  # noqa: F811
+    signer: Signer,
     tmp_path: Path,
 ) -> None:
     from service.domain.checkpoints import load_or_create_signer
@@ -129,9 +129,9 @@ async def test_verify_refuses_a_checkpoint_signed_by_another_key(
 
 async def test_verify_detects_a_fork_against_remembered_checkpoints(
     client: httpx.AsyncClient,
-    signed_app: Litestar,  # noqa: F811
+    signed_app: Litestar,
     pool: asyncpg.Pool,
-    signer: Signer,  # noqa: F811
+    signer: Signer,
 ) -> None:
     size = await seal_all(pool, signer)
     seen = Seen(checkpoints=[{"tree_size": size, "root_hash": "A" * 43 + "="}])
@@ -158,13 +158,13 @@ async def test_verify_command_against_a_live_registry(
     client: httpx.AsyncClient,
     admin: dict[str, str],
     auditor: dict[str, str],
-    signer: Signer,  # noqa: F811
+    signer: Signer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     uniq: str,
 ) -> None:
+    from tests.helpers.ledger import ORIGIN, write_test_key
     from tests.live_service import LiveService
-    from tests.test_checkpoints import ORIGIN, write_test_key
 
     key_file = write_test_key(tmp_path / "key.pem")
     state = tmp_path / "seen.json"
@@ -184,6 +184,10 @@ async def test_verify_command_against_a_live_registry(
         token = auditor["Authorization"].removeprefix("Bearer ")
         export_args = ["ledger-export", "--url", live.base_url, "--api-key", token]
         assert await asyncio.to_thread(main, [*export_args, "--output", str(export)]) == 0
+        refused = ["ledger-export", "--url", live.base_url, "--api-key", "rr_0_not-a-key"]
+        assert await asyncio.to_thread(main, [*refused, "--output", str(tmp_path / "x")]) == 1
+        assert "answered 401" in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
         verify = ["verify", "--url", live.base_url, "--key", str(tmp_path / "vkey")]
         verify += ["--state", str(state)]
         assert await asyncio.to_thread(main, [*verify, "--events", str(export)]) == 0
@@ -201,12 +205,12 @@ async def test_verify_command_against_a_live_registry(
 
 async def test_verify_names_where_a_deleted_event_was(
     client: httpx.AsyncClient,
-    signed_app: Litestar,  # noqa: F811
+    signed_app: Litestar,
     pool: asyncpg.Pool,
     conn: asyncpg.Connection,
     admin: dict[str, str],
     auditor: dict[str, str],
-    signer: Signer,  # noqa: F811
+    signer: Signer,
     tmp_path: Path,
     uniq: str,
 ) -> None:
@@ -245,11 +249,11 @@ async def test_verify_names_where_a_deleted_event_was(
 
 async def test_an_export_older_than_the_checkpoint_is_checked_as_a_prefix(
     client: httpx.AsyncClient,
-    signed_app: Litestar,  # noqa: F811
+    signed_app: Litestar,
     pool: asyncpg.Pool,
     admin: dict[str, str],
     auditor: dict[str, str],
-    signer: Signer,  # noqa: F811
+    signer: Signer,
     tmp_path: Path,
     uniq: str,
 ) -> None:

@@ -8,64 +8,16 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
 
 import asyncpg
 import httpx
 import msgspec
 import pytest
-from standardwebhooks import Webhook
 
 from service.app import create_app
 from service.settings import Settings, load_settings
 from tests.conftest import PlatformFixture, bearer, make_key, register_model
-
-_json = msgspec.json.Encoder()
-
-
-async def new_secret(client: httpx.AsyncClient, admin: dict[str, str], slug: str) -> str:
-    r = await client.post(f"/v1/platforms/{slug}/webhook-secrets", headers=admin)
-    assert r.status_code == 201, r.text
-    secret: str = r.json()["secret"]
-    assert secret.startswith("whsec_")
-    return secret
-
-
-def event(kind: str, data: dict[str, Any], *, at: datetime | None = None) -> bytes:
-    stamp = (at or datetime.now(UTC)).isoformat()
-    return _json.encode({"type": kind, "timestamp": stamp, "data": data})
-
-
-def signed(
-    secret: str, body: bytes, *, msg_id: str | None = None, at: datetime | None = None
-) -> dict[str, str]:
-    """Headers exactly as a platform using the standardwebhooks library sends them."""
-    msg_id = msg_id or f"msg_{uuid4().hex}"
-    when = at or datetime.now(UTC)
-    signature = Webhook(secret).sign(msg_id=msg_id, timestamp=when, data=body.decode())
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": signature,
-        "content-type": "application/json",
-    }
-
-
-async def deliver(
-    client: httpx.AsyncClient,
-    slug: str,
-    secret: str,
-    body: bytes,
-    *,
-    msg_id: str | None = None,
-    at: datetime | None = None,
-) -> httpx.Response:
-    headers = signed(secret, body, msg_id=msg_id, at=at)
-    return await client.post(f"/v1/webhooks/{slug}", content=body, headers=headers)
-
-
-def hosted(model: str, **extra: Any) -> bytes:
-    return event("model.hosted", {"model": model, "url": f"https://hub.example/{model}", **extra})
+from tests.helpers.webhooks import deliver, event, hosted, new_secret, signed
 
 
 @pytest.fixture

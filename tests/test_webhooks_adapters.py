@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from tests.conftest import PlatformFixture
-from tests.test_webhooks import new_secret
+from tests.helpers.webhooks import new_secret
 
 _json = msgspec.json.Encoder()
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import PlatformFixture
-from tests.test_webhooks import deliver, event, hosted, new_secret
+from tests.helpers.webhooks import deliver, event, hosted, new_secret
 
 
 @pytest.fixture

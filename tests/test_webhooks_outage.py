@@ -13,12 +13,11 @@ from service.db.pool import init_connection
 from service.domain.platforms import create_platform
 from service.domain.secrets import create_secret
 from service.schemas.platforms import PlatformIn
-from tests.live_service import LiveService
-from tests.test_outage import PROMISED_SECONDS, OwnPostgres
+from tests.helpers.own_postgres import PROMISED_SECONDS, OwnPostgres
 
 # The test_outage module's server fixture, which this test may stop and start.
-from tests.test_outage import own_postgres as own_postgres
-from tests.test_webhooks import hosted, signed
+from tests.helpers.webhooks import hosted, signed
+from tests.live_service import LiveService
 
 
 async def _secret(url: str) -> str:

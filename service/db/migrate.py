@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from alembic import command
-from alembic.config import Config
+import asyncpg
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "downgrade", "upgrade"]
+from service.db.queries import alembic_version as q
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["alembic_config", "check_revision", "downgrade", "migrations_dir", "upgrade"]
+
+
+def migrations_dir() -> Path:
+    """The revisions: inside the package when installed from a wheel (which carries them
+    as ``service/migrations``), else at the top of the source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "migrations"
+    return installed if installed.is_dir() else package.parent / "migrations"
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -22,19 +34,57 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def alembic_config(url: str) -> Config:
+    # Alembic (and SQLAlchemy under it) takes seconds to import: only commands that migrate
+    # or check the revision pay for it.
+    from alembic.config import Config
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     # '%' is Alembic's interpolation character; a password may contain it.
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return cfg
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(url), revision)
+
+
+def check_revision(url: str, *, allow_newer: bool = False) -> str | None:
+    """Why the database at ``url`` cannot be used by this version, or None if it can.
+
+    With ``allow_newer``, a revision this version does not know (a newer version migrated
+    the database, as during a rolling upgrade) is accepted; one it knows but that is not
+    its head (the database is behind) never is.
+    """
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    heads = sorted(script.get_heads())
+
+    async def current() -> list[str] | None:
+        conn = await asyncpg.connect(url)
+        try:
+            return await q.select_revisions(conn)
+        finally:
+            await conn.close()
+
+    found = asyncio.run(current())
+    if not found:
+        return "the database is not migrated"
+    if found == heads:
+        return None
+    known = {rev.revision for rev in script.walk_revisions()}
+    if allow_newer and not known.intersection(found):
+        return None
+    return f"the database is at revision {', '.join(found)}, this version needs {', '.join(heads)}"
 
 
 def run_script(sql: str) -> None:

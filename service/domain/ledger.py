@@ -3,11 +3,20 @@
 Every change to a record appends one event in the caller's transaction, carrying the
 record's full state after the change and the fields that changed. Reading the newest event
 for a subject up to a moment therefore gives its state as the registry knew it then.
+
+**Canonical encoding of an event.** The entry hashed into leaf ``i`` of the ledger's Merkle
+tree (:mod:`service.domain.merkle`) is the event exactly as ``GET /v1/events`` serves it
+(the ``Event`` object: seq, stage, kind, subject_type, subject_id, model_id, platform_id,
+actor_id, occurred_at, recorded_at, payload) encoded as compact JSON with every object's
+keys sorted (msgspec, ``order="sorted"``): UUIDs as lower-case hyphenated strings,
+timestamps as RFC 3339 in UTC with a ``Z`` and microseconds only when non-zero. Anyone
+holding an export (one event JSON object per line) can therefore recompute each leaf as
+``SHA-256(0x00 || canonical_entry(event))``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,9 +27,23 @@ import msgspec
 
 from service.db.queries import events as q
 
-__all__ = ["NewEvent", "diff", "record_event", "record_events", "to_state"]
+__all__ = [
+    "NewEvent",
+    "canonical_entry",
+    "diff",
+    "record_event",
+    "record_events",
+    "to_state",
+]
 
 _IGNORED = frozenset({"updated_at"})
+
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+def canonical_entry(event: Mapping[str, Any]) -> bytes:
+    """The bytes hashed into the event's leaf (see the module docstring)."""
+    return _canonical.encode(event)
 
 
 def to_state(record: msgspec.Struct) -> dict[str, Any]:

@@ -1,12 +1,7 @@
 """The batch sealer: appends committed events to the Merkle tree and signs checkpoints.
 
-**Canonical encoding of an event.** The entry hashed into leaf ``i`` is the event exactly as
-``GET /v1/events`` serves it (the ``Event`` object: seq, stage, kind, subject_type,
-subject_id, model_id, platform_id, actor_id, occurred_at, recorded_at, payload) encoded as
-compact JSON with every object's keys sorted (msgspec, ``order="sorted"``): UUIDs as
-lower-case hyphenated strings, timestamps as RFC 3339 in UTC with a ``Z`` and microseconds
-only when non-zero. Anyone holding an export (one event JSON object per line) can
-therefore recompute each leaf as ``SHA-256(0x00 || canonical(event))``.
+Leaf ``i`` hashes event ``i`` in the ledger's canonical encoding
+(:func:`service.domain.ledger.canonical_entry`).
 
 **Gap-free sealing.** Sequence numbers come from an identity column, and transactions can
 commit out of order, so a missing seq may still appear. The sealer seals only a gap-free
@@ -23,7 +18,6 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -34,6 +28,7 @@ from service.db.pool import DB_FAILURES, connection
 from service.db.queries import ledger_tree as q
 from service.domain import merkle
 from service.domain.checkpoints import Signer, format_body
+from service.domain.ledger import canonical_entry
 from service.errors import NotFound, Unavailable
 from service.schemas.transparency import (
     CheckpointOut,
@@ -46,7 +41,6 @@ from service.schemas.transparency import (
 __all__ = [
     "GapTracker",
     "SealResult",
-    "canonical_entry",
     "get_checkpoint",
     "get_consistency_proof",
     "get_inclusion_proof",
@@ -56,13 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_canonical = msgspec.json.Encoder(order="sorted")
-
-
-def canonical_entry(event: Mapping[str, Any]) -> bytes:
-    """The bytes hashed into the event's leaf (see the module docstring)."""
-    return _canonical.encode(event)
 
 
 class GapTracker:

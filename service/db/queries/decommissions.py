@@ -11,7 +11,6 @@ import asyncpg
 
 __all__ = [
     "confirm_targets",
-    "count_targets",
     "insert_decision",
     "insert_targets",
     "link_findings",
@@ -141,12 +140,6 @@ CONFIRM_TARGETS = """
 UPDATE decommission_targets SET confirmed_at = $4, outcome = $5
 WHERE decommission_id = $1 AND platform_id = $2 AND model_id = $3 AND confirmed_at IS NULL
 RETURNING hosting_id
-"""
-
-COUNT_TARGETS = """
-SELECT count(*) AS total, count(*) FILTER (WHERE confirmed_at IS NULL) AS open,
-       count(*) FILTER (WHERE platform_id = $2 AND model_id = $3) AS mine
-FROM decommission_targets WHERE decommission_id = $1
 """
 
 # Notified decisions with a hosting in scope that is not yet a target: the sweep flags them.
@@ -327,14 +320,6 @@ async def confirm_targets(
         CONFIRM_TARGETS, decision_id, platform_id, model_id, confirmed_at, outcome
     )
     return [r["hosting_id"] for r in rows]
-
-
-async def count_targets(
-    conn: asyncpg.Connection, *, decision_id: UUID, platform_id: UUID, model_id: UUID
-) -> asyncpg.Record:
-    row = await conn.fetchrow(COUNT_TARGETS, decision_id, platform_id, model_id)
-    assert row is not None  # noqa: S101 - an aggregate always yields a row
-    return row
 
 
 async def select_untargeted(conn: asyncpg.Connection, *, limit: int) -> list[UUID]:

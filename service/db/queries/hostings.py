@@ -8,7 +8,6 @@ from uuid import UUID
 import asyncpg
 
 __all__ = [
-    "HostingRow",
     "insert_hosting",
     "select_hosting",
     "select_hostings",
@@ -17,8 +16,6 @@ __all__ = [
     "update_hostings",
     "writable_values",
 ]
-
-HostingRow = asyncpg.Record
 
 COLUMNS = """
 h.id, h.model_id, m.name AS model, h.platform_id, p.slug AS platform, h.external_id, h.url,

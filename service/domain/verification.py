@@ -1,45 +1,37 @@
-"""``risk-registry verify`` and ``risk-registry checkpoint-key``: auditing the ledger.
+"""Verifying a registry from outside: its signed checkpoints, and an export of its events.
 
-``verify`` needs only the registry's URL and its checkpoint verifier key. It
+:func:`verify_registry` needs only the registry's URL (an ``httpx.AsyncClient`` pointed at
+it) and its checkpoint verifier key. It
 
 1. fetches the newest checkpoint and checks its Ed25519 signature;
-2. checks it is consistent with every checkpoint seen before (kept in a small JSON state
-   file): same root at the same size, an RFC 9162 consistency proof across sizes;
+2. checks it is consistent with every checkpoint seen before (``Seen``, which the caller
+   keeps between runs): same root at the same size, an RFC 9162 consistency proof across
+   sizes;
 3. given an export of the events (one JSON object per line, as ``GET /v1/events`` serves
-   them, in seq order), recomputes each leaf from the canonical encoding and the root; on a
-   mismatch it fetches the published leaf hashes, proves them against the signed root, and
-   names every event whose content no longer matches what was sealed.
+   them, in seq order; :func:`export_events` writes one), recomputes each leaf from the
+   canonical encoding and the root; on a mismatch it fetches the published leaf hashes,
+   proves them against the signed root, and names every event whose content no longer
+   matches what was sealed.
 
-``ledger-export`` writes that export (it needs an auditor's or regulator's API key);
-``checkpoint-key`` prints the verifier key of this installation's signing key.
+The ``verify`` and ``ledger-export`` commands are thin shells over this module.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 
-from service.cli import emit
 from service.domain import merkle
-from service.domain.checkpoints import (
-    Checkpoint,
-    CheckpointError,
-    load_or_create_signer,
-    open_checkpoint,
-)
-from service.domain.sealer import canonical_entry
-from service.settings import Settings
+from service.domain.checkpoints import Checkpoint, CheckpointError, open_checkpoint
+from service.domain.ledger import canonical_entry
 
-__all__ = ["Report", "Seen", "export_events", "register", "verify_registry"]
+__all__ = ["Mismatch", "Report", "Seen", "export_events", "read_export", "verify_registry"]
 
-DEFAULT_STATE = ".risk-registry-verify.json"
 _LEAF_PAGE = 10_000
 
 
@@ -84,23 +76,37 @@ def read_export(path: Path) -> Iterator[dict[str, Any]]:
                 yield msgspec.json.decode(line)
 
 
-async def export_events(http: httpx.AsyncClient, path: Path) -> int:
-    """Write every event, oldest first, one JSON object per line, exactly as served."""
+async def export_events(
+    http: httpx.AsyncClient, path: Path, *, progress: Callable[[int], None] | None = None
+) -> int:
+    """Write every event, oldest first, one JSON object per line, exactly as served.
+
+    The file appears only once complete: a failed download leaves nothing at ``path``.
+    ``progress`` is told the number of events written after each page.
+    """
     count, cursor = 0, None
-    with path.open("wb") as out:
-        while True:
-            params: dict[str, str | int] = {"order": "oldest", "limit": 200}
-            if cursor:
-                params["cursor"] = cursor
-            r = await http.get("/v1/events", params=params)
-            r.raise_for_status()
-            page = msgspec.json.decode(r.content)
-            for item in page["items"]:
-                out.write(msgspec.json.encode(item) + b"\n")
-                count += 1
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return count
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("wb") as out:
+            while True:
+                params: dict[str, str | int] = {"order": "oldest", "limit": 200}
+                if cursor:
+                    params["cursor"] = cursor
+                r = await http.get("/v1/events", params=params)
+                r.raise_for_status()
+                page = msgspec.json.decode(r.content)
+                for item in page["items"]:
+                    out.write(msgspec.json.encode(item) + b"\n")
+                    count += 1
+                if progress is not None:
+                    progress(count)
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
 
 
 async def _check_consistency(
@@ -213,108 +219,3 @@ async def verify_registry(
             # Consistency is transitive: the newest few are enough to catch a rewrite.
             state.checkpoints = sorted(state.checkpoints, key=lambda c: c["tree_size"])[-8:]
     return report
-
-
-def _load_key(value: str) -> str:
-    path = Path(value)
-    if "+" not in value and path.exists():
-        return path.read_text().strip()
-    return value.strip()
-
-
-def _render(report: Report) -> str:
-    lines = [
-        f"checkpoint: {report.origin} size {report.tree_size} root {report.root_hash}"
-        if report.tree_size is not None
-        else "checkpoint: none verified"
-    ]
-    if report.consistent_with:
-        sizes = ", ".join(str(s) for s in report.consistent_with)
-        lines.append(f"consistent with earlier checkpoints: {sizes}")
-    if report.events_checked:
-        checked, unsealed = report.events_checked, report.events_unsealed
-        lines.append(f"export: {checked} events checked, {unsealed} not sealed yet")
-    if report.sealed_after_export:
-        lines.append(f"export: {report.sealed_after_export} events were sealed after it")
-    lines += [
-        f"MISMATCH: leaf {m.leaf_index} (event seq {m.seq}): {m.reason}" for m in report.mismatches
-    ]
-    lines += [f"PROBLEM: {p}" for p in report.problems]
-    lines.append("OK" if report.ok else "FAILED")
-    return "\n".join(lines)
-
-
-def _cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    state_path = Path(args.state)
-    seen = (
-        msgspec.json.decode(state_path.read_bytes(), type=Seen) if state_path.exists() else Seen()
-    )
-    export = Path(args.events) if args.events else None
-
-    async def go() -> Report:
-        async with httpx.AsyncClient(base_url=args.url, timeout=30.0) as http:
-            return await verify_registry(
-                http, verifier_key=_load_key(args.key), state=seen, export=export
-            )
-
-    report = asyncio.run(go())
-    if report.ok:
-        state_path.write_bytes(msgspec.json.encode(seen))
-    emit(report, as_json=args.json, text=_render(report))
-    return 0 if report.ok else 3
-
-
-def _cmd_checkpoint_key(settings: Settings, args: argparse.Namespace) -> int:
-    signer = load_or_create_signer(settings.signing_key_path, name=settings.checkpoint_origin)
-    emit({"verifier_key": signer.verifier_key}, as_json=args.json, text=signer.verifier_key)
-    return 0
-
-
-def _cmd_ledger_export(settings: Settings, args: argparse.Namespace) -> int:
-    headers = {"Authorization": f"Bearer {args.api_key}"}
-
-    async def go() -> int:
-        async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=60.0) as http:
-            return await export_events(http, Path(args.output))
-
-    count = asyncio.run(go())
-    emit({"events": count, "output": args.output}, as_json=args.json, text=f"{count} events")
-    return 0
-
-
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    verify = sub.add_parser(
-        "verify",
-        parents=[common],
-        help="verify a registry's signed checkpoints and, given an export, its events",
-    )
-    verify.add_argument("--url", required=True, help="the registry's base URL")
-    verify.add_argument(
-        "--key", required=True, help="the checkpoint verifier key, or a file holding it"
-    )
-    verify.add_argument(
-        "--state",
-        default=DEFAULT_STATE,
-        help=f"where checkpoints seen are remembered (default {DEFAULT_STATE})",
-    )
-    verify.add_argument(
-        "--events", help="an export of the events, one JSON object per line, in seq order"
-    )
-    verify.set_defaults(func=_cmd_verify)
-
-    export = sub.add_parser(
-        "ledger-export",
-        parents=[common],
-        help="download every event as JSON lines, the export `verify --events` checks",
-    )
-    export.add_argument("--url", required=True, help="the registry's base URL")
-    export.add_argument("--api-key", required=True, help="an auditor's or regulator's key")
-    export.add_argument("--output", required=True, help="the file to write")
-    export.set_defaults(func=_cmd_ledger_export)
-
-    key = sub.add_parser(
-        "checkpoint-key",
-        parents=[common],
-        help="print the verifier key auditors need (creates the signing key if absent)",
-    )
-    key.set_defaults(func=_cmd_checkpoint_key)

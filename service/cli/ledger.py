@@ -1,0 +1,169 @@
+"""``verify``, ``ledger-export`` and ``checkpoint-key``: auditing the ledger from outside.
+
+The checks themselves are :mod:`service.domain.verification`; these commands read the
+options, keep the verifier's state file, and print the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import httpx
+import msgspec
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from service.cli.common import VERIFIER_KEY, State, pass_state, shared_options
+from service.domain.checkpoints import load_or_create_signer
+from service.domain.verification import Report, Seen, export_events, verify_registry
+
+__all__ = ["checkpoint_key", "ledger_export", "verify"]
+
+DEFAULT_STATE = Path(".risk-registry-verify.json")
+
+_URL = click.option(
+    "--url",
+    required=True,
+    envvar="REGISTRY_URL",
+    show_envvar=True,
+    help="The registry's base URL.",
+)
+
+
+def _render(report: Report) -> str:
+    lines = [
+        f"checkpoint: {report.origin} size {report.tree_size} root {report.root_hash}"
+        if report.tree_size is not None
+        else "checkpoint: none verified"
+    ]
+    if report.consistent_with:
+        sizes = ", ".join(str(s) for s in report.consistent_with)
+        lines.append(f"consistent with earlier checkpoints: {sizes}")
+    if report.events_checked:
+        checked, unsealed = report.events_checked, report.events_unsealed
+        lines.append(f"export: {checked} events checked, {unsealed} not sealed yet")
+    if report.sealed_after_export:
+        lines.append(f"export: {report.sealed_after_export} events were sealed after it")
+    lines += [
+        f"MISMATCH: leaf {m.leaf_index} (event seq {m.seq}): {m.reason}" for m in report.mismatches
+    ]
+    lines += [f"PROBLEM: {p}" for p in report.problems]
+    lines.append("OK" if report.ok else "FAILED")
+    return "\n".join(lines)
+
+
+@click.command()
+@_URL
+@click.option(
+    "--key",
+    required=True,
+    type=VERIFIER_KEY,
+    envvar="REGISTRY_VERIFIER_KEY",
+    show_envvar=True,
+    help="The checkpoint verifier key, @FILE, or a file holding it.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_STATE,
+    show_default=True,
+    envvar="REGISTRY_VERIFY_STATE",
+    show_envvar=True,
+    help="Where the checkpoints seen are remembered between runs.",
+)
+@click.option(
+    "--events",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="REGISTRY_VERIFY_EVENTS",
+    show_envvar=True,
+    help="An export of the events, one JSON object per line, in seq order.",
+)
+@shared_options
+@pass_state
+def verify(state: State, url: str, key: str, state_path: Path, events: Path | None) -> int:
+    """Verify a registry's signed checkpoints and, given an export, its events.
+
+    Exits 0 when everything checks out, 3 when something does not.
+    """
+    try:
+        seen = (
+            msgspec.json.decode(state_path.read_bytes(), type=Seen)
+            if state_path.exists()
+            else Seen()
+        )
+    except msgspec.DecodeError as exc:
+        raise click.BadParameter(
+            f"not a verifier state file: {exc}", param_hint="--state"
+        ) from None
+
+    async def go() -> Report:
+        async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+            return await verify_registry(http, verifier_key=key, state=seen, export=events)
+
+    report = asyncio.run(go())
+    if report.ok:
+        # Replaced whole, never left half-written: it is the verifier's memory.
+        partial = state_path.with_name(state_path.name + ".partial")
+        partial.write_bytes(msgspec.json.encode(seen))
+        partial.replace(state_path)
+    state.emit(report, text=_render(report))
+    return 0 if report.ok else 3
+
+
+@click.command("ledger-export")
+@_URL
+@click.option(
+    "--api-key",
+    required=True,
+    envvar="REGISTRY_API_KEY",
+    show_envvar=True,
+    help="An auditor's or regulator's API key.",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="REGISTRY_LEDGER_EXPORT_OUTPUT",
+    show_envvar=True,
+    help="The file to write.",
+)
+@shared_options
+@pass_state
+def ledger_export(state: State, url: str, api_key: str, output: Path) -> int:
+    """Download every event as JSON lines, the export `verify --events` checks."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+
+    async def go(progress: Progress, task: TaskID) -> int:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60.0) as http:
+            return await export_events(
+                http, output, progress=lambda n: progress.update(task, completed=n)
+            )
+
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} events"),
+        TimeElapsedColumn(),
+        console=console,
+        # On a terminal only, and gone once done: the count is the command's output.
+        disable=not console.is_terminal,
+        transient=True,
+    ) as progress:
+        count = asyncio.run(go(progress, progress.add_task("ledger-export", total=None)))
+    state.emit({"events": count, "output": str(output)}, text=f"{count} events")
+    return 0
+
+
+@click.command("checkpoint-key")
+@shared_options
+@pass_state
+def checkpoint_key(state: State) -> int:
+    """Print the verifier key auditors need (creates the signing key if absent)."""
+    settings = state.settings()
+    signer = load_or_create_signer(settings.signing_key_path, name=settings.checkpoint_origin)
+    state.emit({"verifier_key": signer.verifier_key}, text=signer.verifier_key)
+    return 0
