@@ -14,13 +14,17 @@ from typing import Any, cast
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 
 from service.app import create_app
 from service.db.migrate import upgrade
 from service.db.pool import create_pool
+from service.db.queries.exports import FORMULA_STARTS
+from service.domain.compliance import render_csv
 from service.domain.keys import create_key
+from service.schemas.compliance import ComplianceReport
 from service.schemas.keys import ApiKeyIn
 from service.settings import Settings
 from tests.conftest import PgServer, bearer
@@ -344,3 +348,38 @@ async def test_access_and_bad_input(seeded: tuple[httpx.AsyncClient, dict[str, s
     body = r.json()
     span = datetime.fromisoformat(body["period_to"]) - datetime.fromisoformat(body["period_from"])
     assert span.days == 30
+
+
+async def test_the_csv_rendering_neutralises_formulas_and_keeps_numbers(
+    seeded: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    """Text cells that begin like a formula get a leading ``'``; numbers, negative ones
+    too, are written as they are."""
+    client, headers = seeded
+    r = await client.get(
+        "/v1/reports/compliance", params={**PERIOD, "format": "csv"}, headers=headers
+    )
+    served = list(csv.reader(io.StringIO(r.text, newline="")))
+    assert not [cell for row in served for cell in row if cell.startswith(FORMULA_STARTS)]
+
+    # No text the API accepts reaches the report beginning like a formula today (model names
+    # and slugs are patterned), so a hostile name is put into a real report.
+    report = msgspec.json.decode(
+        (await client.get("/v1/reports/compliance", params=PERIOD, headers=headers)).content,
+        type=ComplianceReport,
+    )
+    prevent = report.overall.prevent
+    watched = msgspec.structs.replace(
+        prevent.watch_list[0], model='=HYPERLINK("https://evil.example")', downloads=-5
+    )
+    hostile = msgspec.structs.replace(
+        report,
+        overall=msgspec.structs.replace(
+            report.overall,
+            prevent=msgspec.structs.replace(prevent, watch_list=[watched]),
+        ),
+    )
+    rows = list(csv.reader(io.StringIO(render_csv(hostile).decode(), newline="")))
+    cells = {(scope, metric): value for scope, metric, value in rows[1:]}
+    assert cells[("(all)", "prevent.watch_list[0].model")] == '\'=HYPERLINK("https://evil.example")'
+    assert cells[("(all)", "prevent.watch_list[0].downloads")] == "-5"

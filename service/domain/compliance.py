@@ -215,6 +215,19 @@ def _rows(report: ComplianceReport) -> Iterator[tuple[str, str, Any]]:
             yield label, metric, value
 
 
+#: A text cell beginning with one of these is run as a formula by spreadsheets (OWASP).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: text that begins like a formula gets a leading ``'``; numbers stay."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def render_csv(report: ComplianceReport) -> bytes:
     """One row per figure: scope (a platform, or ``(all)``), metric path, value."""
     out = io.StringIO(newline="")
@@ -223,7 +236,7 @@ def render_csv(report: ComplianceReport) -> bytes:
     writer.writerow(["(all)", "period_from", report.period_from.isoformat()])
     writer.writerow(["(all)", "period_to", report.period_to.isoformat()])
     for row in _rows(report):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([_cell(v) for v in row])
     return out.getvalue().encode()
 
 

@@ -7,6 +7,12 @@ Every query takes the same five filters, in this order, each NULL when unused:
 the same range are byte-identical.
 
 The column lists here are the export's contract: CSV headers and JSON keys, in order.
+
+CSV is read by spreadsheets, which run a cell that begins with ``=``, ``+``, ``-``, ``@``,
+TAB or CR as a formula (CSV injection). The CSV variant of each query therefore prefixes
+such a text cell with ``'`` (OWASP's advice), in PostgreSQL, so the export stays a bare
+``COPY``; numbers, booleans, identifiers, timestamps, arrays (``{...}``) and JSON
+(``{...}``/``[...]``) are left as they are, and JSON lines carry every value unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import asyncpg
 
 __all__ = [
     "COLUMNS",
+    "CSV_DATASETS",
     "DATASETS",
+    "FORMULA_STARTS",
+    "GUARDED",
     "REDACTED",
     "copy_csv",
     "copy_jsonl",
     "count_rows",
+    "csv_query_for",
     "query_for",
     "set_export_session",
 ]
@@ -327,6 +337,92 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_STARTS_SQL = "'=', '+', '-', '@', E'\\t', E'\\r'"
+
+#: dataset -> its free- or foreign-text columns, which the CSV variant neutralises. Every
+#: other text column is a timestamp rendered by ``_ts`` (it begins with a digit).
+GUARDED: dict[str, frozenset[str]] = {
+    "events": frozenset({"stage", "kind", "subject_type"}),
+    "models": frozenset(
+        {
+            "name",
+            "provider",
+            "base_model",
+            "derivation",
+            "weights_openness",
+            "code_openness",
+            "data_openness",
+            "model_card_openness",
+        }
+    ),
+    "hostings": frozenset(
+        {
+            "model",
+            "platform",
+            "external_id",
+            "url",
+            "revision",
+            "licence",
+            "status",
+            "model_card_url",
+            "safety_testing_url",
+            "risk_analysis_url",
+            "use_guidance_url",
+        }
+    ),
+    "incidents": frozenset(
+        {
+            "ref",
+            "title",
+            "description",
+            "category",
+            "subcategory",
+            "severity",
+            "serious_kind",
+            "status",
+            "rejection_reason",
+            "channel",
+            "reporter_platform",
+        }
+    ),
+    "audits": frozenset({"method", "summary", "outcome"}),
+    "decisions": frozenset(
+        {
+            "model",
+            "action",
+            "reason",
+            "policy_clause",
+            "successor_model",
+            "old_licence",
+            "new_licence",
+            "status",
+        }
+    ),
+}
+
+
+def _neutralised(column: str) -> str:
+    """``x.<column>`` with a leading ``'`` if it begins like a formula (NULL stays NULL)."""
+    value = f"x.{column}"
+    return (
+        f"CASE WHEN left({value}, 1) IN ({_STARTS_SQL}) THEN '''' || {value} "
+        f"ELSE {value} END AS {column}"
+    )
+
+
+def _csv(dataset: str, query: str) -> str:
+    """The dataset's query with its text cells neutralised, its columns in the same order."""
+    guarded = GUARDED[dataset]
+    columns = ", ".join(_neutralised(c) if c in guarded else f"x.{c}" for c in COLUMNS[dataset])
+    return f"SELECT {columns} FROM ({query}) x"
+
+
+#: The CSV variants, built once from the constants above.
+CSV_DATASETS: dict[str, str] = {name: _csv(name, sql) for name, sql in DATASETS.items()}
+CSV_REDACTED: dict[str, str] = {name: _csv(name, sql) for name, sql in REDACTED.items()}
+
 Filters = tuple[datetime | None, datetime | None, UUID | None, str | None, UUID | None]
 Sink = Callable[[bytes], Coroutine[Any, Any, None]]
 
@@ -334,6 +430,13 @@ Sink = Callable[[bytes], Coroutine[Any, Any, None]]
 def query_for(dataset: str, *, redact: bool = False) -> str:
     """The dataset's SELECT; with ``redact``, its free-text-withheld variant if it has one."""
     return REDACTED.get(dataset, DATASETS[dataset]) if redact else DATASETS[dataset]
+
+
+def csv_query_for(dataset: str, *, redact: bool = False) -> str:
+    """``query_for``'s CSV variant: the same rows, formula-like text cells neutralised."""
+    if redact:
+        return CSV_REDACTED.get(dataset, CSV_DATASETS[dataset])
+    return CSV_DATASETS[dataset]
 
 
 async def copy_csv(
@@ -345,9 +448,12 @@ async def copy_csv(
     seconds: float,
     redact: bool = False,
 ) -> str:
-    """Stream the dataset as RFC 4180 CSV with a header row; returns ``COPY <rows>``."""
+    """Stream the dataset as RFC 4180 CSV with a header row; returns ``COPY <rows>``.
+
+    A text cell that a spreadsheet would run as a formula starts with ``'`` (see above).
+    """
     return await conn.copy_from_query(
-        query_for(dataset, redact=redact),
+        csv_query_for(dataset, redact=redact),
         *filters,
         output=output,
         format="csv",
