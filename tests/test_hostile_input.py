@@ -4,15 +4,12 @@ oversized or too many request headers."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import httpx
-import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from tests.conftest import PlatformFixture
-from tests.test_fuzz import sign_for
 
 ANY_ID = "00000000-0000-7000-8000-000000000001"
 

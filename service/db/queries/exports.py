@@ -26,6 +26,7 @@ import asyncpg
 
 __all__ = [
     "COLUMNS",
+    "CONSTRAINED",
     "CSV_DATASETS",
     "DATASETS",
     "FORMULA_STARTS",
@@ -341,10 +342,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _STARTS_SQL = "'=', '+', '-', '@', E'\\t', E'\\r'"
 
-#: dataset -> its free- or foreign-text columns, which the CSV variant neutralises. Every
-#: other text column is a timestamp rendered by ``_ts`` (it begins with a digit).
+#: Text columns the database's CHECK constraints hold to a lower-case first letter
+#: (``events.stage``, ``events.kind``): no guard needed, and the ledger export is the big one.
+CONSTRAINED: dict[str, frozenset[str]] = {"events": frozenset({"stage", "kind"})}
+
+#: dataset -> its text columns the CSV variant neutralises: every text column but those
+#: above and the timestamps rendered by ``_ts`` (they begin with a digit).
 GUARDED: dict[str, frozenset[str]] = {
-    "events": frozenset({"stage", "kind", "subject_type"}),
+    "events": frozenset({"subject_type"}),
     "models": frozenset(
         {
             "name",
