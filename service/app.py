@@ -52,7 +52,7 @@ from service.api.transparency import CheckpointKeyController, TransparencyContro
 from service.api.webhooks import WebhookController
 from service.lifespan import lifespan, process_state
 from service.metrics import DEFAULT_PROBES
-from service.middleware import RequestContextMiddleware
+from service.middleware import HygieneMiddleware, RequestContextMiddleware
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -158,5 +158,8 @@ def create_app(
         logging_config=None,
     )
     # Outside Litestar's exception handling, so it sees every status actually sent.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
+    # Inside it, the input limits and protective headers: their answers are counted too.
+    app.asgi_handler = RequestContextMiddleware(
+        HygieneMiddleware(app.asgi_handler, max_body_bytes=settings.max_body_bytes)
+    )
     return app

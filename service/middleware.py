@@ -1,8 +1,9 @@
-"""The outermost layer of every request: its id, its metrics and its access-log line.
+"""The outer layers of every request: its id, metrics and access-log line; input limits
+and protective response headers (``HygieneMiddleware``).
 
-It wraps Litestar's own exception handling, so it sees the status actually sent, also for
-paths no route matches, and it runs before any other middleware, so every log line the
-request causes (authentication included) carries the request id.
+``RequestContextMiddleware`` wraps Litestar's own exception handling, so it sees the status
+actually sent, also for paths no route matches, and it runs before any other middleware, so
+every log line the request causes (authentication included) carries the request id.
 """
 
 from __future__ import annotations
@@ -12,17 +13,29 @@ import logging
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+import msgspec
 from litestar.enums import ScopeType
 
 from service.logs import request_id
 from service.metrics import HTTP_IN_FLIGHT, observe_request
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
-__all__ = ["REQUEST_ID_HEADER", "UNMATCHED", "RequestContextMiddleware", "accept_request_id"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_COUNT",
+    "MAX_JSON_DEPTH",
+    "REQUEST_ID_HEADER",
+    "UNMATCHED",
+    "HygieneMiddleware",
+    "RequestContextMiddleware",
+    "accept_request_id",
+    "json_too_deep",
+]
 
 access_log = logging.getLogger("service.access")
 
@@ -115,3 +128,172 @@ class RequestContextMiddleware:
                     },
                 )
             request_id.reset(token)
+
+
+# -- hygiene: input limits in, protective headers out ------------------------------------------
+
+#: More request headers than this, or more bytes in them, answer 431.
+MAX_HEADER_COUNT = 64
+MAX_HEADER_BYTES = 8 * 1024
+#: JSON nested deeper than this answers 400 on every route, before anything decodes it
+#: (msgspec itself raises RecursionError near 1,000 levels, which would be a 500).
+MAX_JSON_DEPTH = 64
+
+#: A JSON string (brackets inside it do not count) or one bracket.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+
+#: On every response.
+_ALWAYS = ((b"x-content-type-options", b"nosniff"),)
+#: Unless the response says otherwise: nothing the service answers is for shared caches,
+#: and many answers carry a key, a secret, a follow-up token or contact details.
+_NO_STORE = (b"cache-control", b"no-store")
+#: On HTML: no inline or foreign script or style, no framing, no referrer.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+_HTML = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``body`` nests arrays and objects more than ``limit`` deep.
+
+    Counting the brackets first costs next to nothing, so ordinary bodies skip the scan.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_TOKEN.finditer(body):
+        first = match.group()[0]
+        if first in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif first in _CLOSERS:
+            depth -= 1
+    return False
+
+
+async def _answer_problem(send: Send, scope: Scope, status: int, title: str, detail: str) -> None:
+    """An RFC 9457 answer sent before the app is involved."""
+    body = _problem_encoder.encode(
+        {
+            "type": f"urn:risk-registry:problem:{_SLUGS[status]}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": scope["path"],
+        }
+    )
+    start: Any = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(start)
+    await send(end)
+
+
+_SLUGS = {400: "bad-request", 431: "request-header-fields-too-large"}
+_problem_encoder = msgspec.json.Encoder()
+
+
+class HygieneMiddleware:
+    """Refuses oversized headers (431) and JSON nested too deeply (400) before any route
+    runs; adds ``nosniff`` to every response, ``Cache-Control: no-store`` to every response
+    that sets no caching of its own, and a strict CSP, no framing and no referrer to HTML.
+
+    A body is read here (up to ``max_body_bytes``; a longer one is passed on for the app to
+    refuse with 413) and handed on unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _protective(list(message.get("headers", ())))
+            await send(message)
+
+        headers = list(scope["headers"])
+        if len(headers) > MAX_HEADER_COUNT or (
+            sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES
+        ):
+            await _answer_problem(
+                send_with_headers,
+                scope,
+                431,
+                "Request Header Fields Too Large",
+                f"at most {MAX_HEADER_COUNT} request headers of {MAX_HEADER_BYTES} bytes "
+                "in all are accepted",
+            )
+            return
+        if scope["method"] in _BODY_METHODS:
+            received: list[ReceiveMessage] = []
+            size = 0
+            while True:
+                message = await receive()
+                received.append(message)
+                if message["type"] != "http.request":
+                    break
+                size += len(message.get("body", b""))
+                if not message.get("more_body", False) or size > self.max_body_bytes:
+                    break
+            last: Any = received[-1]
+            complete = last["type"] == "http.request" and not last.get("more_body", False)
+            if complete and size > MAX_JSON_DEPTH:
+                body = b"".join(cast("Any", m).get("body", b"") for m in received)
+                if json_too_deep(body):
+                    await _answer_problem(
+                        send_with_headers,
+                        scope,
+                        400,
+                        "Bad Request",
+                        f"the JSON body nests more than {MAX_JSON_DEPTH} levels deep",
+                    )
+                    return
+            receive = _replay(received, receive)
+        await self.app(scope, receive, send_with_headers)
+
+
+def _replay(received: list[ReceiveMessage], receive: Receive) -> Receive:
+    """A ``receive`` that hands out what was read already, then reads on."""
+    pending = list(reversed(received))
+
+    async def replay() -> ReceiveMessage:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+def _protective(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    names = {name.lower() for name, _ in headers}
+    extra = [h for h in _ALWAYS if h[0] not in names]
+    if _NO_STORE[0] not in names:
+        extra.append(_NO_STORE)
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            if value.startswith(b"text/html"):
+                extra.extend(h for h in _HTML if h[0] not in names)
+            break
+    return headers + extra if extra else headers

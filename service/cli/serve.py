@@ -98,6 +98,9 @@ def serve(state: State) -> int:
             # X-Forwarded-For only when the peer is a trusted proxy.
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=settings.trusted_proxies or None,
+            # Room above the service's own header limit (431, service.middleware), so a
+            # large header block gets the service's answer, not the parser's bare 400.
+            h11_max_incomplete_event_size=64 * 1024,
         )
         # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal. With
         # the default handlers that would kill the process before the embedded server is
