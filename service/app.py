@@ -7,12 +7,6 @@ import httpx
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import (
-    RapidocRenderPlugin,
-    RedocRenderPlugin,
-    StoplightRenderPlugin,
-    SwaggerRenderPlugin,
-)
 from litestar.openapi.spec import Components, SecurityScheme
 
 from service import __version__
@@ -46,6 +40,7 @@ from service.api.openapi_extras import (
 from service.api.platforms import PlatformController
 from service.api.policies import PolicyController
 from service.api.problems import exception_handlers
+from service.api.reference import ReferencePage, reference_assets
 from service.api.reports import ReportController
 from service.api.secrets import WebhookSecretController
 from service.api.transparency import CheckpointKeyController, TransparencyController
@@ -99,14 +94,13 @@ def _openapi() -> OpenAPIConfig:
             }
         ),
         use_handler_docstrings=False,
-        # Litestar's default set of pages, with the document in its committed form.
+        # The document in its committed form, and a reference page served from the
+        # service's own assets: Litestar's default pages load their scripts from CDNs
+        # (see service.api.reference).
         render_plugins=[
-            RedocRenderPlugin(),
             CommittedJsonRenderPlugin(),
             NormalisedYamlRenderPlugin(),
-            RapidocRenderPlugin(),
-            StoplightRenderPlugin(),
-            SwaggerRenderPlugin(),
+            ReferencePage(),
         ],
     )
 
@@ -130,6 +124,8 @@ def create_app(
             ReportController,
             # Signed webhooks are authenticated by their signature, not by a key.
             WebhookController,
+            # The API reference page's scripts and styles.
+            reference_assets(),
             # Everything but the health checks needs a key; the OpenAPI document says so.
             Router(path="/", route_handlers=PROTECTED, security=[BEARER]),
         ],

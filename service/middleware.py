@@ -34,6 +34,7 @@ __all__ = [
     "HygieneMiddleware",
     "RequestContextMiddleware",
     "accept_request_id",
+    "content_security_policy",
     "json_too_deep",
 ]
 
@@ -155,6 +156,16 @@ CONTENT_SECURITY_POLICY = (
     "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
+
+
+def content_security_policy(*, style_hashes: tuple[str, ...] = ()) -> str:
+    """The HTML policy, admitting inline stylesheets with these hashes (``sha256-...``)."""
+    if not style_hashes:
+        return CONTENT_SECURITY_POLICY
+    allowed = " ".join(f"'{h}'" for h in style_hashes)
+    return CONTENT_SECURITY_POLICY.replace("style-src 'self'", f"style-src 'self' {allowed}")
+
+
 _HTML = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"referrer-policy", b"no-referrer"),

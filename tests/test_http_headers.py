@@ -3,6 +3,10 @@ carry a key, secret, follow-up token or contact details, and a strict policy on 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+
 import httpx
 
 from service.middleware import CONTENT_SECURITY_POLICY
@@ -89,6 +93,12 @@ async def test_html_pages_carry_a_strict_policy(
         assert r.headers["referrer-policy"] == "no-referrer"
         assert r.headers["x-content-type-options"] == "nosniff"
     assert CONTENT_SECURITY_POLICY.startswith("default-src 'none'")
+    # The compliance page's one inline stylesheet is admitted by its hash, and only it.
+    page = pages[0]
+    styles = re.findall(r"<style>(.*?)</style>", page.text, flags=re.S)
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert len(styles) == 1
+    assert f"style-src 'self' 'sha256-{digest}';" in page.headers["content-security-policy"]
     # JSON answers do not need a page policy.
     r = await client.get("/v1/models", headers=admin)
     assert "content-security-policy" not in r.headers

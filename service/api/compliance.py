@@ -16,6 +16,7 @@ from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.domain import compliance as domain
 from service.errors import InvalidInput
+from service.middleware import content_security_policy
 from service.schemas.compliance import ComplianceReport
 
 __all__ = ["ComplianceController"]
@@ -31,6 +32,10 @@ _OFFERS: dict[str, ReportFormat] = {
     "text/csv": "csv",
     "text/html": "html",
 }
+
+
+#: The page policy, admitting the page's own inline stylesheet by its hash.
+_HTML_POLICY = content_security_policy(style_hashes=(domain.STYLE_HASH,))
 
 
 class ComplianceController(Controller):
@@ -87,5 +92,9 @@ class ComplianceController(Controller):
         if fmt == "csv":
             return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
         if fmt == "html":
-            return Response(domain.render_html(report), media_type=_MEDIA["html"])
+            return Response(
+                domain.render_html(report),
+                media_type=_MEDIA["html"],
+                headers={"Content-Security-Policy": _HTML_POLICY},
+            )
         return Response(report)
