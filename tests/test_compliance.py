@@ -343,6 +343,11 @@ async def test_access_and_bad_input(seeded: tuple[httpx.AsyncClient, dict[str, s
     assert r.status_code == 404
     r = await client.get("/v1/reports/compliance", params={"from": "soon"}, headers=headers)
     assert r.status_code == 400
+    # Found by fuzzing: a previous period of the same length would begin before year 1.
+    r = await client.get(
+        "/v1/reports/compliance", params={"from": "0414-12-06T00:09:13+12:57"}, headers=headers
+    )
+    assert r.status_code == 422, r.text
     # Without a period the report covers the last 30 days.
     r = await client.get("/v1/reports/compliance", headers=headers)
     body = r.json()

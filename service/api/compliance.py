@@ -84,6 +84,9 @@ class ComplianceController(Controller):
         since = since or until - DEFAULT_PERIOD
         if since >= until:
             raise InvalidInput("'from' must be before 'to'", key="from")
+        if until - since > since - datetime.min.replace(tzinfo=UTC):
+            # The previous period, of the same length, would begin before year 1.
+            raise InvalidInput("the period is too long for its start", key="from")
         # One snapshot for every figure in the report.
         async with db.transaction(isolation="repeatable_read", readonly=True):
             report = await domain.build_report(db, since=since, until=until, platform=platform)
