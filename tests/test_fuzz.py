@@ -10,6 +10,10 @@ their bodies reach the decoders. No answer may be a 5xx; its status and
 media type must be ones the document declares for the operation (the house rule), and its
 body must match the schema declared for them.
 
+Then what the document does not describe, for every operation and role: OPTIONS (which
+no key reaches), JSON nested a thousand deep (signed for the webhooks), and too many or too
+large request headers, each with the answer it must get (204, 400, 431).
+
 The run is bounded: a fixed number of examples per operation, valid input for all of them
 first and then invalid input while the time budget lasts, no shrinking, and a fixed seed,
 so CI sees the same cases every time.
@@ -22,6 +26,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -50,7 +55,7 @@ from tests.conftest import bearer, make_key
 from tests.live_service import LiveService
 
 #: Examples per operation and generation mode (generation, not the service, is the slow part).
-EXAMPLES = 8
+EXAMPLES = 12
 #: Fuzzing stops here; every operation must have had its valid-input examples by then.
 BUDGET_SECONDS = 120.0
 #: No 5xx, bodies as declared, and (the house rule) every status and media type declared too.
@@ -255,7 +260,13 @@ def run_fuzz(base_url: str, seeds: Seeds, report: Callable[[str], None]) -> Find
                     break
                 fuzz_operation(client, operation, mode, seeds, findings, deadline)
                 covered[mode] += 1
+        generated = findings.requests
+        hostile(client, operations, seeds, findings)
     elapsed = time.monotonic() - started
+    report(
+        f"{generated} generated requests, then {findings.requests - generated} hostile ones "
+        "(OPTIONS, JSON nested 1,000 deep, oversized headers)"
+    )
     report(
         f"fuzzed {len(operations)} operations ({covered[GenerationMode.POSITIVE]} with valid, "
         f"{covered[GenerationMode.NEGATIVE]} with invalid input) with {findings.requests} "
@@ -263,6 +274,50 @@ def run_fuzz(base_url: str, seeds: Seeds, report: Callable[[str], None]) -> Find
     )
     assert covered[GenerationMode.POSITIVE] == len(operations), "the time budget ran out"
     return findings
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def hostile(client: httpx.Client, operations: list[Any], seeds: Seeds, findings: Findings) -> None:
+    """What a schema does not describe, for every operation and role: OPTIONS (no key
+    reaches a guard), JSON nested a thousand deep (signed where a webhook checks), and too
+    many or too large request headers. Any 5xx is a failure; each has its expected answer.
+    """
+    bodies = {"deep": _nested(1000), "deep-array": b"[" * 1000 + b"]" * 1000}
+    headers_cases = {
+        "many-headers": {f"x-h{i}": "1" for i in range(100)},
+        "large-header": {"x-h": "a" * 10_000},
+    }
+
+    def check(label: str, response: httpx.Response, expected: set[int]) -> None:
+        findings.requests += 1
+        status = response.status_code
+        findings.statuses[status] = findings.statuses.get(status, 0) + 1
+        if (status >= 500 or status not in expected) and len(findings.failures) < 200:
+            findings.failures.append(f"{label} -> {status}: {response.text[:200]}")
+
+    for operation in operations:
+        path = operation.path
+        url = path
+        for name, value in {"slug": seeds.platform, "platform": seeds.platform}.items():
+            url = url.replace("{" + name + "}", value)
+        url = re.sub(r"\{[^}]+\}", seeds.path_values["model_id"], url)
+        for role, role_headers in sorted(seeds.keys.items()):
+            label = f"{operation.method.upper()} {path} [{role}]"
+            check(f"OPTIONS {path} [{role}]", client.options(url, headers=role_headers), {204})
+            # Refused before the key is looked at: once per operation is enough.
+            for case, extra in headers_cases.items() if role == "none" else ():
+                r = client.request(operation.method.upper(), url, headers={**role_headers, **extra})
+                check(f"{label} {case}", r, {431})
+            if operation.body is None or not list(operation.body):
+                continue
+            for case, body in bodies.items():
+                headers = {**role_headers, "Content-Type": "application/json"}
+                headers.update(sign_for(path, seeds.webhook_secret, body))
+                r = client.request(operation.method.upper(), url, headers=headers, content=body)
+                check(f"{label} {case}", r, {400})
 
 
 async def test_fuzz_every_operation_no_server_errors_no_schema_violations(
@@ -277,7 +332,7 @@ async def test_fuzz_every_operation_no_server_errors_no_schema_violations(
         seeds = await seed(svc.base_url, pool, uniq)
         lines: list[str] = []
         findings = await asyncio.to_thread(run_fuzz, svc.base_url, seeds, lines.append)
-        print(*lines)  # the summary, shown with -s
+        print(*lines, sep="\n")  # the summary, shown with -s
         errors = [e for e in svc.log_entries() if e["level"] in {"error", "critical"}]
     assert not findings.failures, "\n".join(findings.failures)
     assert not errors, errors[:5]
