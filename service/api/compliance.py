@@ -55,7 +55,8 @@ class ComplianceController(Controller):
             "against the previous period of equal length; audits, outcomes and open "
             "findings; decisions by action, time from proposal to execution, and platforms "
             "overdue on confirmation. `from`/`to` default to the last 30 days. "
-            "`format=csv` (or `Accept: text/csv`) gives one row per figure; `format=html` "
+            "`format=csv` (or `Accept: text/csv`) gives one row per figure (a text cell "
+            "that begins like a spreadsheet formula gets a leading `'`); `format=html` "
             "a printable page."
         ),
         responses={

@@ -59,8 +59,10 @@ class ExportController(Controller):
             "Streams from a consistent snapshot in bounded memory. The format is chosen by "
             "`format=`, else by `Accept` (`text/csv` or `application/x-ndjson`); CSV by "
             "default. `from`/`to` bound `recorded_at` for events and `created_at` for "
-            "records. Rows come in a stable order (sequence or id). Columns, in order:\n\n"
-            + _columns_doc()
+            "records. Rows come in a stable order (sequence or id). In CSV, a text cell "
+            "that begins with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'`, so no "
+            "spreadsheet runs it as a formula; numbers are unchanged, and JSON lines carry "
+            "every value as stored. Columns, in order:\n\n" + _columns_doc()
         ),
         responses={
             200: ResponseSpec(
@@ -125,7 +127,8 @@ class ExportController(Controller):
             "its files: the data files, `manifest.json` (row counts, SHA-256 of each file, "
             "the ledger checkpoint the bundle is consistent with) and `manifest.sig` (a "
             "signed note by the registry's Ed25519 key). `risk-registry verify-export DIR` "
-            "checks a downloaded bundle offline."
+            "checks a downloaded bundle offline. CSV files neutralise formula-like text "
+            "cells as the streaming export does."
         ),
         status_code=202,
         responses=problem_responses(400, 401, 403, 413, 415, 422),

@@ -35,6 +35,7 @@ _SLUGS = {
     415: "unsupported-media-type",
     422: "invalid-input",
     429: "rate-limited",
+    431: "request-header-fields-too-large",
     500: "internal-error",
     503: "unavailable",
 }
@@ -50,6 +51,7 @@ _DESCRIPTIONS = {
     415: "The body is not of a media type this endpoint accepts.",
     422: "Well-formed input that breaks a rule of the registry.",
     429: "Too many requests; retry after the number of seconds in Retry-After.",
+    431: "More than 64 request headers, or more than 8 KiB of them.",
     503: "The database cannot answer now; retry after the number of seconds in Retry-After.",
 }
 
@@ -66,7 +68,8 @@ def problem_responses(*codes: int) -> dict[int, ResponseSpec]:
             # Generated examples are random: the committed document must be reproducible.
             generate_examples=False,
         )
-        for code in sorted({*codes, 503})
+        # Any request may meet the header limits (service.middleware) or an outage.
+        for code in sorted({*codes, 431, 503})
     }
 
 
