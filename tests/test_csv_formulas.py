@@ -179,3 +179,28 @@ async def test_every_text_column_of_every_csv_export_is_guarded(
         assert text - timestamps - constrained == GUARDED[dataset], dataset
         guarded = await conn.prepare(csv_query_for(dataset))
         assert tuple(a.name for a in guarded.get_attributes()) == COLUMNS[dataset]
+
+
+@pytest.mark.parametrize(
+    ("stage", "kind", "subject_type"),
+    [
+        ("=1+1", "model.registered", "model"),
+        ("prevent", "=cmd|' /C calc'!A0", "model"),
+        ("prevent", "model.registered", "@SUM(1)"),
+        ("prevent", "model.registered", "-2"),
+    ],
+)
+async def test_the_ledger_holds_its_unguarded_text_columns_to_a_word(
+    conn: asyncpg.Connection, stage: str, kind: str, subject_type: str
+) -> None:
+    """The ledger export goes unguarded: the database refuses what would need a guard."""
+    assert CONSTRAINED["events"] == {"stage", "kind", "subject_type"}
+    with pytest.raises(asyncpg.CheckViolationError):
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO events (stage, kind, subject_type, subject_id, occurred_at) "
+                "VALUES ($1, $2, $3, gen_random_uuid(), now())",
+                stage,
+                kind,
+                subject_type,
+            )
