@@ -257,7 +257,7 @@ class HygieneMiddleware:
                 "in all are accepted",
             )
             return
-        if scope["method"] in _BODY_METHODS:
+        if scope["method"] in _BODY_METHODS and not self._declared_too_large(headers):
             received: list[ReceiveMessage] = []
             size = 0
             while True:
@@ -283,6 +283,14 @@ class HygieneMiddleware:
                     return
             receive = _replay(received, receive)
         await self.app(scope, receive, send_with_headers)
+
+    def _declared_too_large(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """A body its Content-Length says is too large is left for the app to refuse (413)
+        without reading it."""
+        for name, value in headers:
+            if name == b"content-length":
+                return value.isdigit() and int(value) > self.max_body_bytes
+        return False
 
 
 def _replay(received: list[ReceiveMessage], receive: Receive) -> Receive:
