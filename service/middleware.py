@@ -140,8 +140,10 @@ MAX_HEADER_BYTES = 8 * 1024
 #: (msgspec itself raises RecursionError near 1,000 levels, which would be a 500).
 MAX_JSON_DEPTH = 64
 
-#: A JSON string (brackets inside it do not count) or one bracket.
-_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+#: A JSON string (brackets inside it do not count), or one bracket. A string left open runs
+#: to the end of the body: were it not to match, each later quote would start a scan to the
+#: end again, quadratic in the body's length.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 _OPENERS = frozenset(b"[{")
 _CLOSERS = frozenset(b"]}")
 

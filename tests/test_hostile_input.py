@@ -4,6 +4,7 @@ oversized or too many request headers."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -83,6 +84,11 @@ async def test_depth_counts_brackets_outside_strings_only(
     assert not json_too_deep(b'{"a": "\\"' + b"[" * 500 + b'"}')
     assert json_too_deep(b"[" * (MAX_JSON_DEPTH + 1))
     assert not json_too_deep(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    # An unclosed string ends the scan; it does not make it quadratic (17 s for 40 KB once).
+    started = time.perf_counter()
+    assert not json_too_deep(b"[]" * MAX_JSON_DEPTH + b'"' + b'\\"' * 20_000)
+    assert not json_too_deep(b"[]" * MAX_JSON_DEPTH + b'"' + b'\\"' * 20_000 + b"\\")
+    assert time.perf_counter() - started < 1.0
     # Many brackets side by side are not depth.
     assert not json_too_deep(b"[" + b"[1]," * 1000 + b"[1]]")
     r = await client.post(
