@@ -31,6 +31,11 @@ async def test_the_reference_page_loads_nothing_from_elsewhere(client: httpx.Asy
     r = await client.get("/static/swagger-ui/swagger-ui-bundle.js")
     assert r.headers["content-type"].startswith(("text/javascript", "application/javascript"))
     assert "public" in r.headers["cache-control"]
+    # The document, in both forms.
+    assert (await client.get("/schema/openapi.json")).json()["openapi"].startswith("3.")
+    r = await client.get("/schema/openapi.yaml")
+    assert r.status_code == 200
+    assert "openapi:" in r.text
     # The pages Litestar would load from CDNs are gone.
     for page in ("/schema/redoc", "/schema/elements", "/schema/rapidoc"):
         assert (await client.get(page)).status_code == 404, page
