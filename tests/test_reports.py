@@ -320,6 +320,10 @@ async def test_rate_limit(settings: Settings, pool: asyncpg.Pool, uniq: str) -> 
         async with httpx.AsyncClient(transport=transport, base_url="http://r.test") as c:
             return await c.get("/v1/reports/RR-000000000000", headers=token("x"))
 
+    # OPTIONS costs nothing of the allowance.
+    transport = httpx.ASGITransport(app=cast("Any", limited), client=first)
+    async with httpx.AsyncClient(transport=transport, base_url="http://r.test") as c:
+        assert [(await c.options("/v1/reports")).status_code for _ in range(5)] == [204] * 5
     assert [(await attempt(first)).status_code for _ in range(3)] == [404, 404, 404]
     r = await attempt(first)
     assert r.status_code == 429

@@ -65,6 +65,8 @@ def _too_large(limit: int) -> HTTPException:
 
 def public_limits(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Rate and size limits, checked before the body is read."""
+    if connection.scope.get("method") == "OPTIONS":
+        return  # it reads and writes nothing: it costs a reporter none of their allowance
     state = connection.app.state
     address = connection.client.host if connection.client else "unknown"
     limiter: TokenBucket = state.public_limiter
