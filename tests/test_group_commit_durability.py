@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture
-from tests.test_webhooks import deliver, event, hosted, new_secret
+from tests.helpers.webhooks import deliver, event, hosted, new_secret
 
 REFUSE_AT_COMMIT = """
 CREATE FUNCTION refuse_poisoned_revision_{tag}() RETURNS trigger LANGUAGE plpgsql AS $fn$
