@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +46,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.result import Ok
-from standardwebhooks import Webhook
 
 from tests.conftest import bearer, make_key
+from tests.helpers.webhooks import sign_for
 from tests.live_service import LiveService
 
 #: Examples per operation and generation mode (generation, not the service, is the slow part).
@@ -128,33 +125,6 @@ async def seed(base_url: str, pool: asyncpg.Pool, suffix: str) -> Seeds:
         platform=slug,
         webhook_secret=secret,
     )
-
-
-def sign(secret: str, body: bytes) -> dict[str, str]:
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    signature = Webhook(secret).sign(msg_id, now, body.decode())
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signature,
-    }
-
-
-def sign_for(path: str, secret: str, body: bytes) -> dict[str, str]:
-    """The headers each webhook door checks, made with the platform's real secret."""
-    if path == "/v1/webhooks/{platform}":
-        return sign(secret, body)
-    if path == "/v1/webhooks/{platform}/huggingface":
-        return {"X-Webhook-Secret": secret}
-    if path == "/v1/webhooks/{platform}/github":
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return {
-            "X-Hub-Signature-256": f"sha256={digest}",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-GitHub-Event": "repository",
-        }
-    return {}
 
 
 def send(client: httpx.Client, case: Any, role_headers: dict[str, str], seeds: Seeds) -> Any:

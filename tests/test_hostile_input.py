@@ -13,8 +13,8 @@ from litestar.routes import HTTPRoute
 
 from service.middleware import MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_JSON_DEPTH, json_too_deep
 from tests.conftest import PlatformFixture
+from tests.helpers.webhooks import sign_for
 from tests.live_service import LiveService
-from tests.test_fuzz import sign_for
 
 ANY_ID = "00000000-0000-7000-8000-000000000001"
 

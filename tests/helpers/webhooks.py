@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime
@@ -41,6 +43,24 @@ def signed(
         "webhook-signature": signature,
         "content-type": "application/json",
     }
+
+
+def sign_for(path: str, secret: str, body: bytes) -> dict[str, str]:
+    """The headers each webhook door checks, made with the platform's real secret."""
+    if path == "/v1/webhooks/{platform}":
+        headers = signed(secret, body)
+        del headers["content-type"]
+        return headers
+    if path == "/v1/webhooks/{platform}/huggingface":
+        return {"X-Webhook-Secret": secret}
+    if path == "/v1/webhooks/{platform}/github":
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return {
+            "X-Hub-Signature-256": f"sha256={digest}",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-GitHub-Event": "repository",
+        }
+    return {}
 
 
 async def deliver(
