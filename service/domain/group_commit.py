@@ -25,8 +25,8 @@ from typing import Any, cast
 import asyncpg
 
 from service import metrics
+from service.db.pool import acquire
 from service.domain import intake
-from service.errors import Unavailable
 from service.schemas.webhooks import DeliveryAck, ModelUpdated
 
 __all__ = ["GroupCommit", "Lease"]
@@ -51,10 +51,7 @@ class Lease:
     async def get(self) -> asyncpg.Connection:
         """The connection; raises ``Unavailable`` when the pool cannot give one in time."""
         if self._conn is None:
-            try:
-                self._conn = await self._pool.acquire(timeout=self._timeout)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                raise Unavailable("the database is not answering; retry shortly") from exc
+            self._conn = await acquire(self._pool, timeout=self._timeout)
         return cast("asyncpg.Connection", self._conn)
 
     async def release(self) -> None:
