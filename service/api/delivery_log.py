@@ -13,8 +13,8 @@ from litestar.params import FromPath, FromQuery, Parameter
 from service.api.auth import ANY_ROLE, allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
+from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
-from service.api.webhooks import Slug
 from service.domain import delivery_log as domain
 from service.domain.platforms import get_platform
 from service.schemas.keys import Principal
@@ -41,7 +41,7 @@ class DeliveryLogController(Controller):
     )
     async def index(
         self,
-        platform: FromPath[Slug],
+        platform: FromPath[PlatformSlugPath],
         db: Db,
         principal: Caller,
         outcome: FromQuery[DeliveryOutcome | None] = None,
@@ -68,7 +68,7 @@ class DeliveryLogController(Controller):
     )
     async def read(
         self,
-        platform: FromPath[Slug],
+        platform: FromPath[PlatformSlugPath],
         delivery_id: FromPath[Annotated[str, Parameter(max_length=200)]],
         db: Db,
         principal: Caller,

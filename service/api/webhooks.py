@@ -12,14 +12,15 @@ that wrote nothing is noted in the platform's log (``service.api.delivery_log``)
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, TooManyRequestsException
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
 
 from service import metrics
+from service.api.params import PlatformSlugPath
 from service.api.webhook_docs import (
     ACCEPTED,
     RECEIVE_RESPONSES,
@@ -33,9 +34,7 @@ from service.platforms.registry import adapter
 from service.schemas.webhooks import DeliveryAck
 from service.settings import Settings
 
-__all__ = ["Slug", "WebhookController"]
-
-Slug = Annotated[str, Parameter(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+__all__ = ["WebhookController"]
 
 
 async def _receive(
@@ -101,7 +100,7 @@ class WebhookController(Controller):
         operation_class=StandardDeliveryOperation,
     )
     async def receive(
-        self, platform: FromPath[Slug], request: Request[Any, Any, Any], state: State
+        self, platform: FromPath[PlatformSlugPath], request: Request[Any, Any, Any], state: State
     ) -> Response[DeliveryAck]:
         return await _receive(
             request,
@@ -120,7 +119,7 @@ class WebhookController(Controller):
         responses=RECEIVE_RESPONSES,
     )
     async def receive_huggingface(
-        self, platform: FromPath[Slug], request: Request[Any, Any, Any], state: State
+        self, platform: FromPath[PlatformSlugPath], request: Request[Any, Any, Any], state: State
     ) -> Response[DeliveryAck]:
         return await _receive(
             request,
@@ -139,7 +138,7 @@ class WebhookController(Controller):
         responses=RECEIVE_RESPONSES,
     )
     async def receive_github(
-        self, platform: FromPath[Slug], request: Request[Any, Any, Any], state: State
+        self, platform: FromPath[PlatformSlugPath], request: Request[Any, Any, Any], state: State
     ) -> Response[DeliveryAck]:
         return await _receive(
             request,
