@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ def serve_env() -> dict[str, str]:
 @contextmanager
 def serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
+    # What serve writes on stderr is kept, so a start that fails says why.
+    errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(  # noqa: S603 - our own CLI
         [
             sys.executable,
@@ -40,14 +43,16 @@ def serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         env=serve_env(),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
-            assert proc.poll() is None, "serve exited early"
+            if proc.poll() is not None:
+                errors.seek(0)
+                raise AssertionError("serve exited early:\n" + errors.read()[-4000:])
             try:
                 if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                     break
@@ -65,3 +70,4 @@ def serving(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        errors.close()
