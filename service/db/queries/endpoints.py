@@ -7,12 +7,14 @@ from uuid import UUID
 import asyncpg
 
 __all__ = [
+    "delete_endpoint",
     "disable_endpoint",
     "insert_endpoint",
     "select_endpoint",
     "select_endpoints",
     "select_subscribed",
     "update_endpoint",
+    "update_secret",
 ]
 
 COLUMNS = """
@@ -20,7 +22,11 @@ e.id, e.platform_id, p.slug AS platform, e.url, e.event_types, e.description, e.
 e.disabled_reason, e.created_at, e.updated_at
 """
 
-FROM = "FROM notification_endpoints e JOIN platforms p ON p.id = e.platform_id"
+# Deleted endpoints are kept for their notices' sake but are no longer anyone's endpoint.
+FROM = """
+FROM notification_endpoints e JOIN platforms p ON p.id = e.platform_id
+WHERE e.deleted_at IS NULL
+"""
 
 INSERT = """
 INSERT INTO notification_endpoints (platform_id, url, event_types, description, secret, created_by)
@@ -29,17 +35,17 @@ RETURNING id
 """
 
 SELECT_ONE = f"""
-SELECT {COLUMNS} {FROM} WHERE e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
+SELECT {COLUMNS} {FROM} AND e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
 """
 
 SELECT_ONE_FOR_UPDATE = f"""
-SELECT {COLUMNS} {FROM} WHERE e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
+SELECT {COLUMNS} {FROM} AND e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
 FOR UPDATE OF e
 """
 
 SELECT_MANY = f"""
 SELECT {COLUMNS} {FROM}
-WHERE ($1::uuid IS NULL OR e.platform_id = $1)
+  AND ($1::uuid IS NULL OR e.platform_id = $1)
   AND ($2::uuid IS NULL OR e.id > $2)
 ORDER BY e.id
 LIMIT $3
@@ -49,7 +55,7 @@ LIMIT $3
 # a disabled endpoint waits in the outbox until the endpoint is enabled again.
 SELECT_SUBSCRIBED = """
 SELECT id, platform_id FROM notification_endpoints
-WHERE platform_id = ANY ($1::uuid[]) AND $2 = ANY (event_types)
+WHERE platform_id = ANY ($1::uuid[]) AND $2 = ANY (event_types) AND deleted_at IS NULL
 ORDER BY id
 """
 
@@ -58,6 +64,23 @@ UPDATE notification_endpoints
 SET url = $2, event_types = $3, description = $4, disabled_at = $5, disabled_reason = $6,
     updated_at = now()
 WHERE id = $1
+"""
+
+ROTATE = """
+UPDATE notification_endpoints SET secret = $2, updated_at = now()
+WHERE id = $1 AND deleted_at IS NULL
+"""
+
+# The endpoint's notices still waiting are given up first (a worker sending one is waited
+# for, the order a worker takes its locks in), then the endpoint is marked deleted.
+FAIL_PENDING = """
+UPDATE outbox SET status = 'failed', last_error = 'the endpoint was deleted', updated_at = now()
+WHERE endpoint_id = $1 AND status = 'pending'
+"""
+
+DELETE = """
+UPDATE notification_endpoints SET deleted_at = now(), updated_at = now()
+WHERE id = $1 AND deleted_at IS NULL
 """
 
 DISABLE = """
@@ -123,4 +146,15 @@ async def update_endpoint(
 async def disable_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID, reason: str) -> bool:
     """Disable an enabled endpoint; False when it already was disabled."""
     status: str = await conn.execute(DISABLE, endpoint_id, reason)
+    return status.endswith(" 1")
+
+
+async def update_secret(conn: asyncpg.Connection, *, endpoint_id: UUID, secret: str) -> None:
+    await conn.execute(ROTATE, endpoint_id, secret)
+
+
+async def delete_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID) -> bool:
+    """Fail an endpoint's pending notices and mark it deleted; False if it already was."""
+    await conn.execute(FAIL_PENDING, endpoint_id)
+    status: str = await conn.execute(DELETE, endpoint_id)
     return status.endswith(" 1")

@@ -43,6 +43,7 @@ CLAIM = f"""
 SELECT {COLUMNS}, e.url, e.secret
 FROM outbox o JOIN notification_endpoints e ON e.id = o.endpoint_id
 WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND e.disabled_at IS NULL
+  AND e.deleted_at IS NULL
 ORDER BY o.next_attempt_at
 LIMIT $1
 FOR UPDATE OF o SKIP LOCKED
