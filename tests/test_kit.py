@@ -8,12 +8,14 @@ a good receiver and against broken ones, each of which must be named for what it
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -41,6 +43,7 @@ from standardwebhooks import Webhook
 
 from tests import test_notifications as shared
 from tests.conftest import PlatformFixture
+from tests.live_service import LiveService
 from tests.test_notifications import admin_headers, decide, drain
 
 http = shared.http
@@ -267,6 +270,7 @@ def _check_retried(script: Script, *, waits: list[float]) -> None:
 
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=5)
+PATIENT = RetryPolicy(max_attempts=10, base_delay=0.01, max_delay=0.05, max_retry_after=5)
 
 
 async def test_async_sender_retries_after_retry_after_with_the_same_webhook_id() -> None:
@@ -498,3 +502,38 @@ def test_conformance_command_exit_status_and_report(
     assert usage.value.code == 2
     # Nobody listening is a failure of every check, not a crash.
     assert kit_main(["conformance", "http://127.0.0.1:9/", "--secret", SECRET]) == 1
+
+
+async def test_a_rate_limited_registry_gets_each_event_once_after_its_retry_after(
+    client: httpx.AsyncClient, database_url: str, platform: PlatformFixture, tmp_path: Path
+) -> None:
+    """Against a live registry that allows one delivery a second: every 429 is waited out."""
+    r = await client.post(
+        f"/v1/platforms/{platform.slug}/webhook-secrets", headers=platform.headers
+    )
+    secret = r.json()["secret"]
+    limits = {"REGISTRY_WEBHOOK_RATE_PER_SECOND": "1", "REGISTRY_WEBHOOK_BURST": "1"}
+    async with (
+        LiveService(database_url, tmp_path, REGISTRY_OUTBOX_WORKER="false", **limits) as svc,
+        AsyncSender(svc.base_url, platform.slug, secret, retry=PATIENT) as sender,
+    ):
+        started = time.monotonic()
+        sent = await asyncio.gather(
+            *(
+                sender.send(
+                    "model.hosted",
+                    {"model": f"org/{platform.slug}-{n}", "url": f"https://x.example/{n}"},
+                )
+                for n in range(3)
+            )
+        )
+        took = time.monotonic() - started
+    assert sorted(d.attempts for d in sent)[-1] >= 2
+    assert took >= 1.5
+    r = await client.get(f"/v1/webhooks/{platform.slug}/deliveries", headers=platform.headers)
+    accepted = [e["delivery_id"] for e in r.json()["items"] if e["outcome"] == "accepted"]
+    assert sorted(accepted) == sorted(d.msg_id for d in sent)
+    r = await client.get(
+        "/v1/hostings", params={"platform": platform.slug}, headers=platform.headers
+    )
+    assert len(r.json()["items"]) == 3
