@@ -148,6 +148,7 @@ async def test_a_platform_manages_its_own_endpoint_end_to_end(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
     http: httpx.AsyncClient,
+    admin: dict[str, str],
     platform: PlatformFixture,
     receiver: Receiver,
     quiet_endpoints: None,
@@ -223,6 +224,23 @@ async def test_a_platform_manages_its_own_endpoint_end_to_end(
     before = len(receiver.hits)
     await drain(pool, http, lambda: True)
     assert len(receiver.hits) == before
+
+    # Each change is in the ledger, attributed to the platform's key, without a secret.
+    r = await client.get("/v1/events", params={"subject_id": endpoint_id}, headers=admin)
+    events = [e for e in r.json()["items"] if e["stage"] == "respond"]
+    assert [e["kind"] for e in events] == [
+        "endpoint.created",
+        "endpoint.disabled",
+        "endpoint.enabled",
+        "endpoint.secret_rotated",
+        "endpoint.deleted",
+    ]
+    assert "whsec_" not in r.text
+    r = await client.get("/v1/events", params={"subject_id": notice["id"]}, headers=admin)
+    assert [e["kind"] for e in r.json()["items"]] == [
+        "notification.test_requested",
+        "notification.redelivery_requested",
+    ]
 
 
 async def test_a_deleted_endpoint_gets_no_new_notices(
@@ -313,3 +331,32 @@ async def test_a_platform_never_touches_another_platforms_endpoints(
         headers=admin,
     )
     assert r.status_code == 201, r.text
+
+
+async def test_the_worker_never_sends_to_a_deleted_endpoint(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    platform: PlatformFixture,
+    receiver: Receiver,
+    quiet_endpoints: None,
+    uniq: str,
+) -> None:
+    """A notice queued by a decision that read the endpoint just before its deletion."""
+    path = f"/late/{uniq}"
+    created = await _register(client, platform.headers, receiver, platform, path)
+    endpoint_id = created["endpoint"]["id"]
+    r = await client.delete(f"/v1/endpoints/{endpoint_id}", headers=platform.headers)
+    assert r.status_code == 204, r.text
+    late = await conn.fetchval(
+        "INSERT INTO outbox (endpoint_id, platform_id, event_type, payload) "
+        "VALUES ($1, $2, 'decommission.notice', '{}') RETURNING id",
+        endpoint_id,
+        platform.id,
+    )
+    await drain(pool, http, lambda: True)
+    await drain(pool, http, lambda: True)
+    assert receiver.to(path) == []
+    status = await conn.fetchval("SELECT attempts FROM outbox WHERE id = $1", late)
+    assert status == 0
