@@ -190,21 +190,40 @@ async def test_a_platform_manages_its_own_endpoint_end_to_end(
     r = await client.get(f"/v1/notifications/{notice['id']}/attempts", headers=me)
     assert [a["status_code"] for a in r.json()["items"]] == [200]
 
-    # Rotation: the old secret no longer signs; a receiver still on it refuses, and the
-    # notice is delivered once the receiver has the new one.
+    # Rotation: by default the old secret keeps signing for a day beside the new one, so a
+    # receiver still on the old one, or already on the new one, accepts the notice.
     r = await client.post(f"/v1/endpoints/{endpoint_id}/secret", headers=me)
     assert r.status_code == 200, r.text
     rotated = r.json()["secret"]
     assert rotated.startswith("whsec_")
     assert rotated != created["secret"]
+    assert r.json()["endpoint"]["previous_secret_until"] is not None
     notice = await _test_notice(client, me, endpoint_id)
-    await drain(pool, http, lambda: len(receiver.to(moved)) >= 2)
-    assert receiver.to(moved)[-1].verified is False
+    await drain(pool, http, lambda: len(receiver.delivered(moved)) == 2)
     receiver.secrets[moved] = rotated
+    notice = await _test_notice(client, me, endpoint_id)
+    await drain(pool, http, lambda: len(receiver.delivered(moved)) == 3)
+
+    # With no overlap the old secret stops at once: a receiver still on it refuses, and
+    # the notice is delivered once the receiver has the new one.
+    r = await client.post(
+        f"/v1/endpoints/{endpoint_id}/secret", params={"overlap_hours": 0}, headers=me
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["endpoint"]["previous_secret_until"] is None
+    newest = r.json()["secret"]
+    notice = await _test_notice(client, me, endpoint_id)
+    await drain(pool, http, lambda: len(receiver.to(moved)) >= 4)
+    assert receiver.to(moved)[-1].verified is False
+    receiver.secrets[moved] = newest
     r = await client.post(f"/v1/notifications/{notice['id']}/redeliver", headers=me)
     assert r.status_code == 202, r.text
-    await drain(pool, http, lambda: len(receiver.delivered(moved)) == 2)
+    await drain(pool, http, lambda: len(receiver.delivered(moved)) == 4)
     assert receiver.delivered(moved)[-1].msg_id == notice["id"]
+    r = await client.post(
+        f"/v1/endpoints/{endpoint_id}/secret", params={"overlap_hours": 169}, headers=me
+    )
+    assert r.status_code == 400, r.text
 
     # Deleting it: gone from reads, its pending notices given up, its record kept.
     pending = await _test_notice(client, me, endpoint_id)
@@ -220,7 +239,7 @@ async def test_a_platform_manages_its_own_endpoint_end_to_end(
     r = await client.post(f"/v1/notifications/{pending['id']}/redeliver", headers=me)
     assert r.status_code == 409, r.text
     r = await client.get("/v1/notifications", params={"endpoint_id": endpoint_id}, headers=me)
-    assert len(r.json()["items"]) == 3
+    assert len(r.json()["items"]) == 5
     before = len(receiver.hits)
     await drain(pool, http, lambda: True)
     assert len(receiver.hits) == before
@@ -232,6 +251,7 @@ async def test_a_platform_manages_its_own_endpoint_end_to_end(
         "endpoint.created",
         "endpoint.disabled",
         "endpoint.enabled",
+        "endpoint.secret_rotated",
         "endpoint.secret_rotated",
         "endpoint.deleted",
     ]

@@ -1,8 +1,11 @@
-"""Platforms delete their own notification endpoints: a deleted endpoint is kept, marked.
+"""Platforms manage their own notice endpoints: deletion, and secret rotation with overlap.
 
-Its notices and their delivery attempts stay on record (the outbox refers to the endpoint),
-so a deletion sets ``deleted_at`` rather than removing the row; every read, subscription
-and delivery query leaves deleted endpoints out.
+A deleted endpoint's notices and their delivery attempts stay on record (the outbox refers
+to the endpoint), so a deletion sets ``deleted_at`` rather than removing the row; every
+read, subscription and delivery query leaves deleted endpoints out.
+
+A rotated secret keeps signing beside the new one until ``previous_secret_until``, so a
+receiver can switch over without refusing a notice.
 
 Revision ID: 0010_unused_kit
 Revises: 0006_export_bundles
@@ -19,7 +22,12 @@ depends_on = None
 
 def upgrade() -> None:
     run_script("""
-    ALTER TABLE notification_endpoints ADD COLUMN deleted_at timestamptz;
+    ALTER TABLE notification_endpoints
+      ADD COLUMN deleted_at timestamptz,
+      ADD COLUMN previous_secret text
+        CHECK (previous_secret ~ '^whsec_[A-Za-z0-9+/=]{20,200}$'),
+      ADD COLUMN previous_secret_until timestamptz,
+      ADD CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL));
     DROP INDEX notification_endpoints_platform;
     CREATE INDEX notification_endpoints_platform ON notification_endpoints (platform_id)
       WHERE deleted_at IS NULL;
@@ -35,6 +43,7 @@ def downgrade() -> None:
     DELETE FROM outbox WHERE endpoint_id IN (
       SELECT id FROM notification_endpoints WHERE deleted_at IS NOT NULL);
     DELETE FROM notification_endpoints WHERE deleted_at IS NOT NULL;
-    ALTER TABLE notification_endpoints DROP COLUMN deleted_at;
+    ALTER TABLE notification_endpoints
+      DROP COLUMN previous_secret_until, DROP COLUMN previous_secret, DROP COLUMN deleted_at;
     CREATE INDEX notification_endpoints_platform ON notification_endpoints (platform_id);
     """)

@@ -8,6 +8,7 @@ exist. An endpoint's signing secret is shown only at creation and at each rotati
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -37,6 +38,8 @@ from service.schemas.endpoints import (
 __all__ = ["EndpointController", "NotificationController", "PlatformEndpointController"]
 
 OWNERS = allow("admin", "platform")
+#: How long a rotated-out secret keeps signing notices beside the new one.
+OverlapHours = Annotated[int, Parameter(ge=0, le=168)]
 
 
 class PlatformEndpointController(Controller):
@@ -139,16 +142,27 @@ class EndpointController(Controller):
     @post(
         "/{endpoint_id:uuid}/secret",
         operation_id="rotateEndpointSecret",
-        summary="Give an endpoint a new signing secret (shown only now); the old one stops",
+        summary=(
+            "Give an endpoint a new signing secret (shown only now); the old one also signs "
+            "for overlap_hours (default 24, 0 to stop it at once)"
+        ),
         guards=[OWNERS],
         status_code=200,
         responses=problem_responses(400, 401, 403, 404),
     )
     async def rotate(
-        self, endpoint_id: FromPath[UUID], db: Db, principal: Caller
+        self,
+        endpoint_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        overlap_hours: OverlapHours = 24,
     ) -> CreatedEndpoint:
         return await domain.rotate_secret(
-            db, endpoint_id=endpoint_id, actor_id=principal.id, visible_to=principal.platform_id
+            db,
+            endpoint_id=endpoint_id,
+            overlap=timedelta(hours=overlap_hours),
+            actor_id=principal.id,
+            visible_to=principal.platform_id,
         )
 
     @post(

@@ -12,7 +12,7 @@ platform's endpoints; another platform's is "not found", as if it did not exist.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -153,19 +153,21 @@ async def rotate_secret(
     conn: asyncpg.Connection,
     *,
     endpoint_id: UUID,
+    overlap: timedelta,
     actor_id: UUID | None,
     visible_to: UUID | None = None,
 ) -> CreatedEndpoint:
-    """Give an endpoint a new signing secret, returned here only; the old one stops at once.
+    """Give an endpoint a new signing secret, returned here only.
 
-    Notices that fail to verify meanwhile are retried on the usual schedule, so a receiver
-    that switches to the new secret soon after loses none.
+    For ``overlap`` the old secret signs too (each notice carries both signatures), so a
+    receiver may switch over at leisure; with no overlap it stops at once (a leaked secret).
+    Rotating again during an overlap ends the earlier secret's.
     """
     endpoint = await get_endpoint(
         conn, endpoint_id=endpoint_id, visible_to=visible_to, for_update=True
     )
     secret = new_secret()
-    await q.update_secret(conn, endpoint_id=endpoint.id, secret=secret)
+    await q.update_secret(conn, endpoint_id=endpoint.id, secret=secret, overlap=overlap)
     after = await get_endpoint(conn, endpoint_id=endpoint.id)
     await _event(conn, after, kind="endpoint.secret_rotated", actor_id=actor_id)
     return CreatedEndpoint(endpoint=after, secret=secret)

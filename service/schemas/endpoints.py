@@ -62,6 +62,9 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
+    #: After a rotation, until when the previous secret also signs notices (each carries
+    #: both signatures); null when only the current secret signs.
+    previous_secret_until: datetime | None = None
 
 
 class CreatedEndpoint(msgspec.Struct, frozen=True, kw_only=True):

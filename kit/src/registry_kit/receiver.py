@@ -90,8 +90,9 @@ class MemorySeenStore:
 class NoticeReceiver:
     """Verifies and de-duplicates notices signed with one of ``secrets``.
 
-    Give two secrets while rotating an endpoint's secret: the old one until the registry
-    signs with the new one, then drop it.
+    After a rotation the registry signs with the old and the new secret for the overlap it
+    was asked for (a day by default), so switching to the new one any time then loses
+    nothing. Give both (``[old, new]``) to be safe across a rotation with no overlap.
     """
 
     def __init__(

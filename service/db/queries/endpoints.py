@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
@@ -19,7 +20,9 @@ __all__ = [
 
 COLUMNS = """
 e.id, e.platform_id, p.slug AS platform, e.url, e.event_types, e.description, e.disabled_at,
-e.disabled_reason, e.created_at, e.updated_at
+e.disabled_reason, e.created_at, e.updated_at,
+CASE WHEN e.previous_secret_until > now() THEN e.previous_secret_until END
+  AS previous_secret_until
 """
 
 # Deleted endpoints are kept for their notices' sake but are no longer anyone's endpoint.
@@ -66,8 +69,12 @@ SET url = $2, event_types = $3, description = $4, disabled_at = $5, disabled_rea
 WHERE id = $1
 """
 
+# The outgoing secret keeps signing beside the new one for the interval $3 (if any).
 ROTATE = """
-UPDATE notification_endpoints SET secret = $2, updated_at = now()
+UPDATE notification_endpoints
+SET previous_secret = CASE WHEN $3::interval > interval '0' THEN secret END,
+    previous_secret_until = CASE WHEN $3::interval > interval '0' THEN now() + $3 END,
+    secret = $2, updated_at = now()
 WHERE id = $1 AND deleted_at IS NULL
 """
 
@@ -149,8 +156,10 @@ async def disable_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID, reaso
     return status.endswith(" 1")
 
 
-async def update_secret(conn: asyncpg.Connection, *, endpoint_id: UUID, secret: str) -> None:
-    await conn.execute(ROTATE, endpoint_id, secret)
+async def update_secret(
+    conn: asyncpg.Connection, *, endpoint_id: UUID, secret: str, overlap: timedelta
+) -> None:
+    await conn.execute(ROTATE, endpoint_id, secret, overlap)
 
 
 async def delete_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID) -> bool:
