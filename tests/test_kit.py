@@ -537,3 +537,57 @@ async def test_a_rate_limited_registry_gets_each_event_once_after_its_retry_afte
         "/v1/hostings", params={"platform": platform.slug}, headers=platform.headers
     )
     assert len(r.json()["items"]) == 3
+
+
+async def test_test_notice_command_reports_what_the_receiver_answered(
+    client: httpx.AsyncClient,
+    database_url: str,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A live registry with its delivery worker sends the test notice the command asks for."""
+    key = platform.headers["Authorization"].removeprefix("Bearer ")
+    processed: list[Notice] = []
+    holder: dict[str, NoticeReceiver] = {}
+    failing = {"on": False}
+
+    def handle(headers: dict[str, str], body: bytes) -> Answer:
+        if failing["on"]:
+            return 503, {}, b""
+        return kit_receiver(holder["r"], processed)(headers, body)
+
+    with serve(handle) as url:
+        r = await client.post(
+            f"/v1/platforms/{platform.slug}/endpoints", json={"url": url}, headers=platform.headers
+        )
+        assert r.status_code == 201, r.text
+        endpoint_id = r.json()["endpoint"]["id"]
+        holder["r"] = NoticeReceiver(r.json()["secret"])
+        try:
+            env = {"REGISTRY_OUTBOX_WORKER": "true", "REGISTRY_OUTBOX_POLL_SECONDS": "0.1"}
+            async with LiveService(database_url, tmp_path, **env) as svc:
+                argv = ["test-notice", svc.base_url, endpoint_id, "--key", key, "--wait", "20"]
+                assert await asyncio.to_thread(kit_main, argv) == 0
+                out = capsys.readouterr().out
+                assert "attempt 1: 200" in out
+                assert f"PASS  notice {processed[0].id}" in out
+                assert processed[0].type == "endpoint.test"
+
+                failing["on"] = True
+                assert await asyncio.to_thread(kit_main, argv) == 1
+                out = capsys.readouterr().out
+                assert "attempt 1: 503" in out
+                assert "FAIL  notice" in out
+
+                # Another platform's key finds no such endpoint; the command says so.
+                theirs = other_platform.headers["Authorization"].removeprefix("Bearer ")
+                other = ["test-notice", svc.base_url, endpoint_id, "--key", theirs]
+                assert await asyncio.to_thread(kit_main, other) == 1
+                assert "HTTP 404: no endpoint" in capsys.readouterr().out
+        finally:
+            await client.patch(
+                f"/v1/endpoints/{endpoint_id}", json={"disabled": True}, headers=admin
+            )

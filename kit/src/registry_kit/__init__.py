@@ -3,6 +3,7 @@
     AsyncSender / Sender     sign and send events, retrying with the same webhook-id
     NoticeReceiver           verify and de-duplicate the registry's notices
     run_conformance          check a notice receiver (also ``registry-kit conformance``)
+    send_test_notice         have the registry send a test notice (``registry-kit test-notice``)
     sign / verify            the Standard Webhooks scheme underneath
 
 Errors: ``SendError`` (the registry refused an event, or every attempt failed),
@@ -11,6 +12,7 @@ Errors: ``SendError`` (the registry refused an event, or every attempt failed),
 """
 
 from registry_kit.conformance import CHECKS, CheckResult, run_conformance
+from registry_kit.probe import ProbeError, TestNoticeResult, send_test_notice
 from registry_kit.receiver import MemorySeenStore, Notice, NoticeError, NoticeReceiver, SeenStore
 from registry_kit.sender import (
     AsyncSender,
@@ -32,14 +34,17 @@ __all__ = [
     "Notice",
     "NoticeError",
     "NoticeReceiver",
+    "ProbeError",
     "RetryPolicy",
     "SeenStore",
     "SendError",
     "Sender",
+    "TestNoticeResult",
     "VerificationError",
     "encode_event",
     "new_msg_id",
     "run_conformance",
+    "send_test_notice",
     "sign",
     "signed_headers",
     "verify",
