@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from service.domain.endpoints import MAX_ENDPOINTS_PER_PLATFORM
 from tests import test_notifications as shared
 from tests.conftest import PlatformFixture, register_model
 from tests.test_notifications import Receiver, admin_headers, decide, drain, host
@@ -380,3 +381,38 @@ async def test_the_worker_never_sends_to_a_deleted_endpoint(
     assert receiver.to(path) == []
     status = await conn.fetchval("SELECT attempts FROM outbox WHERE id = $1", late)
     assert status == 0
+
+
+async def test_a_platform_has_a_bounded_number_of_endpoints_and_one_test_notice_at_a_time(
+    client: httpx.AsyncClient,
+    platform: PlatformFixture,
+    receiver: Receiver,
+    quiet_endpoints: None,
+    uniq: str,
+) -> None:
+    limit = MAX_ENDPOINTS_PER_PLATFORM
+    ends = [
+        await _register(client, platform.headers, receiver, platform, f"/many/{uniq}/{n}")
+        for n in range(limit)
+    ]
+    url = f"/v1/platforms/{platform.slug}/endpoints"
+    r = await client.post(url, json={"url": receiver.url("/one-more")}, headers=platform.headers)
+    assert r.status_code == 409, r.text
+    assert f"at most {limit} endpoints" in r.json()["detail"]
+    first = ends[0]["endpoint"]["id"]
+    assert (
+        await client.delete(f"/v1/endpoints/{first}", headers=platform.headers)
+    ).status_code == 204
+    r = await client.post(url, json={"url": receiver.url("/one-more")}, headers=platform.headers)
+    assert r.status_code == 201, r.text
+
+    # A second test notice while the first is pending names the first.
+    endpoint_id = ends[1]["endpoint"]["id"]
+    notice = await _test_notice(client, platform.headers, endpoint_id)
+    r = await client.post(f"/v1/endpoints/{endpoint_id}/test", headers=platform.headers)
+    assert r.status_code == 409, r.text
+    assert notice["id"] in r.json()["detail"]
+    r = await client.get(
+        "/v1/notifications", params={"endpoint_id": endpoint_id}, headers=platform.headers
+    )
+    assert len(r.json()["items"]) == 1

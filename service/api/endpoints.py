@@ -50,7 +50,7 @@ class PlatformEndpointController(Controller):
         operation_id="createEndpoint",
         summary="Register a platform's notification endpoint (its secret is shown only now)",
         guards=[OWNERS],
-        responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
     )
     async def create(
         self,
@@ -175,7 +175,7 @@ class EndpointController(Controller):
     )
     async def test(self, endpoint_id: FromPath[UUID], db: Db, principal: Caller) -> Notification:
         endpoint = await domain.get_endpoint(
-            db, endpoint_id=endpoint_id, visible_to=principal.platform_id
+            db, endpoint_id=endpoint_id, visible_to=principal.platform_id, for_update=True
         )
         return await outbox.send_test_notice(db, endpoint=endpoint, actor_id=principal.id)
 

@@ -21,11 +21,12 @@ import msgspec
 from service.db.queries import endpoints as q
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.platforms import platform_scope
-from service.errors import NotFound
+from service.errors import Conflict, NotFound
 from service.platforms.standard import new_secret
 from service.schemas.endpoints import CreatedEndpoint, Endpoint, EndpointIn, EndpointPatch
 
 __all__ = [
+    "MAX_ENDPOINTS_PER_PLATFORM",
     "create_endpoint",
     "delete_endpoint",
     "disable_endpoint",
@@ -57,9 +58,18 @@ async def _event(
     )
 
 
+#: Endpoints a platform may have at once: each decision queues a notice for every one.
+MAX_ENDPOINTS_PER_PLATFORM = 20
+
+
 async def create_endpoint(
     conn: asyncpg.Connection, *, platform_id: UUID, data: EndpointIn, actor_id: UUID | None
 ) -> CreatedEndpoint:
+    if await q.count_for_platform(conn, platform_id=platform_id) >= MAX_ENDPOINTS_PER_PLATFORM:
+        raise Conflict(
+            f"a platform may have at most {MAX_ENDPOINTS_PER_PLATFORM} endpoints: "
+            "delete one it no longer uses first"
+        )
     secret = new_secret()
     endpoint_id = await q.insert_endpoint(
         conn,

@@ -148,10 +148,18 @@ async def send_test_notice(
 ) -> Notification:
     """Queue an ``endpoint.test`` notice for one endpoint, signed and retried like any other.
 
-    Its attempts (``/v1/notifications/{id}/attempts``) show whether the receiver works.
+    Its attempts (``/v1/notifications/{id}/attempts``) show whether the receiver works. One
+    test notice at a time per endpoint: while one is pending, ask for its redelivery.
+    The caller holds the endpoint's row lock, so two requests cannot both queue one.
     """
     if endpoint.disabled_at is not None:
         raise Conflict(f"endpoint {endpoint.id} is disabled: enable it to receive a test notice")
+    pending = await q.select_pending_test(conn, endpoint_id=endpoint.id)
+    if pending is not None:
+        raise Conflict(
+            f"test notice {pending} to this endpoint is still pending: "
+            "redeliver it, or wait for it to be delivered"
+        )
     payload: dict[str, Any] = {
         "endpoint_id": str(endpoint.id),
         "platform": endpoint.platform,

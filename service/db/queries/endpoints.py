@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 
 __all__ = [
+    "count_for_platform",
     "delete_endpoint",
     "disable_endpoint",
     "insert_endpoint",
@@ -90,6 +91,14 @@ UPDATE notification_endpoints SET deleted_at = now(), updated_at = now()
 WHERE id = $1 AND deleted_at IS NULL
 """
 
+# The platform row is locked (without blocking rows that refer to it) so that two
+# registrations at once cannot both pass the per-platform limit.
+COUNT_FOR_PLATFORM = """
+WITH locked AS (SELECT id FROM platforms WHERE id = $1 FOR NO KEY UPDATE)
+SELECT count(*) FROM notification_endpoints
+WHERE platform_id = (SELECT id FROM locked) AND deleted_at IS NULL
+"""
+
 DISABLE = """
 UPDATE notification_endpoints SET disabled_at = now(), disabled_reason = $2, updated_at = now()
 WHERE id = $1 AND disabled_at IS NULL
@@ -167,3 +176,9 @@ async def delete_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID) -> boo
     await conn.execute(FAIL_PENDING, endpoint_id)
     status: str = await conn.execute(DELETE, endpoint_id)
     return status.endswith(" 1")
+
+
+async def count_for_platform(conn: asyncpg.Connection, *, platform_id: UUID) -> int:
+    """The platform's endpoints (not deleted), with its row locked until the transaction ends."""
+    count: int = await conn.fetchval(COUNT_FOR_PLATFORM, platform_id)
+    return count

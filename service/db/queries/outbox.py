@@ -21,6 +21,7 @@ __all__ = [
     "select_message",
     "select_messages",
     "set_claim_lease",
+    "select_pending_test",
 ]
 
 COLUMNS = """
@@ -99,6 +100,12 @@ REDELIVER = """
 UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),
   delivered_at = NULL, updated_at = now()
 WHERE id = $1
+"""
+
+SELECT_PENDING_TEST = """
+SELECT id FROM outbox
+WHERE endpoint_id = $1 AND event_type = 'endpoint.test' AND status = 'pending'
+LIMIT 1
 """
 
 SELECT_ATTEMPTS = """
@@ -235,3 +242,8 @@ async def select_backlog(conn: asyncpg.Connection) -> tuple[int, float]:
 async def set_claim_lease(conn: asyncpg.Connection, *, lease_ms: int) -> None:
     """Bound how long the current transaction (a claim) may sit idle before it is ended."""
     await conn.execute(SET_CLAIM_LEASE, str(lease_ms))
+
+
+async def select_pending_test(conn: asyncpg.Connection, *, endpoint_id: UUID) -> UUID | None:
+    found: UUID | None = await conn.fetchval(SELECT_PENDING_TEST, endpoint_id)
+    return found
