@@ -39,7 +39,14 @@ __all__ = ["EndpointController", "NotificationController", "PlatformEndpointCont
 
 OWNERS = allow("admin", "platform")
 #: How long a rotated-out secret keeps signing notices beside the new one.
-OverlapHours = Annotated[int, Parameter(ge=0, le=168)]
+OverlapHours = Annotated[
+    int,
+    Parameter(
+        ge=0,
+        le=168,
+        description="Hours the old secret keeps signing beside the new one (0 stops it at once).",
+    ),
+]
 
 
 class PlatformEndpointController(Controller):
