@@ -1,4 +1,4 @@
-"""The README's platform sections hold true: the curl recipe lands, the kit snippets import."""
+"""The README's platform sections hold true: the curl recipe and the kit examples work."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_kit_snippets_compile_and_name_what_the_kit_exports() -> None:
         assert set(imported) <= set(registry_kit.__all__)
 
 
-async def test_curl_recipe_is_accepted_by_a_running_registry(
+async def test_curl_recipe_and_kit_example_land_in_a_running_registry(
     client: httpx.AsyncClient, database_url: str, platform: PlatformFixture, tmp_path: Path
 ) -> None:
     (script,) = _blocks(_section("For platforms: sending events"), "sh")
@@ -68,9 +68,36 @@ async def test_curl_recipe_is_accepted_by_a_running_registry(
             timeout=60,
             check=False,
         )
+        # The kit's example sends the same event through the same live registry.
+        (example,) = _blocks(_section("For platforms: sending events"), "python")
+        example = example.replace('"hubzilla", "whsec_..."', f'"{platform.slug}", "{secret}"')
+        example = example.replace("http://127.0.0.1:8080", svc.base_url)
+        printed: list[tuple[object, ...]] = []
+        namespace = {"print": lambda *args: printed.append(args)}
+        code = compile(example, "README", "exec")
+        await asyncio.to_thread(exec, code, namespace)
     assert result.returncode == 0, result.stderr
     assert '"duplicate":false' in result.stdout.replace(" ", ""), result.stdout
+    ((msg_id, body),) = printed
+    assert str(msg_id).startswith("msg_")
+    assert isinstance(body, dict)
+    assert body["duplicate"] is False
     r = await client.get(
         "/v1/hostings", params={"platform": platform.slug}, headers=platform.headers
     )
-    assert [h["model"] for h in r.json()["items"]] == ["acme/chat-7b"]
+    hosting = r.json()["items"]
+    assert [h["model"] for h in hosting] == ["acme/chat-7b"]
+    assert hosting[0]["licence"] == "apache-2.0"
+
+
+def test_receiving_example_verifies_a_notice() -> None:
+    (example,) = _blocks(_section("For platforms: receiving notices"), "python")
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    example = example.replace('NoticeReceiver("whsec_...")', f'NoticeReceiver("{secret}")')
+    notice = registry_kit.encode_event("decommission.notice", {"model": "acme/chat-7b"})
+    body = notice[:-1] + b',"id":"n-1"}'
+    for key, want in ((secret, 200), ("whsec_aGVsbG8gd29ybGQgdGhpcyBpcyBhIHNlY3JldA==", 401)):
+        headers = registry_kit.signed_headers(key, msg_id="n-1", body=body)
+        namespace: dict[str, object] = {"headers": headers, "raw_body": body}
+        exec(compile(example, "README", "exec"), namespace)  # noqa: S102 - the README's own code
+        assert namespace["status"] == want
