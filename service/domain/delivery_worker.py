@@ -259,6 +259,7 @@ def _attempt_label(status: int | None) -> str:
 async def _sweep(pool: asyncpg.Pool) -> None:
     async with connection(pool) as conn, conn.transaction():
         await flag_untargeted(conn)
+        await q.fail_orphaned(conn)
 
 
 async def run_delivery_worker(
@@ -268,7 +269,8 @@ async def run_delivery_worker(
     *,
     stop: asyncio.Event,
 ) -> None:
-    """Deliver until ``stop`` is set, finishing the batch in hand; sweep for late hostings."""
+    """Deliver until ``stop`` is set, finishing the batch in hand; sweep for late hostings
+    and for notices left to an endpoint deleted meanwhile."""
     last_sweep = float("-inf")
     while not stop.is_set():
         claimed = 0

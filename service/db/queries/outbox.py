@@ -10,6 +10,7 @@ import asyncpg
 
 __all__ = [
     "claim_due",
+    "fail_orphaned",
     "insert_attempt",
     "insert_messages",
     "mark_delivered",
@@ -49,6 +50,14 @@ WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND e.disabled_at IS N
 ORDER BY o.next_attempt_at
 LIMIT $1
 FOR UPDATE OF o SKIP LOCKED
+"""
+
+# Notices a decision queued for an endpoint while it was being deleted: nobody will send
+# them, so they are given up like the endpoint's other pending notices were.
+FAIL_ORPHANED = """
+UPDATE outbox SET status = 'failed', last_error = 'the endpoint was deleted', updated_at = now()
+WHERE status = 'pending'
+  AND endpoint_id IN (SELECT id FROM notification_endpoints WHERE deleted_at IS NOT NULL)
 """
 
 MARK_DELIVERED = """
@@ -247,3 +256,7 @@ async def set_claim_lease(conn: asyncpg.Connection, *, lease_ms: int) -> None:
 async def select_pending_test(conn: asyncpg.Connection, *, endpoint_id: UUID) -> UUID | None:
     found: UUID | None = await conn.fetchval(SELECT_PENDING_TEST, endpoint_id)
     return found
+
+
+async def fail_orphaned(conn: asyncpg.Connection) -> None:
+    await conn.execute(FAIL_ORPHANED)
