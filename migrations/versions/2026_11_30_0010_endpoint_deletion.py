@@ -24,8 +24,8 @@ def upgrade() -> None:
     run_script("""
     ALTER TABLE notification_endpoints
       ADD COLUMN deleted_at timestamptz,
-      ADD COLUMN previous_secret text
-        CHECK (previous_secret ~ '^whsec_[A-Za-z0-9+/=]{20,200}$'),
+      -- Always copied from ``secret`` by a rotation, in whatever form that column holds.
+      ADD COLUMN previous_secret text,
       ADD COLUMN previous_secret_until timestamptz,
       ADD CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL));
     DROP INDEX notification_endpoints_platform;
