@@ -26,14 +26,10 @@ from registry_kit import (
 )
 from registry_kit.__main__ import main as kit_main
 
-from tests import test_notifications as shared
 from tests.conftest import PlatformFixture
-from tests.kit_support import OTHER, SECRET, Answer, Handler, kit_receiver, serve
+from tests.helpers.kit import OTHER, SECRET, Answer, Handler, kit_receiver, serve
+from tests.helpers.notices import admin_headers, decide, drain
 from tests.live_service import LiveService
-from tests.test_notifications import admin_headers, decide, drain
-
-http = shared.http
-
 
 # -- receiving ----------------------------------------------------------------------------
 

@@ -31,9 +31,9 @@ from registry_kit import (
 from standardwebhooks import Webhook
 
 from tests.conftest import PlatformFixture
-from tests.kit_support import OTHER, SECRET, Answer, serve
+from tests.helpers.kit import OTHER, SECRET, Answer, serve
+from tests.helpers.notices import admin_headers, decide
 from tests.live_service import LiveService
-from tests.test_notifications import admin_headers, decide
 
 # -- signatures ---------------------------------------------------------------------------
 

@@ -16,14 +16,9 @@ import httpx
 
 from service.domain.delivery_worker import run_delivery_worker
 from service.domain.endpoints import MAX_ENDPOINTS_PER_PLATFORM
-from tests import test_notifications as shared
 from tests.conftest import PlatformFixture, register_model
-from tests.test_notifications import FAST, Receiver, admin_headers, decide, drain, host
-from tests.test_webhooks import deliver, hosted
-
-receiver = shared.receiver
-quiet_endpoints = shared.quiet_endpoints
-http = shared.http
+from tests.helpers.notices import FAST, Receiver, admin_headers, decide, drain, host
+from tests.helpers.webhooks import deliver, hosted
 
 
 async def _create_secret(client: httpx.AsyncClient, who: dict[str, str], slug: str) -> Any:

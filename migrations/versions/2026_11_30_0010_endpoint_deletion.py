@@ -8,14 +8,14 @@ A rotated secret keeps signing beside the new one until ``previous_secret_until`
 receiver can switch over without refusing a notice.
 
 Revision ID: 0010_unused_kit
-Revises: 0006_export_bundles
+Revises: 0009_csv_formula_guard
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0010_unused_kit"
-down_revision = "0006_export_bundles"
+down_revision = "0009_csv_formula_guard"
 branch_labels = None
 depends_on = None
 

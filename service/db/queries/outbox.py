@@ -21,8 +21,8 @@ __all__ = [
     "select_backlog",
     "select_message",
     "select_messages",
-    "set_claim_lease",
     "select_pending_test",
+    "set_claim_lease",
 ]
 
 COLUMNS = """
