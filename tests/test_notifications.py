@@ -43,13 +43,13 @@ async def test_endpoint_secret_is_shown_once_and_platform_sees_only_its_own(
         f"/v1/endpoints/{created['endpoint']['id']}", headers=other_platform.headers
     )
     assert r.status_code == 404
-    # Only admins register endpoints.
+    # A platform registers endpoints for itself only: another's is not found.
     r = await client.post(
         f"/v1/platforms/{platform.slug}/endpoints",
         json={"url": receiver.url("/x")},
-        headers=platform.headers,
+        headers=other_platform.headers,
     )
-    assert r.status_code == 403
+    assert r.status_code == 404
     r = await client.post(
         f"/v1/platforms/{platform.slug}/endpoints",
         json={"url": receiver.url("/x"), "event_types": ["model.hosted"]},

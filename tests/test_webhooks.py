@@ -257,14 +257,17 @@ async def test_rotation_both_secrets_verify_until_one_is_retired(
     assert r.status_code == 202
 
 
-async def test_secret_endpoints_are_admin_only(
-    client: httpx.AsyncClient, platform: PlatformFixture, auditor: dict[str, str]
+async def test_secret_endpoints_take_the_platforms_own_key_or_an_admins(
+    client: httpx.AsyncClient,
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    auditor: dict[str, str],
 ) -> None:
-    for headers in (platform.headers, auditor):
-        r = await client.post(f"/v1/platforms/{platform.slug}/webhook-secrets", headers=headers)
-        assert r.status_code == 403
-    r = await client.post(f"/v1/platforms/{platform.slug}/webhook-secrets")
-    assert r.status_code == 401
+    url = f"/v1/platforms/{platform.slug}/webhook-secrets"
+    assert (await client.post(url, headers=auditor)).status_code == 403
+    assert (await client.post(url, headers=other_platform.headers)).status_code == 404
+    assert (await client.post(url)).status_code == 401
+    assert (await client.post(url, headers=platform.headers)).status_code == 201
 
 
 async def test_oversize_body_is_413_before_any_signature_work(

@@ -1,18 +1,21 @@
 """Platforms' notification endpoints, the notices queued for them, and delivery attempts.
 
-An admin registers an endpoint for a platform; its signing secret is shown once. A platform
-key sees its own endpoints, notices and attempts, and may ask for a redelivery.
+A platform key registers, updates, disables, deletes and rotates the secret of its own
+endpoints, asks for a test notice, and sees its own notices and attempts; an admin does
+the same for every platform. Another platform's endpoint answers 404 as if it did not
+exist. An endpoint's signing secret is shown only at creation and at each rotation.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
-from service.api.auth import ADMIN, allow
+from service.api.auth import allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.params import PlatformSlugPath
@@ -35,6 +38,15 @@ from service.schemas.endpoints import (
 __all__ = ["EndpointController", "NotificationController", "PlatformEndpointController"]
 
 OWNERS = allow("admin", "platform")
+#: How long a rotated-out secret keeps signing notices beside the new one.
+OverlapHours = Annotated[
+    int,
+    Parameter(
+        ge=0,
+        le=168,
+        description="Hours the old secret keeps signing beside the new one (0 stops it at once).",
+    ),
+]
 
 
 class PlatformEndpointController(Controller):
@@ -44,8 +56,8 @@ class PlatformEndpointController(Controller):
     @post(
         operation_id="createEndpoint",
         summary="Register a platform's notification endpoint (its secret is shown only now)",
-        guards=[allow(*ADMIN)],
-        responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
+        guards=[OWNERS],
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
     )
     async def create(
         self,
@@ -54,7 +66,7 @@ class PlatformEndpointController(Controller):
         db: Db,
         principal: Caller,
     ) -> CreatedEndpoint:
-        platform = await get_platform(db, slug=slug)
+        platform = await get_platform(db, slug=slug, visible_to=principal.platform_id)
         return await domain.create_endpoint(
             db, platform_id=platform.id, data=data, actor_id=principal.id
         )
@@ -104,7 +116,7 @@ class EndpointController(Controller):
         "/{endpoint_id:uuid}",
         operation_id="updateEndpoint",
         summary="Change an endpoint's URL or event types, or disable or enable it",
-        guards=[allow(*ADMIN)],
+        guards=[OWNERS],
         responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
     )
     async def update(
@@ -115,8 +127,64 @@ class EndpointController(Controller):
         principal: Caller,
     ) -> Endpoint:
         return await domain.update_endpoint(
-            db, endpoint_id=endpoint_id, patch=data, actor_id=principal.id
+            db,
+            endpoint_id=endpoint_id,
+            patch=data,
+            actor_id=principal.id,
+            visible_to=principal.platform_id,
         )
+
+    @delete(
+        "/{endpoint_id:uuid}",
+        operation_id="deleteEndpoint",
+        summary="Delete an endpoint: its pending notices are given up, its delivery record kept",
+        guards=[OWNERS],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def remove(self, endpoint_id: FromPath[UUID], db: Db, principal: Caller) -> None:
+        await domain.delete_endpoint(
+            db, endpoint_id=endpoint_id, actor_id=principal.id, visible_to=principal.platform_id
+        )
+
+    @post(
+        "/{endpoint_id:uuid}/secret",
+        operation_id="rotateEndpointSecret",
+        summary=(
+            "Give an endpoint a new signing secret (shown only now); the old one also signs "
+            "for overlap_hours (default 24, 0 to stop it at once)"
+        ),
+        guards=[OWNERS],
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def rotate(
+        self,
+        endpoint_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        overlap_hours: OverlapHours = 24,
+    ) -> CreatedEndpoint:
+        return await domain.rotate_secret(
+            db,
+            endpoint_id=endpoint_id,
+            overlap=timedelta(hours=overlap_hours),
+            actor_id=principal.id,
+            visible_to=principal.platform_id,
+        )
+
+    @post(
+        "/{endpoint_id:uuid}/test",
+        operation_id="sendTestNotice",
+        summary="Queue a signed endpoint.test notice; its attempts show the receiver's answers",
+        guards=[OWNERS],
+        status_code=202,
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def test(self, endpoint_id: FromPath[UUID], db: Db, principal: Caller) -> Notification:
+        endpoint = await domain.get_endpoint(
+            db, endpoint_id=endpoint_id, visible_to=principal.platform_id, for_update=True
+        )
+        return await outbox.send_test_notice(db, endpoint=endpoint, actor_id=principal.id)
 
 
 class NotificationController(Controller):
@@ -194,7 +262,7 @@ class NotificationController(Controller):
         summary="Send a notice again now, with the same webhook-id and a fresh retry schedule",
         guards=[OWNERS],
         status_code=202,
-        responses=problem_responses(400, 401, 403, 404),
+        responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def redeliver(
         self, message_id: FromPath[UUID], db: Db, principal: Caller

@@ -1,4 +1,8 @@
-"""``/v1/platforms/{slug}/webhook-secrets``: a platform's signing secrets (admin only)."""
+"""``/v1/platforms/{slug}/webhook-secrets``: a platform's signing secrets.
+
+An admin manages any platform's; a platform key manages its own, and another platform's
+slug answers 404 as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from litestar import Controller, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
-from service.api.auth import ADMIN, allow
+from service.api.auth import allow
 from service.api.deps import Caller, Db
 from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
@@ -21,7 +25,7 @@ __all__ = ["WebhookSecretController"]
 class WebhookSecretController(Controller):
     path = "/v1/platforms/{slug:str}/webhook-secrets"
     tags = ["webhooks"]
-    guards = [allow(*ADMIN)]
+    guards = [allow("admin", "platform")]
 
     @post(
         operation_id="createWebhookSecret",
@@ -31,7 +35,9 @@ class WebhookSecretController(Controller):
     async def create(
         self, slug: FromPath[PlatformSlugPath], db: Db, principal: Caller
     ) -> CreatedWebhookSecret:
-        return await domain.create_secret(db, slug=slug, actor_id=principal.id)
+        return await domain.create_secret(
+            db, slug=slug, actor_id=principal.id, visible_to=principal.platform_id
+        )
 
     @get(
         operation_id="listWebhookSecrets",
@@ -39,9 +45,15 @@ class WebhookSecretController(Controller):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def index(
-        self, slug: FromPath[PlatformSlugPath], db: Db, include_retired: FromQuery[bool] = False
+        self,
+        slug: FromPath[PlatformSlugPath],
+        db: Db,
+        principal: Caller,
+        include_retired: FromQuery[bool] = False,
     ) -> WebhookSecretList:
-        items = await domain.list_secrets(db, slug=slug, include_retired=include_retired)
+        items = await domain.list_secrets(
+            db, slug=slug, include_retired=include_retired, visible_to=principal.platform_id
+        )
         return WebhookSecretList(items=items)
 
     @delete(
@@ -60,7 +72,11 @@ class WebhookSecretController(Controller):
         state: State,
     ) -> WebhookSecret:
         retired = await domain.retire_secret(
-            db, slug=slug, secret_id=secret_id, actor_id=principal.id
+            db,
+            slug=slug,
+            secret_id=secret_id,
+            actor_id=principal.id,
+            visible_to=principal.platform_id,
         )
         # Deliveries this process verifies stop accepting the secret at once.
         state.webhook_gate.signing.forget(slug)

@@ -127,14 +127,21 @@ class _Outcome:
     error: str | None
 
 
-def signature_headers(*, secret: str, msg_id: str, body: bytes, at: float) -> dict[str, str]:
-    """Standard Webhooks headers for one attempt, signed with the endpoint's secret."""
+def signature_headers(
+    *, secret: str, msg_id: str, body: bytes, at: float, previous: str | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers for one attempt, signed with the endpoint's secret (and,
+    just after a rotation, with the previous one too: a receiver accepts either)."""
     stamp = str(int(at))
-    mac = sign(secret_key(secret), msg_id, stamp, body)
+    signatures = [
+        "v1," + base64.b64encode(sign(secret_key(s), msg_id, stamp, body)).decode()
+        for s in (secret, previous)
+        if s is not None
+    ]
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": stamp,
-        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+        "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
         "user-agent": _USER_AGENT,
     }
@@ -148,7 +155,13 @@ async def _send(http: httpx.AsyncClient, row: asyncpg.Record, limit: float) -> _
         created_at=row["created_at"],
         payload=row["payload"],
     )
-    headers = signature_headers(secret=row["secret"], msg_id=msg_id, body=body, at=time.time())
+    headers = signature_headers(
+        secret=row["secret"],
+        previous=row["previous_secret"],
+        msg_id=msg_id,
+        body=body,
+        at=time.time(),
+    )
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     try:
@@ -246,6 +259,7 @@ def _attempt_label(status: int | None) -> str:
 async def _sweep(pool: asyncpg.Pool) -> None:
     async with connection(pool) as conn, conn.transaction():
         await flag_untargeted(conn)
+        await q.fail_orphaned(conn)
 
 
 async def run_delivery_worker(
@@ -255,7 +269,8 @@ async def run_delivery_worker(
     *,
     stop: asyncio.Event,
 ) -> None:
-    """Deliver until ``stop`` is set, finishing the batch in hand; sweep for late hostings."""
+    """Deliver until ``stop`` is set, finishing the batch in hand; sweep for late hostings
+    and for notices left to an endpoint deleted meanwhile."""
     last_sweep = float("-inf")
     while not stop.is_set():
         claimed = 0

@@ -1,13 +1,18 @@
 """Platforms' notification endpoints: where notices go, and the secret that signs them.
 
-Each endpoint has its own Standard Webhooks secret, shown once at creation. An endpoint
-that answers 410 Gone is disabled by the delivery worker; its queued notices wait until an
-admin enables it again. Every change appends a ``respond`` ledger event (without the secret).
+Each endpoint has its own Standard Webhooks secret, shown once at creation and once at each
+rotation. An endpoint that answers 410 Gone is disabled by the delivery worker; its queued
+notices wait until its platform or an admin enables it again. A deleted endpoint is kept
+for its notices' record but is no longer read, subscribed or delivered to. Every change
+appends a ``respond`` ledger event (without the secret).
+
+Functions taking ``visible_to`` (a platform principal's own platform id) act only on that
+platform's endpoints; another platform's is "not found", as if it did not exist.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -16,15 +21,18 @@ import msgspec
 from service.db.queries import endpoints as q
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.platforms import platform_scope
-from service.errors import NotFound
+from service.errors import Conflict, NotFound
 from service.platforms.standard import new_secret
 from service.schemas.endpoints import CreatedEndpoint, Endpoint, EndpointIn, EndpointPatch
 
 __all__ = [
+    "MAX_ENDPOINTS_PER_PLATFORM",
     "create_endpoint",
+    "delete_endpoint",
     "disable_endpoint",
     "get_endpoint",
     "list_endpoints",
+    "rotate_secret",
     "update_endpoint",
 ]
 
@@ -50,9 +58,18 @@ async def _event(
     )
 
 
+#: Endpoints a platform may have at once: each decision queues a notice for every one.
+MAX_ENDPOINTS_PER_PLATFORM = 20
+
+
 async def create_endpoint(
     conn: asyncpg.Connection, *, platform_id: UUID, data: EndpointIn, actor_id: UUID | None
 ) -> CreatedEndpoint:
+    if await q.count_for_platform(conn, platform_id=platform_id) >= MAX_ENDPOINTS_PER_PLATFORM:
+        raise Conflict(
+            f"a platform may have at most {MAX_ENDPOINTS_PER_PLATFORM} endpoints: "
+            "delete one it no longer uses first"
+        )
     secret = new_secret()
     endpoint_id = await q.insert_endpoint(
         conn,
@@ -101,13 +118,21 @@ async def list_endpoints(
 
 
 async def update_endpoint(
-    conn: asyncpg.Connection, *, endpoint_id: UUID, patch: EndpointPatch, actor_id: UUID | None
+    conn: asyncpg.Connection,
+    *,
+    endpoint_id: UUID,
+    patch: EndpointPatch,
+    actor_id: UUID | None,
+    visible_to: UUID | None = None,
 ) -> Endpoint:
-    before = await get_endpoint(conn, endpoint_id=endpoint_id, for_update=True)
+    before = await get_endpoint(
+        conn, endpoint_id=endpoint_id, visible_to=visible_to, for_update=True
+    )
     disabled_at, disabled_reason = before.disabled_at, before.disabled_reason
     if patch.disabled is not msgspec.UNSET:
         if patch.disabled and disabled_at is None:
-            disabled_at, disabled_reason = datetime.now(UTC), "disabled by an admin"
+            by = "an admin" if visible_to is None else "the platform"
+            disabled_at, disabled_reason = datetime.now(UTC), f"disabled by {by}"
         elif not patch.disabled:
             disabled_at, disabled_reason = None, None
     await q.update_endpoint(
@@ -132,6 +157,43 @@ async def update_endpoint(
             kind = "endpoint.enabled"
         await _event(conn, after, kind=kind, actor_id=actor_id, before=before)
     return after
+
+
+async def rotate_secret(
+    conn: asyncpg.Connection,
+    *,
+    endpoint_id: UUID,
+    overlap: timedelta,
+    actor_id: UUID | None,
+    visible_to: UUID | None = None,
+) -> CreatedEndpoint:
+    """Give an endpoint a new signing secret, returned here only.
+
+    For ``overlap`` the old secret signs too (each notice carries both signatures), so a
+    receiver may switch over at leisure; with no overlap it stops at once (a leaked secret).
+    Rotating again during an overlap ends the earlier secret's.
+    """
+    endpoint = await get_endpoint(
+        conn, endpoint_id=endpoint_id, visible_to=visible_to, for_update=True
+    )
+    secret = new_secret()
+    await q.update_secret(conn, endpoint_id=endpoint.id, secret=secret, overlap=overlap)
+    after = await get_endpoint(conn, endpoint_id=endpoint.id)
+    await _event(conn, after, kind="endpoint.secret_rotated", actor_id=actor_id)
+    return CreatedEndpoint(endpoint=after, secret=secret)
+
+
+async def delete_endpoint(
+    conn: asyncpg.Connection,
+    *,
+    endpoint_id: UUID,
+    actor_id: UUID | None,
+    visible_to: UUID | None = None,
+) -> None:
+    """Delete an endpoint: its pending notices are failed, its record of them is kept."""
+    endpoint = await get_endpoint(conn, endpoint_id=endpoint_id, visible_to=visible_to)
+    if await q.delete_endpoint(conn, endpoint_id=endpoint.id):
+        await _event(conn, endpoint, kind="endpoint.deleted", actor_id=actor_id)
 
 
 async def disable_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID, reason: str) -> bool:

@@ -19,8 +19,8 @@ import msgspec
 from service.db.queries import endpoints as eq
 from service.db.queries import outbox as q
 from service.domain.ledger import record_event, to_state
-from service.errors import NotFound
-from service.schemas.endpoints import Attempt, Notification
+from service.errors import Conflict, NotFound
+from service.schemas.endpoints import Attempt, Endpoint, Notification
 
 __all__ = [
     "encode_body",
@@ -29,6 +29,7 @@ __all__ = [
     "list_attempts",
     "list_notifications",
     "redeliver",
+    "send_test_notice",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -125,6 +126,8 @@ async def redeliver(
     )
     if row is None:
         raise NotFound(f"no notification {message_id}")
+    if await eq.select_endpoint(conn, endpoint_id=row["endpoint_id"], platform_id=None) is None:
+        raise Conflict(f"the endpoint of notification {message_id} was deleted")
     await q.redeliver(conn, message_id=message_id)
     notification = await get_notification(conn, message_id=message_id)
     await record_event(
@@ -134,6 +137,51 @@ async def redeliver(
         subject_type="notification",
         subject_id=message_id,
         platform_id=notification.platform_id,
+        actor_id=actor_id,
+        state=to_state(notification),
+    )
+    return notification
+
+
+async def send_test_notice(
+    conn: asyncpg.Connection, *, endpoint: Endpoint, actor_id: UUID | None
+) -> Notification:
+    """Queue an ``endpoint.test`` notice for one endpoint, signed and retried like any other.
+
+    Its attempts (``/v1/notifications/{id}/attempts``) show whether the receiver works. One
+    test notice at a time per endpoint: while one is pending, ask for its redelivery.
+    The caller holds the endpoint's row lock, so two requests cannot both queue one.
+    """
+    if endpoint.disabled_at is not None:
+        raise Conflict(f"endpoint {endpoint.id} is disabled: enable it to receive a test notice")
+    pending = await q.select_pending_test(conn, endpoint_id=endpoint.id)
+    if pending is not None:
+        raise Conflict(
+            f"test notice {pending} to this endpoint is still pending: "
+            "redeliver it, or wait for it to be delivered"
+        )
+    payload: dict[str, Any] = {
+        "endpoint_id": str(endpoint.id),
+        "platform": endpoint.platform,
+        "url": endpoint.url,
+        "note": "A test notice the platform asked for; there is nothing to act on.",
+    }
+    (message_id,) = await q.insert_messages(
+        conn,
+        event_type="endpoint.test",
+        decommission_id=None,
+        endpoint_ids=[endpoint.id],
+        platform_ids=[endpoint.platform_id],
+        payloads=[payload],
+    )
+    notification = await get_notification(conn, message_id=message_id)
+    await record_event(
+        conn,
+        stage="respond",
+        kind="notification.test_requested",
+        subject_type="notification",
+        subject_id=message_id,
+        platform_id=endpoint.platform_id,
         actor_id=actor_id,
         state=to_state(notification),
     )

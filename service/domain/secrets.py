@@ -2,6 +2,8 @@
 
 A platform may have several active secrets; each verifies, so a rotation is "create the
 new one, switch the sender over, retire the old one" with no delivery refused meanwhile.
+Functions taking ``visible_to`` (a platform principal's own platform id) act only on that
+platform; another platform's slug is "not found", as if it did not exist.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ __all__ = ["create_secret", "get_secret", "list_secrets", "retire_secret"]
 
 
 async def create_secret(
-    conn: asyncpg.Connection, *, slug: str, actor_id: UUID | None
+    conn: asyncpg.Connection, *, slug: str, actor_id: UUID | None, visible_to: UUID | None = None
 ) -> CreatedWebhookSecret:
     """A new active secret for the platform; its text is returned here and nowhere else."""
-    platform = await get_platform(conn, slug=slug)
+    platform = await get_platform(conn, slug=slug, visible_to=visible_to)
     secret = new_secret()
     secret_id = await q.insert_secret(conn, platform_id=platform.id, secret=secret)
     record = await get_secret(conn, secret_id=secret_id, platform_id=platform.id)
@@ -52,18 +54,23 @@ async def get_secret(
 
 
 async def list_secrets(
-    conn: asyncpg.Connection, *, slug: str, include_retired: bool
+    conn: asyncpg.Connection, *, slug: str, include_retired: bool, visible_to: UUID | None = None
 ) -> list[WebhookSecret]:
-    platform = await get_platform(conn, slug=slug)
+    platform = await get_platform(conn, slug=slug, visible_to=visible_to)
     rows = await q.select_secrets(conn, platform_id=platform.id, include_retired=include_retired)
     return [msgspec.convert(dict(row), WebhookSecret) for row in rows]
 
 
 async def retire_secret(
-    conn: asyncpg.Connection, *, slug: str, secret_id: UUID, actor_id: UUID | None
+    conn: asyncpg.Connection,
+    *,
+    slug: str,
+    secret_id: UUID,
+    actor_id: UUID | None,
+    visible_to: UUID | None = None,
 ) -> WebhookSecret:
     """Stop a secret verifying; retiring one already retired changes nothing."""
-    platform = await get_platform(conn, slug=slug)
+    platform = await get_platform(conn, slug=slug, visible_to=visible_to)
     before = await get_secret(conn, secret_id=secret_id, platform_id=platform.id)
     if not await q.retire_secret(conn, secret_id=secret_id, platform_id=platform.id):
         return before

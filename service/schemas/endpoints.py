@@ -20,6 +20,7 @@ __all__ = [
     "EndpointPage",
     "EndpointPatch",
     "EventType",
+    "NoticeType",
     "Notification",
     "NotificationPage",
     "NotificationStatus",
@@ -28,6 +29,9 @@ __all__ = [
 #: What the registry tells platforms: a decision that applies to them, or its withdrawal.
 EventType = Literal["decommission.notice", "decommission.withdrawn"]
 EVENT_TYPES: tuple[EventType, ...] = ("decommission.notice", "decommission.withdrawn")
+#: What a notice may be: one of the event types, or a test notice its platform asked for
+#: (sent to the one endpoint named, whatever it subscribes to; nothing to act on).
+NoticeType = Literal["decommission.notice", "decommission.withdrawn", "endpoint.test"]
 NotificationStatus = Literal["pending", "delivered", "failed"]
 EventTypes = Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EVENT_TYPES))]
 
@@ -58,6 +62,9 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
+    #: After a rotation, until when the previous secret also signs notices (each carries
+    #: both signatures); null when only the current secret signs.
+    previous_secret_until: datetime | None = None
 
 
 class CreatedEndpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,7 +86,7 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     endpoint_id: UUID
     platform_id: UUID
-    event_type: EventType
+    event_type: NoticeType
     decommission_id: UUID | None
     payload: dict[str, object]
     status: NotificationStatus

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
 
 __all__ = [
+    "count_for_platform",
+    "delete_endpoint",
     "disable_endpoint",
     "insert_endpoint",
     "select_endpoint",
     "select_endpoints",
     "select_subscribed",
     "update_endpoint",
+    "update_secret",
 ]
 
 COLUMNS = """
 e.id, e.platform_id, p.slug AS platform, e.url, e.event_types, e.description, e.disabled_at,
-e.disabled_reason, e.created_at, e.updated_at
+e.disabled_reason, e.created_at, e.updated_at,
+CASE WHEN e.previous_secret_until > now() THEN e.previous_secret_until END
+  AS previous_secret_until
 """
 
-FROM = "FROM notification_endpoints e JOIN platforms p ON p.id = e.platform_id"
+# Deleted endpoints are kept for their notices' sake but are no longer anyone's endpoint.
+FROM = """
+FROM notification_endpoints e JOIN platforms p ON p.id = e.platform_id
+WHERE e.deleted_at IS NULL
+"""
 
 INSERT = """
 INSERT INTO notification_endpoints (platform_id, url, event_types, description, secret, created_by)
@@ -29,17 +39,17 @@ RETURNING id
 """
 
 SELECT_ONE = f"""
-SELECT {COLUMNS} {FROM} WHERE e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
+SELECT {COLUMNS} {FROM} AND e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
 """
 
 SELECT_ONE_FOR_UPDATE = f"""
-SELECT {COLUMNS} {FROM} WHERE e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
+SELECT {COLUMNS} {FROM} AND e.id = $1 AND ($2::uuid IS NULL OR e.platform_id = $2)
 FOR UPDATE OF e
 """
 
 SELECT_MANY = f"""
 SELECT {COLUMNS} {FROM}
-WHERE ($1::uuid IS NULL OR e.platform_id = $1)
+  AND ($1::uuid IS NULL OR e.platform_id = $1)
   AND ($2::uuid IS NULL OR e.id > $2)
 ORDER BY e.id
 LIMIT $3
@@ -49,7 +59,7 @@ LIMIT $3
 # a disabled endpoint waits in the outbox until the endpoint is enabled again.
 SELECT_SUBSCRIBED = """
 SELECT id, platform_id FROM notification_endpoints
-WHERE platform_id = ANY ($1::uuid[]) AND $2 = ANY (event_types)
+WHERE platform_id = ANY ($1::uuid[]) AND $2 = ANY (event_types) AND deleted_at IS NULL
 ORDER BY id
 """
 
@@ -58,6 +68,35 @@ UPDATE notification_endpoints
 SET url = $2, event_types = $3, description = $4, disabled_at = $5, disabled_reason = $6,
     updated_at = now()
 WHERE id = $1
+"""
+
+# The outgoing secret keeps signing beside the new one for the interval $3 (if any).
+ROTATE = """
+UPDATE notification_endpoints
+SET previous_secret = CASE WHEN $3::interval > interval '0' THEN secret END,
+    previous_secret_until = CASE WHEN $3::interval > interval '0' THEN now() + $3 END,
+    secret = $2, updated_at = now()
+WHERE id = $1 AND deleted_at IS NULL
+"""
+
+# The endpoint's notices still waiting are given up first (a worker sending one is waited
+# for, the order a worker takes its locks in), then the endpoint is marked deleted.
+FAIL_PENDING = """
+UPDATE outbox SET status = 'failed', last_error = 'the endpoint was deleted', updated_at = now()
+WHERE endpoint_id = $1 AND status = 'pending'
+"""
+
+DELETE = """
+UPDATE notification_endpoints SET deleted_at = now(), updated_at = now()
+WHERE id = $1 AND deleted_at IS NULL
+"""
+
+# The platform row is locked (without blocking rows that refer to it) so that two
+# registrations at once cannot both pass the per-platform limit.
+COUNT_FOR_PLATFORM = """
+WITH locked AS (SELECT id FROM platforms WHERE id = $1 FOR NO KEY UPDATE)
+SELECT count(*) FROM notification_endpoints
+WHERE platform_id = (SELECT id FROM locked) AND deleted_at IS NULL
 """
 
 DISABLE = """
@@ -124,3 +163,22 @@ async def disable_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID, reaso
     """Disable an enabled endpoint; False when it already was disabled."""
     status: str = await conn.execute(DISABLE, endpoint_id, reason)
     return status.endswith(" 1")
+
+
+async def update_secret(
+    conn: asyncpg.Connection, *, endpoint_id: UUID, secret: str, overlap: timedelta
+) -> None:
+    await conn.execute(ROTATE, endpoint_id, secret, overlap)
+
+
+async def delete_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID) -> bool:
+    """Fail an endpoint's pending notices and mark it deleted; False if it already was."""
+    await conn.execute(FAIL_PENDING, endpoint_id)
+    status: str = await conn.execute(DELETE, endpoint_id)
+    return status.endswith(" 1")
+
+
+async def count_for_platform(conn: asyncpg.Connection, *, platform_id: UUID) -> int:
+    """The platform's endpoints (not deleted), with its row locked until the transaction ends."""
+    count: int = await conn.fetchval(COUNT_FOR_PLATFORM, platform_id)
+    return count

@@ -10,6 +10,7 @@ import asyncpg
 
 __all__ = [
     "claim_due",
+    "fail_orphaned",
     "insert_attempt",
     "insert_messages",
     "mark_delivered",
@@ -20,6 +21,7 @@ __all__ = [
     "select_backlog",
     "select_message",
     "select_messages",
+    "select_pending_test",
     "set_claim_lease",
 ]
 
@@ -40,12 +42,22 @@ RETURNING id
 # the outcome, so a notice a receiver accepted is never handed to a second worker. Rows
 # locked by another worker are skipped, not waited for.
 CLAIM = f"""
-SELECT {COLUMNS}, e.url, e.secret
+SELECT {COLUMNS}, e.url, e.secret,
+  CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
 FROM outbox o JOIN notification_endpoints e ON e.id = o.endpoint_id
 WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND e.disabled_at IS NULL
+  AND e.deleted_at IS NULL
 ORDER BY o.next_attempt_at
 LIMIT $1
 FOR UPDATE OF o SKIP LOCKED
+"""
+
+# Notices a decision queued for an endpoint while it was being deleted: nobody will send
+# them, so they are given up like the endpoint's other pending notices were.
+FAIL_ORPHANED = """
+UPDATE outbox SET status = 'failed', last_error = 'the endpoint was deleted', updated_at = now()
+WHERE status = 'pending'
+  AND endpoint_id IN (SELECT id FROM notification_endpoints WHERE deleted_at IS NOT NULL)
 """
 
 MARK_DELIVERED = """
@@ -97,6 +109,12 @@ REDELIVER = """
 UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(),
   delivered_at = NULL, updated_at = now()
 WHERE id = $1
+"""
+
+SELECT_PENDING_TEST = """
+SELECT id FROM outbox
+WHERE endpoint_id = $1 AND event_type = 'endpoint.test' AND status = 'pending'
+LIMIT 1
 """
 
 SELECT_ATTEMPTS = """
@@ -233,3 +251,12 @@ async def select_backlog(conn: asyncpg.Connection) -> tuple[int, float]:
 async def set_claim_lease(conn: asyncpg.Connection, *, lease_ms: int) -> None:
     """Bound how long the current transaction (a claim) may sit idle before it is ended."""
     await conn.execute(SET_CLAIM_LEASE, str(lease_ms))
+
+
+async def select_pending_test(conn: asyncpg.Connection, *, endpoint_id: UUID) -> UUID | None:
+    found: UUID | None = await conn.fetchval(SELECT_PENDING_TEST, endpoint_id)
+    return found
+
+
+async def fail_orphaned(conn: asyncpg.Connection) -> None:
+    await conn.execute(FAIL_ORPHANED)
