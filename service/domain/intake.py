@@ -276,19 +276,40 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
     """All the counts in a few statements: lock the hostings (in name order, as every path
     that locks several does), write them, append their events. A model named more than
     once takes its counts in the order given, one round per repetition."""
+    counts_given = message.data.counts
+    found = await hostings.lock_hostings_of(
+        conn, platform_id=ctx.platform_id, models=sorted({c.model for c in counts_given})
+    )
+    refused = [(i, c.model) for i, c in enumerate(counts_given) if c.model not in found]
+    if refused:
+        # The whole batch is refused, and its delivery id left unclaimed: the platform
+        # resends the corrected batch (or this one, once the hostings exist) under the
+        # same webhook-id.
+        raise InvalidInput(
+            f"{len(refused)} of {len(counts_given)} counts name a model this platform "
+            "records no hosting of; nothing was written: "
+            + ", ".join(f"counts[{i}] {model!r}" for i, model in refused[:20])
+            + (" ..." if len(refused) > 20 else ""),
+            errors=[
+                (f"data.counts[{i}].model", f"this platform records no hosting of {model!r}")
+                for i, model in refused
+            ],
+        )
     rounds: list[dict[str, int]] = []
-    for count in message.data.counts:
+    for count in counts_given:
         fresh = next((r for r in rounds if count.model not in r), None)
         if fresh is None:
             rounds.append(fresh := {})
         fresh[count.model] = count.downloads
     seqs: list[int] = []
-    for counts in rounds:
+    for n, counts in enumerate(rounds):
         names = sorted(counts)
-        locked = await hostings.lock_hostings_of(conn, platform_id=ctx.platform_id, models=names)
-        missing = [name for name in names if name not in locked]
-        if missing:
-            raise _no_hosting(missing[0])
+        # The first round writes the hostings as locked above; a later one reads them again.
+        locked = (
+            found
+            if n == 0
+            else await hostings.lock_hostings_of(conn, platform_id=ctx.platform_id, models=names)
+        )
         written = await hostings.apply_patches(
             conn,
             changes=[
