@@ -32,6 +32,7 @@ from service.schemas.webhooks import (
     ModelDownloads,
     ModelHosted,
     ModelRemoved,
+    ModelRenamed,
     ModelRestricted,
     ModelUpdated,
     WebhookMessage,
@@ -235,6 +236,8 @@ async def _apply(conn: asyncpg.Connection, ctx: _Context, message: WebhookMessag
     if isinstance(message, ModelDownloads):
         _own(ctx, message.data.platform)
         return await _downloads(conn, ctx, message)
+    if isinstance(message, ModelRenamed):
+        return await _renamed(conn, ctx, message)
     if isinstance(message, DecommissionExecuted):
         return await _decommission_executed(conn, ctx, message)
     if isinstance(message, IncidentReported):
@@ -326,6 +329,33 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
     return seqs
 
 
+async def _renamed(conn: asyncpg.Connection, ctx: _Context, message: ModelRenamed) -> list[int]:
+    """The hosting named ``model`` (or, failing that, known by ``external_id``) takes the
+    new name and URL; renaming it to the name it has already changes nothing."""
+    data = message.data
+    _own(ctx, data.platform)
+    hosting = await _find_hosting(conn, ctx, model=data.model)
+    if hosting is None and data.external_id is not None:
+        hosting = await hostings.lock_hosting_by_external_id(
+            conn, platform_id=ctx.platform_id, external_id=data.external_id
+        )
+    if hosting is None:
+        hosting = await _find_hosting(conn, ctx, model=data.name)
+    if hosting is None:
+        raise _no_hosting(data.model)
+    _, seq = await hostings.rename_hosting(
+        conn,
+        before=hosting,
+        name=data.name,
+        url=data.url,
+        external_id=data.external_id,
+        occurred_at=message.timestamp,
+        actor_id=None,
+        extra=ctx.link,
+    )
+    return [] if seq is None else [seq]
+
+
 async def _ensure_model(
     conn: asyncpg.Connection, ctx: _Context, *, name: str, base: str | None, at: datetime
 ) -> list[int]:
@@ -367,11 +397,13 @@ async def _create_hosting(conn: asyncpg.Connection, ctx: _Context, data: Hosting
 async def _hosted(conn: asyncpg.Connection, ctx: _Context, message: ModelHosted) -> list[int]:
     data = message.data
     _own(ctx, data.platform)
-    seqs = await _ensure_model(
-        conn, ctx, name=data.model, base=data.base_model, at=message.timestamp
-    )
+    # The hosting first: one the platform renamed is named by it, not by its model.
     existing = await _find_hosting(conn, ctx, model=data.model)
+    seqs: list[int] = []
     if existing is None:
+        seqs = await _ensure_model(
+            conn, ctx, name=data.model, base=data.base_model, at=message.timestamp
+        )
         hosting_in = HostingIn(
             model=data.model,
             url=data.url,

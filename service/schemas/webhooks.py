@@ -40,6 +40,8 @@ __all__ = [
     "ModelHosted",
     "ModelHostedData",
     "ModelRemoved",
+    "ModelRenamed",
+    "ModelRenamedData",
     "ModelRestricted",
     "ModelStatusData",
     "ModelUpdated",
@@ -97,6 +99,23 @@ class ModelStatusData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     reason: Reason | None = None
 
 
+class ModelRenamedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The platform renamed its repository of the model, or moved it to another owner: the
+    hosting takes the new name and URL and keeps its history, grants and decisions."""
+
+    #: The name the hosting had until now.
+    model: ModelName
+    #: The new name; later deliveries name the hosting by it.
+    name: ModelName
+    #: The hosting's URL under its new name.
+    url: HttpUrl
+    #: The platform's own id for the repository. Absent or null: the hosting keeps the one
+    #: recorded, and is found by ``model`` only; given: a hosting that ``model`` does not
+    #: name is found by it (a rename sent twice, or after a missed one).
+    external_id: ExternalId | None = None
+    platform: PlatformSlug | None = None
+
+
 class DownloadCount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     model: ModelName
     downloads: Downloads
@@ -143,6 +162,10 @@ class ModelRestricted(_Message, frozen=True, tag="model.restricted"):
     data: ModelStatusData
 
 
+class ModelRenamed(_Message, frozen=True, tag="model.renamed"):
+    data: ModelRenamedData
+
+
 class ModelDownloads(_Message, frozen=True, tag="model.downloads"):
     data: ModelDownloadsData
 
@@ -162,6 +185,7 @@ WebhookMessage = (
     | ModelUpdated
     | ModelRemoved
     | ModelRestricted
+    | ModelRenamed
     | ModelDownloads
     | DecommissionExecuted
     | IncidentReported
