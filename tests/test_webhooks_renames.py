@@ -13,8 +13,10 @@ import httpx
 from tests.conftest import PlatformFixture
 from tests.test_notifications import (
     Receiver,
+    add_endpoint,
     admin_headers,
     decide,
+    drain,
     http,
     quiet_endpoints,
     receiver,
@@ -109,9 +111,21 @@ async def test_model_renamed_moves_the_hosting_and_keeps_its_record(
     r = await deliver(client, platform.slug, secret, body)
     assert (r.status_code, r.json()["events"]) == (202, [])
 
-    # The decision still targets the hosting.
+    # The decision still targets the hosting, and its notice names it as the platform does.
     r = await client.get(f"/v1/decommissions/{decision['id']}", headers=admin)
     assert [t["hosting_id"] for t in r.json()["targets"]] == [before["id"]]
+    await add_endpoint(client, admin, receiver, platform)
+    r = await client.post(f"/v1/decommissions/{decision['id']}/notify", headers=second)
+    assert r.status_code == 200, r.text
+    await drain(pool, http, lambda: len(receiver.delivered()) == 1)
+    [hit] = receiver.delivered()
+    assert hit.payload is not None
+    [notice_hosting] = hit.payload["data"]["hostings"]
+    assert (notice_hosting["name"], notice_hosting["url"], notice_hosting["model"]) == (
+        new,
+        f"https://hub.example/{new}",
+        old,
+    )
 
 
 async def test_a_rename_onto_a_name_in_use_or_of_an_unknown_hosting_writes_nothing(
