@@ -120,10 +120,28 @@ def test_every_published_example_is_a_valid_message() -> None:
             for field, spec in target["properties"].items():
                 assert spec.get("description"), (name, field)
     assert set(document["webhooks"]) == {"decommission.notice", "decommission.withdrawn"}
+    for name in (
+        "DecommissionNoticeData",
+        "DecommissionWithdrawnData",
+        "NoticeHosting",
+        "Approval",
+    ):
+        for field, spec in document["components"]["schemas"][name]["properties"].items():
+            assert spec.get("description"), (name, field)
+    for event_type, operation in document["webhooks"].items():
+        body = operation["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["$ref"].endswith(_published_example_name(event_type))
     notice = msgspec.json.encode(_published_example("DecommissionNotice"))
     msgspec.json.decode(notice, type=DecommissionNotice)
     withdrawn = msgspec.json.encode(_published_example("DecommissionWithdrawn"))
     msgspec.json.decode(withdrawn, type=DecommissionWithdrawn)
+
+
+def _published_example_name(event_type: str) -> str:
+    return {
+        "decommission.notice": "DecommissionNotice",
+        "decommission.withdrawn": "DecommissionWithdrawn",
+    }[event_type]
 
 
 def _signing_hook(secret: str) -> Any:
