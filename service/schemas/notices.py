@@ -57,8 +57,8 @@ class Approval(msgspec.Struct, frozen=True, kw_only=True):
     principal_id: Annotated[
         UUID | None,
         _doc(
-            "The principal who took the step; null when the registry took it on its own "
-            "(a policy's automatic proposal)."
+            "The principal who took the step (for a policy's proposal, the one whose triage "
+            "step triggered it); null where the ledger records none."
         ),
     ]
     principal: Annotated[str | None, _doc("That principal's name; null when `principal_id` is.")]
