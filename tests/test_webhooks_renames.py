@@ -242,3 +242,21 @@ async def test_github_renamed_and_transferred_rename_the_hosting(
     assert r.status_code == 202, r.text
     [after] = await _hostings(client, admin, platform.slug)
     assert after["name"] == f"gh-back-{uniq}/llm-2"
+    # A delivery that does not say the old name is followed by the repository's id.
+    bare = {"action": "renamed", "repository": gh_repository(f"gh-back-{uniq}/llm-3")}
+    r = await gh_send(client, platform.slug, secret, "repository", bare)
+    assert r.status_code == 202, r.text
+    [after] = await _hostings(client, admin, platform.slug)
+    assert (after["id"], after["name"]) == (before["id"], f"gh-back-{uniq}/llm-3")
+
+    # A repository the registry never heard of, renamed: recorded under its new name, as
+    # the hub's other events about an unknown repository would be.
+    unknown = {
+        "action": "renamed",
+        "changes": {"repository": {"name": {"from": "other"}}},
+        "repository": gh_repository(f"gh-{uniq}/other-2", id=99),
+    }
+    r = await gh_send(client, platform.slug, secret, "repository", unknown)
+    assert r.status_code == 202, r.text
+    names = {h["name"]: h["external_id"] for h in await _hostings(client, admin, platform.slug)}
+    assert names == {f"gh-back-{uniq}/llm-3": "1296269", f"gh-{uniq}/other-2": "99"}

@@ -35,6 +35,7 @@ from service.schemas.webhooks import (
     ModelRenamed,
     ModelRestricted,
     ModelUpdated,
+    ModelUpdatedData,
     WebhookMessage,
 )
 
@@ -331,7 +332,8 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
 
 async def _renamed(conn: asyncpg.Connection, ctx: _Context, message: ModelRenamed) -> list[int]:
     """The hosting named ``model`` (or, failing that, known by ``external_id``) takes the
-    new name and URL; renaming it to the name it has already changes nothing."""
+    new name and URL; renaming it to the name it has already changes nothing. A rename of
+    a hosting the platform does not record is refused, unless a hub's own webhook sent it."""
     data = message.data
     _own(ctx, data.platform)
     hosting = await _find_hosting(conn, ctx, model=data.model)
@@ -342,7 +344,15 @@ async def _renamed(conn: asyncpg.Connection, ctx: _Context, message: ModelRename
     if hosting is None:
         hosting = await _find_hosting(conn, ctx, model=data.name)
     if hosting is None:
-        raise _no_hosting(data.model)
+        if ctx.link["delivery"]["source"] == "standard":
+            raise _no_hosting(data.model)
+        # A hub's own webhooks cover every repository of an owner: one the registry has not
+        # heard of yet is recorded under its new name, as the hub's other events would.
+        fields = {"model": data.name, "url": data.url, "external_id": data.external_id}
+        update = ModelUpdated(
+            timestamp=message.timestamp, data=msgspec.convert(fields, ModelUpdatedData)
+        )
+        return await _updated(conn, ctx, update)
     _, seq = await hostings.rename_hosting(
         conn,
         before=hosting,

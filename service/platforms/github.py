@@ -148,12 +148,12 @@ def translate(
     messages: list[WebhookMessage] = []
     if event == "repository":
         if action in ("renamed", "transferred"):
-            old = _old_name(repo.full_name, payload.changes)
-            if old is not None and old != name:
-                fields = {**base, "model": old, "name": name}
-                messages.append(
-                    ModelRenamed(timestamp=at, data=msgspec.convert(fields, ModelRenamedData))
-                )
+            # Without the old name, the hosting is found by the repository's id.
+            old = _old_name(repo.full_name, payload.changes) or name
+            fields = {**base, "model": old, "name": name}
+            messages.append(
+                ModelRenamed(timestamp=at, data=msgspec.convert(fields, ModelRenamedData))
+            )
         elif action == "deleted":
             messages.append(ModelRemoved(timestamp=at, data=ModelStatusData(model=name)))
         elif action in _RESTRICTED:

@@ -181,7 +181,13 @@ class ModelRenamedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     hosting takes the new name and URL and keeps its id, model, history and decisions.
     Sending the same rename again changes nothing."""
 
-    model: Annotated[ModelName, _doc("The name the hosting had until now. Required.")]
+    model: Annotated[
+        ModelName,
+        _doc(
+            "The name the hosting had until now. Required. A platform that records no "
+            "hosting by that name (nor by `external_id`, when given) is refused (422)."
+        ),
+    ]
     name: Annotated[
         ModelName,
         _doc(
