@@ -5,7 +5,9 @@ GitHub's ``repository.renamed`` and ``repository.transferred``."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -260,3 +262,36 @@ async def test_github_renamed_and_transferred_rename_the_hosting(
     assert r.status_code == 202, r.text
     names = {h["name"]: h["external_id"] for h in await _hostings(client, admin, platform.slug)}
     assert names == {f"gh-back-{uniq}/llm-3": "1296269", f"gh-{uniq}/other-2": "99"}
+
+
+async def test_a_hosting_recorded_before_hostings_had_names_reads_back_as_of_then(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """Ledger states written before the migration carry no ``name``: a point-in-time read
+    of one names the hosting after its model, as it was named then."""
+    secret = await new_secret(client, admin, platform.slug)
+    model = f"org-{uniq}/legacy"
+    assert (await deliver(client, platform.slug, secret, hosted(model))).status_code == 202
+    [hosting] = await _hostings(client, admin, platform.slug)
+    r = await client.get("/v1/events", params={"subject_id": hosting["id"]}, headers=admin)
+    [recorded] = r.json()["items"]
+    state = dict(recorded["payload"]["state"])
+    del state["name"]
+    # The event as the service wrote it before this release (the ledger is append-only).
+    await conn.execute(
+        "INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, "
+        "occurred_at, payload) VALUES ('prevent', 'hosting.updated', 'hosting', $1, $2, $3, "
+        "now(), $4)",
+        UUID(hosting["id"]),
+        UUID(hosting["model_id"]),
+        UUID(platform.id),
+        {"state": state},
+    )
+    as_of = datetime.now(UTC).isoformat()
+    r = await client.get(f"/v1/hostings/{hosting['id']}", params={"as_of": as_of}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["model"]) == (model, model)
