@@ -90,8 +90,8 @@ class WebhookController(Controller):
             "(`v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}` keyed with the "
             "platform's `whsec_` secret). Body `{type, timestamp, data}` with `type` one of "
             "`model.hosted`, `model.updated`, `model.removed`, `model.restricted`, "
-            "`model.downloads`, `incident.reported`, `decommission.executed`. Answered 202 "
-            "only once the records are committed."
+            "`model.renamed`, `model.downloads`, `incident.reported`, `decommission.executed` "
+            "(the `WebhookMessage` schema). Answered 202 only once the records are committed."
         ),
         status_code=202,
         response_description=ACCEPTED,
