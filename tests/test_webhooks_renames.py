@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture
+from tests.test_audits import grant, new_auditor
 from tests.test_notifications import (
     Receiver,
     add_endpoint,
@@ -295,3 +296,31 @@ async def test_a_hosting_recorded_before_hostings_had_names_reads_back_as_of_the
     r = await client.get(f"/v1/hostings/{hosting['id']}", params={"as_of": as_of}, headers=admin)
     assert r.status_code == 200, r.text
     assert (r.json()["name"], r.json()["model"]) == (model, model)
+
+
+async def test_an_auditors_grant_outlives_the_rename_and_shows_the_new_url(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    secret = await new_secret(client, admin, platform.slug)
+    old, new = f"org-{uniq}/graded", f"org-{uniq}/graded-v2"
+    r = await deliver(client, platform.slug, secret, hosted(old, external_id="g-1"))
+    assert r.status_code == 202, r.text
+    [hosting] = await _hostings(client, admin, platform.slug)
+    auditor = await new_auditor(pool)
+    given = await grant(client, admin, auditor, old, ["weights"])
+
+    body = event("model.renamed", {"model": old, "name": new, "url": f"https://hub.example/{new}"})
+    assert (await deliver(client, platform.slug, secret, body)).status_code == 202
+
+    r = await client.get(f"/v1/audit-access/models/{hosting['model_id']}", headers=auditor.headers)
+    assert r.status_code == 200, r.text
+    access = r.json()
+    assert [g["id"] for g in access["grants"]] == [given["id"]]
+    assert access["components"] == ["weights"]
+    assert [(h["hosting_id"], h["url"]) for h in access["hostings"]] == [
+        (hosting["id"], f"https://hub.example/{new}")
+    ]
