@@ -321,8 +321,7 @@ def _notice_operation(event_type: str) -> PathItem:
             description=(
                 "Signed as Standard Webhooks with the endpoint's `whsec_` secret. The "
                 "`webhook-id` (also the body's `id`) is the same on every attempt: a "
-                "receiver drops an id it has processed. Any 2xx answer is a delivery; "
-                "anything else is retried with backoff (honouring `Retry-After`)."
+                "receiver drops an id it has processed."
             ),
             parameters=[
                 _header("webhook-id", "The notice's id, the same on every attempt."),
@@ -339,7 +338,16 @@ def _notice_operation(event_type: str) -> PathItem:
                     )
                 },
             ),
-            responses={"2XX": OpenAPIResponse(description="Received; not sent again.")},
+            responses={
+                "2XX": OpenAPIResponse(description="Received; not sent again."),
+                "410": OpenAPIResponse(
+                    description="Gone: the endpoint is disabled until an admin enables it."
+                ),
+                "default": OpenAPIResponse(
+                    description="Anything else, or no answer within 10 s: retried with "
+                    "backoff for more than a day, honouring `Retry-After`."
+                ),
+            },
         )
     )
 
