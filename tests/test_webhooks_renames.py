@@ -324,3 +324,29 @@ async def test_an_auditors_grant_outlives_the_rename_and_shows_the_new_url(
     assert [(h["hosting_id"], h["url"]) for h in access["hostings"]] == [
         (hosting["id"], f"https://hub.example/{new}")
     ]
+
+
+async def test_github_changes_of_other_shapes_are_no_reason_to_refuse(
+    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture, uniq: str
+) -> None:
+    """``changes`` is read only for renames and transfers, and then only as documented."""
+    secret = await new_secret(client, admin, platform.slug)
+    name = f"gh-{uniq}/shapes"
+    created = {"action": "created", "repository": gh_repository(name)}
+    assert (await gh_send(client, platform.slug, secret, "repository", created)).status_code == 202
+    edited = {
+        "action": "edited",
+        "changes": {"default_branch": {"from": "master"}, "owner": "not an object"},
+        "repository": gh_repository(name),
+    }
+    r = await gh_send(client, platform.slug, secret, "repository", edited)
+    assert (r.status_code, r.json()["events"]) == (202, [])
+    odd = {
+        "action": "transferred",
+        "changes": {"owner": {"from": "someone"}},
+        "repository": gh_repository(f"gh-new-{uniq}/shapes"),
+    }
+    r = await gh_send(client, platform.slug, secret, "repository", odd)
+    assert r.status_code == 202, r.text
+    [after] = await _hostings(client, admin, platform.slug)
+    assert after["name"] == f"gh-new-{uniq}/shapes"

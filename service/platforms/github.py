@@ -80,10 +80,12 @@ class _Payload(msgspec.Struct, frozen=True):
     action: str | None = None
     repository: _Repository | None = None
     release: _Release | None = None
-    changes: _Changes | None = None
+    #: Read only for renames and transfers: other events' ``changes`` have other shapes.
+    changes: msgspec.Raw = msgspec.Raw()
 
 
 _decoder = msgspec.json.Decoder(_Payload)
+_changes_decoder = msgspec.json.Decoder(_Changes)
 
 _HOSTED = frozenset({"created", "publicized", "unarchived"})
 _RESTRICTED = frozenset({"archived", "privatized"})
@@ -115,11 +117,15 @@ def _licence(repo: _Repository) -> str | None:
     return spdx.lower() if isinstance(spdx, str) and spdx != "NOASSERTION" else None
 
 
-def _old_name(full_name: str, changes: _Changes | None) -> str | None:
+def _old_name(full_name: str, raw: msgspec.Raw) -> str | None:
     """The repository's full name before a rename or a transfer, if the delivery says."""
     owner, _, short = full_name.partition("/")
-    if changes is None:
+    if not raw:
         return None
+    try:
+        changes = _changes_decoder.decode(raw)
+    except msgspec.ValidationError:
+        return None  # not in the documented shape: the hosting is found by its id
     if changes.repository is not None and changes.repository.name is not None:
         short = changes.repository.name.from_
     elif changes.owner is not None:
