@@ -3,6 +3,8 @@
 A delivery is claimed by inserting its id under the platform's UNIQUE constraint
 (``INSERT ... ON CONFLICT DO NOTHING``), never by looking first. A copy that finds the id
 taken writes nothing: it is a duplicate if its body hashes the same, a conflict otherwise.
+A delivery refused for what it says (a download batch naming a model the platform does not
+host, say) rolls back with its claim, so its id stays free for the corrected resend.
 Every ledger event a delivery produces carries a link back to the stored delivery, whose
 row keeps the raw body and headers and lists those events' sequence numbers.
 """
