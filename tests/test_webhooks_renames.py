@@ -156,6 +156,12 @@ async def test_a_rename_onto_a_name_in_use_or_of_an_unknown_hosting_writes_nothi
     bad = event("model.renamed", {"model": a, "name": "no slash", "url": "https://h.example/"})
     r = await deliver(client, platform.slug, secret, bad)
     assert r.status_code == 400, r.text
+    foreign = event(
+        "model.renamed",
+        {"model": a, "name": f"org-{uniq}/c", "url": "https://h.example/c", "platform": "other"},
+    )
+    r = await deliver(client, platform.slug, secret, foreign)
+    assert r.status_code == 403, r.text
     assert sorted(h["name"] for h in await _hostings(client, admin, platform.slug)) == [a, b]
     assert (
         await conn.fetchval(
