@@ -26,18 +26,13 @@ from service.openapi import openapi_document, render_openapi
 from service.schemas.notices import DecommissionNotice, DecommissionWithdrawn
 from service.schemas.webhooks import decode_message
 from tests.conftest import PlatformFixture
-from tests.test_notifications import (
+from tests.helpers.notices import (
     Receiver,
     add_endpoint,
     admin_headers,
     drain,
-    http,
-    quiet_endpoints,
-    receiver,
 )
-from tests.test_webhooks import new_secret
-
-__all__ = ["http", "quiet_endpoints", "receiver"]
+from tests.helpers.webhooks import new_secret
 
 _PACKAGE = "rr_generated_client"
 #: The message types a platform sends, each with its generated model's name.

@@ -12,19 +12,14 @@ import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture, register_model
-from tests.test_notifications import (
+from tests.helpers.notices import (
     Receiver,
     add_endpoint,
     admin_headers,
     decide,
     drain,
-    http,
-    quiet_endpoints,
-    receiver,
 )
-from tests.test_webhooks import deliver, event, new_secret
-
-__all__ = ["http", "quiet_endpoints", "receiver"]
+from tests.helpers.webhooks import deliver, event, new_secret
 
 
 async def _hosted(

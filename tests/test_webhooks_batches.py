@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.conftest import PlatformFixture
-from tests.test_webhooks import deliver, event, hosted, secret
+from tests.helpers.webhooks import deliver, event, hosted, new_secret
 
-__all__ = ["secret"]
+
+@pytest.fixture
+async def secret(
+    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
+) -> str:
+    return await new_secret(client, admin, platform.slug)
 
 
 async def _downloads_of(conn: asyncpg.Connection, platform_id: str) -> dict[str, int | None]:

@@ -5,29 +5,25 @@ GitHub's ``repository.renamed`` and ``repository.transferred``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
 import httpx
 
-from tests.conftest import PlatformFixture
-from tests.test_audits import grant, new_auditor
-from tests.test_notifications import (
+from service.domain.keys import create_key
+from service.schemas.keys import ApiKeyIn
+from tests.conftest import PlatformFixture, bearer
+from tests.helpers.adapters import gh_repository, gh_send, hf_payload, hf_send
+from tests.helpers.notices import (
     Receiver,
     add_endpoint,
     admin_headers,
     decide,
     drain,
-    http,
-    quiet_endpoints,
-    receiver,
 )
-from tests.test_webhooks import deliver, event, hosted, new_secret
-from tests.test_webhooks_adapters import gh_repository, gh_send, hf_payload, hf_send
-
-__all__ = ["http", "quiet_endpoints", "receiver"]
+from tests.helpers.webhooks import deliver, event, hosted, new_secret
 
 
 async def _hostings(
@@ -316,13 +312,30 @@ async def test_an_auditors_grant_outlives_the_rename_and_shows_the_new_url(
     r = await deliver(client, platform.slug, secret, hosted(old, external_id="g-1"))
     assert r.status_code == 202, r.text
     [hosting] = await _hostings(client, admin, platform.slug)
-    auditor = await new_auditor(pool)
-    given = await grant(client, admin, auditor, old, ["weights"])
+    async with pool.acquire() as c, c.transaction():
+        created = await create_key(
+            cast("asyncpg.Connection", c),
+            data=ApiKeyIn(role="auditor", name="auditor"),
+            actor_id=None,
+        )
+    auditor = bearer(created.key)
+    r = await client.post(
+        "/v1/audit-grants",
+        json={
+            "auditor_id": str(created.api_key.principal_id),
+            "model": old,
+            "components": ["weights"],
+            "valid_until": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    given = r.json()
 
     body = event("model.renamed", {"model": old, "name": new, "url": f"https://hub.example/{new}"})
     assert (await deliver(client, platform.slug, secret, body)).status_code == 202
 
-    r = await client.get(f"/v1/audit-access/models/{hosting['model_id']}", headers=auditor.headers)
+    r = await client.get(f"/v1/audit-access/models/{hosting['model_id']}", headers=auditor)
     assert r.status_code == 200, r.text
     access = r.json()
     assert [g["id"] for g in access["grants"]] == [given["id"]]
