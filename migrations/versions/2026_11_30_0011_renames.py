@@ -5,14 +5,14 @@ hosting of the same model, so the hosting keeps a name of its own, first the mod
 Deliveries find a platform's hosting by this name.
 
 Revision ID: 0011_renames
-Revises: 0006_export_bundles
+Revises: 0009_csv_formula_guard
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0011_renames"
-down_revision = "0006_export_bundles"
+down_revision = "0009_csv_formula_guard"
 branch_labels = None
 depends_on = None
 
