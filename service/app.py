@@ -44,6 +44,7 @@ from service.api.reference import ReferencePage, reference_assets
 from service.api.reports import ReportController
 from service.api.secrets import WebhookSecretController
 from service.api.transparency import CheckpointKeyController, TransparencyController
+from service.api.webhook_contract import publish_contract
 from service.api.webhooks import WebhookController
 from service.lifespan import lifespan, process_state
 from service.metrics import DEFAULT_PROBES
@@ -158,4 +159,7 @@ def create_app(
     app.asgi_handler = RequestContextMiddleware(
         HygieneMiddleware(app.asgi_handler, max_body_bytes=settings.max_body_bytes)
     )
+    # The event and notice schemas join the document Litestar builds (built once, here,
+    # and served as built).
+    publish_contract(app.openapi_schema)
     return app

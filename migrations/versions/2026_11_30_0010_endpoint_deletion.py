@@ -7,14 +7,14 @@ read, subscription and delivery query leaves deleted endpoints out.
 A rotated secret keeps signing beside the new one until ``previous_secret_until``, so a
 receiver can switch over without refusing a notice.
 
-Revision ID: 0010_unused_kit
+Revision ID: 0010_endpoint_deletion
 Revises: 0009_csv_formula_guard
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
-revision = "0010_unused_kit"
+revision = "0010_endpoint_deletion"
 down_revision = "0009_csv_formula_guard"
 branch_labels = None
 depends_on = None

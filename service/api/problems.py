@@ -108,6 +108,10 @@ def _registry_error(request: Request[Any, Any, Any], exc: RegistryError) -> Resp
     errors = None
     if "key" in exc.extra:
         errors = [FieldError(message=exc.detail, key=str(exc.extra["key"]), source="body")]
+    listed = exc.extra.get("errors")
+    if isinstance(listed, list):
+        # One entry per offending part of the body, each ``(key, message)``.
+        errors = [FieldError(message=str(m), key=str(k), source="body") for k, m in listed]
     headers = _unavailable_headers(request) if isinstance(exc, Unavailable) else None
     return problem(
         request,

@@ -6,10 +6,18 @@ from dataclasses import dataclass
 
 from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 
 from service.api.problems import problem_responses
+from service.api.webhook_contract import MESSAGE_SCHEMA, request_body_examples
 from service.schemas.webhooks import DeliveryAck
 
 __all__ = [
@@ -34,35 +42,6 @@ ACCEPTED = (
 )
 
 
-_EVENT_TYPES = [
-    "model.hosted",
-    "model.updated",
-    "model.removed",
-    "model.restricted",
-    "model.downloads",
-    "incident.reported",
-    "decommission.executed",
-]
-
-_ENVELOPE = Schema(
-    type=OpenAPIType.OBJECT,
-    required=["type", "timestamp", "data"],
-    additional_properties=False,
-    properties={
-        "type": Schema(type=OpenAPIType.STRING, enum=list(_EVENT_TYPES)),
-        "timestamp": Schema(
-            type=OpenAPIType.STRING,
-            format="date-time",  # type: ignore[arg-type]
-            description="When the change happened at the platform, with an offset.",
-        ),
-        "data": Schema(
-            type=OpenAPIType.OBJECT,
-            description="The event's fields; unknown fields are refused (400).",
-        ),
-    },
-)
-
-
 def _header(name: str, description: str) -> OpenAPIParameter:
     return OpenAPIParameter(
         name=name,
@@ -80,7 +59,16 @@ class StandardDeliveryOperation(Operation):
     def __post_init__(self) -> None:
         self.request_body = RequestBody(
             required=True,
-            content={"application/json": OpenAPIMediaType(schema=_ENVELOPE)},
+            description=(
+                "One event message; `type` selects the schema of `data` (see "
+                f"`{MESSAGE_SCHEMA}`). Unknown fields are refused (400)."
+            ),
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Reference(ref=f"#/components/schemas/{MESSAGE_SCHEMA}"),
+                    examples=request_body_examples(),
+                )
+            },
         )
         self.parameters = [
             *(self.parameters or []),

@@ -90,8 +90,13 @@ class WebhookController(Controller):
             "(`v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}` keyed with the "
             "platform's `whsec_` secret). Body `{type, timestamp, data}` with `type` one of "
             "`model.hosted`, `model.updated`, `model.removed`, `model.restricted`, "
-            "`model.downloads`, `incident.reported`, `decommission.executed`. Answered 202 "
-            "only once the records are committed."
+            "`model.renamed`, `model.downloads`, `incident.reported`, `decommission.executed` "
+            "(the `WebhookMessage` schema). Answered 202 only once the records are committed. "
+            "A refused delivery writes nothing and does not claim its `webhook-id` (409 means "
+            "an accepted delivery holds it with another body): "
+            "a `model.downloads` batch naming models the platform records no hosting of is "
+            "422 with one `errors` entry per offending item (`data.counts[<i>].model`), and "
+            "the corrected batch may be sent under the same `webhook-id`."
         ),
         status_code=202,
         response_description=ACCEPTED,

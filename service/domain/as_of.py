@@ -17,6 +17,7 @@ import msgspec
 
 from service.db.queries import ledger_tree as q
 from service.errors import InvalidInput
+from service.schemas.hostings import Hosting
 
 __all__ = ["state_as_of"]
 
@@ -31,4 +32,9 @@ async def state_as_of(
     if as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
     state = await q.select_state_as_of(conn, subject_id=subject_id, as_of=as_of)
-    return None if state is None else msgspec.convert(state, record)
+    if state is None:
+        return None
+    if record is Hosting and "name" not in state:
+        # Recorded before hostings had names of their own: the name was the model's.
+        state = {**state, "name": state.get("model")}
+    return msgspec.convert(state, record)

@@ -16,12 +16,11 @@ import asyncpg
 import msgspec
 
 from service.db.queries import decommissions as q
-from service.domain import outbox
+from service.domain import notices, outbox
 from service.domain.decommissions import (
     IN_FORCE,
     add_targets,
     get_decision,
-    notice_for,
     record_decision_event,
 )
 from service.domain.ledger import diff, record_event, to_state
@@ -43,12 +42,13 @@ async def _flag(
     after = await get_decision(conn, decision_id=decision_id)
     fresh = set(added)
     platforms = [t.platform_id for t in after.targets if t.hosting_id in fresh]
+    parts = await notices.notice_parts(conn, after)
     queued = await outbox.enqueue(
         conn,
         event_type="decommission.notice",
         decommission_id=after.id,
         platform_ids=platforms,
-        payload_for=lambda p: notice_for(after, p, only=fresh),
+        payload_for=lambda p: notices.notice_for(parts, p, only=fresh),
     )
     await record_decision_event(
         conn,

@@ -28,7 +28,7 @@ from service.db.queries import audits as audits_q
 from service.db.queries import decommissions as q
 from service.db.queries import incidents as incidents_q
 from service.db.queries import policies as policies_q
-from service.domain import outbox
+from service.domain import notices, outbox
 from service.domain.as_of import state_as_of
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
@@ -43,7 +43,6 @@ __all__ = [
     "approve_decision",
     "get_decision",
     "list_decisions",
-    "notice_for",
     "notify_decision",
     "propose_decision",
     "record_decision_event",
@@ -262,43 +261,6 @@ async def approve_decision(
     return after
 
 
-def notice_for(
-    decision: Decision, platform_id: UUID, *, only: set[UUID] | None = None
-) -> dict[str, Any]:
-    """What a platform is told: the decision and the hostings of its own it applies to."""
-    hostings = [
-        {
-            "hosting_id": t.hosting_id,
-            "model": t.model,
-            "model_id": t.model_id,
-            "inherited": t.inherited,
-            "late": t.late,
-        }
-        for t in decision.targets
-        if t.platform_id == platform_id and (only is None or t.hosting_id in only)
-    ]
-    notice = {
-        "decision_id": decision.id,
-        "action": decision.action,
-        "model": decision.model,
-        "model_id": decision.model_id,
-        "revisions": decision.revisions,
-        "reason": decision.reason,
-        "policy_clause": decision.policy_clause,
-        "include_derivatives": decision.include_derivatives,
-        "effective_at": decision.effective_at,
-        "sunset_at": decision.sunset_at,
-        "successor_model_id": decision.successor_model_id,
-        "old_licence": decision.old_licence,
-        "new_licence": decision.new_licence,
-        "prohibited_uses": decision.prohibited_uses,
-        "confirm_by": decision.confirm_by,
-        "hostings": hostings,
-    }
-    built: dict[str, Any] = msgspec.to_builtins(notice)
-    return built
-
-
 async def notify_decision(
     conn: asyncpg.Connection,
     *,
@@ -320,12 +282,13 @@ async def notify_decision(
     )
     after = await get_decision(conn, decision_id=decision_id)
     platforms = list(dict.fromkeys(t.platform_id for t in after.targets))
+    parts = await notices.notice_parts(conn, after)
     queued = await outbox.enqueue(
         conn,
         event_type="decommission.notice",
         decommission_id=after.id,
         platform_ids=platforms,
-        payload_for=lambda p: notice_for(after, p),
+        payload_for=lambda p: notices.notice_for(parts, p),
     )
     await record_decision_event(
         conn,
@@ -355,17 +318,13 @@ async def withdraw_decision(
     after = await get_decision(conn, decision_id=decision_id)
     queued: list[UUID] = []
     if before.status == "notified":
+        parts = await notices.notice_parts(conn, after)
         queued = await outbox.enqueue(
             conn,
             event_type="decommission.withdrawn",
             decommission_id=after.id,
             platform_ids=[t.platform_id for t in after.targets],
-            payload_for=lambda _: {
-                "decision_id": str(after.id),
-                "model": after.model,
-                "model_id": str(after.model_id),
-                "reason": reason,
-            },
+            payload_for=lambda p: notices.withdrawal_for(parts, p, reason=reason),
         )
     await record_decision_event(
         conn,

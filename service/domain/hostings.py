@@ -25,9 +25,11 @@ __all__ = [
     "apply_patches",
     "get_hosting",
     "list_hostings",
+    "lock_hosting_by_external_id",
     "lock_hosting_of",
     "lock_hostings_of",
     "record_hosting",
+    "rename_hosting",
     "update_hosting",
 ]
 
@@ -105,6 +107,7 @@ async def record_hosting(
         downloads=data.downloads,
         downloads_at=occurred_at if data.downloads is not None else None,
         documentation=msgspec.to_builtins(data.documentation),
+        name=data.model,
     )
     if row is None:
         raise Conflict(
@@ -166,10 +169,65 @@ async def lock_hosting_of(
 async def lock_hostings_of(
     conn: asyncpg.Connection, *, platform_id: UUID, models: list[str]
 ) -> dict[str, Hosting]:
-    """The platform's hostings of the models named, by model name, locked in name order
-    until the caller's transaction ends; a model it does not host is left out."""
+    """The platform's hostings by the names it hosts them under (the model's name unless
+    it renamed the hosting), locked in name order until the caller's transaction ends; a
+    name it does not host is left out."""
     rows = await q.select_hostings_of(conn, platform_id=platform_id, models=models)
-    return {row["model"]: msgspec.convert(dict(row), Hosting) for row in rows}
+    return {row["name"]: msgspec.convert(dict(row), Hosting) for row in rows}
+
+
+async def lock_hosting_by_external_id(
+    conn: asyncpg.Connection, *, platform_id: UUID, external_id: str
+) -> Hosting | None:
+    """The platform's hosting it knows by ``external_id``, locked, or None."""
+    row = await q.select_hosting_by_external_id(
+        conn, platform_id=platform_id, external_id=external_id
+    )
+    return None if row is None else msgspec.convert(dict(row), Hosting)
+
+
+async def rename_hosting(
+    conn: asyncpg.Connection,
+    *,
+    before: Hosting,
+    name: str,
+    url: str,
+    external_id: str | None,
+    occurred_at: datetime,
+    actor_id: UUID | None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Hosting, int | None]:
+    """Give a locked hosting the platform's new name and URL for it (and its own id, when
+    given); the hosting keeps its id, model, history, grants and decisions. Returns the
+    hosting and the seq of its ``hosting.renamed`` event (None when nothing changed)."""
+    external = before.external_id if external_id is None else external_id
+    if (name, url, external) == (before.name, before.url, before.external_id):
+        return before, None
+    row = await q.rename_hosting(
+        conn, hosting_id=before.id, name=name, url=url, external_id=external
+    )
+    if row is None:
+        raise Conflict(
+            f"this platform already records another hosting named {name!r}"
+            + (f" or of external id {external!r}" if external != before.external_id else "")
+        )
+    after = msgspec.convert(dict(row), Hosting)
+    state = to_state(after)
+    seq = await record_event(
+        conn,
+        stage="prevent",
+        kind="hosting.renamed",
+        subject_type="hosting",
+        subject_id=after.id,
+        model_id=after.model_id,
+        platform_id=after.platform_id,
+        actor_id=actor_id,
+        occurred_at=occurred_at,
+        state=state,
+        changes=diff(to_state(before), state),
+        extra=extra,
+    )
+    return after, seq
 
 
 async def list_hostings(

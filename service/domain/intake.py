@@ -3,6 +3,8 @@
 A delivery is claimed by inserting its id under the platform's UNIQUE constraint
 (``INSERT ... ON CONFLICT DO NOTHING``), never by looking first. A copy that finds the id
 taken writes nothing: it is a duplicate if its body hashes the same, a conflict otherwise.
+A delivery refused for what it says (a download batch naming a model the platform does not
+host, say) rolls back with its claim, so its id stays free for the corrected resend.
 Every ledger event a delivery produces carries a link back to the stored delivery, whose
 row keeps the raw body and headers and lists those events' sequence numbers.
 """
@@ -32,8 +34,10 @@ from service.schemas.webhooks import (
     ModelDownloads,
     ModelHosted,
     ModelRemoved,
+    ModelRenamed,
     ModelRestricted,
     ModelUpdated,
+    ModelUpdatedData,
     WebhookMessage,
 )
 
@@ -235,6 +239,8 @@ async def _apply(conn: asyncpg.Connection, ctx: _Context, message: WebhookMessag
     if isinstance(message, ModelDownloads):
         _own(ctx, message.data.platform)
         return await _downloads(conn, ctx, message)
+    if isinstance(message, ModelRenamed):
+        return await _renamed(conn, ctx, message)
     if isinstance(message, DecommissionExecuted):
         return await _decommission_executed(conn, ctx, message)
     if isinstance(message, IncidentReported):
@@ -276,19 +282,40 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
     """All the counts in a few statements: lock the hostings (in name order, as every path
     that locks several does), write them, append their events. A model named more than
     once takes its counts in the order given, one round per repetition."""
+    counts_given = message.data.counts
+    found = await hostings.lock_hostings_of(
+        conn, platform_id=ctx.platform_id, models=sorted({c.model for c in counts_given})
+    )
+    refused = [(i, c.model) for i, c in enumerate(counts_given) if c.model not in found]
+    if refused:
+        # The whole batch is refused, and its delivery id left unclaimed: the platform
+        # resends the corrected batch (or this one, once the hostings exist) under the
+        # same webhook-id.
+        raise InvalidInput(
+            f"{len(refused)} of {len(counts_given)} counts name a model this platform "
+            "records no hosting of; nothing was written: "
+            + ", ".join(f"counts[{i}] {model!r}" for i, model in refused[:20])
+            + (" ..." if len(refused) > 20 else ""),
+            errors=[
+                (f"data.counts[{i}].model", f"this platform records no hosting of {model!r}")
+                for i, model in refused
+            ],
+        )
     rounds: list[dict[str, int]] = []
-    for count in message.data.counts:
+    for count in counts_given:
         fresh = next((r for r in rounds if count.model not in r), None)
         if fresh is None:
             rounds.append(fresh := {})
         fresh[count.model] = count.downloads
     seqs: list[int] = []
-    for counts in rounds:
+    for n, counts in enumerate(rounds):
         names = sorted(counts)
-        locked = await hostings.lock_hostings_of(conn, platform_id=ctx.platform_id, models=names)
-        missing = [name for name in names if name not in locked]
-        if missing:
-            raise _no_hosting(missing[0])
+        # The first round writes the hostings as locked above; a later one reads them again.
+        locked = (
+            found
+            if n == 0
+            else await hostings.lock_hostings_of(conn, platform_id=ctx.platform_id, models=names)
+        )
         written = await hostings.apply_patches(
             conn,
             changes=[
@@ -303,6 +330,42 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
         )
         seqs += [seq for seq in written if seq is not None]
     return seqs
+
+
+async def _renamed(conn: asyncpg.Connection, ctx: _Context, message: ModelRenamed) -> list[int]:
+    """The hosting named ``model`` (or, failing that, known by ``external_id``) takes the
+    new name and URL; renaming it to the name it has already changes nothing. A rename of
+    a hosting the platform does not record is refused, unless a hub's own webhook sent it."""
+    data = message.data
+    _own(ctx, data.platform)
+    hosting = await _find_hosting(conn, ctx, model=data.model)
+    if hosting is None and data.external_id is not None:
+        hosting = await hostings.lock_hosting_by_external_id(
+            conn, platform_id=ctx.platform_id, external_id=data.external_id
+        )
+    if hosting is None:
+        hosting = await _find_hosting(conn, ctx, model=data.name)
+    if hosting is None:
+        if ctx.link["delivery"]["source"] == "standard":
+            raise _no_hosting(data.model)
+        # A hub's own webhooks cover every repository of an owner: one the registry has not
+        # heard of yet is recorded under its new name, as the hub's other events would.
+        fields = {"model": data.name, "url": data.url, "external_id": data.external_id}
+        update = ModelUpdated(
+            timestamp=message.timestamp, data=msgspec.convert(fields, ModelUpdatedData)
+        )
+        return await _updated(conn, ctx, update)
+    _, seq = await hostings.rename_hosting(
+        conn,
+        before=hosting,
+        name=data.name,
+        url=data.url,
+        external_id=data.external_id,
+        occurred_at=message.timestamp,
+        actor_id=None,
+        extra=ctx.link,
+    )
+    return [] if seq is None else [seq]
 
 
 async def _ensure_model(
@@ -346,11 +409,13 @@ async def _create_hosting(conn: asyncpg.Connection, ctx: _Context, data: Hosting
 async def _hosted(conn: asyncpg.Connection, ctx: _Context, message: ModelHosted) -> list[int]:
     data = message.data
     _own(ctx, data.platform)
-    seqs = await _ensure_model(
-        conn, ctx, name=data.model, base=data.base_model, at=message.timestamp
-    )
+    # The hosting first: one the platform renamed is named by it, not by its model.
     existing = await _find_hosting(conn, ctx, model=data.model)
+    seqs: list[int] = []
     if existing is None:
+        seqs = await _ensure_model(
+            conn, ctx, name=data.model, base=data.base_model, at=message.timestamp
+        )
         hosting_in = HostingIn(
             model=data.model,
             url=data.url,

@@ -3,7 +3,8 @@
 GitHub signs the raw body with HMAC-SHA256 keyed with the webhook's secret text and sends
 ``X-Hub-Signature-256: sha256=<hex>``; ``X-GitHub-Delivery`` is the delivery's unique id
 (kept across redeliveries) and ``X-GitHub-Event`` its type. Repository and release events
-become hosting events; ``ping`` and every other event are accepted and ignored.
+become hosting events (``renamed`` and ``transferred`` a rename of the hosting); ``ping``
+and every other event are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import msgspec
 from service.platforms.standard import SignatureError
 from service.schemas.webhooks import (
     ModelRemoved,
+    ModelRenamed,
+    ModelRenamedData,
     ModelRestricted,
     ModelStatusData,
     ModelUpdated,
@@ -37,6 +40,35 @@ class _Repository(msgspec.Struct, frozen=True):
     license: dict[str, object] | None = None
 
 
+class _Login(msgspec.Struct, frozen=True):
+    login: str
+
+
+class _FromOwner(msgspec.Struct, frozen=True):
+    user: _Login | None = None
+    organization: _Login | None = None
+
+
+class _OwnerChange(msgspec.Struct, frozen=True):
+    # ``from`` is a keyword: renamed on the way in.
+    from_: _FromOwner = msgspec.field(name="from")
+
+
+class _NameFrom(msgspec.Struct, frozen=True):
+    from_: str = msgspec.field(name="from")
+
+
+class _RepositoryChange(msgspec.Struct, frozen=True):
+    name: _NameFrom | None = None
+
+
+class _Changes(msgspec.Struct, frozen=True):
+    """``repository.renamed`` says the old name, ``repository.transferred`` the old owner."""
+
+    repository: _RepositoryChange | None = None
+    owner: _OwnerChange | None = None
+
+
 class _Release(msgspec.Struct, frozen=True):
     tag_name: str
     target_commitish: str | None = None
@@ -48,9 +80,12 @@ class _Payload(msgspec.Struct, frozen=True):
     action: str | None = None
     repository: _Repository | None = None
     release: _Release | None = None
+    #: Read only for renames and transfers: other events' ``changes`` have other shapes.
+    changes: msgspec.Raw = msgspec.Raw()
 
 
 _decoder = msgspec.json.Decoder(_Payload)
+_changes_decoder = msgspec.json.Decoder(_Changes)
 
 _HOSTED = frozenset({"created", "publicized", "unarchived"})
 _RESTRICTED = frozenset({"archived", "privatized"})
@@ -82,6 +117,27 @@ def _licence(repo: _Repository) -> str | None:
     return spdx.lower() if isinstance(spdx, str) and spdx != "NOASSERTION" else None
 
 
+def _old_name(full_name: str, raw: msgspec.Raw) -> str | None:
+    """The repository's full name before a rename or a transfer, if the delivery says."""
+    owner, _, short = full_name.partition("/")
+    if not raw:
+        return None
+    try:
+        changes = _changes_decoder.decode(raw)
+    except msgspec.ValidationError:
+        return None  # not in the documented shape: the hosting is found by its id
+    if changes.repository is not None and changes.repository.name is not None:
+        short = changes.repository.name.from_
+    elif changes.owner is not None:
+        before = changes.owner.from_.user or changes.owner.from_.organization
+        if before is None:
+            return None
+        owner = before.login
+    else:
+        return None
+    return f"{owner}/{short}"
+
+
 def translate(
     body: bytes, *, event: str, received_at: datetime | None = None
 ) -> tuple[str, list[WebhookMessage]]:
@@ -97,7 +153,14 @@ def translate(
     action = payload.action or ""
     messages: list[WebhookMessage] = []
     if event == "repository":
-        if action == "deleted":
+        if action in ("renamed", "transferred"):
+            # Without the old name, the hosting is found by the repository's id.
+            old = _old_name(repo.full_name, payload.changes) or name
+            fields = {**base, "model": old, "name": name}
+            messages.append(
+                ModelRenamed(timestamp=at, data=msgspec.convert(fields, ModelRenamedData))
+            )
+        elif action == "deleted":
             messages.append(ModelRemoved(timestamp=at, data=ModelStatusData(model=name)))
         elif action in _RESTRICTED:
             messages.append(

@@ -3,7 +3,8 @@
 The Hub sends the secret configured on the webhook verbatim in ``X-Webhook-Secret`` (no
 HMAC, no timestamp), so it is compared in constant time with each active secret, and a
 delivery's id is the SHA-256 of its body: a redelivery of the same payload is a duplicate.
-Repo events on models become hosting events; everything else is accepted and ignored.
+Repo events on models become hosting events (``repo.move`` a rename of the hosting);
+everything else is accepted and ignored.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import msgspec
 from service.platforms.standard import SignatureError
 from service.schemas.webhooks import (
     ModelRemoved,
+    ModelRenamed,
+    ModelRenamedData,
     ModelRestricted,
     ModelStatusData,
     ModelUpdated,
@@ -56,6 +59,10 @@ class _Config(msgspec.Struct, frozen=True):
     disabled: bool | None = None
 
 
+class _MovedTo(msgspec.Struct, frozen=True):
+    name: str
+
+
 class _Payload(msgspec.Struct, frozen=True):
     """The parts of a Hub payload the registry reads; other fields are ignored."""
 
@@ -63,6 +70,8 @@ class _Payload(msgspec.Struct, frozen=True):
     repo: _Repo
     webhook: _Webhook
     updatedConfig: _Config | None = None
+    #: ``repo.move``: the repository's new full name (``repo`` is as it was).
+    movedTo: _MovedTo | None = None
 
 
 _decoder = msgspec.json.Decoder(_Payload)
@@ -83,6 +92,15 @@ def delivery_id(body: bytes) -> str:
     return "hf-" + hashlib.sha256(body).hexdigest()
 
 
+def _moved(repo: _Repo, new_name: str, url: str, at: datetime) -> ModelRenamed:
+    """``repo.move``: the hosting follows the repository to its new name and URL."""
+    base = url.removesuffix(repo.name) if url.endswith(repo.name) else "https://huggingface.co/"
+    fields = {"model": repo.name, "name": new_name, "url": base + new_name}
+    if repo.id:
+        fields["external_id"] = repo.id
+    return ModelRenamed(timestamp=at, data=msgspec.convert(fields, ModelRenamedData))
+
+
 def translate(
     body: bytes, *, received_at: datetime | None = None
 ) -> tuple[str, list[WebhookMessage]]:
@@ -97,7 +115,9 @@ def translate(
     scope, action = payload.event.scope, payload.event.action
     url = repo.url.web or f"https://huggingface.co/{name}"
     messages: list[WebhookMessage] = []
-    if scope == "repo" and action == "delete":
+    if scope == "repo" and action == "move" and payload.movedTo is not None:
+        messages.append(_moved(repo, payload.movedTo.name, url, at))
+    elif scope == "repo" and action == "delete":
         messages.append(ModelRemoved(timestamp=at, data=ModelStatusData(model=name)))
     elif scope in ("repo", "repo.content") and action in ("create", "update"):
         fields: dict[str, object] = {"model": name, "url": url, "external_id": repo.id}

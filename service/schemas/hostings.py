@@ -94,6 +94,9 @@ class Hosting(msgspec.Struct, frozen=True, kw_only=True):
     id: UUID
     model_id: UUID
     model: str
+    #: The name the platform hosts the model under: the model's name, unless the platform
+    #: renamed or moved its repository since (``model.renamed``).
+    name: str
     platform_id: UUID
     platform: str
     external_id: str | None

@@ -73,6 +73,10 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 NoteBody = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 
 
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
 class IncidentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A new incident report, from any channel.
 
@@ -80,26 +84,62 @@ class IncidentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     or hosting must be named (a hosting brings its model along).
     """
 
-    title: Title
-    category: Category
-    severity: Severity
-    description: Description = ""
-    subcategory: Subcategory | None = None
-    harm_types: Tags = msgspec.field(default_factory=list)
-    affected_parties: Tags = msgspec.field(default_factory=list)
-    #: A serious incident in the sense of EU AI Act Article 3(49); needs ``serious_kind``.
-    serious: bool = False
-    serious_kind: SeriousKind | None = None
-    #: Someone died (shortens the Article 73 deadline to 10 days).
-    death: bool = False
-    #: A widespread infringement (Article 3(61)); shortens the deadline to 2 days.
-    widespread: bool = False
-    models: ModelNames = msgspec.field(default_factory=list)
-    hostings: HostingIds = msgspec.field(default_factory=list)
-    evidence_urls: Evidence = msgspec.field(default_factory=list)
-    occurred_at: datetime | None = None
-    #: When the reporter became aware of it; defaults to the time it is recorded.
-    aware_at: datetime | None = None
+    title: Annotated[Title, _doc("A one-line summary. Required.")]
+    category: Annotated[Category, _doc("What kind of incident it is. Required.")]
+    severity: Annotated[Severity, _doc("How bad it is, as the reporter judges. Required.")]
+    description: Annotated[Description, _doc("What happened. Absent: empty.")] = ""
+    subcategory: Annotated[
+        Subcategory | None, _doc("A finer kind within the category. Absent or null: none.")
+    ] = None
+    harm_types: Annotated[Tags, _doc("Kinds of harm done. Absent: none named.")] = msgspec.field(
+        default_factory=list
+    )
+    affected_parties: Annotated[Tags, _doc("Who was harmed. Absent: none named.")] = msgspec.field(
+        default_factory=list
+    )
+    serious: Annotated[
+        bool,
+        _doc(
+            "A serious incident in the sense of EU AI Act Article 3(49); needs "
+            "`serious_kind`. Absent: false."
+        ),
+    ] = False
+    serious_kind: Annotated[
+        SeriousKind | None,
+        _doc("Which kind of serious incident; required when `serious`. Absent or null: none."),
+    ] = None
+    death: Annotated[
+        bool,
+        _doc("Someone died (shortens the Article 73 deadline to 10 days). Absent: false."),
+    ] = False
+    widespread: Annotated[
+        bool,
+        _doc(
+            "A widespread infringement (Article 3(61)); shortens the deadline to 2 days. "
+            "Absent: false."
+        ),
+    ] = False
+    models: Annotated[
+        ModelNames,
+        _doc("Models concerned, by canonical name. Absent: none (then name a hosting)."),
+    ] = msgspec.field(default_factory=list)
+    hostings: Annotated[
+        HostingIds,
+        _doc("Hostings concerned, by the registry's id. Absent: none (then name a model)."),
+    ] = msgspec.field(default_factory=list)
+    evidence_urls: Annotated[Evidence, _doc("Where the evidence is. Absent: none.")] = (
+        msgspec.field(default_factory=list)
+    )
+    occurred_at: Annotated[datetime | None, _doc("When it happened. Absent or null: unknown.")] = (
+        None
+    )
+    aware_at: Annotated[
+        datetime | None,
+        _doc(
+            "When the reporter became aware of it (deadlines run from it). Absent or null: "
+            "when it is recorded."
+        ),
+    ] = None
 
 
 class IncidentPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -40,6 +40,8 @@ __all__ = [
     "ModelHosted",
     "ModelHostedData",
     "ModelRemoved",
+    "ModelRenamed",
+    "ModelRenamedData",
     "ModelRestricted",
     "ModelStatusData",
     "ModelUpdated",
@@ -55,58 +57,180 @@ AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
-class ModelHostedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The platform hosts the model (an unregistered model is registered on the way)."""
+def _doc(text: str) -> msgspec.Meta:
+    """A field's description in the published contract: what it means, and what its
+    absence means."""
+    return msgspec.Meta(description=text)
 
-    model: ModelName
-    url: HttpUrl
-    #: Optional; when given it must be the sending platform's own slug.
-    platform: PlatformSlug | None = None
-    external_id: ExternalId | None = None
-    revision: Revision | None = None
-    licence: Licence | None = None
-    base_model: ModelName | None = None
-    gated: bool = False
-    downloads: Downloads | None = None
-    documentation: Documentation = Documentation()
+
+_MODEL = (
+    "The name the platform hosts the model under: the model's canonical name (`owner/name`), "
+    "or the hosting's new name once renamed with `model.renamed`. Required."
+)
+_PLATFORM = (
+    "The sending platform's own slug. Absent or null: the platform the delivery is "
+    "signed for. Any other slug is refused (403)."
+)
+
+
+class ModelHostedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The platform hosts the model (an unregistered model is registered on the way). For a
+    hosting the platform already records, the message is its whole new state: an absent
+    optional field is cleared, not kept."""
+
+    model: Annotated[
+        ModelName,
+        _doc(
+            "The model's canonical name (`owner/name`); registered if the registry does not "
+            "know it yet. For a hosting that was renamed, its current name. Required."
+        ),
+    ]
+    url: Annotated[HttpUrl, _doc("The hosting's page on the platform. Required.")]
+    platform: Annotated[PlatformSlug | None, _doc(_PLATFORM)] = None
+    external_id: Annotated[
+        ExternalId | None,
+        _doc("The platform's own id for the repository. Absent or null: none recorded."),
+    ] = None
+    revision: Annotated[
+        Revision | None,
+        _doc("The revision hosted (commit, tag). Absent or null: unknown, none recorded."),
+    ] = None
+    licence: Annotated[
+        Licence | None,
+        _doc("The licence, preferably an SPDX id in lower case. Absent or null: unknown."),
+    ] = None
+    base_model: Annotated[
+        ModelName | None,
+        _doc(
+            "The model this one derives from; registered (and linked) only when the model "
+            "itself is registered by this message. Absent or null: no base recorded."
+        ),
+    ] = None
+    gated: Annotated[
+        bool, _doc("Access needs the platform's approval. Absent: false (not gated).")
+    ] = False
+    downloads: Annotated[
+        Downloads | None,
+        _doc("The download count. Absent or null: no count; a recorded count is kept."),
+    ] = None
+    documentation: Annotated[
+        Documentation,
+        _doc(
+            "Which documents exist (model card, safety testing, risk analysis, use guidance). "
+            "Absent: none is present."
+        ),
+    ] = Documentation()
 
 
 class ModelUpdatedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Only the fields sent change. With no hosting of the model on the sending platform
-    yet, a ``url`` makes one (as ``model.hosted`` would); without one it is refused."""
+    """Only the fields sent change: an absent field keeps its recorded value. With no
+    hosting of the model on the sending platform yet, a ``url`` makes one (as
+    ``model.hosted`` would); without one it is refused (422)."""
 
-    model: ModelName
-    platform: PlatformSlug | None = None
-    url: HttpUrl | msgspec.UnsetType = msgspec.UNSET
-    external_id: ExternalId | msgspec.UnsetType | None = msgspec.UNSET
-    revision: Revision | msgspec.UnsetType | None = msgspec.UNSET
-    licence: Licence | msgspec.UnsetType | None = msgspec.UNSET
-    gated: bool | msgspec.UnsetType = msgspec.UNSET
-    disabled: bool | msgspec.UnsetType = msgspec.UNSET
-    #: ``hosted`` reinstates a removed or restricted hosting.
-    status: HostingStatus | msgspec.UnsetType = msgspec.UNSET
-    downloads: Downloads | msgspec.UnsetType = msgspec.UNSET
-    documentation: DocumentationPatch | msgspec.UnsetType = msgspec.UNSET
+    model: Annotated[ModelName, _doc(_MODEL)]
+    platform: Annotated[PlatformSlug | None, _doc(_PLATFORM)] = None
+    url: Annotated[
+        HttpUrl | msgspec.UnsetType,
+        _doc("The hosting's page. Absent: unchanged (and no hosting is created)."),
+    ] = msgspec.UNSET
+    external_id: Annotated[
+        ExternalId | msgspec.UnsetType | None,
+        _doc("The platform's own id. Absent: unchanged; null: cleared."),
+    ] = msgspec.UNSET
+    revision: Annotated[
+        Revision | msgspec.UnsetType | None,
+        _doc("The revision hosted. Absent: unchanged; null: cleared."),
+    ] = msgspec.UNSET
+    licence: Annotated[
+        Licence | msgspec.UnsetType | None,
+        _doc("The licence. Absent: unchanged; null: cleared."),
+    ] = msgspec.UNSET
+    gated: Annotated[
+        bool | msgspec.UnsetType, _doc("Access needs approval. Absent: unchanged.")
+    ] = msgspec.UNSET
+    disabled: Annotated[
+        bool | msgspec.UnsetType,
+        _doc("The platform disabled the repository. Absent: unchanged."),
+    ] = msgspec.UNSET
+    status: Annotated[
+        HostingStatus | msgspec.UnsetType,
+        _doc("`hosted` reinstates a removed or restricted hosting. Absent: unchanged."),
+    ] = msgspec.UNSET
+    downloads: Annotated[
+        Downloads | msgspec.UnsetType, _doc("The download count. Absent: unchanged.")
+    ] = msgspec.UNSET
+    documentation: Annotated[
+        DocumentationPatch | msgspec.UnsetType,
+        _doc("The documents named change; absent ones (or an absent field) are unchanged."),
+    ] = msgspec.UNSET
 
 
 class ModelStatusData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The platform removed or restricted its hosting of the model."""
 
-    model: ModelName
-    platform: PlatformSlug | None = None
-    reason: Reason | None = None
+    model: Annotated[ModelName, _doc(_MODEL + " The platform must record a hosting of it.")]
+    platform: Annotated[PlatformSlug | None, _doc(_PLATFORM)] = None
+    reason: Annotated[
+        Reason | None,
+        _doc("Why, in the platform's words; kept with the ledger event. Absent or null: none."),
+    ] = None
+
+
+class ModelRenamedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The platform renamed its repository of the model, or moved it to another owner: the
+    hosting takes the new name and URL and keeps its id, model, history and decisions.
+    Sending the same rename again changes nothing."""
+
+    model: Annotated[
+        ModelName,
+        _doc(
+            "The name the hosting had until now. Required. A platform that records no "
+            "hosting by that name (nor by `external_id`, when given) is refused (422)."
+        ),
+    ]
+    name: Annotated[
+        ModelName,
+        _doc(
+            "The new name; later deliveries name the hosting by it. Another hosting of the "
+            "platform by that name is a conflict (409). Required."
+        ),
+    ]
+    url: Annotated[HttpUrl, _doc("The hosting's URL under its new name. Required.")]
+    external_id: Annotated[
+        ExternalId | None,
+        _doc(
+            "The platform's own id for the repository. Absent or null: the hosting keeps the "
+            "id recorded and is found by `model` only. Given: it is recorded, and a hosting "
+            "that `model` does not name is found by it."
+        ),
+    ] = None
+    platform: Annotated[PlatformSlug | None, _doc(_PLATFORM)] = None
 
 
 class DownloadCount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    model: ModelName
-    downloads: Downloads
+    model: Annotated[
+        ModelName,
+        _doc(_MODEL + " The platform must record a hosting of it, or the batch is refused."),
+    ]
+    downloads: Annotated[Downloads, _doc("The download count. Required.")]
 
 
 class ModelDownloadsData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Download counts for many hosted models at once."""
+    """Download counts for many hosted models at once, all or nothing: a batch naming any
+    model the platform records no hosting of is refused (422), with one entry in the
+    problem's ``errors`` per offending item (``key`` ``data.counts[<index>].model``), nothing
+    written and the ``webhook-id`` left unclaimed, so the corrected batch (or the same one,
+    once the hostings are announced) can be sent under the same id."""
 
-    counts: Annotated[list[DownloadCount], msgspec.Meta(min_length=1, max_length=1000)]
-    platform: PlatformSlug | None = None
+    counts: Annotated[
+        list[DownloadCount],
+        msgspec.Meta(
+            min_length=1,
+            max_length=1000,
+            description="1 to 1,000 counts; a model named twice takes its counts in order.",
+        ),
+    ]
+    platform: Annotated[PlatformSlug | None, _doc(_PLATFORM)] = None
 
 
 class DecommissionExecutedData(
@@ -114,10 +238,22 @@ class DecommissionExecutedData(
 ):
     """The platform carried out a recall or restriction it was notified of."""
 
-    decision_id: UUID
-    model: ModelName
-    outcome: Literal["removed", "restricted"]
-    executed_at: AwareDatetime | None = None
+    decision_id: Annotated[UUID, _doc("The decision, as `decision_id` in the notice. Required.")]
+    model: Annotated[
+        ModelName,
+        _doc(
+            "The name the platform hosts the model under (a hosting's `name` in the notice). "
+            "Required."
+        ),
+    ]
+    outcome: Annotated[
+        Literal["removed", "restricted"],
+        _doc("What the platform did; the hosting takes this status. Required."),
+    ]
+    executed_at: Annotated[
+        AwareDatetime | None,
+        _doc("When it was done. Absent or null: the message's `timestamp`."),
+    ] = None
 
 
 class _Message(
@@ -143,6 +279,10 @@ class ModelRestricted(_Message, frozen=True, tag="model.restricted"):
     data: ModelStatusData
 
 
+class ModelRenamed(_Message, frozen=True, tag="model.renamed"):
+    data: ModelRenamedData
+
+
 class ModelDownloads(_Message, frozen=True, tag="model.downloads"):
     data: ModelDownloadsData
 
@@ -162,6 +302,7 @@ WebhookMessage = (
     | ModelUpdated
     | ModelRemoved
     | ModelRestricted
+    | ModelRenamed
     | ModelDownloads
     | DecommissionExecuted
     | IncidentReported

@@ -9,7 +9,9 @@ import asyncpg
 
 __all__ = [
     "insert_hosting",
+    "rename_hosting",
     "select_hosting",
+    "select_hosting_by_external_id",
     "select_hostings",
     "select_hostings_of",
     "update_hosting",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 COLUMNS = """
-h.id, h.model_id, m.name AS model, h.platform_id, p.slug AS platform, h.external_id, h.url,
+h.id, h.model_id, m.name AS model, h.name, h.platform_id, p.slug AS platform, h.external_id, h.url,
 h.revision, h.licence, h.gated, h.disabled, h.status, h.downloads, h.downloads_at,
 jsonb_build_object(
   'model_card', jsonb_build_object('present', h.model_card_present, 'url', h.model_card_url),
@@ -41,15 +43,16 @@ WRITABLE = (
 )
 
 # Insert and update answer with the whole record, as SELECT_ONE would: one round trip.
-_RETURNING = f"RETURNING id, model_id, platform_id, {WRITABLE}, created_at, updated_at"
+_RETURNING = f"RETURNING id, model_id, name, platform_id, {WRITABLE}, created_at, updated_at"
 _AS_RECORD = f"""
 SELECT {COLUMNS} FROM h JOIN models m ON m.id = h.model_id JOIN platforms p ON p.id = h.platform_id
 """
 
 INSERT = f"""
 WITH h AS (
-  INSERT INTO hostings (model_id, platform_id, {WRITABLE})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+  INSERT INTO hostings (model_id, platform_id, {WRITABLE}, name)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+          $20)
   ON CONFLICT DO NOTHING
   {_RETURNING}
 )
@@ -159,9 +162,10 @@ async def insert_hosting(
     downloads: int | None,
     downloads_at: datetime | None,
     documentation: dict[str, dict[str, object]],
+    name: str,
 ) -> asyncpg.Record | None:
     """The new record, or None when the platform already hosts the model (or the external
-    id)."""
+    id, or a hosting of that name)."""
     values = writable_values(
         external_id=external_id,
         url=url,
@@ -174,7 +178,7 @@ async def insert_hosting(
         downloads_at=downloads_at,
         documentation=documentation,
     )
-    return await conn.fetchrow(INSERT, model_id, platform_id, *values)
+    return await conn.fetchrow(INSERT, model_id, platform_id, *values, name)
 
 
 async def update_hosting(
@@ -237,12 +241,28 @@ async def select_hostings(
     )
 
 
-# Lock order is the model's name, as every other path that locks several hostings uses.
+# Found by the hosting's own name (the model's, unless the platform renamed it); lock
+# order is that name, as every other path that locks several hostings uses.
 SELECT_MANY_OF_MODELS_FOR_UPDATE = f"""
 SELECT {COLUMNS} {FROM}
-WHERE h.platform_id = $1 AND m.name = ANY($2::text[])
-ORDER BY m.name
+WHERE h.platform_id = $1 AND h.name = ANY($2::text[])
+ORDER BY h.name
 FOR UPDATE OF h
+"""
+
+SELECT_BY_EXTERNAL_ID_FOR_UPDATE = f"""
+SELECT {COLUMNS} {FROM}
+WHERE h.platform_id = $1 AND h.external_id = $2
+FOR UPDATE OF h
+"""
+
+RENAME = f"""
+WITH h AS (
+  UPDATE hostings SET (name, url, external_id, updated_at) = ($2, $3, $4, now())
+  WHERE id = $1
+  {_RETURNING}
+)
+{_AS_RECORD}
 """
 
 
@@ -252,3 +272,22 @@ async def select_hostings_of(
     """``platform_id``'s hostings of the models named, locked in name order; a model it
     does not host is left out."""
     return list(await conn.fetch(SELECT_MANY_OF_MODELS_FOR_UPDATE, platform_id, models))
+
+
+async def select_hosting_by_external_id(
+    conn: asyncpg.Connection, *, platform_id: UUID, external_id: str
+) -> asyncpg.Record | None:
+    """``platform_id``'s hosting with the platform's own id ``external_id``, locked."""
+    return await conn.fetchrow(SELECT_BY_EXTERNAL_ID_FOR_UPDATE, platform_id, external_id)
+
+
+async def rename_hosting(
+    conn: asyncpg.Connection, *, hosting_id: UUID, name: str, url: str, external_id: str | None
+) -> asyncpg.Record | None:
+    """The record under its new name and URL; None when the platform has another hosting
+    of that name already."""
+    try:
+        async with conn.transaction():
+            return await conn.fetchrow(RENAME, hosting_id, name, url, external_id)
+    except asyncpg.UniqueViolationError:
+        return None
