@@ -23,7 +23,7 @@ from litestar import Litestar
 from standardwebhooks import Webhook
 
 from service.openapi import openapi_document, render_openapi
-from service.schemas.notices import DecommissionNotice, DecommissionWithdrawn
+from service.schemas.notices import DecommissionNotice, DecommissionWithdrawn, EndpointTest
 from service.schemas.webhooks import decode_message
 from tests.conftest import PlatformFixture
 from tests.helpers.notices import (
@@ -113,10 +113,15 @@ def test_every_published_example_is_a_valid_message() -> None:
         assert target["additionalProperties"] is False, name
         for field, spec in target["properties"].items():
             assert spec.get("description"), (name, field)
-    assert set(document["webhooks"]) == {"decommission.notice", "decommission.withdrawn"}
+    assert set(document["webhooks"]) == {
+        "decommission.notice",
+        "decommission.withdrawn",
+        "endpoint.test",
+    }
     for name in (
         "DecommissionNoticeData",
         "DecommissionWithdrawnData",
+        "EndpointTestData",
         "NoticeHosting",
         "Approval",
     ):
@@ -129,12 +134,15 @@ def test_every_published_example_is_a_valid_message() -> None:
     msgspec.json.decode(notice, type=DecommissionNotice)
     withdrawn = msgspec.json.encode(_published_example("DecommissionWithdrawn"))
     msgspec.json.decode(withdrawn, type=DecommissionWithdrawn)
+    test_notice = msgspec.json.encode(_published_example("EndpointTest"))
+    msgspec.json.decode(test_notice, type=EndpointTest)
 
 
 def _published_example_name(event_type: str) -> str:
     return {
         "decommission.notice": "DecommissionNotice",
         "decommission.withdrawn": "DecommissionWithdrawn",
+        "endpoint.test": "EndpointTest",
     }[event_type]
 
 

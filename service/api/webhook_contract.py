@@ -33,7 +33,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.base import BaseSchemaObject
 
-from service.schemas.notices import DecommissionNotice, DecommissionWithdrawn
+from service.schemas.notices import DecommissionNotice, DecommissionWithdrawn, EndpointTest
 from service.schemas.webhooks import WebhookMessage
 
 __all__ = [
@@ -148,6 +148,12 @@ NOTICE_EXAMPLES: dict[str, dict[str, Any]] = {
         "reason": "The incident was a false report.",
         "hostings": [_HOSTING],
     },
+    "endpoint.test": {
+        "endpoint_id": "0193a5c8-7a00-7000-8000-0000000000e1",
+        "platform": "hubzilla",
+        "url": "https://hubzilla.example/registry-notices",
+        "note": "A test notice the platform asked for; there is nothing to act on.",
+    },
 }
 
 _MESSAGE_NAMES = {
@@ -163,6 +169,7 @@ _MESSAGE_NAMES = {
 _NOTICE_NAMES = {
     "decommission.notice": "DecommissionNotice",
     "decommission.withdrawn": "DecommissionWithdrawn",
+    "endpoint.test": "EndpointTest",
 }
 
 
@@ -273,11 +280,17 @@ def _described_refs(components: dict[str, Any], types: list[Any]) -> None:
 
 def _components() -> dict[str, Any]:
     (messages, notices), components = msgspec.json.schema_components(
-        [WebhookMessage, DecommissionNotice | DecommissionWithdrawn], ref_template=_REF
+        [WebhookMessage, DecommissionNotice | DecommissionWithdrawn | EndpointTest],
+        ref_template=_REF,
     )
     data_types = [
         field.type
-        for member in (*get_args(WebhookMessage), DecommissionNotice, DecommissionWithdrawn)
+        for member in (
+            *get_args(WebhookMessage),
+            DecommissionNotice,
+            DecommissionWithdrawn,
+            EndpointTest,
+        )
         for field in cast("msgspec.inspect.StructType", msgspec.inspect.type_info(member)).fields
         if field.name == "data"
     ]

@@ -22,6 +22,8 @@ __all__ = [
     "DecommissionNoticeData",
     "DecommissionWithdrawn",
     "DecommissionWithdrawnData",
+    "EndpointTest",
+    "EndpointTestData",
     "NoticeHosting",
 ]
 
@@ -141,6 +143,16 @@ class DecommissionWithdrawnData(msgspec.Struct, frozen=True, kw_only=True):
     ]
 
 
+class EndpointTestData(msgspec.Struct, frozen=True, kw_only=True):
+    """A test notice the platform asked for (``POST /v1/endpoints/{id}/test``): nothing to act
+    on; it shows that the endpoint receives and verifies notices."""
+
+    endpoint_id: Annotated[UUID, _doc("The endpoint the test was asked for.")]
+    platform: Annotated[str, _doc("The platform's slug.")]
+    url: Annotated[str, _doc("The endpoint's URL when the test was queued.")]
+    note: Annotated[str, _doc("A sentence saying that there is nothing to act on.")]
+
+
 class _Notice(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     id: Annotated[UUID, _doc("The notice's id: also its `webhook-id`, the same on every attempt.")]
     timestamp: Annotated[datetime, _doc("When the notice was queued.")]
@@ -152,3 +164,7 @@ class DecommissionNotice(_Notice, frozen=True, tag="decommission.notice"):
 
 class DecommissionWithdrawn(_Notice, frozen=True, tag="decommission.withdrawn"):
     data: DecommissionWithdrawnData
+
+
+class EndpointTest(_Notice, frozen=True, tag="endpoint.test"):
+    data: EndpointTestData
