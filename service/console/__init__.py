@@ -9,6 +9,7 @@ from __future__ import annotations
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
+from service.console.report import ReportPageController
 from service.console.signin import SignInController
 from service.console.web import (
     HERE,
@@ -27,6 +28,7 @@ def console_router() -> Router:
         path="/",
         route_handlers=[
             SignInController,
+            ReportPageController,
             create_static_files_router(path="/console/static", directories=[HERE / "static"]),
         ],
         dependencies=console_dependencies,

@@ -15,8 +15,8 @@ from service.console.web import (
     PublicForm,
     Viewer,
     form_cookie,
+    form_token,
     idle_timeout,
-    new_form_token,
     page,
     safe_back_to,
     session_cookie,
@@ -29,7 +29,7 @@ __all__ = ["SignInController"]
 def _sign_in_page(
     request: Request[Any, Any, Any], *, back_to: str, error: str | None, status_code: int = 200
 ) -> Template:
-    token = new_form_token()
+    token = form_token(request)
     return page(
         "sign_in.html",
         viewer=None,

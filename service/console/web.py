@@ -112,7 +112,12 @@ def form_cookie(request: Request[Any, Any, Any], value: str, path: str) -> Cooki
     )
 
 
-def new_form_token() -> str:
+def form_token(request: Request[Any, Any, Any]) -> str:
+    """The browser's form token for pages without a session: kept while it has one, so
+    two open tabs do not spoil each other's forms."""
+    current = request.cookies.get(FORM_COOKIE, "")
+    if 32 <= len(current) <= 64 and current.replace("-", "").replace("_", "").isalnum():
+        return current
     return secrets.token_urlsafe(32)
 
 
@@ -211,10 +216,17 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _error_page(request: Request[Any, Any, Any], status: int, detail: str) -> Response[Any]:
-    return page(
+def _error_page(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    response = page(
         "error.html", viewer=None, title=f"Error {status}", status_code=status, detail=detail
     )
+    response.headers.update(headers or {})
+    return response
 
 
 def _registry_error(request: Request[Any, Any, Any], exc: RegistryError) -> Response[Any]:
@@ -226,7 +238,7 @@ def _registry_error(request: Request[Any, Any, Any], exc: RegistryError) -> Resp
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if not _wants_html(request) or exc.status_code >= 500:
         return problem_handlers[HTTPException](request, exc)
-    return _error_page(request, exc.status_code, exc.detail)
+    return _error_page(request, exc.status_code, exc.detail, dict(exc.headers or {}))
 
 
 def _not_signed_in(request: Request[Any, Any, Any], exc: NotSignedIn) -> Response[Any]:

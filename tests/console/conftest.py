@@ -80,6 +80,8 @@ class Browsing:
     page: Page
     base_url: str
     errors: list[str] = field(default_factory=list)
+    #: Whether the page runs scripts; axe-core needs them, so without, ``check`` does not scan.
+    javascript: bool = True
     #: Statuses of documents the test asks for on purpose (Chromium logs them as errors).
     expected_statuses: set[int] = field(default_factory=set)
 
@@ -100,6 +102,8 @@ class Browsing:
 
     async def check(self, name: str) -> None:
         """axe-core, phone width and screenshots for the page as it stands now."""
+        if not self.javascript:
+            return  # the same pages are scanned by the tests that run with scripts
         await self.page.wait_for_load_state("load")
         if not await self.page.evaluate("typeof axe !== 'undefined'"):
             # Evaluated through the DevTools protocol: the page's CSP does not apply to it.
@@ -125,10 +129,12 @@ class Browsing:
         return [e for e in self.errors if not any(a.search(e) for a in allowed)]
 
 
-async def open_tab(browser: Browser, base_url: str) -> AsyncIterator[Browsing]:
-    context = await browser.new_context(viewport=DESKTOP)
+async def open_tab(
+    browser: Browser, base_url: str, *, javascript: bool = True
+) -> AsyncIterator[Browsing]:
+    context = await browser.new_context(viewport=DESKTOP, java_script_enabled=javascript)
     page = await context.new_page()
-    tab = Browsing(page=page, base_url=base_url)
+    tab = Browsing(page=page, base_url=base_url, javascript=javascript)
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -154,4 +160,14 @@ async def tab(browser: Browser, live: LiveService) -> AsyncIterator[Browsing]:
 async def other_tab(browser: Browser, live: LiveService) -> AsyncIterator[Browsing]:
     """A second, separate browser (its own cookies), for two people at once."""
     async for opened in open_tab(browser, live.base_url):
+        yield opened
+
+
+@pytest.fixture(params=["with-javascript", "without-javascript"])
+async def either_tab(
+    request: pytest.FixtureRequest, browser: Browser, live: LiveService
+) -> AsyncIterator[Browsing]:
+    """A page that must work with JavaScript and without: the test runs once each way."""
+    javascript = request.param == "with-javascript"
+    async for opened in open_tab(browser, live.base_url, javascript=javascript):
         yield opened
