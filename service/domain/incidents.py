@@ -316,9 +316,11 @@ async def list_incidents(
     include_lineage: bool = True,
     after: UUID | None = None,
     limit: int,
+    text: str | None = None,
 ) -> list[IncidentView]:
     """Incidents by filter; with ``model_id``, also those on its ancestors and descendants
-    (flagged ``inherited``) unless ``include_lineage`` is false."""
+    (flagged ``inherited``) unless ``include_lineage`` is false; with ``text``, only those
+    whose title or description holds it (ignoring case)."""
     rows = await q.select_incidents(
         conn,
         status=status,
@@ -334,6 +336,7 @@ async def list_incidents(
         now=now,
         after=after,
         limit=limit,
+        text=text,
     )
     return [
         to_view(

@@ -99,6 +99,8 @@ _FILTERS = """
        OR EXISTS (SELECT 1 FROM incident_models g
                   WHERE g.incident_id = i.id AND g.model_id = ANY ($8::uuid[])))
   AND ($9::uuid IS NULL OR i.id > $9)
+  -- Words in the title or description: a plain substring, never a pattern from input.
+  AND ($12::text IS NULL OR strpos(lower(i.title || ' ' || i.description), lower($12)) > 0)
 """
 
 SELECT_MANY = f"""
@@ -113,21 +115,21 @@ LIMIT $10
 # Walks are bounded in depth so a corrupt graph cannot run away.
 SELECT_BY_MODEL = f"""
 WITH RECURSIVE up (id, depth) AS (
-  SELECT base_model_id, 1 FROM models WHERE id = $12 AND base_model_id IS NOT NULL AND $13::boolean
+  SELECT base_model_id, 1 FROM models WHERE id = $13 AND base_model_id IS NOT NULL AND $14::boolean
   UNION ALL
   SELECT m.base_model_id, up.depth + 1 FROM up JOIN models m ON m.id = up.id
   WHERE m.base_model_id IS NOT NULL AND up.depth < 64
 ), down (id, depth) AS (
-  SELECT id, 1 FROM models WHERE base_model_id = $12 AND $13::boolean
+  SELECT id, 1 FROM models WHERE base_model_id = $13 AND $14::boolean
   UNION ALL
   SELECT m.id, down.depth + 1 FROM down JOIN models m ON m.base_model_id = down.id
   WHERE down.depth < 64
 ), lineage (id) AS (
-  SELECT $12::uuid UNION SELECT id FROM up UNION SELECT id FROM down
+  SELECT $13::uuid UNION SELECT id FROM up UNION SELECT id FROM down
 )
 SELECT {COLUMNS},
        NOT EXISTS (SELECT 1 FROM incident_models d
-                   WHERE d.incident_id = i.id AND d.model_id = $12) AS inherited
+                   WHERE d.incident_id = i.id AND d.model_id = $13) AS inherited
 FROM incidents i
 WHERE EXISTS (SELECT 1 FROM incident_models l JOIN lineage ON lineage.id = l.model_id
               WHERE l.incident_id = i.id)
@@ -288,6 +290,7 @@ async def select_incidents(
     now: datetime,
     after: UUID | None,
     limit: int,
+    text: str | None = None,
 ) -> list[asyncpg.Record]:
     args: list[object] = [
         status,
@@ -301,6 +304,7 @@ async def select_incidents(
         after,
         limit,
         now,
+        text,
     ]
     if model_id is None:
         return list(await conn.fetch(SELECT_MANY, *args))
