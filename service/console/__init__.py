@@ -9,8 +9,10 @@ from __future__ import annotations
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
+from service.console.incident import IncidentPageController
 from service.console.report import ReportPageController
 from service.console.signin import SignInController
+from service.console.triage import TriageController
 from service.console.web import (
     HERE,
     console_dependencies,
@@ -29,6 +31,8 @@ def console_router() -> Router:
         route_handlers=[
             SignInController,
             ReportPageController,
+            TriageController,
+            IncidentPageController,
             create_static_files_router(path="/console/static", directories=[HERE / "static"]),
         ],
         dependencies=console_dependencies,

@@ -188,9 +188,9 @@ def require(viewer: ConsoleSession, *roles: Role) -> None:
 #: The console's navigation per role: only pages the role may read.
 NAV: dict[str, list[tuple[str, str]]] = {
     "admin": [("/console/incidents", "Triage queue")],
-    "platform": [],
-    "auditor": [],
-    "regulator": [],
+    "platform": [("/console/incidents", "Incidents")],
+    "auditor": [("/console/incidents", "Incidents")],
+    "regulator": [("/console/incidents", "Incidents")],
 }
 
 
