@@ -9,7 +9,9 @@ from __future__ import annotations
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
+from service.console.catalogue import CatalogueController
 from service.console.incident import IncidentPageController
+from service.console.platform_view import PlatformViewController
 from service.console.report import ReportPageController
 from service.console.signin import SignInController
 from service.console.triage import TriageController
@@ -33,6 +35,8 @@ def console_router() -> Router:
             ReportPageController,
             TriageController,
             IncidentPageController,
+            CatalogueController,
+            PlatformViewController,
             create_static_files_router(path="/console/static", directories=[HERE / "static"]),
         ],
         dependencies=console_dependencies,

@@ -187,10 +187,30 @@ def require(viewer: ConsoleSession, *roles: Role) -> None:
 
 #: The console's navigation per role: only pages the role may read.
 NAV: dict[str, list[tuple[str, str]]] = {
-    "admin": [("/console/incidents", "Triage queue")],
-    "platform": [("/console/incidents", "Incidents")],
-    "auditor": [("/console/incidents", "Incidents")],
-    "regulator": [("/console/incidents", "Incidents")],
+    "admin": [
+        ("/console/incidents", "Triage queue"),
+        ("/console/models", "Models"),
+        ("/console/hostings", "Hostings"),
+        ("/console/platforms", "Platforms"),
+    ],
+    "platform": [
+        ("/console/platform", "My platform"),
+        ("/console/incidents", "Incidents"),
+        ("/console/models", "Models"),
+        ("/console/hostings", "Hostings"),
+    ],
+    "auditor": [
+        ("/console/incidents", "Incidents"),
+        ("/console/models", "Models"),
+        ("/console/hostings", "Hostings"),
+        ("/console/platforms", "Platforms"),
+    ],
+    "regulator": [
+        ("/console/incidents", "Incidents"),
+        ("/console/models", "Models"),
+        ("/console/hostings", "Hostings"),
+        ("/console/platforms", "Platforms"),
+    ],
 }
 
 

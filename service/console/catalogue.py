@@ -1,0 +1,157 @@
+"""The console's catalogue: lists of models, hostings and platforms, and the model page.
+
+Each page reads through the domain functions the matching ``/v1`` routes call, with the
+same narrowing for a platform key (its own hostings, its own platform's history).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, get
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Template
+
+from service.api.deps import Db
+from service.console.charts import downloads_chart, lineage_graph
+from service.console.incident import parse_as_of
+from service.console.web import Viewer, page
+from service.domain import incidents as incidents_domain
+from service.domain.as_of import state_as_of
+from service.domain.audits import list_audits
+from service.domain.decommissions import list_decisions
+from service.domain.history import downloads_over_time, model_history
+from service.domain.hostings import list_hostings
+from service.domain.models import get_lineage, get_model, list_models
+from service.domain.platforms import get_platform, list_platforms
+from service.errors import InvalidInput, NotFound
+from service.schemas.models import Model
+
+__all__ = ["CatalogueController"]
+
+Search = Annotated[str | None, QueryParameter(max_length=200)]
+STAGES = ["prevent", "detect", "respond"]
+DOCUMENTS = ["model_card", "safety_testing", "risk_analysis", "use_guidance"]
+
+
+def _blank(value: str | None) -> str | None:
+    return value.strip() or None if value else None
+
+
+class CatalogueController(Controller):
+    path = "/console"
+
+    @get("/models")
+    async def models(self, db: Db, viewer: Viewer, q: Search = None) -> Template:
+        prefix = _blank(q)
+        items = await list_models(db, name_prefix=prefix, limit=100)
+        return page("models.html", viewer=viewer, title="Models", items=items, q=prefix or "")
+
+    @get("/hostings")
+    async def hostings(
+        self,
+        db: Db,
+        viewer: Viewer,
+        platform: Search = None,
+        model: Search = None,
+    ) -> Template:
+        platform_id = viewer.principal.platform_id
+        slug = _blank(platform)
+        if slug is not None:
+            platform_id = (await get_platform(db, slug=slug, visible_to=platform_id)).id
+        model_name = _blank(model)
+        model_id = None if model_name is None else (await get_model(db, name=model_name)).id
+        items = await list_hostings(db, platform_id=platform_id, model_id=model_id, limit=100)
+        return page(
+            "hostings.html",
+            viewer=viewer,
+            title="Hostings",
+            items=items,
+            platform=slug or "",
+            model=model_name or "",
+            documents=DOCUMENTS,
+        )
+
+    @get("/platforms")
+    async def platforms(self, db: Db, viewer: Viewer, q: Search = None) -> Template:
+        text = _blank(q)
+        items = await list_platforms(
+            db, kind=None, visible_to=viewer.principal.platform_id, after=None, limit=200
+        )
+        if text is not None:
+            items = [p for p in items if text.lower() in f"{p.slug} {p.name}".lower()]
+        return page("platforms.html", viewer=viewer, title="Platforms", items=items, q=text or "")
+
+    @get("/models/{model_id:uuid}")
+    async def model(
+        self,
+        model_id: FromPath[UUID],
+        db: Db,
+        viewer: Viewer,
+        as_of: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        stage: Search = None,
+        kind: Search = None,
+    ) -> Template:
+        principal = viewer.principal
+        now = datetime.now(UTC)
+        moment = parse_as_of(as_of)
+        stage = _blank(stage)
+        if stage is not None and stage not in STAGES:
+            raise InvalidInput(f"no stage {stage!r}", key="stage")
+        kind = _blank(kind)
+        if moment is None:
+            model = await get_model(db, model_id=model_id)
+        else:
+            then = await state_as_of(db, subject_id=model_id, as_of=moment, record=Model)
+            if then is None:
+                raise NotFound(f"no model {model_id} was recorded at {moment.isoformat()}")
+            model = then
+        lineage = await get_lineage(db, model_id=model_id)
+        hostings = await list_hostings(
+            db, platform_id=principal.platform_id, model_id=model_id, limit=200
+        )
+        scope = await incidents_domain.scope_for(db, principal=principal, now=now)
+        incidents = await incidents_domain.list_incidents(
+            db, scope=scope, now=now, model_id=model_id, limit=100
+        )
+        audits = []
+        if principal.role in ("admin", "auditor", "regulator"):
+            audits = await list_audits(
+                db, viewer=principal, model_id=model_id, after=None, limit=100
+            )
+        decisions = await list_decisions(
+            db, model_id=model_id, platform_id=principal.platform_id, limit=100
+        )
+        history = await model_history(
+            db,
+            model_id=model_id,
+            platform_id=principal.platform_id,
+            stage=stage,
+            kind=kind,
+            until=moment,
+            limit=200,
+        )
+        series = await downloads_over_time(db, model_id=model_id, platform_id=principal.platform_id)
+        return page(
+            "model.html",
+            viewer=viewer,
+            title=f"Model {model.name}",
+            model=model,
+            as_of=moment,
+            lineage=lineage,
+            graph=lineage_graph(lineage),
+            hostings=hostings,
+            documents=DOCUMENTS,
+            incidents=incidents,
+            audits=audits,
+            decisions=decisions,
+            history=history,
+            chart=downloads_chart(series),
+            stage=stage or "",
+            kind=kind or "",
+            stages=STAGES,
+            payloads={e.seq: msgspec.json.decode(e.payload) for e in history},
+        )
