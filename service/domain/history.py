@@ -156,34 +156,22 @@ class DownloadPoint(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def downloads_over_time(
-    conn: asyncpg.Connection, *, model_id: UUID, platform_id: UUID | None, limit: int = 2000
+    conn: asyncpg.Connection, *, model_id: UUID, platform_id: UUID | None, limit: int = 5000
 ) -> list[DownloadPoint]:
     """The model's downloads across its hostings over time, read from the ledger: each
     hosting event carries the hosting's count (its state, or a change of it), and the total
     is the sum of every hosting's latest count. ``platform_id`` narrows it to one platform's
     hostings, as a platform key's history is narrowed."""
-    events = await model_history(
-        conn,
-        model_id=model_id,
-        include_lineage=False,
-        platform_id=platform_id,
-        newest_first=False,
-        limit=limit,
+    rows = await q.select_download_counts(
+        conn, model_id=model_id, platform_id=platform_id, limit=limit
     )
     latest: dict[UUID, int] = {}
     points: list[DownloadPoint] = []
-    for event in events:
-        if event.subject_type != "hosting":
-            continue
-        payload = msgspec.json.decode(event.payload)
-        count = None
-        if isinstance(payload.get("state"), dict):
-            count = payload["state"].get("downloads")
-        change = payload.get("changes", {}).get("downloads")
-        if isinstance(change, dict):
-            count = change.get("to")
-        if not isinstance(count, int):
-            continue
-        latest[event.subject_id] = count
-        points.append(DownloadPoint(at=event.occurred_at, total=sum(latest.values())))
+    for row in rows:
+        try:
+            count = int(row["downloads"])
+        except (TypeError, ValueError):
+            continue  # a count recorded as null, or not a number
+        latest[row["subject_id"]] = count
+        points.append(DownloadPoint(at=row["occurred_at"], total=sum(latest.values())))
     return points
