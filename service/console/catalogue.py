@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlencode
 from uuid import UUID
 
 import msgspec
@@ -34,6 +35,7 @@ __all__ = ["CatalogueController"]
 
 Search = Annotated[str | None, QueryParameter(max_length=200)]
 STAGES = ["prevent", "detect", "respond"]
+HISTORY_PAGE = 50
 DOCUMENTS = ["model_card", "safety_testing", "risk_analysis", "use_guidance"]
 
 
@@ -94,6 +96,7 @@ class CatalogueController(Controller):
         as_of: Annotated[str | None, QueryParameter(max_length=40)] = None,
         stage: Search = None,
         kind: Search = None,
+        older_than: Annotated[int | None, QueryParameter(ge=0)] = None,
     ) -> Template:
         principal = viewer.principal
         now = datetime.now(UTC)
@@ -132,8 +135,14 @@ class CatalogueController(Controller):
             stage=stage,
             kind=kind,
             until=moment,
-            limit=200,
+            cursor=older_than,
+            limit=HISTORY_PAGE + 1,
         )
+        older_url = None
+        if len(history) > HISTORY_PAGE:
+            history = history[:HISTORY_PAGE]
+            query = {"stage": stage, "kind": kind, "as_of": as_of, "older_than": history[-1].seq}
+            older_url = "?" + urlencode({k: v for k, v in query.items() if v})
         series = await downloads_over_time(db, model_id=model_id, platform_id=principal.platform_id)
         return page(
             "model.html",
@@ -154,4 +163,5 @@ class CatalogueController(Controller):
             kind=kind or "",
             stages=STAGES,
             payloads={e.seq: msgspec.json.decode(e.payload) for e in history},
+            older_url=older_url,
         )
