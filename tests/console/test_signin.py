@@ -158,3 +158,23 @@ async def test_every_console_form_checks_its_token(app: Litestar, pool: asyncpg.
     async with pool.acquire() as c:
         found = await find_session(cast("asyncpg.Connection", c), cookie=opened.cookie, idle=IDLE)
     assert found is not None
+
+
+async def test_the_session_cookie_is_secure_over_https(app: Litestar, pool: asyncpg.Pool) -> None:
+    transport = httpx.ASGITransport(app=cast("Any", app))
+    for scheme, secure in (("https", True), ("http", False)):
+        async with httpx.AsyncClient(
+            transport=transport, base_url=f"{scheme}://registry.test"
+        ) as client:
+            form = await client.get("/console/sign-in")
+            token = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            r = await client.post(
+                "/console/sign-in",
+                data={"csrf_token": token, "api_key": await make_key(pool, "auditor")},
+            )
+            assert r.status_code == 303, r.text
+            cookie = r.headers["set-cookie"]
+            assert cookie.startswith("rr_console=")
+            assert "HttpOnly" in cookie
+            assert "SameSite=strict" in cookie
+            assert ("Secure" in cookie) is secure
