@@ -22,6 +22,7 @@ from service.api.deps import Db
 from service.console.web import Form, Viewer, page, require
 from service.domain import incidents as domain
 from service.domain import triage
+from service.domain.decommissions import list_decisions
 from service.domain.history import list_events
 from service.errors import InvalidInput
 from service.schemas.incidents import AuthorityReportIn, NoteIn, TransitionIn
@@ -99,6 +100,15 @@ class IncidentPageController(Controller):
                 now=now,
                 limit=50,
             )
+        # Decisions taken on the incident: those on its models that name it.
+        decisions = [
+            d
+            for model_id in dict.fromkeys(incident.model_ids)
+            for d in await list_decisions(
+                db, model_id=model_id, platform_id=principal.platform_id, limit=100
+            )
+            if incident_id in d.incident_ids
+        ]
         moves = sorted(triage.TRANSITIONS[view.status] - {"duplicate"}) if admin else []
         return page(
             "incident.html",
@@ -108,6 +118,7 @@ class IncidentPageController(Controller):
             as_of=moment,
             events=[(e, msgspec.json.decode(e.payload)) for e in events],
             notes=notes,
+            decisions=decisions,
             candidates=candidates
             if view.status in ("received", "triaged", "investigating")
             else [],

@@ -189,3 +189,48 @@ async def test_a_platform_sees_only_its_own_incidents(
     assert r.status_code == 403
     status = (await client.get(f"/v1/incidents/{foreign['id']}", headers=admin)).json()["status"]
     assert status == "received"
+
+
+async def test_authority_reports_and_decisions_on_the_incident_page(
+    tab: Browsing,
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    conn: asyncpg.Connection,
+    uniq: str,
+) -> None:
+    model = f"acme/serious-{uniq}"
+    await register_model(client, admin, model)
+    incident = await _incident(
+        client,
+        admin,
+        model,
+        title=f"Serious {uniq}",
+        serious=True,
+        serious_kind="critical_infrastructure",
+    )
+    r = await client.post(
+        "/v1/decommissions",
+        json={
+            "model": model,
+            "action": "restrict",
+            "reason": f"Pulled after {incident['ref']}",
+            "incident_ids": [incident["id"]],
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    await tab.sign_in(await make_key(pool, "admin"))
+    await tab.goto(f"/console/incidents/{incident['id']}")
+    assert f"Pulled after {incident['ref']}" in await tab.page.inner_text("#incident-decisions")
+    await tab.page.get_by_role("button", name="Record the initial report").click()
+    await tab.page.get_by_role("button", name="Record the complete report").wait_for()
+    recorded = await conn.fetchrow(
+        "SELECT authority_initial_report_at, authority_complete_report_at FROM incidents "
+        "WHERE id = $1",
+        incident["id"],
+    )
+    assert recorded is not None
+    assert recorded["authority_initial_report_at"] is not None
+    assert recorded["authority_complete_report_at"] is None
+    await tab.check("incident-serious")
