@@ -8,7 +8,7 @@ platform key's own scope does.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import msgspec
@@ -51,6 +51,8 @@ class TriageFilters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     platform: PlatformSlug | None = None
     model: ModelName | None = None
     q: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    #: Oldest report first (the default) or newest first.
+    sort: Literal["oldest", "newest"] | None = None
     cursor: Annotated[str, msgspec.Meta(max_length=100)] | None = None
 
 
@@ -110,6 +112,7 @@ class TriageController(Controller):
             model_id=model_id,
             include_lineage=False,
             text=filters.q,
+            newest_first=filters.sort == "newest",
             after=decode_uuid_cursor(filters.cursor),
             limit=PAGE_SIZE + 1,
         )

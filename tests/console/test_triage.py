@@ -71,6 +71,13 @@ async def test_the_queue_filters_by_url_and_marks_the_overdue(
     assert await tab.page.locator("#results tbody tr").count() == 1
     assert calm["ref"] in await tab.page.inner_text("#results")
 
+    # Newest first, one page at a time: the keyset follows the order.
+    third = await _incident(client, admin, model, title=f"Third {uniq}")
+    refs = [late["ref"], calm["ref"], third["ref"]]
+    await tab.goto(f"/console/incidents?model={quote(model)}&sort=newest")
+    shown = await tab.page.locator("#results tbody td:first-child").all_inner_texts()
+    assert shown == refs[::-1]
+
     tab.expected_statuses.add(400)
     assert await tab.goto("/console/incidents?severity=apocalyptic") == 400
 
