@@ -3,6 +3,7 @@ against records seeded through the API."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -146,13 +147,26 @@ async def test_a_platform_sees_its_own_view_only(
 ) -> None:
     seeded = await _seed(client, pool, admin, uniq)
     hub: PlatformFixture = seeded["hub"]
+    forged = await client.post(
+        f"/v1/webhooks/{hub.slug}",
+        content=b'{"type": "model.updated"}',
+        headers={
+            "content-type": "application/json",
+            "webhook-id": f"forged-{uniq}",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": "v1,AAAA",
+        },
+    )
+    assert forged.status_code == 401, forged.text
     await tab.sign_in(await make_key(pool, "platform", platform=hub.slug))
     await tab.page.get_by_role("navigation").get_by_role("link", name="My platform").click()
     await tab.page.wait_for_url(f"**/console/platforms/{hub.slug}")
     hostings = await tab.page.inner_text("#hostings")
     assert f"hub-{uniq}" in hostings
     assert f"forge-{uniq}" not in hostings
-    assert await tab.page.locator("#deliveries").count() == 1
+    refused = tab.page.locator("#deliveries tbody tr", has_text=f"forged-{uniq}")
+    assert "rejected" in await refused.inner_text()
+    assert "no active signing secret" in await refused.inner_text()
     await tab.check("platform-view")
 
     # The model page shows the platform its own hostings only.
