@@ -3,6 +3,7 @@ against records seeded through the API."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, cast
 from urllib.parse import quote
@@ -10,7 +11,7 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 
-from tests.conftest import PlatformFixture, make_key, make_platform, register_model
+from tests.conftest import PlatformFixture, bearer, make_key, make_platform, register_model
 from tests.console.conftest import Browsing
 
 
@@ -178,3 +179,54 @@ async def test_a_platform_sees_its_own_view_only(
     tab.expected_statuses.add(404)
     assert await tab.goto(f"/console/platforms/forge-{uniq}") == 404
     assert await tab.goto(f"/console/hostings?platform=forge-{uniq}") == 404
+
+
+async def test_the_platform_view_shows_notices_with_attempts_and_what_to_confirm(
+    tab: Browsing,
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    conn: asyncpg.Connection,
+    uniq: str,
+) -> None:
+    seeded = await _seed(client, pool, admin, uniq)
+    hub: PlatformFixture = seeded["hub"]
+    # An endpoint nobody listens on: every attempt fails and is recorded.
+    r = await client.post(
+        f"/v1/platforms/{hub.slug}/endpoints",
+        json={"url": f"http://127.0.0.1:9/hooks/{uniq}"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    endpoint_id = r.json()["endpoint"]["id"]
+    try:
+        r = await client.post(
+            "/v1/decommissions",
+            json={"model": f"acme/tuned-{uniq}", "action": "recall", "reason": f"leaks {uniq}"},
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        path = f"/v1/decommissions/{r.json()['id']}"
+        second = bearer(await make_key(pool, "admin", name="second admin"))
+        assert (await client.post(f"{path}/approve", headers=second)).status_code == 200
+        r = await client.post(f"{path}/notify", headers=admin)
+        assert r.status_code == 200, r.text
+
+        await tab.sign_in(await make_key(pool, "platform", platform=hub.slug))
+        deadline = time.monotonic() + 20
+        while True:
+            await tab.goto(f"/console/platforms/{hub.slug}")
+            attempts = await tab.page.locator("#notices details li").all_text_contents()
+            if any("no response" in a for a in attempts) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert any("no response" in a for a in attempts), attempts
+        awaited = await tab.page.inner_text("#awaited")
+        assert f"recall of acme/tuned-{uniq}: 1 hosting to confirm" in awaited
+        await tab.check("platform-view-notices")
+    finally:
+        await conn.execute(
+            "UPDATE notification_endpoints SET disabled_at = now(), "
+            "disabled_reason = 'test over' WHERE id = $1",
+            endpoint_id,
+        )
