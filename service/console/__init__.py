@@ -7,6 +7,7 @@ every page shares. ``create_app`` mounts ``console_router()`` and ``template_con
 from __future__ import annotations
 
 from litestar import Router
+from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from service.console.catalogue import CatalogueController
@@ -37,7 +38,12 @@ def console_router() -> Router:
             IncidentPageController,
             CatalogueController,
             PlatformViewController,
-            create_static_files_router(path="/console/static", directories=[HERE / "static"]),
+            create_static_files_router(
+                path="/console/static",
+                directories=[HERE / "static"],
+                # A few minutes: a deploy's new stylesheet reaches every browser soon.
+                cache_control=CacheControlHeader(max_age=300),
+            ),
         ],
         dependencies=console_dependencies,
         exception_handlers=console_exception_handlers,
