@@ -24,6 +24,7 @@ from service.domain import incidents as domain
 from service.domain import triage
 from service.domain.decommissions import list_decisions
 from service.domain.history import list_events
+from service.domain.keys import name_principals
 from service.errors import InvalidInput
 from service.schemas.incidents import AuthorityReportIn, NoteIn, TransitionIn
 from service.settings import Settings
@@ -87,6 +88,12 @@ class IncidentPageController(Controller):
             db, subject_id=incident_id, platform_id=principal.platform_id, until=moment, limit=500
         )
         admin = principal.role == "admin"
+        # Who acted: admins may list every principal through the API, so they see names.
+        actors: dict[UUID, str] = {}
+        if admin:
+            actors = await name_principals(
+                db, principal_ids=[e.actor_id for e in events if e.actor_id is not None]
+            )
         notes = []
         if principal.role in ("admin", "regulator"):
             notes = await domain.list_notes(db, incident_id=incident_id, reporter_view=False)
@@ -119,6 +126,7 @@ class IncidentPageController(Controller):
             events=[(e, msgspec.json.decode(e.payload)) for e in events],
             notes=notes,
             decisions=decisions,
+            actors=actors,
             candidates=candidates
             if view.status in ("received", "triaged", "investigating")
             else [],

@@ -106,7 +106,9 @@ async def test_a_triage_move_made_in_the_page_lands_in_the_ledger(
     assert (await tab.page.inner_text("#incident-status")).strip() == "triaged"
     # Only the legal moves from "triaged" are offered now.
     assert sorted(await moves.all_inner_texts()) == ["Mark investigating", "Reject"]
-    assert "incident.triaged" in await tab.page.inner_text("#timeline")
+    timeline = await tab.page.inner_text("#timeline")
+    assert "incident.triaged" in timeline
+    assert "by Triage Tess (admin)" in timeline
 
     event = await conn.fetchrow(
         "SELECT actor_id, stage FROM events WHERE subject_id = $1 AND kind = 'incident.triaged'",
