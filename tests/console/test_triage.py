@@ -243,3 +243,16 @@ async def test_authority_reports_and_decisions_on_the_incident_page(
     assert recorded["authority_initial_report_at"] is not None
     assert recorded["authority_complete_report_at"] is None
     await tab.check("incident-serious")
+
+
+async def test_an_auditor_sees_only_the_incidents_of_models_granted_to_it(
+    tab: Browsing, pool: asyncpg.Pool, client: httpx.AsyncClient, admin: dict[str, str], uniq: str
+) -> None:
+    model = f"acme/audited-{uniq}"
+    await register_model(client, admin, model)
+    incident = await _incident(client, admin, model, title=f"Not granted {uniq}")
+    await tab.sign_in(await make_key(pool, "auditor"))
+    await tab.goto(f"/console/incidents?model={quote(model)}")
+    assert incident["ref"] not in await tab.page.inner_text("main")
+    tab.expected_statuses.add(404)
+    assert await tab.goto(f"/console/incidents/{incident['id']}") == 404
