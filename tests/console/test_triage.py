@@ -182,6 +182,7 @@ async def test_a_platform_sees_only_its_own_incidents(
 
     tab.expected_statuses.add(404)
     assert await tab.goto(f"/console/incidents/{foreign['id']}") == 404
+    await tab.check("error-not-found")
     assert await tab.goto(f"/console/incidents?platform={other.slug}") == 404
     # A platform may not triage, whatever it posts.
     cookie = next(c for c in await tab.page.context.cookies() if c["name"] == "rr_console")
