@@ -81,10 +81,8 @@ class CatalogueController(Controller):
     async def platforms(self, db: Db, viewer: Viewer, q: Search = None) -> Template:
         text = _blank(q)
         items = await list_platforms(
-            db, kind=None, visible_to=viewer.principal.platform_id, after=None, limit=200
+            db, kind=None, visible_to=viewer.principal.platform_id, after=None, limit=200, text=text
         )
-        if text is not None:
-            items = [p for p in items if text.lower() in f"{p.slug} {p.name}".lower()]
         return page("platforms.html", viewer=viewer, title="Platforms", items=items, q=text or "")
 
     @get("/models/{model_id:uuid}")
