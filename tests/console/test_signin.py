@@ -178,3 +178,16 @@ async def test_the_session_cookie_is_secure_over_https(app: Litestar, pool: asyn
             assert "HttpOnly" in cookie
             assert "SameSite=strict" in cookie
             assert ("Secure" in cookie) is secure
+
+
+async def test_any_replica_serves_a_session(
+    tab: Browsing, pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    """Signed in on the live server, the same cookie opens the console on another app
+    process (the in-process app here): the session lives in PostgreSQL, not in memory."""
+    await tab.sign_in(await make_key(pool, "regulator", name="Replica Rita"))
+    cookie = await _session_cookie(tab)
+    client.cookies.set("rr_console", cookie["value"])
+    r = await client.get("/console")
+    assert r.status_code == 200, r.text
+    assert "Replica Rita" in r.text
