@@ -27,7 +27,7 @@ from service.domain.decommissions import list_decisions
 from service.domain.history import downloads_over_time, model_history
 from service.domain.hostings import list_hostings
 from service.domain.models import get_lineage, get_model, list_models
-from service.domain.platforms import get_platform, list_platforms
+from service.domain.platforms import list_platforms
 from service.errors import InvalidInput, NotFound
 from service.schemas.models import Model
 
@@ -60,13 +60,17 @@ class CatalogueController(Controller):
         platform: Search = None,
         model: Search = None,
     ) -> Template:
-        platform_id = viewer.principal.platform_id
         slug = _blank(platform)
-        if slug is not None:
-            platform_id = (await get_platform(db, slug=slug, visible_to=platform_id)).id
         model_name = _blank(model)
         model_id = None if model_name is None else (await get_model(db, name=model_name)).id
-        items = await list_hostings(db, platform_id=platform_id, model_id=model_id, limit=100)
+        # As GET /v1/hostings: a platform another key may not see lists nothing.
+        items = await list_hostings(
+            db,
+            platform=slug,
+            visible_to=viewer.principal.platform_id,
+            model_id=model_id,
+            limit=100,
+        )
         return page(
             "hostings.html",
             viewer=viewer,
@@ -112,7 +116,7 @@ class CatalogueController(Controller):
             model = then
         lineage = await get_lineage(db, model_id=model_id)
         hostings = await list_hostings(
-            db, platform_id=principal.platform_id, model_id=model_id, limit=200
+            db, visible_to=principal.platform_id, model_id=model_id, limit=200
         )
         scope = await incidents_domain.scope_for(db, principal=principal, now=now)
         incidents = await incidents_domain.list_incidents(
@@ -129,7 +133,7 @@ class CatalogueController(Controller):
         history = await model_history(
             db,
             model_id=model_id,
-            platform_id=principal.platform_id,
+            visible_to=principal.platform_id,
             stage=stage,
             kind=kind,
             until=moment,

@@ -78,14 +78,12 @@ class IncidentPageController(Controller):
         now = datetime.now(UTC)
         moment = parse_as_of(as_of)
         scope = await domain.scope_for(db, principal=principal, now=now)
-        if moment is None:
-            incident = await domain.get_incident(db, incident_id=incident_id)
-        else:
-            incident = await domain.get_incident_as_of(db, incident_id=incident_id, as_of=moment)
-        await domain.check_visible(db, incident=incident, scope=scope)
+        incident = await domain.get_incident(
+            db, incident_id=incident_id, visible_to=scope, as_of=moment
+        )
         view = domain.to_view(incident, now=moment or now, redact_reporter=scope.redact_reporter)
         events = await list_events(
-            db, subject_id=incident_id, platform_id=principal.platform_id, until=moment, limit=500
+            db, subject_id=incident_id, visible_to=principal.platform_id, until=moment, limit=500
         )
         admin = principal.role == "admin"
         # Who acted: admins may list every principal through the API, so they see names.

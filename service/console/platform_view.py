@@ -44,8 +44,12 @@ class PlatformViewController(Controller):
         require(viewer, "admin", "platform")
         principal = viewer.principal
         platform = await get_platform(db, slug=slug[:63], visible_to=principal.platform_id)
-        hostings = await list_hostings(db, platform_id=platform.id, limit=200)
-        deliveries = await list_deliveries(db, platform_id=platform.id, limit=50)
+        hostings = await list_hostings(
+            db, platform=platform.slug, visible_to=principal.platform_id, limit=200
+        )
+        deliveries = await list_deliveries(
+            db, platform_id=platform.id, outcome=None, before=None, limit=50
+        )
         notices = await outbox.list_notifications(db, platform_id=platform.id, limit=20)
         attempts = {
             n.id: await outbox.list_attempts(

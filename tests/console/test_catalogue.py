@@ -178,7 +178,9 @@ async def test_a_platform_sees_its_own_view_only(
 
     tab.expected_statuses.add(404)
     assert await tab.goto(f"/console/platforms/forge-{uniq}") == 404
-    assert await tab.goto(f"/console/hostings?platform=forge-{uniq}") == 404
+    # As through the API, another platform's hostings list nothing.
+    assert await tab.goto(f"/console/hostings?platform=forge-{uniq}") == 200
+    assert "No hosting." in await tab.page.inner_text("#hostings")
 
 
 async def test_the_platform_view_shows_notices_with_attempts_and_what_to_confirm(
