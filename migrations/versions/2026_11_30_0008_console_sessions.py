@@ -6,14 +6,14 @@ sign-out, after its idle timeout, or when its key is revoked (the lookup joins t
 and ignores revoked ones; deleting a key deletes its sessions).
 
 Revision ID: 0008_console_sessions
-Revises: 0006_export_bundles
+Revises: 0009_csv_formula_guard
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0008_console_sessions"
-down_revision = "0006_export_bundles"
+down_revision = "0009_csv_formula_guard"
 branch_labels = None
 depends_on = None
 
