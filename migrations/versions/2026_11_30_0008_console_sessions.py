@@ -6,14 +6,14 @@ sign-out, after its idle timeout, or when its key is revoked (the lookup joins t
 and ignores revoked ones; deleting a key deletes its sessions).
 
 Revision ID: 0008_console_sessions
-Revises: 0009_csv_formula_guard
+Revises: 0010_unused_kit
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0008_console_sessions"
-down_revision = "0009_csv_formula_guard"
+down_revision = "0010_unused_kit"
 branch_labels = None
 depends_on = None
 
