@@ -7,7 +7,8 @@ run:
 - history reads (``GET /v1/models/{id}/history``) against pgbench running the same SELECT;
 - signed webhook deliveries against pgbench's single-row inserts of the same row shape;
 - streaming exports of every event, CSV and JSON lines, against psql's ``COPY``, with the
-  service's peak resident memory.
+  service's peak resident memory;
+- the web console's pages, signed in, each page's p50 and p99 against a 100 ms target.
 
 Prints each figure with its ratio and writes all of them as one JSON document under
 ``bench/results/`` so runs can be compared.
@@ -25,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from bench import export, history, ingest
+from bench import console, export, history, ingest
 from bench.common import fresh_database, pg_server, write_results
 
 
@@ -37,6 +38,7 @@ def run(*, events: int, models: int, seconds: int, concurrency: int) -> dict[str
         reads = history.measure(url, setup, concurrency=concurrency, seconds=seconds)
         writes = ingest.measure(url, models=min(models, 1000), seconds=seconds, pool=16)
         exports = export.measure(url)
+        pages = console.measure(url, setup, concurrency=4, seconds=seconds)
     return {
         "benchmark": "all",
         "events": events,
@@ -48,6 +50,7 @@ def run(*, events: int, models: int, seconds: int, concurrency: int) -> dict[str
         "history": reads,
         "ingest": writes,
         "export": exports,
+        "console": pages,
     }
 
 
@@ -76,6 +79,8 @@ def main() -> int:
             f"COPY {figures['postgres_copy_rows_per_s']:>10,} rows/s  "
             f"ratio {figures['ratio']:.2f}  peak RSS {figures['rss_peak_mib']} MiB"
         )
+    print()
+    console.report(results["console"])
     print(f"\nresults: {written}")
     return 0
 

@@ -46,6 +46,7 @@ from service.api.secrets import WebhookSecretController
 from service.api.transparency import CheckpointKeyController, TransparencyController
 from service.api.webhook_contract import publish_contract
 from service.api.webhooks import WebhookController
+from service.console import console_router, template_config
 from service.lifespan import lifespan, process_state
 from service.metrics import DEFAULT_PROBES
 from service.middleware import HygieneMiddleware, RequestContextMiddleware
@@ -129,7 +130,10 @@ def create_app(
             reference_assets(),
             # Everything but the health checks needs a key; the OpenAPI document says so.
             Router(path="/", route_handlers=PROTECTED, security=[BEARER]),
+            # The web console and public report form: HTML pages with sessions of their own.
+            console_router(),
         ],
+        template_config=template_config(),
         dependencies=dependencies,
         middleware=[auth_middleware()],
         exception_handlers=exception_handlers,

@@ -60,6 +60,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Hours either side of a report within which a report on the same model and category
     #: is offered as a likely duplicate.
     duplicate_window_hours: int = 72
+    #: Minutes a web console session may sit unused before it ends.
+    console_idle_minutes: int = 30
     #: Signed webhook deliveries each platform may make per second, sustained.
     webhook_rate_per_second: float = 500.0
     #: Deliveries a platform may make in a burst above the sustained rate.

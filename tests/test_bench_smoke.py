@@ -44,3 +44,6 @@ def test_the_benchmark_command_runs_every_phase() -> None:
         export = figures["export"]["formats"][fmt]
         assert export["lines"] >= 20000
         assert export["ratio"] > 0
+    pages = figures["console"]["pages"]
+    assert {"triage queue", "incident", "model", "platform view"} <= set(pages)
+    assert all(page["count"] > 0 for page in pages.values())

@@ -41,7 +41,7 @@ from service.schemas.reports import (
 )
 from service.settings import Settings
 
-__all__ = ["ReportController"]
+__all__ = ["ReportController", "check_size", "public_limits"]
 
 Ref = Annotated[str, PathParameter(max_length=40, description="The report reference, `RR-...`.")]
 Token = Annotated[
@@ -82,7 +82,7 @@ def public_limits(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
         raise _too_large(limit)
 
 
-async def _check_size(request: Request[Any, Any, Any], state: State) -> None:
+async def check_size(request: Request[Any, Any, Any], state: State) -> None:
     limit = _settings(state).public_max_body_bytes
     if len(await request.body()) > limit:
         raise _too_large(limit)
@@ -103,7 +103,7 @@ class ReportController(Controller):
     async def submit(
         self, data: JSONBody[ReportIn], db: Db, request: Request[Any, Any, Any], state: State
     ) -> ReportReceipt:
-        await _check_size(request, state)
+        await check_size(request, state)
         return await domain.submit_report(db, data=data)
 
     @get(
@@ -133,7 +133,7 @@ class ReportController(Controller):
         request: Request[Any, Any, Any],
         state: State,
     ) -> ReportNote:
-        await _check_size(request, state)
+        await check_size(request, state)
         incident = await domain.open_report(db, ref=ref, token=follow_up_token)
         note = await domain.add_reporter_update(
             db, incident=incident, body=data.body, evidence_urls=list(data.evidence_urls)

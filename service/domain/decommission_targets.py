@@ -21,13 +21,21 @@ from service.domain.decommissions import (
     IN_FORCE,
     add_targets,
     get_decision,
+    list_decisions,
     record_decision_event,
 )
 from service.domain.ledger import diff, record_event, to_state
 from service.errors import Conflict, InvalidInput
-from service.schemas.decommissions import OverduePlatform
+from service.schemas.decommissions import Decision, OverduePlatform, Target
 
-__all__ = ["flag_new_hosting", "flag_untargeted", "list_overdue", "record_confirmation"]
+__all__ = [
+    "AwaitedConfirmation",
+    "flag_new_hosting",
+    "flag_untargeted",
+    "list_awaited_confirmations",
+    "list_overdue",
+    "record_confirmation",
+]
 
 
 async def _flag(
@@ -177,3 +185,37 @@ async def list_overdue(
         conn, now=now, platform_id=platform_id, decision_id=decision_id, limit=limit
     )
     return [msgspec.convert(dict(r), OverduePlatform) for r in rows]
+
+
+class AwaitedConfirmation(msgspec.Struct, frozen=True, kw_only=True):
+    """A decision in force that a platform has still to confirm for some of its hostings."""
+
+    decision: Decision
+    targets: list[Target]
+    confirm_by: datetime | None
+    overdue: bool
+
+
+async def list_awaited_confirmations(
+    conn: asyncpg.Connection, *, platform_id: UUID, now: datetime, limit: int = 200
+) -> list[AwaitedConfirmation]:
+    """What a platform still has to confirm: each decision in force with this platform's
+    unconfirmed targets, overdue when ``list_overdue`` counts the platform late on it."""
+    overdue = {o.decision_id for o in await list_overdue(conn, now=now, platform_id=platform_id)}
+    awaited = []
+    for decision in await list_decisions(conn, platform_id=platform_id, limit=limit):
+        if decision.status not in IN_FORCE:
+            continue
+        targets = [
+            t for t in decision.targets if t.platform_id == platform_id and t.confirmed_at is None
+        ]
+        if targets:
+            awaited.append(
+                AwaitedConfirmation(
+                    decision=decision,
+                    targets=targets,
+                    confirm_by=decision.confirm_by,
+                    overdue=decision.id in overdue,
+                )
+            )
+    return awaited

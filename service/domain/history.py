@@ -19,7 +19,7 @@ from service.errors import InvalidInput, NotFound
 from service.schemas.events import Event
 from service.schemas.history import HistoryEvent
 
-__all__ = ["list_events", "model_history"]
+__all__ = ["DownloadPoint", "downloads_over_time", "list_events", "model_history"]
 
 
 def _check_range(since: datetime | None, until: datetime | None) -> None:
@@ -146,3 +146,32 @@ def _event(row: asyncpg.Record) -> Event:
         recorded_at=row[9],
         payload=msgspec.Raw(row[10]),
     )
+
+
+class DownloadPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """The downloads of a model's hostings added up, as they stood after one event."""
+
+    at: datetime
+    total: int
+
+
+async def downloads_over_time(
+    conn: asyncpg.Connection, *, model_id: UUID, platform_id: UUID | None, limit: int = 5000
+) -> list[DownloadPoint]:
+    """The model's downloads across its hostings over time, read from the ledger: each
+    hosting event carries the hosting's count (its state, or a change of it), and the total
+    is the sum of every hosting's latest count. ``platform_id`` narrows it to one platform's
+    hostings, as a platform key's history is narrowed."""
+    rows = await q.select_download_counts(
+        conn, model_id=model_id, platform_id=platform_id, limit=limit
+    )
+    latest: dict[UUID, int] = {}
+    points: list[DownloadPoint] = []
+    for row in rows:
+        try:
+            count = int(row["downloads"])
+        except (TypeError, ValueError):
+            continue  # a count recorded as null, or not a number
+        latest[row["subject_id"]] = count
+        points.append(DownloadPoint(at=row["occurred_at"], total=sum(latest.values())))
+    return points

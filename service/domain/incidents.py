@@ -316,9 +316,13 @@ async def list_incidents(
     include_lineage: bool = True,
     after: UUID | None = None,
     limit: int,
+    text: str | None = None,
+    newest_first: bool = False,
 ) -> list[IncidentView]:
     """Incidents by filter; with ``model_id``, also those on its ancestors and descendants
-    (flagged ``inherited``) unless ``include_lineage`` is false."""
+    (flagged ``inherited``) unless ``include_lineage`` is false; with ``text``, only those
+    whose title or description holds it (ignoring case). Oldest first unless
+    ``newest_first``; ``after`` continues from an id in the same order."""
     rows = await q.select_incidents(
         conn,
         status=status,
@@ -334,6 +338,8 @@ async def list_incidents(
         now=now,
         after=after,
         limit=limit,
+        text=text,
+        newest_first=newest_first,
     )
     return [
         to_view(

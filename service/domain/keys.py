@@ -28,6 +28,7 @@ __all__ = [
     "ensure_first_admin_key",
     "get_key",
     "list_keys",
+    "name_principals",
     "parse_key",
     "revoke_key",
 ]
@@ -157,3 +158,12 @@ async def ensure_first_admin_key(conn: asyncpg.Connection) -> CreatedApiKey | No
     if await q.count_admin_keys(conn) > 0:
         return None
     return await create_key(conn, data=ApiKeyIn(role="admin", name="first admin"), actor_id=None)
+
+
+async def name_principals(
+    conn: asyncpg.Connection, *, principal_ids: list[UUID]
+) -> dict[UUID, str]:
+    """``name (role)`` of each principal, for showing who acted in a timeline. Admins read
+    principals' names through the key listing already; only they are shown these."""
+    rows = await q.select_principal_names(conn, principal_ids=list(dict.fromkeys(principal_ids)))
+    return {row["id"]: f"{row['name']} ({row['role']})" for row in rows}

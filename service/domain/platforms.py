@@ -90,8 +90,13 @@ async def list_platforms(
     visible_to: UUID | None,
     after: UUID | None,
     limit: int,
+    text: str | None = None,
 ) -> list[Platform]:
-    rows = await q.select_platforms(conn, kind=kind, only_id=visible_to, after=after, limit=limit)
+    """Platforms in id order; ``visible_to`` keeps a platform key to its own, ``text``
+    keeps those whose slug or name holds it (ignoring case)."""
+    rows = await q.select_platforms(
+        conn, kind=kind, only_id=visible_to, after=after, limit=limit, text=text
+    )
     return [msgspec.convert(dict(row), Platform) for row in rows]
 
 

@@ -17,7 +17,7 @@ import asyncpg
 
 from service.db.queries.ledger_tree import SERVED_EVENT_COLUMNS
 
-__all__ = ["model_exists", "select_events", "select_model_history"]
+__all__ = ["model_exists", "select_download_counts", "select_events", "select_model_history"]
 
 #: Each optional filter: its column and how it compares with its value.
 _EVENT_FILTERS: dict[str, tuple[str, str, str]] = {
@@ -188,3 +188,27 @@ async def select_model_history(
     )
     sql = _history(newest=newest_first, conditions=conditions)
     return list(await conn.fetch(sql, model_id, include_lineage, cursor, limit, *values))
+
+
+# A model's hostings' download counts as each hosting event left them: only the figure is
+# read out of the payload, never the whole payload. Two statements, so each plan fits.
+_DOWNLOADS = """
+SELECT occurred_at, subject_id,
+       COALESCE(payload #>> '{changes,downloads,to}', payload #>> '{state,downloads}')
+         AS downloads
+FROM events
+WHERE model_id = $1 AND subject_type = 'hosting' {platform}
+  AND (payload #> '{changes,downloads}' IS NOT NULL OR payload #> '{state,downloads}' IS NOT NULL)
+ORDER BY seq
+LIMIT $2
+"""
+SELECT_DOWNLOADS = _DOWNLOADS.replace("{platform}", "")
+SELECT_DOWNLOADS_OF_PLATFORM = _DOWNLOADS.replace("{platform}", "AND platform_id = $3")
+
+
+async def select_download_counts(
+    conn: asyncpg.Connection, *, model_id: UUID, platform_id: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    if platform_id is None:
+        return list(await conn.fetch(SELECT_DOWNLOADS, model_id, limit))
+    return list(await conn.fetch(SELECT_DOWNLOADS_OF_PLATFORM, model_id, limit, platform_id))

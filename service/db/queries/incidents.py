@@ -98,43 +98,58 @@ _FILTERS = """
   AND ($8::uuid[] IS NULL
        OR EXISTS (SELECT 1 FROM incident_models g
                   WHERE g.incident_id = i.id AND g.model_id = ANY ($8::uuid[])))
-  AND ($9::uuid IS NULL OR i.id > $9)
+  AND ($9::uuid IS NULL OR i.id {after} $9)
+  -- Words in the title or description: a plain substring, never a pattern from input.
+  AND ($12::text IS NULL OR strpos(lower(i.title || ' ' || i.description), lower($12)) > 0)
 """
 
-SELECT_MANY = f"""
+_SELECT_MANY = f"""
 SELECT {COLUMNS}, false AS inherited
 FROM incidents i
 WHERE {_FILTERS}
-ORDER BY i.id
+ORDER BY i.id {{order}}
 LIMIT $10
 """
 
 # An incident on any ancestor or descendant of the model counts too, flagged as inherited.
 # Walks are bounded in depth so a corrupt graph cannot run away.
-SELECT_BY_MODEL = f"""
+_SELECT_BY_MODEL = f"""
 WITH RECURSIVE up (id, depth) AS (
-  SELECT base_model_id, 1 FROM models WHERE id = $12 AND base_model_id IS NOT NULL AND $13::boolean
+  SELECT base_model_id, 1 FROM models WHERE id = $13 AND base_model_id IS NOT NULL AND $14::boolean
   UNION ALL
   SELECT m.base_model_id, up.depth + 1 FROM up JOIN models m ON m.id = up.id
   WHERE m.base_model_id IS NOT NULL AND up.depth < 64
 ), down (id, depth) AS (
-  SELECT id, 1 FROM models WHERE base_model_id = $12 AND $13::boolean
+  SELECT id, 1 FROM models WHERE base_model_id = $13 AND $14::boolean
   UNION ALL
   SELECT m.id, down.depth + 1 FROM down JOIN models m ON m.base_model_id = down.id
   WHERE down.depth < 64
 ), lineage (id) AS (
-  SELECT $12::uuid UNION SELECT id FROM up UNION SELECT id FROM down
+  SELECT $13::uuid UNION SELECT id FROM up UNION SELECT id FROM down
 )
 SELECT {COLUMNS},
        NOT EXISTS (SELECT 1 FROM incident_models d
-                   WHERE d.incident_id = i.id AND d.model_id = $12) AS inherited
+                   WHERE d.incident_id = i.id AND d.model_id = $13) AS inherited
 FROM incidents i
 WHERE EXISTS (SELECT 1 FROM incident_models l JOIN lineage ON lineage.id = l.model_id
               WHERE l.incident_id = i.id)
   AND {_FILTERS}
-ORDER BY i.id
+ORDER BY i.id {{order}}
 LIMIT $10
 """
+
+
+def _ordered(sql: str, *, newest_first: bool) -> str:
+    """Oldest first (ids are time-ordered) or newest first, the keyset following the order."""
+    return sql.replace("{after}", "<" if newest_first else ">").replace(
+        "{order}", "DESC" if newest_first else "ASC"
+    )
+
+
+SELECT_MANY = _ordered(_SELECT_MANY, newest_first=False)
+SELECT_MANY_NEWEST = _ordered(_SELECT_MANY, newest_first=True)
+SELECT_BY_MODEL = _ordered(_SELECT_BY_MODEL, newest_first=False)
+SELECT_BY_MODEL_NEWEST = _ordered(_SELECT_BY_MODEL, newest_first=True)
 
 SELECT_DUPLICATE_CANDIDATES = f"""
 SELECT {COLUMNS}, false AS inherited
@@ -288,6 +303,8 @@ async def select_incidents(
     now: datetime,
     after: UUID | None,
     limit: int,
+    text: str | None = None,
+    newest_first: bool = False,
 ) -> list[asyncpg.Record]:
     args: list[object] = [
         status,
@@ -301,10 +318,12 @@ async def select_incidents(
         after,
         limit,
         now,
+        text,
     ]
     if model_id is None:
-        return list(await conn.fetch(SELECT_MANY, *args))
-    return list(await conn.fetch(SELECT_BY_MODEL, *args, model_id, include_lineage))
+        return list(await conn.fetch(SELECT_MANY_NEWEST if newest_first else SELECT_MANY, *args))
+    by_model = SELECT_BY_MODEL_NEWEST if newest_first else SELECT_BY_MODEL
+    return list(await conn.fetch(by_model, *args, model_id, include_lineage))
 
 
 async def select_duplicate_candidates(

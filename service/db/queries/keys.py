@@ -15,6 +15,7 @@ __all__ = [
     "select_key",
     "select_key_for_auth",
     "select_keys",
+    "select_principal_names",
     "touch_key",
 ]
 
@@ -122,3 +123,12 @@ FIRST_ADMIN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('risk-registry:first-a
 async def lock_first_admin(conn: asyncpg.Connection) -> None:
     """Serialise first-admin checks across processes until the transaction ends."""
     await conn.execute(FIRST_ADMIN_LOCK)
+
+
+SELECT_PRINCIPAL_NAMES = "SELECT id, name, role FROM principals WHERE id = ANY($1::uuid[])"
+
+
+async def select_principal_names(
+    conn: asyncpg.Connection, *, principal_ids: list[UUID]
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_PRINCIPAL_NAMES, principal_ids))

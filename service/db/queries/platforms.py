@@ -26,6 +26,8 @@ SELECT {COLUMNS} FROM platforms
 WHERE ($1::text IS NULL OR kind = $1)
   AND ($2::uuid IS NULL OR id = $2)
   AND ($3::uuid IS NULL OR id > $3)
+  -- Words in the slug or name: a plain case-insensitive substring, never a pattern.
+  AND ($5::text IS NULL OR strpos(lower(slug || ' ' || name), lower($5)) > 0)
 ORDER BY id
 LIMIT $4
 """
@@ -59,8 +61,9 @@ async def select_platforms(
     only_id: UUID | None,
     after: UUID | None,
     limit: int,
+    text: str | None = None,
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_MANY, kind, only_id, after, limit))
+    return list(await conn.fetch(SELECT_MANY, kind, only_id, after, limit, text))
 
 
 async def update_platform(
