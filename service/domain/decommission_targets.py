@@ -9,6 +9,7 @@ confirmed; a late target added after that awaits its own confirmation.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -30,6 +31,7 @@ from service.schemas.decommissions import Decision, OverduePlatform, Target
 
 __all__ = [
     "AwaitedConfirmation",
+    "flag_hosted",
     "flag_new_hosting",
     "flag_untargeted",
     "list_awaited_confirmations",
@@ -39,24 +41,34 @@ __all__ = [
 
 
 async def _flag(
-    conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID | None
+    conn: asyncpg.Connection,
+    *,
+    decision_id: UUID,
+    actor_id: UUID | None,
+    rehosted: Collection[UUID] = (),
 ) -> list[UUID]:
+    """Add the decision's untargeted hostings in scope, and reopen the confirmed targets
+    among ``rehosted`` (hostings that became ``hosted`` again), all as ``late`` targets;
+    each platform concerned gets one notice listing all of its late hostings awaiting
+    confirmation. Returns the hostings added or reopened."""
     before = await get_decision(conn, decision_id=decision_id, for_update=True)
     if before.status not in IN_FORCE:
         return []
     added = await add_targets(conn, decision_id=decision_id, late=True)
-    if not added:
+    reopened = await q.reopen_targets(conn, decision_id=decision_id, hosting_ids=list(rehosted))
+    if not added and not reopened:
         return []
     after = await get_decision(conn, decision_id=decision_id)
-    fresh = set(added)
-    platforms = [t.platform_id for t in after.targets if t.hosting_id in fresh]
+    fresh = set(added) | set(reopened)
+    platforms = list(dict.fromkeys(t.platform_id for t in after.targets if t.hosting_id in fresh))
+    pending = {t.hosting_id for t in after.targets if t.late and t.confirmed_at is None}
     parts = await notices.notice_parts(conn, after)
     queued = await outbox.enqueue(
         conn,
         event_type="decommission.notice",
         decommission_id=after.id,
         platform_ids=platforms,
-        payload_for=lambda p: notices.notice_for(parts, p, only=fresh),
+        payload_for=lambda p: notices.notice_for(parts, p, only=pending),
     )
     await record_decision_event(
         conn,
@@ -66,27 +78,47 @@ async def _flag(
         before=before,
         extra={
             "hosting_ids": [str(h) for h in added],
+            "reopened_hosting_ids": [str(h) for h in reopened],
             "notifications": [str(m) for m in queued],
         },
     )
-    return added
+    return [*added, *reopened]
+
+
+async def flag_hosted(
+    conn: asyncpg.Connection,
+    *,
+    hostings: Sequence[tuple[UUID, UUID]],
+    actor_id: UUID | None,
+) -> list[UUID]:
+    """Call whenever hostings, given as ``(hosting_id, model_id)``, were recorded or became
+    ``hosted`` again, on whatever path: every decision in force (notified, or executed)
+    covering one of their models, directly or as a descendant, takes them as ``late``
+    targets: a hosting not yet its target is added, a target already confirmed is reopened
+    and awaits a new confirmation. Each decision queues one notice per platform concerned.
+    Returns the decisions' ids.
+
+    An executed decision stays executed: its late targets await their own confirmation, and
+    are overdue from the decision's deadline on, since a recalled model hosted again is out
+    of compliance from the start."""
+    by_decision: dict[UUID, set[UUID]] = {}
+    for hosting_id, model_id in hostings:
+        for decision_id in await q.select_covering(conn, model_id=model_id):
+            by_decision.setdefault(decision_id, set()).add(hosting_id)
+    flagged = []
+    for decision_id in sorted(by_decision):  # one lock order for every path
+        if await _flag(
+            conn, decision_id=decision_id, actor_id=actor_id, rehosted=by_decision[decision_id]
+        ):
+            flagged.append(decision_id)
+    return flagged
 
 
 async def flag_new_hosting(
     conn: asyncpg.Connection, *, hosting_id: UUID, model_id: UUID, actor_id: UUID | None
 ) -> list[UUID]:
-    """Call after recording a hosting of ``model_id``: adds it to every decision in force
-    (notified, or executed) covering the model, directly or as a descendant, and queues a
-    notice. Returns those decisions' ids.
-
-    An executed decision stays executed: its new target awaits its own confirmation, and
-    is overdue from the decision's deadline on, since a recalled model hosted again is out
-    of compliance from the start."""
-    flagged = []
-    for decision_id in await q.select_covering(conn, model_id=model_id):
-        if await _flag(conn, decision_id=decision_id, actor_id=actor_id):
-            flagged.append(decision_id)
-    return flagged
+    """``flag_hosted`` for one hosting."""
+    return await flag_hosted(conn, hostings=[(hosting_id, model_id)], actor_id=actor_id)
 
 
 async def flag_untargeted(conn: asyncpg.Connection, *, limit: int = 100) -> list[UUID]:

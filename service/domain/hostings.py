@@ -13,7 +13,7 @@ import msgspec
 
 from service.db.queries import hostings as q
 from service.domain.as_of import state_as_of
-from service.domain.decommission_targets import flag_new_hosting
+from service.domain.decommission_targets import flag_hosted
 from service.domain.ledger import NewEvent, diff, record_event, record_events, to_state
 from service.domain.models import resolve_model_id
 from service.domain.platforms import get_platform, platform_scope
@@ -128,10 +128,8 @@ async def record_hosting(
         state=to_state(hosting),
         extra=extra,
     )
-    # A hosting of a model under a notified decision is flagged, and its platform told, now.
-    await flag_new_hosting(
-        conn, hosting_id=hosting.id, model_id=hosting.model_id, actor_id=actor_id
-    )
+    # A hosting of a model under a decision in force is flagged, and its platform told, now.
+    await flag_hosted(conn, hostings=[(hosting.id, hosting.model_id)], actor_id=actor_id)
     return hosting, seq
 
 
@@ -292,9 +290,9 @@ async def apply_patch(
     row = await q.update_hosting(conn, hosting_id=before.id, values=change.values)
     after = msgspec.convert(dict(row), Hosting)
     event = _event(change, after, actor_id=actor_id, extra=extra)
-    if event is None:
-        return after, None
-    return after, (await record_events(conn, [event]))[0]
+    seq = None if event is None else (await record_events(conn, [event]))[0]
+    await _flag_rehosted(conn, [(before, after)], actor_id=actor_id)
+    return after, seq
 
 
 async def apply_patches(
@@ -322,7 +320,23 @@ async def apply_patches(
         for change, extra in planned
     ]
     seqs = iter(await record_events(conn, [e for e in events if e is not None]))
+    await _flag_rehosted(conn, [(c.before, after[c.before.id]) for c in written], actor_id=actor_id)
     return [None if event is None else next(seqs) for event in events]
+
+
+async def _flag_rehosted(
+    conn: asyncpg.Connection, changed: Sequence[tuple[Hosting, Hosting]], *, actor_id: UUID | None
+) -> None:
+    """The one place a hosting that exists becomes ``hosted`` again, on every path (REST,
+    each webhook and adapter, the group-commit batch): a decision in force over its model
+    takes it back as a late target, and its platform is told."""
+    rehosted = [
+        (after.id, after.model_id)
+        for before, after in changed
+        if after.status == "hosted" and before.status != "hosted"
+    ]
+    if rehosted:
+        await flag_hosted(conn, hostings=rehosted, actor_id=actor_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ __all__ = [
     "insert_targets",
     "link_findings",
     "link_incidents",
+    "reopen_targets",
     "select_covering",
     "select_decision",
     "select_decisions",
@@ -139,6 +140,13 @@ RETURNING hosting_id
 CONFIRM_TARGETS = """
 UPDATE decommission_targets SET confirmed_at = $4, outcome = $5
 WHERE decommission_id = $1 AND platform_id = $2 AND model_id = $3 AND confirmed_at IS NULL
+RETURNING hosting_id
+"""
+
+# Confirmed targets whose hostings are hosted again: they await a new confirmation, late.
+REOPEN_TARGETS = """
+UPDATE decommission_targets SET confirmed_at = NULL, outcome = NULL, late = true
+WHERE decommission_id = $1 AND hosting_id = ANY ($2::uuid[]) AND confirmed_at IS NOT NULL
 RETURNING hosting_id
 """
 
@@ -319,6 +327,13 @@ async def confirm_targets(
     rows = await conn.fetch(
         CONFIRM_TARGETS, decision_id, platform_id, model_id, confirmed_at, outcome
     )
+    return [r["hosting_id"] for r in rows]
+
+
+async def reopen_targets(
+    conn: asyncpg.Connection, *, decision_id: UUID, hosting_ids: list[UUID]
+) -> list[UUID]:
+    rows = await conn.fetch(REOPEN_TARGETS, decision_id, hosting_ids)
     return [r["hosting_id"] for r in rows]
 
 
