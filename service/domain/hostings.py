@@ -367,7 +367,7 @@ def _plan(before: Hosting, patch: HostingPatch) -> _Change | None:
     occurred_at = datetime.now(UTC) if patch.occurred_at is msgspec.UNSET else patch.occurred_at
     downloads_at = before.downloads_at
     if patch.downloads is not msgspec.UNSET and patch.downloads != before.downloads:
-        downloads_at = occurred_at
+        downloads_at = None if patch.downloads is None else occurred_at
     if documentation == msgspec.to_builtins(before.documentation) and all(
         state[name] == getattr(before, name) for name in _WRITABLE
     ):

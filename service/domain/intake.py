@@ -33,6 +33,7 @@ from service.schemas.webhooks import (
     IncidentReported,
     ModelDownloads,
     ModelHosted,
+    ModelHostedData,
     ModelRemoved,
     ModelRenamed,
     ModelRestricted,
@@ -416,34 +417,46 @@ async def _hosted(conn: asyncpg.Connection, ctx: _Context, message: ModelHosted)
         seqs = await _ensure_model(
             conn, ctx, name=data.model, base=data.base_model, at=message.timestamp
         )
-        hosting_in = HostingIn(
-            model=data.model,
-            url=data.url,
-            external_id=data.external_id,
-            revision=data.revision,
-            licence=data.licence,
-            gated=data.gated,
-            downloads=data.downloads,
-            documentation=data.documentation,
-            occurred_at=message.timestamp,
-        )
+        hosting_in = _new_hosting(data, _HOSTED_FIELDS, at=message.timestamp)
         return seqs + await _create_hosting(conn, ctx, hosting_in)
-    # Hosted again (or re-announced): the message is the hosting's whole new state.
-    patch = msgspec.convert(
-        {
-            "url": data.url,
-            "external_id": data.external_id,
-            "revision": data.revision,
-            "licence": data.licence,
-            "gated": data.gated,
-            "status": "hosted",
-            "documentation": msgspec.to_builtins(data.documentation),
-            **({} if data.downloads is None else {"downloads": data.downloads}),
-        },
-        HostingPatch,
+    # Hosted again (or re-announced): only the fields sent change; an explicit null clears.
+    patch = HostingPatch(
+        **{name: getattr(data, name) for name in _HOSTED_FIELDS},
+        status="hosted",
+        occurred_at=message.timestamp,
     )
-    patch = msgspec.structs.replace(patch, occurred_at=message.timestamp)
     return seqs + (await _patch(conn, existing, patch, ctx.link))[1]
+
+
+#: What a ``model.hosted`` may say about the hosting, besides its model.
+_HOSTED_FIELDS = (
+    "url",
+    "external_id",
+    "revision",
+    "licence",
+    "gated",
+    "downloads",
+    "documentation",
+)
+
+
+def _new_hosting(
+    data: ModelHostedData | ModelUpdatedData, names: Sequence[str], *, at: datetime
+) -> HostingIn:
+    """A new hosting from the fields a message gives; an omitted one takes its default."""
+    fields = {
+        name: getattr(data, name)
+        for name in names
+        if name != "documentation" and getattr(data, name) is not msgspec.UNSET
+    }
+    if data.documentation is not msgspec.UNSET:
+        fields["documentation"] = {
+            k: v
+            for k, v in msgspec.structs.asdict(data.documentation).items()
+            if v is not msgspec.UNSET
+        }
+    hosting_in = msgspec.convert({**msgspec.to_builtins(fields), "model": data.model}, HostingIn)
+    return msgspec.structs.replace(hosting_in, occurred_at=at)
 
 
 _PATCH_FIELDS = (
@@ -470,21 +483,7 @@ async def _updated(conn: asyncpg.Connection, ctx: _Context, message: ModelUpdate
                 key="model",
             )
         seqs = await _ensure_model(conn, ctx, name=data.model, base=None, at=message.timestamp)
-        fields = {
-            name: getattr(data, name)
-            for name in _PATCH_FIELDS
-            if name != "documentation" and getattr(data, name) is not msgspec.UNSET
-        }
-        if data.documentation is not msgspec.UNSET:
-            fields["documentation"] = {
-                k: v
-                for k, v in msgspec.structs.asdict(data.documentation).items()
-                if v is not msgspec.UNSET
-            }
-        hosting_in = msgspec.convert(
-            {**msgspec.to_builtins(fields), "model": data.model}, HostingIn
-        )
-        hosting_in = msgspec.structs.replace(hosting_in, occurred_at=message.timestamp)
+        hosting_in = _new_hosting(data, _PATCH_FIELDS, at=message.timestamp)
         return seqs + await _create_hosting(conn, ctx, hosting_in)
     return (await _patch(conn, existing, _update_patch(message), ctx.link))[1]
 

@@ -85,7 +85,8 @@ class HostingPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     gated: bool | msgspec.UnsetType = msgspec.UNSET
     disabled: bool | msgspec.UnsetType = msgspec.UNSET
     status: HostingStatus | msgspec.UnsetType = msgspec.UNSET
-    downloads: Downloads | msgspec.UnsetType = msgspec.UNSET
+    #: ``null`` clears a count recorded before.
+    downloads: Downloads | msgspec.UnsetType | None = msgspec.UNSET
     documentation: DocumentationPatch | msgspec.UnsetType = msgspec.UNSET
     occurred_at: datetime | msgspec.UnsetType = msgspec.UNSET
 

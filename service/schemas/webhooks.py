@@ -15,7 +15,6 @@ import msgspec
 
 from service.schemas.common import HttpUrl, ModelName, PlatformSlug
 from service.schemas.hostings import (
-    Documentation,
     DocumentationPatch,
     Downloads,
     ExternalId,
@@ -74,9 +73,12 @@ _PLATFORM = (
 
 
 class ModelHostedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The platform hosts the model (an unregistered model is registered on the way). For a
-    hosting the platform already records, the message is its whole new state: an absent
-    optional field is cleared, not kept."""
+    """The platform hosts the model (an unregistered model is registered on the way).
+
+    For a hosting the platform already records, only the fields sent change: an absent
+    field (``UNSET``) keeps its recorded value and an explicit ``null`` clears it;
+    ``documentation`` changes only the documents it names. For a new hosting an absent
+    field takes its default."""
 
     model: Annotated[
         ModelName,
@@ -88,17 +90,26 @@ class ModelHostedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     url: Annotated[HttpUrl, _doc("The hosting's page on the platform. Required.")]
     platform: Annotated[PlatformSlug | None, _doc(_PLATFORM)] = None
     external_id: Annotated[
-        ExternalId | None,
-        _doc("The platform's own id for the repository. Absent or null: none recorded."),
-    ] = None
+        ExternalId | msgspec.UnsetType | None,
+        _doc(
+            "The platform's own id for the repository. Absent: kept (none for a new "
+            "hosting). Null: cleared."
+        ),
+    ] = msgspec.UNSET
     revision: Annotated[
-        Revision | None,
-        _doc("The revision hosted (commit, tag). Absent or null: unknown, none recorded."),
-    ] = None
+        Revision | msgspec.UnsetType | None,
+        _doc(
+            "The revision hosted (commit, tag). Absent: kept (unknown for a new hosting). "
+            "Null: cleared."
+        ),
+    ] = msgspec.UNSET
     licence: Annotated[
-        Licence | None,
-        _doc("The licence, preferably an SPDX id in lower case. Absent or null: unknown."),
-    ] = None
+        Licence | msgspec.UnsetType | None,
+        _doc(
+            "The licence, preferably an SPDX id in lower case. Absent: kept (unknown for a "
+            "new hosting). Null: cleared."
+        ),
+    ] = msgspec.UNSET
     base_model: Annotated[
         ModelName | None,
         _doc(
@@ -107,19 +118,27 @@ class ModelHostedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         ),
     ] = None
     gated: Annotated[
-        bool, _doc("Access needs the platform's approval. Absent: false (not gated).")
-    ] = False
+        bool | msgspec.UnsetType,
+        _doc(
+            "Access needs the platform's approval. Absent: kept (false, not gated, for a new "
+            "hosting)."
+        ),
+    ] = msgspec.UNSET
     downloads: Annotated[
-        Downloads | None,
-        _doc("The download count. Absent or null: no count; a recorded count is kept."),
-    ] = None
+        Downloads | msgspec.UnsetType | None,
+        _doc(
+            "The download count. Absent: a recorded count is kept (none for a new hosting). "
+            "Null: cleared."
+        ),
+    ] = msgspec.UNSET
     documentation: Annotated[
-        Documentation,
+        DocumentationPatch | msgspec.UnsetType,
         _doc(
             "Which documents exist (model card, safety testing, risk analysis, use guidance). "
-            "Absent: none is present."
+            "Only the documents named change; absent: every document is kept (none present "
+            "for a new hosting)."
         ),
-    ] = Documentation()
+    ] = msgspec.UNSET
 
 
 class ModelUpdatedData(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
