@@ -266,7 +266,9 @@ async def test_confirmation_by_every_platform_closes_the_decision(
     await register_model(client, admin, child, base_model=base)
     await host(client, admin, base, platform)
     await host(client, admin, child, other_platform)
-    decision = await decide(client, admin, second, base, include_derivatives=True)
+    decision = await decide(
+        client, admin, second, base, include_derivatives=True, action="restrict"
+    )
     decision_id = UUID(decision["id"])
     ids = {
         t["platform"]: (UUID(t["platform_id"]), UUID(t["model_id"])) for t in decision["targets"]
@@ -458,7 +460,7 @@ async def test_a_recalled_model_hosted_again_after_execution_is_caught(
         )
     assert [o.platform for o in overdue] == [other_platform.slug]
 
-    assert len(await confirm_target(pool, decision, late[0], outcome="restricted")) == 1
+    assert len(await confirm_target(pool, decision, late[0], outcome="removed")) == 1
     body = (await client.get(path, headers=admin)).json()
     assert body["status"] == "executed"
     assert all(t["confirmed_at"] is not None for t in body["targets"])

@@ -361,3 +361,56 @@ async def test_one_notice_lists_all_of_a_platforms_late_hostings(
     last = notices[-1]["payload"]
     listed = {h["hosting_id"] for h in last.get("data", last)["hostings"]}
     assert listed == set(ids.values())
+
+
+@pytest.mark.parametrize(
+    ("action", "outcome", "accepted"),
+    [
+        ("recall", "restricted", False),
+        ("recall", "removed", True),
+        ("restrict", "restricted", True),
+        ("restrict", "removed", True),
+        ("deprecate", "restricted", True),
+        ("licence_change", "removed", True),
+    ],
+)
+async def test_a_confirmation_must_carry_out_what_was_asked(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    secret: str,
+    uniq: str,
+    action: str,
+    outcome: str,
+    accepted: bool,
+) -> None:
+    """The matrix in the README, through the signed ``decommission.executed`` webhook: a
+    mismatch is 422 naming both, and writes nothing (the hosting keeps its status)."""
+    model = f"acme/matrix-{uniq}"
+    await register_model(client, admin, model)
+    await _send(client, platform.slug, secret, hosted(model))
+    hosting_id = await _hosting_id(client, admin, platform.slug, model)
+    fields: dict[str, Any] = {"action": action}
+    if action == "deprecate":
+        fields["sunset_at"] = "2031-01-01T00:00:00Z"
+    if action == "licence_change":
+        fields["new_licence"] = "cc-by-nc-4.0"
+    decision = await decide(client, admin, await admin_headers(pool), model, **fields)
+    done = event(
+        "decommission.executed",
+        {"decision_id": decision["id"], "model": model, "outcome": outcome},
+    )
+    r = await deliver(client, platform.slug, secret, done)
+    hosting = (await client.get(f"/v1/hostings/{hosting_id}", headers=admin)).json()
+    target = (await client.get(f"/v1/decommissions/{decision['id']}", headers=admin)).json()[
+        "targets"
+    ][0]
+    if accepted:
+        assert r.status_code == 202, r.text
+        assert (hosting["status"], target["outcome"]) == (outcome, outcome)
+        return
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["detail"] == "a recall is carried out by removed, not restricted"
+    assert (hosting["status"], target["confirmed_at"]) == ("hosted", None)

@@ -30,6 +30,7 @@ from service.errors import Conflict, InvalidInput
 from service.schemas.decommissions import Decision, OverduePlatform, Target
 
 __all__ = [
+    "ACCEPTED_OUTCOMES",
     "AwaitedConfirmation",
     "flag_hosted",
     "flag_new_hosting",
@@ -38,6 +39,16 @@ __all__ = [
     "list_overdue",
     "record_confirmation",
 ]
+
+
+#: The confirmation outcomes that carry out each action: a recall is carried out only by
+#: removing the model; the milder actions by restricting it, or by removing it.
+ACCEPTED_OUTCOMES: dict[str, tuple[str, ...]] = {
+    "recall": ("removed",),
+    "restrict": ("restricted", "removed"),
+    "licence_change": ("restricted", "removed"),
+    "deprecate": ("restricted", "removed"),
+}
 
 
 async def _flag(
@@ -146,8 +157,10 @@ async def record_confirmation(
 
     Marks those targets confirmed, appends a ``decommission.confirmed`` event, and moves
     the decision to ``executed`` once every target is confirmed. NotFound for an unknown
-    decision; InvalidInput when the platform holds no target of the decision for the model;
-    Conflict when the decision was not (or no longer is) notified.
+    decision; InvalidInput when the platform holds no target of the decision for the model
+    (``key`` ``decision_id``), or when the outcome does not carry out the decision's action
+    (``ACCEPTED_OUTCOMES``; ``key`` ``outcome``); Conflict when the decision was not (or no
+    longer is) notified.
     """
     if outcome not in ("removed", "restricted"):
         raise InvalidInput("the outcome is removed or restricted", key="outcome")
@@ -160,6 +173,12 @@ async def record_confirmation(
         )
     if before.status not in IN_FORCE:
         raise Conflict(f"a decision that is {before.status} cannot be confirmed")
+    accepted = ACCEPTED_OUTCOMES[before.action]
+    if outcome not in accepted:
+        raise InvalidInput(
+            f"a {before.action} is carried out by {' or '.join(accepted)}, not {outcome}",
+            key="outcome",
+        )
     at = occurred_at or datetime.now(UTC)
     confirmed = await q.confirm_targets(
         conn,

@@ -523,6 +523,8 @@ async def _decommission_executed(
             f"no decommission decision {data.decision_id}", key="decision_id"
         ) from exc
     except InvalidInput as exc:
+        if exc.extra.get("key") == "outcome":
+            raise  # the outcome does not carry out what was asked: 422 naming both
         # The decision exists but is not about this platform's hosting of the model.
         raise Forbidden(exc.detail) from exc
     return [*seqs, *confirmed]
