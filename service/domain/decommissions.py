@@ -80,7 +80,7 @@ async def get_decision(
             raise NotFound(
                 f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
             )
-        return then
+        return _seen_by(then, visible_to)
     row = await q.select_decision(conn, decision_id=decision_id, for_update=for_update)
     if row is None:
         raise NotFound(f"no decommission decision {decision_id}")
@@ -91,7 +91,22 @@ async def get_decision(
     decision = msgspec.convert({**dict(row), "targets": targets}, Decision)
     if not _visible(decision, visible_to):
         raise NotFound(f"no decommission decision {decision_id}")
-    return decision
+    return _seen_by(decision, visible_to)
+
+
+def _seen_by(decision: Decision, platform_id: UUID | None) -> Decision:
+    """The decision as a platform (``platform_id``) may read it: its own targets only, and of
+    the platforms named in the scope only itself, so that other platforms' hosting ids and
+    names do not leak. Other roles see it whole."""
+    if platform_id is None:
+        return decision
+    return msgspec.structs.replace(
+        decision,
+        targets=[t for t in decision.targets if t.platform_id == platform_id],
+        platform_ids=None
+        if decision.platform_ids is None
+        else [p for p in decision.platform_ids if p == platform_id],
+    )
 
 
 def _visible(decision: Decision, platform_id: UUID | None) -> bool:
@@ -114,7 +129,7 @@ async def list_decisions(
     rows = await q.select_decisions(
         conn, status=status, model_id=model_id, platform_id=platform_id, after=after, limit=limit
     )
-    return [await get_decision(conn, decision_id=r["id"]) for r in rows]
+    return [await get_decision(conn, decision_id=r["id"], visible_to=platform_id) for r in rows]
 
 
 async def record_decision_event(
