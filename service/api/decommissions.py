@@ -14,6 +14,7 @@ from service.api.auth import ADMIN, ANY_ROLE, allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
+from service.domain import decommission_impact as reach
 from service.domain import decommission_targets as targets
 from service.domain import decommissions as domain
 from service.schemas.decommissions import (
@@ -21,6 +22,7 @@ from service.schemas.decommissions import (
     DecisionIn,
     DecisionPage,
     DecisionStatus,
+    Impact,
     OverduePage,
     WithdrawIn,
 )
@@ -89,6 +91,39 @@ class DecommissionController(Controller):
             limit=limit,
         )
         return OverduePage(items=items)
+
+    @post(
+        "/impact",
+        operation_id="previewDecommissionImpact",
+        summary="What a draft decision would reach, before anything is proposed",
+        description=(
+            "The body is a proposal as `POST /v1/decommissions` takes it; nothing is written. "
+            "The answer lists the hostings in scope by platform, the descendant models by "
+            "relation, the platforms a notice would go to and the current downloads affected."
+        ),
+        guards=[allow(*ADMIN)],
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 413, 415, 422),
+    )
+    async def preview_impact(self, data: JSONBody[DecisionIn], db: Db) -> Impact:
+        return await reach.preview_impact(db, data=data)
+
+    @get(
+        "/{decision_id:uuid}/impact",
+        operation_id="getDecommissionImpact",
+        summary="What a decision reaches now: hostings by platform, derivatives, downloads",
+        description=(
+            "The decision's scope applied to the registry as it is now: the hostings in scope "
+            "(not removed) by platform, the descendant models by relation, the platforms a "
+            "notice goes to and the current downloads affected. The proposal's ledger event "
+            "records the impact as it was when proposed."
+        ),
+        guards=[allow(*ADMIN)],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def read_impact(self, decision_id: FromPath[UUID], db: Db) -> Impact:
+        decision = await domain.get_decision(db, decision_id=decision_id)
+        return await reach.impact_of(db, decision)
 
     @get(
         "/{decision_id:uuid}",

@@ -30,9 +30,9 @@ from service.db.queries import incidents as incidents_q
 from service.db.queries import policies as policies_q
 from service.domain import notices, outbox
 from service.domain.as_of import state_as_of
+from service.domain.decommission_impact import impact_of, resolve_platforms
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
-from service.domain.platforms import get_platform
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.decommissions import Decision, DecisionIn, Target
 
@@ -200,14 +200,7 @@ async def propose_decision(
         )
         if successor_id == model_id:
             raise InvalidInput("a model cannot succeed itself", key="successor_model")
-    platform_ids = None
-    if data.platforms is not None:
-        platform_ids = []
-        for slug in dict.fromkeys(data.platforms):
-            try:
-                platform_ids.append((await get_platform(conn, slug=slug)).id)
-            except NotFound as exc:
-                raise InvalidInput(f"no platform {slug!r}", key="platforms") from exc
+    platform_ids = await resolve_platforms(conn, data.platforms)
     incident_ids = list(dict.fromkeys(data.incident_ids))
     finding_ids = list(dict.fromkeys(data.finding_ids))
     await _check_exist(conn, incidents_q.select_existing, incident_ids, "incident_ids")
@@ -244,7 +237,11 @@ async def propose_decision(
     await q.link_findings(conn, decision_id=decision_id, finding_ids=finding_ids)
     await add_targets(conn, decision_id=decision_id, late=False)
     decision = await get_decision(conn, decision_id=decision_id)
-    await record_decision_event(conn, decision, kind=kind, actor_id=actor_id, extra=extra)
+    # The proposal's event records the reach the approver is asked to weigh.
+    impact = msgspec.to_builtins(await impact_of(conn, decision))
+    await record_decision_event(
+        conn, decision, kind=kind, actor_id=actor_id, extra={**(extra or {}), "impact": impact}
+    )
     return decision
 
 

@@ -22,9 +22,13 @@ __all__ = [
     "DecisionIn",
     "DecisionPage",
     "DecisionStatus",
+    "DerivativeModel",
+    "Impact",
+    "ImpactHosting",
     "Outcome",
     "OverduePage",
     "OverduePlatform",
+    "PlatformImpact",
     "Target",
     "WithdrawIn",
 ]
@@ -153,3 +157,49 @@ class OverduePlatform(msgspec.Struct, frozen=True, kw_only=True):
 
 class OverduePage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[OverduePlatform]
+
+
+class ImpactHosting(msgspec.Struct, frozen=True, kw_only=True):
+    """One hosting a decision would reach."""
+
+    hosting_id: UUID
+    model_id: UUID
+    model: str
+    status: str
+    downloads: int | None
+
+
+class PlatformImpact(msgspec.Struct, frozen=True, kw_only=True):
+    """A platform a decision would reach: its hostings, and their current downloads."""
+
+    platform_id: UUID
+    platform: str
+    hostings: list[ImpactHosting]
+    downloads: int
+
+
+class DerivativeModel(msgspec.Struct, frozen=True, kw_only=True):
+    """A descendant model a decision with derivatives included would reach."""
+
+    model_id: UUID
+    model: str
+    #: The model it derives from directly.
+    base_model: str
+
+
+class Impact(msgspec.Struct, frozen=True, kw_only=True):
+    """What a decision would reach, as the registry records it now."""
+
+    model_id: UUID
+    model: str
+    include_derivatives: bool
+    #: The hostings in scope (not removed), by platform.
+    platforms: list[PlatformImpact]
+    #: The descendant models in scope, by relation (``fine_tune``, ``adapter``, ...,
+    #: ``unspecified`` when none is recorded); empty without derivatives.
+    derivatives: dict[str, list[DerivativeModel]]
+    #: The platforms a notice would go to: those with a hosting in scope.
+    notify: list[str]
+    hostings: int
+    #: The current downloads of the hostings in scope (counts not reported are left out).
+    downloads: int

@@ -19,6 +19,8 @@ __all__ = [
     "select_covering",
     "select_decision",
     "select_decisions",
+    "select_impact_hostings",
+    "select_impact_models",
     "select_open_for_policy",
     "select_overdue",
     "select_scope_hostings",
@@ -183,6 +185,34 @@ WHERE d.status IN ('notified', 'executed') AND (up.depth = 0 OR d.include_deriva
 ORDER BY d.id
 """
 
+# The reach of a scope (a model, with or without its descendants, on the platforms named or
+# any): the hostings it would take as targets, for a draft as for a decision.
+IMPACT_SCOPE = """
+WITH RECURSIVE scope (id) AS (
+  SELECT $1::uuid
+  UNION
+  SELECT m.id FROM models m JOIN scope s ON m.base_model_id = s.id WHERE $2::bool
+)
+"""
+
+IMPACT_HOSTINGS = f"""
+{IMPACT_SCOPE}
+SELECT h.id AS hosting_id, h.platform_id, p.slug AS platform, h.model_id, m.name AS model,
+       h.status, h.downloads
+FROM hostings h JOIN scope s ON s.id = h.model_id
+JOIN platforms p ON p.id = h.platform_id JOIN models m ON m.id = h.model_id
+WHERE h.status <> 'removed' AND ($3::uuid[] IS NULL OR h.platform_id = ANY ($3::uuid[]))
+ORDER BY p.slug, m.name, h.id
+"""
+
+IMPACT_MODELS = f"""
+{IMPACT_SCOPE}
+SELECT m.id AS model_id, m.name AS model, m.derivation, b.name AS base_model
+FROM models m JOIN scope s ON s.id = m.id JOIN models b ON b.id = m.base_model_id
+WHERE m.id <> $1::uuid
+ORDER BY m.name
+"""
+
 OVERDUE = """
 SELECT d.id AS decision_id, d.model_id, d.action, t.platform_id, p.slug AS platform,
        d.confirm_by, array_agg(t.hosting_id ORDER BY t.hosting_id) AS hosting_ids,
@@ -343,6 +373,22 @@ async def select_untargeted(conn: asyncpg.Connection, *, limit: int) -> list[UUI
 
 async def select_covering(conn: asyncpg.Connection, *, model_id: UUID) -> list[UUID]:
     return [r["id"] for r in await conn.fetch(COVERING, model_id)]
+
+
+async def select_impact_hostings(
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID,
+    include_derivatives: bool,
+    platform_ids: list[UUID] | None,
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(IMPACT_HOSTINGS, model_id, include_derivatives, platform_ids))
+
+
+async def select_impact_models(
+    conn: asyncpg.Connection, *, model_id: UUID, include_derivatives: bool
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(IMPACT_MODELS, model_id, include_derivatives))
 
 
 async def select_overdue(
