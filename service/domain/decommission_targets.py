@@ -2,9 +2,12 @@
 platforms' confirmations, and the platforms overdue with them.
 
 While a decision is in force (notified, and still once executed), a hosting that comes
-into its scope is added at once as a ``late`` target and its platform notified, so a
-recalled model hosted again is caught. The decision is executed when every target is
-confirmed; a late target added after that awaits its own confirmation.
+into its scope is added at once as a ``late`` target and its platform notified, and a
+target whose hosting becomes ``hosted`` again after its platform confirmed is reopened as
+late (``flag_hosted``, called from the one place a hosting's status is written), so a
+recalled model hosted again is caught on every path. The decision is executed when every
+target is confirmed; a late target added or reopened after that awaits its own
+confirmation. A confirmation must carry out the action (``ACCEPTED_OUTCOMES``).
 """
 
 from __future__ import annotations

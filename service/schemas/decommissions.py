@@ -94,7 +94,8 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     #: The hosted model is a descendant of the decision's model.
     inherited: bool
-    #: The hosting was recorded after the platforms were notified, and flagged then.
+    #: The hosting came into scope after the platforms were notified (recorded then, or
+    #: hosted again after its platform had confirmed), and was flagged then.
     late: bool
     confirmed_at: datetime | None
     outcome: Outcome | None
