@@ -114,21 +114,21 @@ class CatalogueController(Controller):
             if then is None:
                 raise NotFound(f"no model {model_id} was recorded at {moment.isoformat()}")
             model = then
-        lineage = await get_lineage(db, model_id=model_id)
+        lineage = await get_lineage(db, model_id=model_id, as_of=moment)
         hostings = await list_hostings(
-            db, visible_to=principal.platform_id, model_id=model_id, limit=200
+            db, visible_to=principal.platform_id, model_id=model_id, limit=200, as_of=moment
         )
         scope = await incidents_domain.scope_for(db, principal=principal, now=now)
         incidents = await incidents_domain.list_incidents(
-            db, scope=scope, now=now, model_id=model_id, limit=100
+            db, scope=scope, now=now, model_id=model_id, limit=100, as_of=moment
         )
         audits = []
         if principal.role in ("admin", "auditor", "regulator"):
             audits = await list_audits(
-                db, viewer=principal, model_id=model_id, after=None, limit=100
+                db, viewer=principal, model_id=model_id, after=None, limit=100, as_of=moment
             )
         decisions = await list_decisions(
-            db, model_id=model_id, platform_id=principal.platform_id, limit=100
+            db, model_id=model_id, platform_id=principal.platform_id, limit=100, as_of=moment
         )
         history = await model_history(
             db,
@@ -146,6 +146,8 @@ class CatalogueController(Controller):
             query = {"stage": stage, "kind": kind, "as_of": as_of, "older_than": history[-1].seq}
             older_url = "?" + urlencode({k: v for k, v in query.items() if v})
         series = await downloads_over_time(db, model_id=model_id, platform_id=principal.platform_id)
+        if moment is not None:
+            series = [point for point in series if point.at <= moment]
         return page(
             "model.html",
             viewer=viewer,

@@ -94,7 +94,9 @@ class IncidentPageController(Controller):
             )
         notes = []
         if principal.role in ("admin", "regulator"):
-            notes = await domain.list_notes(db, incident_id=incident_id, reporter_view=False)
+            notes = await domain.list_notes(
+                db, incident_id=incident_id, reporter_view=False, as_of=moment
+            )
         candidates = []
         if admin and moment is None:
             settings: Settings = state.settings
@@ -110,7 +112,11 @@ class IncidentPageController(Controller):
             d
             for model_id in dict.fromkeys(incident.model_ids)
             for d in await list_decisions(
-                db, model_id=model_id, platform_id=principal.platform_id, limit=100
+                db,
+                model_id=model_id,
+                platform_id=principal.platform_id,
+                limit=100,
+                as_of=moment,
             )
             if incident_id in d.incident_ids
         ]

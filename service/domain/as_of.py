@@ -9,7 +9,7 @@ answered is "what did the registry know at that moment".
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -19,7 +19,7 @@ from service.db.queries import ledger_tree as q
 from service.errors import InvalidInput
 from service.schemas.hostings import Hosting
 
-__all__ = ["state_as_of"]
+__all__ = ["state_as_of", "states_as_of"]
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -34,6 +34,23 @@ async def state_as_of(
     state = await q.select_state_as_of(conn, subject_id=subject_id, as_of=as_of)
     if state is None:
         return None
+    return _convert(state, record)
+
+
+async def states_as_of(
+    conn: asyncpg.Connection, *, subject_ids: list[UUID], as_of: datetime, record: type[R]
+) -> dict[UUID, R]:
+    """Several subjects at once, each in its state recorded at ``as_of``; those that did not
+    exist yet are left out. One query for a whole page of a listing."""
+    if as_of.tzinfo is None:
+        raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
+    if not subject_ids:
+        return {}
+    states = await q.select_states_as_of(conn, subject_ids=subject_ids, as_of=as_of)
+    return {subject: _convert(state, record) for subject, state in states.items()}
+
+
+def _convert(state: dict[str, Any], record: type[R]) -> R:
     if record is Hosting and "name" not in state:
         # Recorded before hostings had names of their own: the name was the model's.
         state = {**state, "name": state.get("model")}

@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import audits as q
+from service.domain.as_of import states_as_of
 from service.domain.grants import active_components
 from service.domain.incidents import record_incident
 from service.domain.ledger import diff, record_event, to_state
@@ -119,11 +120,18 @@ async def list_audits(
     model_id: UUID | None,
     after: UUID | None,
     limit: int,
+    as_of: datetime | None = None,
 ) -> list[Audit]:
+    """Audits an auditor ran (others see all); with ``as_of``, each as recorded then, leaving
+    out those not opened yet."""
     auditor_id = viewer.id if viewer.role == "auditor" else None
     rows = await q.select_audits(
         conn, auditor_id=auditor_id, model_id=model_id, after=after, limit=limit
     )
+    if as_of is not None:
+        ids = [row["id"] for row in rows]
+        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Audit)
+        return [then[i] for i in ids if i in then]
     return [msgspec.convert(dict(row), Audit) for row in rows]
 
 

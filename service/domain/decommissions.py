@@ -29,7 +29,7 @@ from service.db.queries import decommissions as q
 from service.db.queries import incidents as incidents_q
 from service.db.queries import policies as policies_q
 from service.domain import notices, outbox
-from service.domain.as_of import state_as_of
+from service.domain.as_of import state_as_of, states_as_of
 from service.domain.decommission_impact import impact_of, resolve_platforms
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
@@ -125,10 +125,21 @@ async def list_decisions(
     platform_id: UUID | None = None,
     after: UUID | None = None,
     limit: int,
+    as_of: datetime | None = None,
 ) -> list[Decision]:
+    """Decisions by filter; with ``as_of``, each as recorded then, leaving out those not
+    proposed yet (the filters select by today's values)."""
     rows = await q.select_decisions(
         conn, status=status, model_id=model_id, platform_id=platform_id, after=after, limit=limit
     )
+    if as_of is not None:
+        ids = [r["id"] for r in rows]
+        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Decision)
+        return [
+            _seen_by(then[i], platform_id)
+            for i in ids
+            if i in then and _visible(then[i], platform_id)
+        ]
     return [await get_decision(conn, decision_id=r["id"], visible_to=platform_id) for r in rows]
 
 

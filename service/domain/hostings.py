@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import hostings as q
-from service.domain.as_of import state_as_of
+from service.domain.as_of import state_as_of, states_as_of
 from service.domain.decommission_targets import flag_hosted
 from service.domain.ledger import NewEvent, diff, record_event, record_events, to_state
 from service.domain.models import resolve_model_id
@@ -240,8 +240,12 @@ async def list_hostings(
     missing: str | None = None,
     after: UUID | None = None,
     limit: int,
+    as_of: datetime | None = None,
 ) -> list[Hosting]:
-    """Hostings matching every filter; a platform (``visible_to``) sees its own only."""
+    """Hostings matching every filter; a platform (``visible_to``) sees its own only.
+
+    With ``as_of``, each in its state recorded then, leaving out those not recorded yet; the
+    filters select by today's values (a hosting's platform and model never change)."""
     scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
     if scope.empty:
         return []
@@ -256,6 +260,10 @@ async def list_hostings(
         after=after,
         limit=limit,
     )
+    if as_of is not None:
+        ids = [row["id"] for row in rows]
+        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Hosting)
+        return [then[i] for i in ids if i in then]
     return [msgspec.convert(dict(row), Hosting) for row in rows]
 
 

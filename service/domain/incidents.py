@@ -21,7 +21,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import incidents as q
-from service.domain.as_of import state_as_of
+from service.domain.as_of import state_as_of, states_as_of
 from service.domain.deadlines import compute_deadline, is_overdue, remaining_seconds
 from service.domain.grants import active_model_ids
 from service.domain.ledger import record_event, to_state
@@ -318,11 +318,15 @@ async def list_incidents(
     limit: int,
     text: str | None = None,
     newest_first: bool = False,
+    as_of: datetime | None = None,
 ) -> list[IncidentView]:
     """Incidents by filter; with ``model_id``, also those on its ancestors and descendants
     (flagged ``inherited``) unless ``include_lineage`` is false; with ``text``, only those
     whose title or description holds it (ignoring case). Oldest first unless
-    ``newest_first``; ``after`` continues from an id in the same order."""
+    ``newest_first``; ``after`` continues from an id in the same order.
+
+    With ``as_of``, each incident as recorded then and its clock read at that moment, leaving
+    out those not reported yet; the filters select by today's values."""
     rows = await q.select_incidents(
         conn,
         status=status,
@@ -341,6 +345,19 @@ async def list_incidents(
         text=text,
         newest_first=newest_first,
     )
+    if as_of is not None:
+        ids = [row["id"] for row in rows]
+        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Incident)
+        return [
+            to_view(
+                then[row["id"]],
+                now=as_of,
+                inherited=row["inherited"],
+                redact_reporter=scope.redact_reporter,
+            )
+            for row in rows
+            if row["id"] in then
+        ]
     return [
         to_view(
             _to_incident(row),
@@ -406,8 +423,17 @@ async def add_note(
 
 
 async def list_notes(
-    conn: asyncpg.Connection, *, incident_id: UUID, reporter_view: bool
+    conn: asyncpg.Connection,
+    *,
+    incident_id: UUID,
+    reporter_view: bool,
+    as_of: datetime | None = None,
 ) -> list[Note]:
-    """Notes oldest first; the reporter's view holds its own notes and those shared with it."""
+    """Notes oldest first; the reporter's view holds its own notes and those shared with it.
+    With ``as_of``, only the notes the ledger had recorded by then."""
     rows = await q.select_notes(conn, incident_id=incident_id, reporter_view=reporter_view)
-    return [msgspec.convert(dict(row), Note) for row in rows]
+    notes = [msgspec.convert(dict(row), Note) for row in rows]
+    if as_of is not None:
+        then = await states_as_of(conn, subject_ids=[n.id for n in notes], as_of=as_of, record=Note)
+        notes = [n for n in notes if n.id in then]
+    return notes

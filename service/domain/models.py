@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import models as q
-from service.domain.as_of import state_as_of
+from service.domain.as_of import state_as_of, states_as_of
 from service.domain.ledger import diff, record_event, to_state
 from service.errors import Conflict, InvalidInput, NotFound
 from service.schemas.models import Lineage, LineageNode, Model, ModelIn, ModelPatch, Openness
@@ -188,7 +188,16 @@ async def _refuse_cycle(conn: asyncpg.Connection, *, model_id: UUID, base_id: UU
         raise Conflict("that base model is derived from this model: lineage cannot loop")
 
 
-async def get_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> Lineage:
+async def get_lineage(
+    conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime | None = None
+) -> Lineage:
+    """The model's ancestors and descendants with their relation.
+
+    With ``as_of``, the lineage as recorded then: ancestors follow each model's base as it
+    stood at that moment; descendants are today's descendants whose recorded base then led
+    here (a model re-parented away since is not found)."""
+    if as_of is not None:
+        return await _lineage_as_of(conn, model_id=model_id, as_of=as_of)
     model = await get_model(conn, model_id=model_id)
     ancestors = await q.select_ancestors(conn, model_id=model_id)
     descendants = await q.select_descendants(conn, model_id=model_id)
@@ -196,4 +205,42 @@ async def get_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> Lineage:
         model=model,
         ancestors=[msgspec.convert(dict(r), LineageNode) for r in ancestors],
         descendants=[msgspec.convert(dict(r), LineageNode) for r in descendants],
+    )
+
+
+_MAX_DEPTH = 64
+
+
+async def _lineage_as_of(conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime) -> Lineage:
+    model = await get_model(conn, model_id=model_id, as_of=as_of)
+    ancestors: list[LineageNode] = []
+    seen = {model.id}
+    parent, depth = model.base_model_id, 1
+    while parent is not None and parent not in seen and depth <= _MAX_DEPTH:
+        then = await state_as_of(conn, subject_id=parent, as_of=as_of, record=Model)
+        if then is None:
+            break
+        ancestors.append(_node(then, depth=depth))
+        seen.add(then.id)
+        parent, depth = then.base_model_id, depth + 1
+    today = await q.select_descendants(conn, model_id=model_id)
+    states = await states_as_of(
+        conn, subject_ids=[r["id"] for r in today], as_of=as_of, record=Model
+    )
+    descendants: list[LineageNode] = []
+    level, depth = {model_id}, 1
+    while level and depth <= _MAX_DEPTH:
+        children = sorted(
+            (m for m in states.values() if m.base_model_id in level and m.id not in seen),
+            key=lambda m: str(m.id),
+        )
+        descendants.extend(_node(m, depth=depth) for m in children)
+        seen.update(m.id for m in children)
+        level, depth = {m.id for m in children}, depth + 1
+    return Lineage(model=model, ancestors=ancestors, descendants=descendants)
+
+
+def _node(m: Model, *, depth: int) -> LineageNode:
+    return LineageNode(
+        id=m.id, name=m.name, depth=depth, base_model_id=m.base_model_id, derivation=m.derivation
     )

@@ -232,3 +232,80 @@ async def test_the_platform_view_shows_notices_with_attempts_and_what_to_confirm
             "disabled_reason = 'test over' WHERE id = $1",
             endpoint_id,
         )
+
+
+async def test_the_model_page_as_of_shows_every_section_as_it_stood(
+    tab: Browsing,
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    conn: asyncpg.Connection,
+    uniq: str,
+) -> None:
+    seeded = await _seed(client, pool, admin, uniq)
+    moment = await conn.fetchval("SELECT clock_timestamp()")
+    await asyncio.sleep(0.05)
+    # After the moment: a hosting on a third platform, the hub's count and card change, a
+    # second incident, a new descendant, and a decision.
+    depot = await make_platform(client, pool, admin, f"depot-{uniq}")
+    await _hosting(client, admin, depot, f"acme/tuned-{uniq}", 7)
+    hub_hosting = await conn.fetchval(
+        "SELECT h.id FROM hostings h JOIN platforms p ON p.id = h.platform_id WHERE p.slug = $1",
+        f"hub-{uniq}",
+    )
+    r = await client.patch(
+        f"/v1/hostings/{hub_hosting}", json={"downloads": 9000, "licence": "mit"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/v1/incidents",
+        json={
+            "title": f"Later leak {uniq}",
+            "category": "misuse",
+            "severity": "low",
+            "models": [f"acme/tuned-{uniq}"],
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    later = r.json()
+    await register_model(
+        client, admin, f"acme/late-{uniq}", base_model=f"acme/tuned-{uniq}", derivation="merge"
+    )
+    r = await client.post(
+        "/v1/decommissions",
+        json={"model": f"acme/tuned-{uniq}", "action": "recall", "reason": f"later {uniq}"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+
+    await tab.sign_in(await make_key(pool, "admin"))
+    path = f"/console/models/{seeded['model']['id']}"
+    # Today, every section shows what came after the moment.
+    await tab.goto(path)
+    assert f"depot-{uniq}" in await tab.page.inner_text("#hostings")
+    assert "9,000" in await tab.page.inner_text("#hostings")
+    assert later["ref"] in await tab.page.inner_text("#model-incidents")
+    assert f"acme/late-{uniq}" in await tab.page.inner_text("#lineage")
+    assert f"later {uniq}" in await tab.page.inner_text("#decisions")
+
+    await tab.goto(f"{path}?as_of={quote(moment.isoformat())}")
+    hostings = await tab.page.inner_text("#hostings")
+    assert f"hub-{uniq}" in hostings
+    assert f"forge-{uniq}" in hostings
+    assert f"depot-{uniq}" not in hostings
+    assert "4,000" in hostings
+    assert "9,000" not in hostings
+    assert "mit" not in hostings
+    incidents = await tab.page.inner_text("#model-incidents")
+    assert seeded["incident"]["ref"] in incidents
+    assert later["ref"] not in incidents
+    lineage = await tab.page.inner_text("#lineage")
+    assert f"Ancestor (1 step up): acme/base-{uniq}" in lineage
+    assert f"Descendant (1 step down): acme/tiny-{uniq}, quantisation" in lineage
+    assert f"acme/late-{uniq}" not in lineage
+    assert await tab.page.locator("svg rect.node").count() == 3
+    assert f"later {uniq}" not in await tab.page.inner_text("#decisions")
+    totals = await tab.page.locator("#downloads tbody td:nth-child(2)").all_text_contents()
+    assert totals == ["1,000", "1,500", "4,500"]
+    await tab.check("model-as-of")

@@ -257,3 +257,47 @@ async def test_an_auditor_sees_only_the_incidents_of_models_granted_to_it(
     assert incident["ref"] not in await tab.page.inner_text("main")
     tab.expected_statuses.add(404)
     assert await tab.goto(f"/console/incidents/{incident['id']}") == 404
+
+
+async def test_the_incident_page_as_of_shows_the_notes_and_decisions_of_then(
+    tab: Browsing,
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    conn: asyncpg.Connection,
+    uniq: str,
+) -> None:
+    model = f"acme/then-{uniq}"
+    await register_model(client, admin, model)
+    incident = await _incident(client, admin, model, title=f"Then {uniq}")
+    r = await client.post(
+        f"/v1/incidents/{incident['id']}/notes", json={"body": f"early {uniq}"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    moment = await conn.fetchval("SELECT clock_timestamp()")
+    r = await client.post(
+        f"/v1/incidents/{incident['id']}/notes", json={"body": f"late {uniq}"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        "/v1/decommissions",
+        json={
+            "model": model,
+            "action": "restrict",
+            "reason": f"Pulled later {uniq}",
+            "incident_ids": [incident["id"]],
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    await tab.sign_in(await make_key(pool, "admin"))
+    await tab.goto(f"/console/incidents/{incident['id']}")
+    assert f"late {uniq}" in await tab.page.inner_text("#notes + ol")
+    assert f"Pulled later {uniq}" in await tab.page.inner_text("#incident-decisions")
+
+    await tab.goto(f"/console/incidents/{incident['id']}?as_of={quote(moment.isoformat())}")
+    notes = await tab.page.inner_text("#notes + ol")
+    assert f"early {uniq}" in notes
+    assert f"late {uniq}" not in notes
+    assert f"Pulled later {uniq}" not in await tab.page.inner_text("main")
+    await tab.check("incident-as-of-notes")

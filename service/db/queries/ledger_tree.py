@@ -53,6 +53,13 @@ ORDER BY seq DESC
 LIMIT 1
 """
 
+STATES_AS_OF = """
+SELECT DISTINCT ON (subject_id) subject_id, payload -> 'state' AS state
+FROM events
+WHERE subject_id = ANY($1::uuid[]) AND recorded_at <= $2 AND payload ? 'state'
+ORDER BY subject_id, seq DESC
+"""
+
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 
 HEAD = """
@@ -116,6 +123,14 @@ async def select_state_as_of(
 ) -> dict[str, Any] | None:
     state = await conn.fetchval(STATE_AS_OF, subject_id, as_of)
     return state if isinstance(state, dict) else None
+
+
+async def select_states_as_of(
+    conn: asyncpg.Connection, *, subject_ids: list[UUID], as_of: datetime
+) -> dict[UUID, dict[str, Any]]:
+    """Each subject's newest recorded state at ``as_of``; subjects not yet recorded are absent."""
+    rows = await conn.fetch(STATES_AS_OF, subject_ids, as_of)
+    return {r["subject_id"]: r["state"] for r in rows if isinstance(r["state"], dict)}
 
 
 async def try_seal_lock(conn: asyncpg.Connection) -> bool:
