@@ -8,21 +8,21 @@ platform key's own scope does.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, get
 from litestar.response import Template
 
 from service.api.deps import Db
-from service.api.pagination import decode_uuid_cursor, paginate
 from service.console.web import Viewer, page
 from service.domain import incidents as domain
 from service.domain.models import get_model
 from service.domain.platforms import get_platform
 from service.schemas.common import ModelName, PlatformSlug
-from service.schemas.incidents import Category, IncidentStatus, Severity
+from service.schemas.incidents import Category, IncidentStatus, IncidentView, Severity
 
 __all__ = ["TriageController", "TriageFilters"]
 
@@ -51,9 +51,44 @@ class TriageFilters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     platform: PlatformSlug | None = None
     model: ModelName | None = None
     q: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    #: Oldest report first (the default) or newest first.
-    sort: Literal["oldest", "newest"] | None = None
+    #: Oldest report first (the default), newest first, soonest Article 73 deadline first, or
+    #: most severe first.
+    sort: domain.QueueSort | None = None
+    #: The page after this keyset (``next_url``) ...
     cursor: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    #: ... or the page before it (``prev_url``).
+    before: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+
+
+SORT_LABELS = {
+    "oldest": "oldest report first",
+    "newest": "newest report first",
+    "deadline": "Article 73 deadline, soonest first",
+    "severity": "most severe first",
+}
+
+
+def encode_cursor(incident: IncidentView, sort: domain.QueueSort) -> str:
+    """The keyset of ``incident`` in ``sort``: its sort key and its id, readable in a URL."""
+    key = domain.queue_key(incident, sort)
+    text = "" if key is None else key.isoformat() if isinstance(key, datetime) else str(key)
+    return f"{text}~{incident.id}"
+
+
+def decode_cursor(cursor: str, sort: domain.QueueSort) -> tuple[datetime | int | None, UUID]:
+    """The keyset a cursor from ``encode_cursor`` names; ``ValueError`` if it is not one."""
+    text, _, raw_id = cursor.rpartition("~")
+    incident_id = UUID(raw_id)
+    if not text:
+        return None, incident_id
+    if sort == "deadline":
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise ValueError("a deadline cursor carries its offset")
+        return moment, incident_id
+    if sort == "severity" and text.isdigit() and 1 <= int(text) <= 4:
+        return int(text), incident_id
+    raise ValueError("the cursor does not belong to this order")
 
 
 def parse_filters(request: Request[Any, Any, Any]) -> TriageFilters:
@@ -100,6 +135,21 @@ class TriageController(Controller):
         model_id = None
         if filters.model is not None:
             model_id = (await get_model(db, name=filters.model)).id
+        sort: domain.QueueSort = filters.sort or "oldest"
+        backwards = filters.before is not None and filters.cursor is None
+        try:
+            key, after = (None, None)
+            given = filters.before if backwards else filters.cursor
+            if given is not None:
+                key, after = decode_cursor(given, sort)
+        except ValueError:
+            return page(
+                "error.html",
+                viewer=viewer,
+                title="Error 400",
+                detail="the page link is not one this console made: start from the first page",
+                status_code=400,
+            )
         items = await domain.list_incidents(
             db,
             scope=scope,
@@ -112,19 +162,34 @@ class TriageController(Controller):
             model_id=model_id,
             include_lineage=False,
             text=filters.q,
-            newest_first=filters.sort == "newest",
-            after=decode_uuid_cursor(filters.cursor),
+            sort=sort,
+            sort_key=key,
+            after=after,
+            backwards=backwards,
             limit=PAGE_SIZE + 1,
         )
-        shown, next_cursor = paginate(items, PAGE_SIZE, lambda i: i.id)
+        more = len(items) > PAGE_SIZE
+        # Read backwards, the extra item is the first; forwards, the last.
+        shown = items[-PAGE_SIZE:] if backwards else items[:PAGE_SIZE]
+        has_next = (not backwards and more) or (backwards and bool(shown))
+        has_prev = (backwards and more) or (not backwards and after is not None and bool(shown))
+        paged = msgspec.structs.replace(filters, cursor=None, before=None)
+        next_url = prev_url = None
+        if has_next:
+            next_url = "?" + _query(paged, cursor=encode_cursor(shown[-1], sort))
+        if has_prev:
+            prev_url = "?" + _query(paged, before=encode_cursor(shown[0], sort))
         return page(
             "triage.html",
             viewer=viewer,
             title="Triage queue" if viewer.principal.role == "admin" else "Incidents",
             filters=filters,
             items=shown,
-            next_url=None if next_cursor is None else "?" + _query(filters, cursor=next_cursor),
-            first_url=None if filters.cursor is None else "?" + _query(filters, cursor=None),
+            next_url=next_url,
+            prev_url=prev_url,
+            first_url=None if given is None else "?" + _query(paged),
+            sorts=SORT_LABELS,
+            sort=sort,
             statuses=STATUSES,
             categories=CATEGORIES,
             severities=SEVERITIES,

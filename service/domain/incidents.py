@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -319,6 +319,9 @@ async def list_incidents(
     text: str | None = None,
     newest_first: bool = False,
     as_of: datetime | None = None,
+    sort: QueueSort | None = None,
+    sort_key: datetime | int | None = None,
+    backwards: bool = False,
 ) -> list[IncidentView]:
     """Incidents by filter; with ``model_id``, also those on its ancestors and descendants
     (flagged ``inherited``) unless ``include_lineage`` is false; with ``text``, only those
@@ -326,7 +329,11 @@ async def list_incidents(
     ``newest_first``; ``after`` continues from an id in the same order.
 
     With ``as_of``, each incident as recorded then and its clock read at that moment, leaving
-    out those not reported yet; the filters select by today's values."""
+    out those not reported yet; the filters select by today's values.
+
+    ``sort`` orders the triage queue (see ``QueueSort``); its keyset is ``(sort_key, after)``
+    with ``sort_key`` from ``queue_key`` of the last item shown. ``backwards`` reads the page
+    before that item instead, still in the queue's order."""
     rows = await q.select_incidents(
         conn,
         status=status,
@@ -344,7 +351,12 @@ async def list_incidents(
         limit=limit,
         text=text,
         newest_first=newest_first,
+        sort=sort,
+        sort_key=sort_key,
+        backwards=backwards,
     )
+    if backwards:
+        rows.reverse()
     if as_of is not None:
         ids = [row["id"] for row in rows]
         then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Incident)
@@ -367,6 +379,28 @@ async def list_incidents(
         )
         for row in rows
     ]
+
+
+#: The triage queue's orders: by report (oldest or newest first), by the pending Article 73
+#: deadline (soonest first, those with none last) or by severity (critical first); ties by report.
+QueueSort = Literal["oldest", "newest", "deadline", "severity"]
+_SEVERITY_RANK = {"critical": 1, "high": 2, "medium": 3, "low": 4}
+
+
+def queue_key(incident: Incident, sort: QueueSort) -> datetime | int | None:
+    """The value ``sort`` orders ``incident`` by beside its id (``None``: the id alone, or no
+    pending deadline), as the queue's SQL computes it."""
+    if sort == "severity":
+        return _SEVERITY_RANK[incident.severity]
+    if sort == "deadline":
+        pending = (
+            incident.serious
+            and incident.deadline is not None
+            and incident.authority_initial_report_at is None
+            and incident.status not in ("duplicate", "rejected")
+        )
+        return incident.deadline.due_at if pending and incident.deadline else None
+    return None
 
 
 async def list_duplicate_candidates(

@@ -98,7 +98,7 @@ _FILTERS = """
   AND ($8::uuid[] IS NULL
        OR EXISTS (SELECT 1 FROM incident_models g
                   WHERE g.incident_id = i.id AND g.model_id = ANY ($8::uuid[])))
-  AND ($9::uuid IS NULL OR i.id {after} $9)
+  AND ($9::uuid IS NULL OR {keyset})
   -- Words in the title or description: a plain substring, never a pattern from input.
   AND ($12::text IS NULL OR strpos(lower(i.title || ' ' || i.description), lower($12)) > 0)
 """
@@ -107,7 +107,7 @@ _SELECT_MANY = f"""
 SELECT {COLUMNS}, false AS inherited
 FROM incidents i
 WHERE {_FILTERS}
-ORDER BY i.id {{order}}
+ORDER BY {{order}}
 LIMIT $10
 """
 
@@ -134,22 +134,58 @@ FROM incidents i
 WHERE EXISTS (SELECT 1 FROM incident_models l JOIN lineage ON lineage.id = l.model_id
               WHERE l.incident_id = i.id)
   AND {_FILTERS}
-ORDER BY i.id {{order}}
+ORDER BY {{order}}
 LIMIT $10
 """
 
 
-def _ordered(sql: str, *, newest_first: bool) -> str:
-    """Oldest first (ids are time-ordered) or newest first, the keyset following the order."""
-    return sql.replace("{after}", "<" if newest_first else ">").replace(
-        "{order}", "DESC" if newest_first else "ASC"
+#: The triage queue's orders: a sort key (or the id alone) and whether it ascends. Ids are
+#: time-ordered, so the id alone orders by report; the id also breaks ties in a key.
+#: "deadline": the pending Article 73 deadline, soonest first (none last), as ``overdue`` reads
+#: it; "severity": critical first.
+DEADLINE_KEY = (
+    "coalesce(CASE WHEN i.serious AND i.authority_initial_report_at IS NULL"
+    " AND i.status NOT IN ('duplicate', 'rejected') THEN i.report_due_at END,"
+    " 'infinity'::timestamptz)"
+)
+SEVERITY_KEY = "array_position(ARRAY['critical', 'high', 'medium', 'low'], i.severity)"
+SORTS: dict[str, tuple[str | None, str, bool]] = {
+    "oldest": (None, "", True),
+    "newest": (None, "", False),
+    "deadline": (DEADLINE_KEY, "coalesce({p}::timestamptz, 'infinity'::timestamptz)", True),
+    "severity": (SEVERITY_KEY, "{p}::int", True),
+}
+
+
+def _ordered(sql: str, *, sort: str, backwards: bool, key_param: str) -> str:
+    """The query in one of ``SORTS``, its keyset following the order; ``backwards`` reads the
+    page before the cursor (in reverse: the caller turns it round)."""
+    key, bound, ascending = SORTS[sort]
+    forwards = ascending != backwards
+    cmp, direction = (">", "ASC") if forwards else ("<", "DESC")
+    if key is None:
+        keyset, order = f"i.id {cmp} $9", f"i.id {direction}"
+    else:
+        keyset = f"({key}, i.id) {cmp} ({bound.format(p=key_param)}, $9)"
+        order = f"{key} {direction}, i.id {direction}"
+    return sql.replace("{keyset}", keyset).replace("{order}", order)
+
+
+_KEY_PARAM = {False: "$13", True: "$15"}
+#: Every order and direction, for all incidents and for a model's lineage; built from the
+#: constants above, never from input.
+SELECT_ORDERED: dict[tuple[bool, str, bool], str] = {
+    (by_model, sort, backwards): _ordered(
+        _SELECT_BY_MODEL if by_model else _SELECT_MANY,
+        sort=sort,
+        backwards=backwards,
+        key_param=_KEY_PARAM[by_model],
     )
+    for by_model in (False, True)
+    for sort in SORTS
+    for backwards in (False, True)
+}
 
-
-SELECT_MANY = _ordered(_SELECT_MANY, newest_first=False)
-SELECT_MANY_NEWEST = _ordered(_SELECT_MANY, newest_first=True)
-SELECT_BY_MODEL = _ordered(_SELECT_BY_MODEL, newest_first=False)
-SELECT_BY_MODEL_NEWEST = _ordered(_SELECT_BY_MODEL, newest_first=True)
 
 SELECT_DUPLICATE_CANDIDATES = f"""
 SELECT {COLUMNS}, false AS inherited
@@ -305,7 +341,13 @@ async def select_incidents(
     limit: int,
     text: str | None = None,
     newest_first: bool = False,
+    sort: str | None = None,
+    sort_key: object = None,
+    backwards: bool = False,
 ) -> list[asyncpg.Record]:
+    """Incidents by filter in ``sort`` (one of ``SORTS``; by default oldest or newest first),
+    continuing after (or, ``backwards``, before) the keyset (``sort_key``, ``after``)."""
+    order = sort or ("newest" if newest_first else "oldest")
     args: list[object] = [
         status,
         category,
@@ -320,10 +362,13 @@ async def select_incidents(
         now,
         text,
     ]
+    keyed = SORTS[order][0] is not None
     if model_id is None:
-        return list(await conn.fetch(SELECT_MANY_NEWEST if newest_first else SELECT_MANY, *args))
-    by_model = SELECT_BY_MODEL_NEWEST if newest_first else SELECT_BY_MODEL
-    return list(await conn.fetch(by_model, *args, model_id, include_lineage))
+        sql = SELECT_ORDERED[False, order, backwards]
+        return list(await conn.fetch(sql, *args, *([sort_key] if keyed else [])))
+    sql = SELECT_ORDERED[True, order, backwards]
+    extra = [model_id, include_lineage, *([sort_key] if keyed else [])]
+    return list(await conn.fetch(sql, *args, *extra))
 
 
 async def select_duplicate_candidates(
