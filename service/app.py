@@ -6,6 +6,7 @@ import asyncpg
 import httpx
 from litestar import Litestar, Router
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -46,7 +47,7 @@ from service.api.secrets import WebhookSecretController
 from service.api.transparency import CheckpointKeyController, TransparencyController
 from service.api.webhook_contract import publish_contract
 from service.api.webhooks import WebhookController
-from service.console import console_router, template_config
+from service.console import app_http_error, console_router, template_config
 from service.lifespan import lifespan, process_state
 from service.metrics import DEFAULT_PROBES
 from service.middleware import HygieneMiddleware, RequestContextMiddleware
@@ -136,7 +137,8 @@ def create_app(
         template_config=template_config(),
         dependencies=dependencies,
         middleware=[auth_middleware()],
-        exception_handlers=exception_handlers,
+        # An unknown address under /console or /report answers a browser with a page.
+        exception_handlers={**exception_handlers, HTTPException: app_http_error},
         # The pool, the HTTP client, the signer and the background workers.
         lifespan=[lifespan(settings, pool=pool, http=http)],
         state=State(

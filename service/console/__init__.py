@@ -18,13 +18,14 @@ from service.console.signin import SignInController
 from service.console.triage import TriageController
 from service.console.web import (
     HERE,
+    app_http_error,
     console_dependencies,
     console_exception_handlers,
     security_headers,
     template_config,
 )
 
-__all__ = ["console_router", "template_config"]
+__all__ = ["app_http_error", "console_router", "template_config"]
 
 
 def console_router() -> Router:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import Request, Response
 from litestar.datastructures import Cookie, FormMultiDict
@@ -37,6 +38,7 @@ from service.api.deps import Db
 from service.api.problems import exception_handlers as problem_handlers
 from service.domain.console_sessions import ConsoleSession, find_session
 from service.errors import RegistryError
+from service.logs import request_id
 from service.schemas.keys import Role
 from service.settings import Settings
 
@@ -243,8 +245,15 @@ def _error_page(
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
     response = page(
-        "error.html", viewer=None, title=f"Error {status}", status_code=status, detail=detail
+        "error.html",
+        viewer=None,
+        title=f"Error {status}",
+        status_code=status,
+        detail=detail,
+        request_id=request_id.get(),
     )
+    # Also outside the console's router (an unknown address): the same protective headers.
+    response.headers.update(PAGE_HEADERS)
     response.headers.update(headers or {})
     return response
 
@@ -256,9 +265,34 @@ def _registry_error(request: Request[Any, Any, Any], exc: RegistryError) -> Resp
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if not _wants_html(request) or exc.status_code >= 500:
+    if not _wants_html(request):
         return problem_handlers[HTTPException](request, exc)
+    if exc.status_code >= 500:
+        # Logged as the API logs it; the page says no more than the problem would.
+        problem = problem_handlers[HTTPException](request, exc)
+        return _error_page(request, problem.status_code or 500, _detail_of(problem))
     return _error_page(request, exc.status_code, exc.detail, dict(exc.headers or {}))
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """An error no page foresaw: the API's mapping decides the status and logs it (never the
+    exception's text); a browser gets a page naming the request id to quote."""
+    problem = problem_handlers[Exception](request, exc)
+    if not _wants_html(request):
+        return problem
+    retry = problem.headers.get("retry-after")
+    return _error_page(
+        request,
+        problem.status_code or 500,
+        _detail_of(problem),
+        {"Retry-After": retry} if retry else None,
+    )
+
+
+def _detail_of(problem: Response[Any]) -> str:
+    body = msgspec.json.decode(problem.content) if isinstance(problem.content, bytes) else {}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail if isinstance(detail, str) else "an internal error occurred; it has been logged"
 
 
 def _not_signed_in(request: Request[Any, Any, Any], exc: NotSignedIn) -> Response[Any]:
@@ -269,14 +303,32 @@ console_exception_handlers: Any = {
     NotSignedIn: _not_signed_in,
     RegistryError: _registry_error,
     HTTPException: _http_error,
+    Exception: _unexpected,
+}
+
+#: Where a browser asks for an address no route has: under these prefixes it gets a page.
+PAGE_PREFIXES = ("/console", "/report")
+
+
+def app_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """The application's handler for HTTP errors raised before any router (an unknown address,
+    a method not allowed): a page under the console's prefixes, a problem elsewhere."""
+    path = request.url.path
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in PAGE_PREFIXES):
+        return _http_error(request, exc)
+    return problem_handlers[HTTPException](request, exc)
+
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
 }
 
 
 async def security_headers(response: Response[Any]) -> Response[Any]:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers.update(PAGE_HEADERS)
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
