@@ -1,9 +1,11 @@
 """Benchmark: the console's pages on the populated ledger, each page's time at p50/p99.
 
-Signs an admin in (a console session, as a browser would hold), records one incident on
-the lineage target, then loads each page for ``--seconds`` at ``--concurrency`` people
-(the ``hey`` load generator when installed; else a Python client, whose figures read worse
-because it shares the CPU). The target is 100 ms at p99 per page.
+Seeds platforms, thousands of hostings, incidents in every status with notes and decisions
+with targets beside the events (``bench.console_seed``), signs an admin in (a console
+session, as a browser would hold), records one incident on the lineage target, then loads
+each page for ``--seconds`` at ``--concurrency`` people (the ``hey`` load generator when
+installed; else a Python client, whose figures read worse because it shares the CPU). The
+target is 100 ms at p99 per page.
 
     .venv/bin/python -m bench.console --events 200000   # on its own database
     .venv/bin/python -m bench                           # as one phase of the full run
@@ -16,10 +18,11 @@ import asyncio
 import sys
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 
-from bench import history
+from bench import console_seed, history
 from bench.common import fresh_database, get_load, pg_server, serving, write_results
 from service.db.pool import init_connection
 from service.domain.console_sessions import open_session
@@ -62,8 +65,11 @@ def pages(target: Any, prepared: dict[str, Any]) -> dict[str, str]:
     return {
         "triage queue": "/console/incidents",
         "triage queue, filtered": "/console/incidents?severity=high&q=bench",
+        "triage queue, by deadline": "/console/incidents?sort=deadline",
+        "triage queue, by severity": "/console/incidents?sort=severity&status=received",
         "incident": f"/console/incidents/{prepared['incident']}",
         "model": f"/console/models/{target}",
+        "model, as of": f"/console/models/{target}?as_of={quote(prepared['as_of'])}",
         "models": "/console/models?q=bench/m1",
         "hostings": "/console/hostings",
         "platforms": "/console/platforms",
@@ -72,9 +78,28 @@ def pages(target: Any, prepared: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def measure(url: str, setup: dict[str, Any], *, concurrency: int, seconds: int) -> dict[str, Any]:
+def measure(
+    url: str,
+    setup: dict[str, Any],
+    *,
+    concurrency: int,
+    seconds: int,
+    hostings: int = 6_000,
+    incidents: int = 3_000,
+    decisions: int = 200,
+) -> dict[str, Any]:
     target = setup["target"]
-    prepared = asyncio.run(_prepare(url, target))
+    print(
+        f"seeding {hostings:,} hostings, {incidents:,} incidents with notes, "
+        f"{decisions:,} decisions",
+        flush=True,
+    )
+    seeded = asyncio.run(
+        console_seed.seed(
+            url, target=target, hostings=hostings, incidents=incidents, decisions=decisions
+        )
+    )
+    prepared = {**asyncio.run(_prepare(url, target)), "as_of": seeded["as_of"]}
     headers = {"Cookie": f"rr_console={prepared['cookie']}"}
     figures: dict[str, Any] = {}
     generator = ""
@@ -96,6 +121,7 @@ def measure(url: str, setup: dict[str, Any], *, concurrency: int, seconds: int) 
         "load_generator": generator,
         "target_p99_ms": TARGET_P99_MS,
         "pages": figures,
+        "seeded": seeded,
     }
 
 
@@ -113,13 +139,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--hostings", type=int, default=6_000)
+    parser.add_argument("--incidents", type=int, default=3_000)
+    parser.add_argument("--decisions", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_console") as url:
         print(f"populating {args.events:,} events over {args.models:,} models", flush=True)
         setup = asyncio.run(history._populate(url, events=args.events, models=args.models))
-        result = measure(url, setup, concurrency=args.concurrency, seconds=args.seconds)
+        result = measure(
+            url,
+            setup,
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+            hostings=args.hostings,
+            incidents=args.incidents,
+            decisions=args.decisions,
+        )
     result.update(events=args.events, models=args.models)
     written = write_results("console", result)
     report(result)
