@@ -13,6 +13,7 @@ import httpx
 
 from tests.conftest import PlatformFixture, bearer, make_key, make_platform, register_model
 from tests.console.conftest import Browsing
+from tests.test_audits import audit_body, grant, new_auditor
 
 
 async def _hosting(
@@ -278,6 +279,12 @@ async def test_the_model_page_as_of_shows_every_section_as_it_stood(
         headers=admin,
     )
     assert r.status_code == 201, r.text
+    auditor = await new_auditor(pool)
+    await grant(client, admin, auditor, f"acme/tuned-{uniq}", ["weights"])
+    r = await client.post(
+        "/v1/audits", json=audit_body(f"acme/tuned-{uniq}"), headers=auditor.headers
+    )
+    assert r.status_code == 201, r.text
 
     await tab.sign_in(await make_key(pool, "admin"))
     path = f"/console/models/{seeded['model']['id']}"
@@ -288,6 +295,7 @@ async def test_the_model_page_as_of_shows_every_section_as_it_stood(
     assert later["ref"] in await tab.page.inner_text("#model-incidents")
     assert f"acme/late-{uniq}" in await tab.page.inner_text("#lineage")
     assert f"later {uniq}" in await tab.page.inner_text("#decisions")
+    assert "red team audit" in await tab.page.inner_text("main")
 
     await tab.goto(f"{path}?as_of={quote(moment.isoformat())}")
     hostings = await tab.page.inner_text("#hostings")
@@ -306,6 +314,7 @@ async def test_the_model_page_as_of_shows_every_section_as_it_stood(
     assert f"acme/late-{uniq}" not in lineage
     assert await tab.page.locator("svg rect.node").count() == 3
     assert f"later {uniq}" not in await tab.page.inner_text("#decisions")
+    assert "red team audit" not in await tab.page.inner_text("main")
     totals = await tab.page.locator("#downloads tbody td:nth-child(2)").all_text_contents()
     assert totals == ["1,000", "1,500", "4,500"]
     await tab.check("model-as-of")
