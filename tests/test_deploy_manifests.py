@@ -240,6 +240,11 @@ def test_compose_orders_postgres_migrator_replicas_proxy(compose: dict[str, Any]
     for name in replicas:
         assert f"server {name}:{settings.port}" in conf
     assert re.search(r"location = /metrics \{\s*return 404;", conf), "metrics stay internal"
+    # The proxy overwrites X-Forwarded-For, and the replicas believe it from the proxy only.
+    assert "X-Forwarded-For $remote_addr;" in conf
+    assert "$proxy_add_x_forwarded_for" not in conf.replace("($proxy_add_x_forwarded_for)", "")
+    proxy_address = proxy["networks"]["default"]["ipv4_address"]
+    assert settings.trusted_proxies == proxy_address
 
 
 def test_compose_signing_key_lives_on_a_volume_the_replicas_read(compose: dict[str, Any]) -> None:

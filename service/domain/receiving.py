@@ -195,6 +195,7 @@ async def receive(
     wait = gate.allowance.wait(platform_id)
     if wait > 0:
         metrics.record_delivery("rejected", "rate_limited")
+        metrics.record_rate_limited("webhooks")
         raise OverAllowance(wait)
     try:
         try:
