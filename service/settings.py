@@ -30,8 +30,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pool_max_size: int = 10
     #: Seconds a request waits for a pooled connection before the service answers 503.
     pool_acquire_timeout: float = 1.5
-    #: Seconds any one SQL statement may run on the request path.
+    #: Seconds any one SQL statement may run on the request path (PostgreSQL cancels it).
     statement_timeout: float = 5.0
+    #: Seconds the service waits for PostgreSQL to answer a statement before it counts the
+    #: database as hung (a stopped server, a silent partition) and answers 503; with
+    #: ``pool_acquire_timeout`` it keeps an outage's answer within 2 seconds.
+    database_answer_seconds: float = 1.5
     log_level: str = "INFO"
     #: Seconds a client is asked to wait when the database is unavailable.
     retry_after_seconds: int = 2
