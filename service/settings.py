@@ -92,6 +92,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Run the notice delivery worker in this process; unset means "yes for ``serve``, no
     #: otherwise". Safe in several replicas at once.
     outbox_worker: bool | None = None
+    #: Networks notices may be sent to although they are not public (comma-separated
+    #: addresses or networks, e.g. an on-premise receiver's); empty means public only.
+    notice_allowed_networks: str = ""
     #: Notices claimed and sent per transaction.
     outbox_batch_size: int = 20
     #: Seconds one delivery attempt may take, connection included.

@@ -31,6 +31,7 @@ from service.app import create_app
 from service.db.embedded import start_embedded
 from service.db.migrate import upgrade
 from service.db.pool import create_pool, init_connection
+from service.domain.destinations import parse_networks
 from service.domain.keys import create_key
 from service.schemas.keys import ApiKeyIn, Role
 from service.settings import Settings, load_settings
@@ -100,9 +101,19 @@ def database_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(url)
 
 
+#: Where the tests' notice receivers listen; notices may go there only because it is allowed.
+LOOPBACK = parse_networks("127.0.0.0/8")
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return load_settings({}, database_url=database_url, max_body_bytes=64 * 1024)
+    return load_settings(
+        {},
+        database_url=database_url,
+        max_body_bytes=64 * 1024,
+        # The tests' notice receivers listen on loopback: on-premise receivers, allowed.
+        notice_allowed_networks=",".join(str(n) for n in LOOPBACK),
+    )
 
 
 @pytest.fixture(scope="session")

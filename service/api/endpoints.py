@@ -13,6 +13,7 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import allow
@@ -22,6 +23,7 @@ from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
 from service.domain import endpoints as domain
 from service.domain import outbox
+from service.domain.destinations import Network, parse_networks
 from service.domain.platforms import get_platform
 from service.schemas.endpoints import (
     AttemptPage,
@@ -34,6 +36,7 @@ from service.schemas.endpoints import (
     NotificationPage,
     NotificationStatus,
 )
+from service.settings import Settings
 
 __all__ = ["EndpointController", "NotificationController", "PlatformEndpointController"]
 
@@ -47,6 +50,12 @@ OverlapHours = Annotated[
         description="Hours the old secret keeps signing beside the new one (0 stops it at once).",
     ),
 ]
+
+
+def _allowed(state: State) -> tuple[Network, ...]:
+    """Non-public networks an operator lets endpoints point at (on-premise receivers)."""
+    settings: Settings = state.settings
+    return parse_networks(settings.notice_allowed_networks)
 
 
 class PlatformEndpointController(Controller):
@@ -65,10 +74,15 @@ class PlatformEndpointController(Controller):
         data: JSONBody[EndpointIn],
         db: Db,
         principal: Caller,
+        state: State,
     ) -> CreatedEndpoint:
         platform = await get_platform(db, slug=slug, visible_to=principal.platform_id)
         return await domain.create_endpoint(
-            db, platform_id=platform.id, data=data, actor_id=principal.id
+            db,
+            platform_id=platform.id,
+            data=data,
+            actor_id=principal.id,
+            allowed=_allowed(state),
         )
 
 
@@ -125,6 +139,7 @@ class EndpointController(Controller):
         data: JSONBody[EndpointPatch],
         db: Db,
         principal: Caller,
+        state: State,
     ) -> Endpoint:
         return await domain.update_endpoint(
             db,
@@ -132,6 +147,7 @@ class EndpointController(Controller):
             patch=data,
             actor_id=principal.id,
             visible_to=principal.platform_id,
+            allowed=_allowed(state),
         )
 
     @delete(

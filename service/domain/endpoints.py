@@ -1,9 +1,10 @@
 """Platforms' notification endpoints: where notices go, and the secret that signs them.
 
 Each endpoint has its own Standard Webhooks secret, shown once at creation and once at each
-rotation. An endpoint that answers 410 Gone is disabled by the delivery worker; its queued
-notices wait until its platform or an admin enables it again. A deleted endpoint is kept
-for its notices' record but is no longer read, subscribed or delivered to. Every change
+rotation. An endpoint whose host is, or resolves to, a non-public address is refused
+(``destinations``). An endpoint that answers 410 Gone is disabled by the delivery worker; its
+queued notices wait until its platform or an admin enables it again. A deleted endpoint is
+kept for its notices' record but is no longer read, subscribed or delivered to. Every change
 appends a ``respond`` ledger event (without the secret).
 
 Functions taking ``visible_to`` (a platform principal's own platform id) act only on that
@@ -19,6 +20,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import endpoints as q
+from service.domain.destinations import Network, check_endpoint_url
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.platforms import platform_scope
 from service.errors import Conflict, NotFound
@@ -63,13 +65,20 @@ MAX_ENDPOINTS_PER_PLATFORM = 20
 
 
 async def create_endpoint(
-    conn: asyncpg.Connection, *, platform_id: UUID, data: EndpointIn, actor_id: UUID | None
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    data: EndpointIn,
+    actor_id: UUID | None,
+    allowed: tuple[Network, ...] = (),
 ) -> CreatedEndpoint:
+    """Register an endpoint; one whose host is not public (and not ``allowed``) is refused."""
     if await q.count_for_platform(conn, platform_id=platform_id) >= MAX_ENDPOINTS_PER_PLATFORM:
         raise Conflict(
             f"a platform may have at most {MAX_ENDPOINTS_PER_PLATFORM} endpoints: "
             "delete one it no longer uses first"
         )
+    await check_endpoint_url(data.url, allowed=allowed)
     secret = new_secret()
     endpoint_id = await q.insert_endpoint(
         conn,
@@ -124,7 +133,10 @@ async def update_endpoint(
     patch: EndpointPatch,
     actor_id: UUID | None,
     visible_to: UUID | None = None,
+    allowed: tuple[Network, ...] = (),
 ) -> Endpoint:
+    if patch.url is not msgspec.UNSET:
+        await check_endpoint_url(patch.url, allowed=allowed)
     before = await get_endpoint(
         conn, endpoint_id=endpoint_id, visible_to=visible_to, for_update=True
     )
