@@ -89,6 +89,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     checkpoint_origin: str = "risk-registry.local/ledger"
     #: The Ed25519 checkpoint signing key (PEM); default ``<data_dir>/checkpoint-signing.pem``.
     signing_key_file: str | None = None
+    #: The key file sealing webhook and endpoint secrets (AES-256-GCM), kept outside the
+    #: database; default ``<data_dir>/secrets-key``, created on first use.
+    secrets_key_file: str | None = None
+    #: The secrets key(s) themselves instead of the file: base64, comma-separated, the first
+    #: sealing (for platforms that hand secrets to processes in the environment).
+    secrets_key: str | None = None
     #: Run the notice delivery worker in this process; unset means "yes for ``serve``, no
     #: otherwise". Safe in several replicas at once.
     outbox_worker: bool | None = None
@@ -122,6 +128,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.signing_key_file:
             return Path(self.signing_key_file)
         return Path(self.data_dir) / "checkpoint-signing.pem"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        """Where the key sealing secrets at rest is kept (never in the database)."""
+        if self.secrets_key_file:
+            return Path(self.secrets_key_file)
+        return Path(self.data_dir) / "secrets-key"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

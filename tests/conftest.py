@@ -33,6 +33,7 @@ from service.db.migrate import upgrade
 from service.db.pool import create_pool, init_connection
 from service.domain.destinations import parse_networks
 from service.domain.keys import create_key
+from service.domain.vault import Vault
 from service.schemas.keys import ApiKeyIn, Role
 from service.settings import Settings, load_settings
 
@@ -101,6 +102,16 @@ def database_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(url)
 
 
+#: One key for secrets at rest in every process the suite runs: the in-process app, the
+#: delivery workers tests drive, and each ``serve`` or CLI process (they inherit the variable).
+SECRETS_KEY_FILE = Path(
+    os.environ.setdefault(
+        "REGISTRY_SECRETS_KEY_FILE",
+        str(Path(tempfile.mkdtemp(prefix="rr-test-keys-")) / "secrets-key"),
+    )
+)
+TEST_VAULT = Vault.load_or_create(SECRETS_KEY_FILE)
+
 #: Where the tests' notice receivers listen; notices may go there only because it is allowed.
 LOOPBACK = parse_networks("127.0.0.0/8")
 
@@ -111,6 +122,7 @@ def settings(database_url: str) -> Settings:
         {},
         database_url=database_url,
         max_body_bytes=64 * 1024,
+        secrets_key_file=str(SECRETS_KEY_FILE),
         # The tests' notice receivers listen on loopback: on-premise receivers, allowed.
         notice_allowed_networks=",".join(str(n) for n in LOOPBACK),
     )

@@ -24,7 +24,7 @@ from service.domain.delivery_worker import (
 )
 from service.metrics import REGISTRY
 from service.settings import Settings
-from tests.conftest import LOOPBACK, PlatformFixture, make_platform, register_model
+from tests.conftest import LOOPBACK, TEST_VAULT, PlatformFixture, make_platform, register_model
 from tests.helpers.notices import FAST, Receiver, add_endpoint, admin_headers, decide, drain, host
 
 
@@ -194,6 +194,7 @@ async def test_two_workers_deliver_each_notice_exactly_once(
         backoff_max=0.2,
         poll_interval=0.02,
         allowed_networks=LOOPBACK,
+        vault=TEST_VAULT,
     )
     stop = asyncio.Event()
     sent: Counter[str] = Counter()

@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import allow
-from service.api.deps import Caller, Db
+from service.api.deps import Caller, Db, vault_of
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
@@ -82,6 +82,7 @@ class PlatformEndpointController(Controller):
             platform_id=platform.id,
             data=data,
             actor_id=principal.id,
+            vault=vault_of(state),
             allowed=_allowed(state),
         )
 

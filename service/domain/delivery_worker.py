@@ -47,6 +47,7 @@ from service.domain.decommission_targets import flag_untargeted
 from service.domain.destinations import Network, Refused, parse_networks, resolve_target
 from service.domain.endpoints import disable_endpoint
 from service.domain.outbox import encode_body
+from service.domain.vault import Vault, VaultError, endpoint_context, open_vault
 from service.errors import Unavailable
 from service.platforms.standard import secret_key, sign
 from service.settings import Settings
@@ -78,6 +79,8 @@ class WorkerConfig:
     sweep_interval: float = 5.0
     #: Non-public networks notices may go to all the same (see ``destinations``).
     allowed_networks: tuple[Network, ...] = ()
+    #: Opens the endpoints' sealed secrets; ``from_settings`` reads the key file.
+    vault: Vault | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -90,6 +93,7 @@ class WorkerConfig:
             poll_interval=settings.outbox_poll_seconds,
             sweep_interval=settings.outbox_sweep_seconds,
             allowed_networks=parse_networks(settings.notice_allowed_networks),
+            vault=open_vault(settings),
         )
 
     @property
@@ -160,6 +164,7 @@ FAILURE_TEXT = {
     "connect": "could not connect",
     "lookup": "the endpoint's host name did not resolve",
     "transport": "the connection failed",
+    "secret": "not sent: the registry cannot open this endpoint's secret",
 }
 
 
@@ -175,25 +180,41 @@ def _failure(exc: BaseException) -> str:
     return FAILURE_TEXT["transport"]
 
 
+def _endpoint_secret(row: asyncpg.Record, vault: Vault | None) -> str:
+    sealed, plain = row["secret_sealed"], row["secret"]
+    if sealed is not None and vault is None:
+        raise VaultError("no vault to open the endpoint's secret with")
+    if vault is None:
+        return str(plain)
+    return vault.reveal(sealed=sealed, plain=plain, context=endpoint_context(row["platform_id"]))
+
+
 async def _send(
-    http: httpx.AsyncClient, row: asyncpg.Record, limit: float, allowed: tuple[Network, ...]
+    http: httpx.AsyncClient, row: asyncpg.Record, limit: float, config: WorkerConfig
 ) -> _Outcome:
     msg_id = str(row["id"])
+    allowed = config.allowed_networks
     body = encode_body(
         message_id=row["id"],
         event_type=row["event_type"],
         created_at=row["created_at"],
         payload=row["payload"],
     )
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    try:
+        secret = _endpoint_secret(row, config.vault)
+    except VaultError as exc:
+        # The key file lost the key this secret was sealed with: nothing can be signed.
+        log.error("notice not sent", extra={"notification": msg_id, "error": str(exc)})
+        return _Outcome(started_at, 0.0, None, None, FAILURE_TEXT["secret"])
     headers = signature_headers(
-        secret=row["secret"],
+        secret=secret,
         previous=row["previous_secret"],
         msg_id=msg_id,
         body=body,
         at=time.time(),
     )
-    started_at = datetime.now(UTC)
-    clock = time.perf_counter()
     try:
         async with asyncio.timeout(limit):
             # Checked now, not only at registration: the name may point elsewhere since.
@@ -279,7 +300,7 @@ async def deliver_batch(pool: asyncpg.Pool, http: httpx.AsyncClient, config: Wor
         if not rows:
             return 0
         outcomes = await asyncio.gather(
-            *(_send(http, r, config.send_timeout, config.allowed_networks) for r in rows)
+            *(_send(http, r, config.send_timeout, config) for r in rows)
         )
         # Recorded in endpoint order: a 410 locks its endpoint, and two workers locking
         # endpoints in different orders could deadlock.

@@ -23,6 +23,7 @@ from service.db.queries import endpoints as q
 from service.domain.destinations import Network, check_endpoint_url
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.platforms import platform_scope
+from service.domain.vault import Vault, endpoint_context
 from service.errors import Conflict, NotFound
 from service.platforms.standard import new_secret
 from service.schemas.endpoints import CreatedEndpoint, Endpoint, EndpointIn, EndpointPatch
@@ -70,9 +71,11 @@ async def create_endpoint(
     platform_id: UUID,
     data: EndpointIn,
     actor_id: UUID | None,
+    vault: Vault,
     allowed: tuple[Network, ...] = (),
 ) -> CreatedEndpoint:
-    """Register an endpoint; one whose host is not public (and not ``allowed``) is refused."""
+    """Register an endpoint; one whose host is not public (and not ``allowed``) is refused.
+    Its secret is stored sealed (``vault``) and returned here only."""
     if await q.count_for_platform(conn, platform_id=platform_id) >= MAX_ENDPOINTS_PER_PLATFORM:
         raise Conflict(
             f"a platform may have at most {MAX_ENDPOINTS_PER_PLATFORM} endpoints: "
@@ -86,7 +89,7 @@ async def create_endpoint(
         url=data.url,
         event_types=list(dict.fromkeys(data.event_types)),
         description=data.description,
-        secret=secret,
+        sealed=vault.seal(secret, context=endpoint_context(platform_id)),
         created_by=actor_id,
     )
     endpoint = await get_endpoint(conn, endpoint_id=endpoint_id)

@@ -33,7 +33,8 @@ WHERE e.deleted_at IS NULL
 """
 
 INSERT = """
-INSERT INTO notification_endpoints (platform_id, url, event_types, description, secret, created_by)
+INSERT INTO notification_endpoints
+  (platform_id, url, event_types, description, secret_sealed, created_by)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id
 """
@@ -112,11 +113,11 @@ async def insert_endpoint(
     url: str,
     event_types: list[str],
     description: str,
-    secret: str,
+    sealed: bytes,
     created_by: UUID | None,
 ) -> UUID:
     endpoint_id: UUID = await conn.fetchval(
-        INSERT, platform_id, url, event_types, description, secret, created_by
+        INSERT, platform_id, url, event_types, description, sealed, created_by
     )
     return endpoint_id
 

@@ -1,0 +1,240 @@
+"""Webhook signing secrets and endpoint secrets are stored sealed, under a key outside the
+database: a superuser reading every table finds none of them, and they still work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from uuid import UUID
+
+import asyncpg
+import httpx
+import pytest
+
+from service.db.migrate import upgrade
+from service.domain.vault import Vault, VaultError, endpoint_context, webhook_context
+from service.platforms.standard import new_secret
+from tests.conftest import REPO_ROOT, PgServer, PlatformFixture
+from tests.helpers.webhooks import hosted, signed
+from tests.live_service import LiveService
+
+PUBLIC_URL = "https://93.184.215.14/hooks"
+
+
+async def _every_row_as_text(conn: asyncpg.Connection) -> str:
+    """Every row of every table in the database, as text: what a superuser can read."""
+    tables = await conn.fetch(
+        "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS name "
+        "FROM information_schema.tables "
+        "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+        "AND table_type = 'BASE TABLE'"
+    )
+    chunks: list[str] = []
+    for table in tables:
+        # Table names from the catalogue, quoted by PostgreSQL itself.
+        rows = await conn.fetch(f"SELECT t::text AS row FROM {table['name']} t")  # noqa: S608
+        chunks.extend(r["row"] for r in rows)
+    return "\n".join(chunks)
+
+
+def _forms(secret: str) -> list[str]:
+    """The secret as written and the key inside it, as text and in hex (bytea's output)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    return [secret, secret.removeprefix("whsec_"), secret.encode().hex(), key.hex()]
+
+
+async def test_a_superuser_reading_every_table_finds_no_secret(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    r = await client.post(f"/v1/platforms/{platform.slug}/webhook-secrets", headers=admin)
+    assert r.status_code == 201, r.text
+    webhook_secret = r.json()["secret"]
+    r = await client.post(
+        f"/v1/platforms/{platform.slug}/endpoints", json={"url": PUBLIC_URL}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    endpoint_secret = r.json()["secret"]
+    endpoint_id = r.json()["endpoint"]["id"]
+
+    dump = await _every_row_as_text(conn)
+    for secret in (webhook_secret, endpoint_secret):
+        for form in _forms(secret):
+            assert form not in dump
+    # The hint an operator tells secrets apart by is all that is left in the clear.
+    assert webhook_secret[:10] in dump
+
+    # Sealed, the secret still verifies the platform's deliveries.
+    body = hosted(f"sealed-{uniq}/model")
+    r = await client.post(
+        f"/v1/webhooks/{platform.slug}", content=body, headers=signed(webhook_secret, body)
+    )
+    assert r.status_code == 202, r.text
+    await client.patch(f"/v1/endpoints/{endpoint_id}", json={"disabled": True}, headers=admin)
+
+
+async def test_a_sealed_secret_moved_to_another_platform_does_not_open(
+    conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    vault = Vault.load_or_create(tmp_path / "key")
+    one, two = UUID(int=1), UUID(int=2)
+    sealed = vault.seal("whsec_" + "A" * 32, context=webhook_context(one))
+    assert vault.open(sealed, context=webhook_context(one)) == "whsec_" + "A" * 32
+    for context in (webhook_context(two), endpoint_context(one)):
+        with pytest.raises(VaultError):
+            vault.open(sealed, context=context)
+    with pytest.raises(VaultError):
+        Vault.load_or_create(tmp_path / "other-key").open(sealed, context=webhook_context(one))
+    assert oct((tmp_path / "key").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_serve_seals_secrets_written_before_sealing_and_they_keep_working(
+    database_url: str,
+    conn: asyncpg.Connection,
+    platform: PlatformFixture,
+    tmp_path: Path,
+    uniq: str,
+) -> None:
+    legacy = new_secret()
+    # Rows as they were before secrets were sealed: plaintext only.
+    await conn.execute(
+        "INSERT INTO webhook_secrets (platform_id, secret, hint) VALUES ($1::uuid, $2, $3)",
+        platform.id,
+        legacy,
+        legacy[:10],
+    )
+    legacy_endpoint = new_secret()
+    await conn.execute(
+        "INSERT INTO notification_endpoints (platform_id, url, event_types, secret, "
+        "disabled_at, disabled_reason) "
+        "VALUES ($1::uuid, $2, '{decommission.notice}', $3, now(), 'test')",
+        platform.id,
+        PUBLIC_URL,
+        legacy_endpoint,
+    )
+    async with (
+        LiveService(database_url, tmp_path) as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
+        left = await conn.fetchval(
+            "SELECT count(*) FROM webhook_secrets WHERE secret IS NOT NULL"
+        ) + await conn.fetchval(
+            "SELECT count(*) FROM notification_endpoints WHERE secret IS NOT NULL"
+        )
+        assert left == 0
+        body = hosted(f"legacy-{uniq}/model")
+        r = await client.post(
+            f"/v1/webhooks/{platform.slug}", content=body, headers=signed(legacy, body)
+        )
+        assert r.status_code == 202, r.text
+    dump = await _every_row_as_text(conn)
+    for secret in (legacy, legacy_endpoint):
+        assert secret not in dump
+
+
+@pytest.fixture
+def own_database(pg_server: PgServer) -> str:
+    url = pg_server.create_database("rr_rotate")
+    upgrade(url)
+    return url
+
+
+async def _seed(url: str, vault: Vault) -> dict[tuple[str, UUID], str]:
+    """A platform with a sealed webhook secret, a sealed endpoint secret and a legacy
+    plaintext one; returns every secret by (table, row id)."""
+    conn = await asyncpg.connect(url)
+    try:
+        platform_id: UUID = await conn.fetchval(
+            "INSERT INTO platforms (slug, name, kind) VALUES ('rot', 'Rot', 'model_hub') "
+            "RETURNING id"
+        )
+        secrets: dict[tuple[str, UUID], str] = {}
+        for sealed in (True, False):
+            secret = new_secret()
+            row_id = await conn.fetchval(
+                "INSERT INTO webhook_secrets (platform_id, sealed, secret, hint) "
+                "VALUES ($1, $2, $3, $4) RETURNING id",
+                platform_id,
+                vault.seal(secret, context=webhook_context(platform_id)) if sealed else None,
+                None if sealed else secret,
+                secret[:10],
+            )
+            secrets["webhook_secrets", row_id] = secret
+        secret = new_secret()
+        row_id = await conn.fetchval(
+            "INSERT INTO notification_endpoints (platform_id, url, event_types, secret_sealed) "
+            "VALUES ($1, $2, '{decommission.notice}', $3) RETURNING id",
+            platform_id,
+            PUBLIC_URL,
+            vault.seal(secret, context=endpoint_context(platform_id)),
+        )
+        secrets["notification_endpoints", row_id] = secret
+        return secrets
+    finally:
+        await conn.close()
+
+
+async def _stored(url: str) -> list[tuple[str, UUID, UUID, bytes | None, str | None]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT 'webhook_secrets' AS t, id, platform_id, sealed, secret FROM webhook_secrets "
+            "UNION ALL SELECT 'notification_endpoints', id, platform_id, secret_sealed, secret "
+            "FROM notification_endpoints"
+        )
+        return [(r["t"], r["id"], r["platform_id"], r["sealed"], r["secret"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+def test_rotating_the_key_reseals_every_secret_and_drops_the_old_key(
+    own_database: str, pg_server: PgServer, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "secrets-key"
+    old_vault = Vault.load_or_create(key_file)
+    old_text = key_file.read_text()
+    secrets = asyncio.run(_seed(own_database, old_vault))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "service", "secrets-key", "rotate", "--json"],
+            cwd=REPO_ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": own_database,
+                "REGISTRY_SECRETS_KEY_FILE": str(key_file),
+            },
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        report = json.loads(done.stdout)
+        assert report["resealed"] == 3
+        assert report["key_id"] != old_vault.current_key_id
+        assert report["keys_kept"] == [report["key_id"]]
+        # The old key is gone from the file; the new one opens every row, the old one none.
+        assert old_text.splitlines()[-1] not in key_file.read_text()
+        new_vault = Vault.load_or_create(key_file)
+        assert new_vault.current_key_id == report["key_id"]
+        stale = Vault([base64.b64decode(old_text.splitlines()[-1])])
+        stored = asyncio.run(_stored(own_database))
+        assert len(stored) == 3
+        for table, row_id, platform_id, sealed, plain in stored:
+            assert plain is None
+            assert sealed is not None
+            context = (webhook_context if table == "webhook_secrets" else endpoint_context)(
+                platform_id
+            )
+            assert new_vault.open(sealed, context=context) == secrets[table, row_id]
+            with pytest.raises(VaultError):
+                stale.open(sealed, context=context)
+    finally:
+        pg_server.drop_database(own_database)
