@@ -28,7 +28,7 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.db.embedded import start_embedded
+from service.db.embedded import start_embedded, stop_if_abandoned
 from service.db.migrate import upgrade
 from service.db.pool import create_pool, init_connection
 from service.domain.destinations import parse_networks
@@ -73,8 +73,29 @@ class PgServer:
         )
 
 
+#: Where the suite's embedded servers keep their files, under the temporary directory: its
+#: shared server, the outage tests' own, and ``serve --data-dir`` in the embedded tests.
+SERVER_DIRS = ("rr-test-pg-*/data", "rr-outage-*/data", "pytest-of-*/pytest-*/*/registry/pg")
+
+
+def reap_abandoned_servers(root: Path) -> list[Path]:
+    """Stop the embedded servers a suite killed from outside left running (every process
+    attached to them is gone), and delete the suite's own data directories among them.
+    Servers of suites still running, here or in another checkout, have live processes
+    attached and are left alone."""
+    reaped = []
+    for pattern in SERVER_DIRS:
+        for data_dir in root.glob(pattern):
+            if stop_if_abandoned(data_dir):
+                reaped.append(data_dir)
+                if data_dir.parent.name.startswith(("rr-test-pg-", "rr-outage-")):
+                    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    return reaped
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
+    reap_abandoned_servers(Path(tempfile.gettempdir()))
     url = os.environ.get("DATABASE_URL")
     if url:
         yield PgServer(admin_url=url)
