@@ -44,7 +44,7 @@ from service import __version__, metrics
 from service.db.pool import DB_FAILURES, connection
 from service.db.queries import outbox as q
 from service.domain.decommission_targets import flag_untargeted
-from service.domain.destinations import Network, Refused, parse_networks, resolve_target
+from service.domain.destinations import Network, NotAUrl, Refused, parse_networks, resolve_target
 from service.domain.endpoints import disable_endpoint
 from service.domain.outbox import encode_body
 from service.domain.vault import Vault, VaultError, endpoint_context, open_vault
@@ -165,10 +165,13 @@ FAILURE_TEXT = {
     "lookup": "the endpoint's host name did not resolve",
     "transport": "the connection failed",
     "secret": "not sent: the registry cannot open this endpoint's secret",
+    "url": "not sent: the endpoint's URL is not one a request can be sent to",
 }
 
 
 def _failure(exc: BaseException) -> str:
+    if isinstance(exc, NotAUrl):
+        return FAILURE_TEXT["url"]
     if isinstance(exc, Refused):
         return FAILURE_TEXT["refused"]
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
@@ -228,7 +231,7 @@ async def _send(
                 follow_redirects=False,
                 extensions={"sni_hostname": target.server_name},
             )
-    except (httpx.HTTPError, TimeoutError, OSError, Refused, UnicodeError) as exc:
+    except (httpx.HTTPError, TimeoutError, OSError, Refused, UnicodeError, ValueError) as exc:
         log.warning(
             "notice not delivered",
             extra={"notification": msg_id, "error": f"{type(exc).__name__}: {exc}"[:500]},

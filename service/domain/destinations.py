@@ -27,6 +27,7 @@ from service.errors import InvalidInput
 __all__ = [
     "BLOCKED_NETWORKS",
     "Network",
+    "NotAUrl",
     "Refused",
     "Target",
     "check_endpoint_url",
@@ -67,6 +68,10 @@ LOOKUP_SECONDS = 3.0
 
 class Refused(Exception):
     """The URL's host is, or resolves to, an address notices may not go to."""
+
+
+class NotAUrl(Refused):
+    """Not a URL an HTTP request can be sent to at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +117,9 @@ async def resolve_target(url: str, *, allowed: tuple[Network, ...]) -> Target:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise Refused("not a URL notices can be sent to") from exc
+        raise NotAUrl("not a URL notices can be sent to") from exc
     if parsed.scheme not in {"http", "https"} or not parsed.host:
-        raise Refused("not a URL notices can be sent to")
+        raise NotAUrl("not a URL notices can be sent to")
     host = parsed.host
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     addresses = await _addresses(host, port)
@@ -137,11 +142,13 @@ async def check_endpoint_url(url: str, *, allowed: tuple[Network, ...]) -> None:
     """
     try:
         await resolve_target(url, allowed=allowed)
+    except NotAUrl as exc:
+        raise InvalidInput("the endpoint's URL is not one an HTTP request can be sent to") from exc
     except Refused as exc:
         raise InvalidInput(
             "the endpoint's host is, or resolves to, a loopback, link-local, private or "
             "otherwise non-public address; notices go to public addresses only "
             "(an operator can allow a network with REGISTRY_NOTICE_ALLOWED_NETWORKS)"
         ) from exc
-    except (OSError, TimeoutError, UnicodeError):
+    except (OSError, TimeoutError, UnicodeError, ValueError):
         return
