@@ -238,3 +238,77 @@ def test_rotating_the_key_reseals_every_secret_and_drops_the_old_key(
                 stale.open(sealed, context=context)
     finally:
         pg_server.drop_database(own_database)
+
+
+async def _legacy_rows(url: str) -> str:
+    """Rows as revision 0006 wrote them: plaintext secrets, a raw connection error."""
+    conn = await asyncpg.connect(url)
+    try:
+        secret = new_secret()
+        platform_id = await conn.fetchval(
+            "INSERT INTO platforms (slug, name, kind) VALUES ('old', 'Old', 'model_hub') "
+            "RETURNING id"
+        )
+        await conn.execute(
+            "INSERT INTO webhook_secrets (platform_id, secret) VALUES ($1, $2)", platform_id, secret
+        )
+        endpoint_id = await conn.fetchval(
+            "INSERT INTO notification_endpoints (platform_id, url, event_types, secret) "
+            "VALUES ($1, $2, '{decommission.notice}', $3) RETURNING id",
+            platform_id,
+            PUBLIC_URL,
+            new_secret(),
+        )
+        raw = "ConnectError: [Errno 111] Connection refused to 10.20.30.40:8443"
+        message_id = await conn.fetchval(
+            "INSERT INTO outbox (endpoint_id, platform_id, event_type, payload, last_error) "
+            "VALUES ($1, $2, 'decommission.notice', '{}', $3) RETURNING id",
+            endpoint_id,
+            platform_id,
+            raw,
+        )
+        await conn.execute(
+            "INSERT INTO outbox_attempts (message_id, attempt, url, started_at, latency_ms, error) "
+            "VALUES ($1, 1, $2, now(), 3.5, $3)",
+            message_id,
+            PUBLIC_URL,
+            raw,
+        )
+        return secret
+    finally:
+        await conn.close()
+
+
+async def _after(url: str) -> dict[str, object]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow("SELECT secret, sealed, hint FROM webhook_secrets")
+        assert row is not None
+        return {
+            "secret": row["secret"],
+            "sealed": row["sealed"],
+            "hint": row["hint"],
+            "errors": await conn.fetchval("SELECT array_agg(error) FROM outbox_attempts")
+            + await conn.fetchval("SELECT array_agg(last_error) FROM outbox"),
+        }
+    finally:
+        await conn.close()
+
+
+def test_the_migration_keeps_legacy_secrets_until_sealed_and_rewords_raw_errors(
+    own_database: str, pg_server: PgServer
+) -> None:
+    from service.db.migrate import downgrade
+
+    try:
+        downgrade(own_database, "0006_export_bundles")
+        secret = asyncio.run(_legacy_rows(own_database))
+        upgrade(own_database)
+        after = asyncio.run(_after(own_database))
+        # The key is not SQL's to use: the plaintext stays until serve or rotate seals it.
+        assert after["secret"] == secret
+        assert after["sealed"] is None
+        assert after["hint"] == secret[:10]
+        assert after["errors"] == ["the connection failed", "the connection failed"]
+    finally:
+        pg_server.drop_database(own_database)

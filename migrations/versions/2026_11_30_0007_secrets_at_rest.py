@@ -6,8 +6,11 @@ nullable and is emptied when a row is sealed. The key is not available to SQL, s
 already exist are sealed by the service: ``serve`` seals them at start-up, and
 ``risk-registry secrets-key rotate`` does too. Each row holds one or the other.
 
+It also rewords the connection-error text old notice attempts recorded (platforms read
+it) to a fixed phrase, as attempts are recorded now.
+
 Downgrading is refused while any row holds only a sealed secret: its plaintext cannot be
-restored without the key.
+restored without the key; the reworded errors stay reworded.
 
 Revision ID: 0007_secrets_at_rest
 Revises: 0006_export_bundles
@@ -41,6 +44,14 @@ def upgrade() -> None:
       ALTER COLUMN secret DROP NOT NULL,
       ADD CONSTRAINT notification_endpoints_sealed_or_plain
         CHECK ((secret IS NULL) <> (secret_sealed IS NULL));
+
+    -- Platforms read their notices' attempts. An attempt that got no HTTP answer used to
+    -- record the connection error's own text, which can describe the registry's network;
+    -- it now records a fixed phrase, and the old ones are reworded the same way.
+    UPDATE outbox_attempts SET error = 'the connection failed'
+    WHERE status_code IS NULL AND error IS NOT NULL;
+    UPDATE outbox SET last_error = 'the connection failed'
+    WHERE last_status IS NULL AND last_error IS NOT NULL;
     """)
 
 
