@@ -65,6 +65,12 @@ class PlatformEndpointController(Controller):
     @post(
         operation_id="createEndpoint",
         summary="Register a platform's notification endpoint (its secret is shown only now)",
+        description=(
+            "The URL's host must be, and resolve to, public addresses: loopback, private, "
+            "link-local (cloud metadata), unique-local and other non-public addresses are "
+            "refused with 422 unless the operator allows their network; every attempt checks "
+            "again. Redirects are not followed. The secret is stored encrypted."
+        ),
         guards=[OWNERS],
         responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
     )
@@ -131,6 +137,7 @@ class EndpointController(Controller):
         "/{endpoint_id:uuid}",
         operation_id="updateEndpoint",
         summary="Change an endpoint's URL or event types, or disable or enable it",
+        description="A new URL is checked as at registration: non-public addresses get 422.",
         guards=[OWNERS],
         responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
     )
