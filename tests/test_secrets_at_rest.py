@@ -20,7 +20,7 @@ import pytest
 from service.db.migrate import upgrade
 from service.domain.vault import Vault, VaultError, endpoint_context, webhook_context
 from service.platforms.standard import new_secret
-from tests.conftest import REPO_ROOT, PgServer, PlatformFixture
+from tests.conftest import REPO_ROOT, PgServer, PlatformFixture, bearer, make_key
 from tests.helpers.webhooks import hosted, signed
 from tests.live_service import LiveService
 
@@ -312,3 +312,40 @@ def test_the_migration_keeps_legacy_secrets_until_sealed_and_rewords_raw_errors(
         assert after["errors"] == ["the connection failed", "the connection failed"]
     finally:
         pg_server.drop_database(own_database)
+
+
+async def test_the_key_may_come_from_the_environment_instead_of_a_file(
+    database_url: str,
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    platform: PlatformFixture,
+    tmp_path: Path,
+    uniq: str,
+) -> None:
+    key = os.urandom(32)
+    unused = tmp_path / "no-such-key-file"
+    admin = bearer(await make_key(pool, "admin"))
+    async with (
+        LiveService(
+            database_url,
+            tmp_path,
+            REGISTRY_SECRETS_KEY=base64.b64encode(key).decode(),
+            REGISTRY_SECRETS_KEY_FILE=str(unused),
+        ) as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
+        r = await client.post(f"/v1/platforms/{platform.slug}/webhook-secrets", headers=admin)
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        sealed = await conn.fetchval(
+            "SELECT sealed FROM webhook_secrets WHERE id = $1::uuid",
+            r.json()["webhook_secret"]["id"],
+        )
+        vault = Vault([key])
+        assert vault.open(sealed, context=webhook_context(UUID(platform.id))) == secret
+        body = hosted(f"env-{uniq}/model")
+        r = await client.post(
+            f"/v1/webhooks/{platform.slug}", content=body, headers=signed(secret, body)
+        )
+        assert r.status_code == 202, r.text
+    assert not unused.exists()

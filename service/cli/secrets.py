@@ -23,10 +23,10 @@ def secrets() -> None:
 def create(state: State, slug: str) -> int:
     """Issue a new signing secret (printed once)."""
     from service.domain.secrets import create_secret
-    from service.domain.vault import Vault
+    from service.domain.vault import open_vault
 
     settings = state.settings()
-    vault = Vault.load_or_create(settings.secrets_key_path)
+    vault = open_vault(settings)
     with open_registry(settings) as db:
         created = run_in_transaction(
             db, lambda c: create_secret(c, slug=slug, actor_id=None, vault=vault)
