@@ -60,7 +60,7 @@ from service.domain.hostings import record_hosting
 from service.domain.models import register_model
 from service.domain.platforms import create_platform
 from service.domain.secrets import create_secret
-from service.domain.vault import Vault
+from service.domain.vault import Vault, open_vault
 from service.schemas.hostings import HostingIn
 from service.schemas.models import ModelIn
 from service.schemas.platforms import PlatformIn
@@ -82,7 +82,12 @@ async def _setup(url: str, *, models: int) -> str:
             )
             # Sealed with the key file the serve processes (started from the repository's
             # root, with this environment) will read.
-            vault = Vault.load_or_create(REPO_ROOT / load_settings().secrets_key_path)
+            settings = load_settings()
+            vault = (
+                open_vault(settings)
+                if settings.secrets_key
+                else Vault.load_or_create(REPO_ROOT / settings.secrets_key_path)
+            )
             created = await create_secret(conn, slug=SLUG, actor_id=None, vault=vault)
             for i in range(models):
                 name = f"ingest/m{i}"
