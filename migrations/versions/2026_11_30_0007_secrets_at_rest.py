@@ -13,14 +13,14 @@ Downgrading is refused while any row holds only a sealed secret: its plaintext c
 restored without the key; the reworded errors stay reworded.
 
 Revision ID: 0007_secrets_at_rest
-Revises: 0006_export_bundles
+Revises: 0009_csv_formula_guard
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0007_secrets_at_rest"
-down_revision = "0006_export_bundles"
+down_revision = "0009_csv_formula_guard"
 branch_labels = None
 depends_on = None
 
