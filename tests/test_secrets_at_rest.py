@@ -241,7 +241,7 @@ def test_rotating_the_key_reseals_every_secret_and_drops_the_old_key(
 
 
 async def _legacy_rows(url: str) -> str:
-    """Rows as the revision before 0007 wrote them: plaintext secrets, a raw connection
+    """Rows as the revision before 0013 wrote them: plaintext secrets, a raw connection
     error."""
     conn = await asyncpg.connect(url)
     try:
@@ -302,7 +302,7 @@ def test_the_migration_keeps_legacy_secrets_until_sealed_and_rewords_raw_errors(
     from service.db.migrate import downgrade
 
     try:
-        downgrade(own_database, "0009_csv_formula_guard")
+        downgrade(own_database, "0012_console_sessions")
         secret = asyncio.run(_legacy_rows(own_database))
         upgrade(own_database)
         after = asyncio.run(_after(own_database))

@@ -186,6 +186,7 @@ class EndpointController(Controller):
         endpoint_id: FromPath[UUID],
         db: Db,
         principal: Caller,
+        state: State,
         overlap_hours: OverlapHours = 24,
     ) -> CreatedEndpoint:
         return await domain.rotate_secret(
@@ -193,6 +194,7 @@ class EndpointController(Controller):
             endpoint_id=endpoint_id,
             overlap=timedelta(hours=overlap_hours),
             actor_id=principal.id,
+            vault=vault_of(state),
             visible_to=principal.platform_id,
         )
 

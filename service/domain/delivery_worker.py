@@ -183,13 +183,27 @@ def _failure(exc: BaseException) -> str:
     return FAILURE_TEXT["transport"]
 
 
-def _endpoint_secret(row: asyncpg.Record, vault: Vault | None) -> str:
-    sealed, plain = row["secret_sealed"], row["secret"]
-    if sealed is not None and vault is None:
-        raise VaultError("no vault to open the endpoint's secret with")
-    if vault is None:
-        return str(plain)
-    return vault.reveal(sealed=sealed, plain=plain, context=endpoint_context(row["platform_id"]))
+def _endpoint_secrets(row: asyncpg.Record, vault: Vault | None) -> tuple[str, str | None]:
+    """The endpoint's secret and, during a rotation's overlap, the previous one."""
+    context = endpoint_context(row["platform_id"])
+    pairs = (
+        (row["secret_sealed"], row["secret"]),
+        (row["previous_secret_sealed"], row["previous_secret"]),
+    )
+    opened: list[str | None] = []
+    for sealed, plain in pairs:
+        if sealed is None and plain is None:
+            opened.append(None)
+        elif vault is None:
+            if sealed is not None:
+                raise VaultError("no vault to open the endpoint's secret with")
+            opened.append(str(plain))
+        else:
+            opened.append(vault.reveal(sealed=sealed, plain=plain, context=context))
+    secret, previous = opened
+    if secret is None:
+        raise VaultError("the endpoint holds no secret")
+    return secret, previous
 
 
 async def _send(
@@ -206,14 +220,14 @@ async def _send(
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     try:
-        secret = _endpoint_secret(row, config.vault)
+        secret, previous = _endpoint_secrets(row, config.vault)
     except VaultError as exc:
         # The key file lost the key this secret was sealed with: nothing can be signed.
         log.error("notice not sent", extra={"notification": msg_id, "error": str(exc)})
         return _Outcome(started_at, 0.0, None, None, FAILURE_TEXT["secret"])
     headers = signature_headers(
         secret=secret,
-        previous=row["previous_secret"],
+        previous=previous,
         msg_id=msg_id,
         body=body,
         at=time.time(),

@@ -180,19 +180,33 @@ async def rotate_secret(
     endpoint_id: UUID,
     overlap: timedelta,
     actor_id: UUID | None,
+    vault: Vault,
     visible_to: UUID | None = None,
 ) -> CreatedEndpoint:
     """Give an endpoint a new signing secret, returned here only.
 
     For ``overlap`` the old secret signs too (each notice carries both signatures), so a
     receiver may switch over at leisure; with no overlap it stops at once (a leaked secret).
-    Rotating again during an overlap ends the earlier secret's.
+    Rotating again during an overlap ends the earlier secret's. Both are stored sealed.
     """
     endpoint = await get_endpoint(
         conn, endpoint_id=endpoint_id, visible_to=visible_to, for_update=True
     )
+    context = endpoint_context(endpoint.platform_id)
+    current = await q.select_secret(conn, endpoint_id=endpoint.id)
+    if current is None:
+        raise NotFound("no such endpoint")
+    # A row from before sealing holds its secret in plaintext: the previous one is sealed
+    # here, so the rotation writes no plaintext whatever the row held.
+    previous = current["secret_sealed"] or vault.seal(str(current["secret"]), context=context)
     secret = new_secret()
-    await q.update_secret(conn, endpoint_id=endpoint.id, secret=secret, overlap=overlap)
+    await q.update_secret(
+        conn,
+        endpoint_id=endpoint.id,
+        sealed=vault.seal(secret, context=context),
+        previous_sealed=previous,
+        overlap=overlap,
+    )
     after = await get_endpoint(conn, endpoint_id=endpoint.id)
     await _event(conn, after, kind="endpoint.secret_rotated", actor_id=actor_id)
     return CreatedEndpoint(endpoint=after, secret=secret)

@@ -15,6 +15,9 @@ committed, drops the keys no row uses any more.
 A process reads the file again when it seals, and when it meets a key id it does not know,
 so replicas follow a rotation without a restart.
 
+An endpoint's previous secret (still signing during a rotation's overlap) is sealed the
+same way, in its own column.
+
 Rows written before secrets were sealed keep their plaintext until ``serve`` starts (it
 seals them in one transaction) or ``secrets-key rotate`` runs.
 """
@@ -200,19 +203,32 @@ def open_vault(settings: Settings, *, deferred: bool = False) -> Vault:
 
 # -- re-sealing rows -------------------------------------------------------------------------
 
-_TABLES = (("webhook_secrets", webhook_context), ("notification_endpoints", endpoint_context))
+# Each column pair that holds a secret (sealed, or plain in a row from before sealing):
+# a platform's webhook secrets, an endpoint's secret, and an endpoint's previous secret
+# (signing beside the new one during a rotation's overlap).
+_COLUMNS = (
+    ("webhook_secrets", webhook_context),
+    ("notification_endpoints", endpoint_context),
+    ("notification_endpoints.previous", endpoint_context),
+)
 
-# Written out per table: no SQL is built from strings.
+# Written out per column pair: no SQL is built from strings.
 _SELECT = {
     "webhook_secrets": "SELECT id, platform_id, sealed, secret FROM webhook_secrets "
     "WHERE secret IS NOT NULL OR NOT $1 ORDER BY id FOR UPDATE",
     "notification_endpoints": "SELECT id, platform_id, secret_sealed AS sealed, secret "
     "FROM notification_endpoints WHERE secret IS NOT NULL OR NOT $1 ORDER BY id FOR UPDATE",
+    "notification_endpoints.previous": "SELECT id, platform_id, "
+    "previous_secret_sealed AS sealed, previous_secret AS secret FROM notification_endpoints "
+    "WHERE previous_secret IS NOT NULL OR (NOT $1 AND previous_secret_sealed IS NOT NULL) "
+    "ORDER BY id FOR UPDATE",
 }
 _UPDATE = {
     "webhook_secrets": "UPDATE webhook_secrets SET sealed = $2, secret = NULL WHERE id = $1",
     "notification_endpoints": "UPDATE notification_endpoints SET secret_sealed = $2, "
     "secret = NULL WHERE id = $1",
+    "notification_endpoints.previous": "UPDATE notification_endpoints "
+    "SET previous_secret_sealed = $2, previous_secret = NULL WHERE id = $1",
 }
 _KEY_IDS = """
 SELECT DISTINCT substring(sealed FROM 2 FOR 4) AS kid FROM webhook_secrets
@@ -220,16 +236,19 @@ WHERE sealed IS NOT NULL
 UNION
 SELECT DISTINCT substring(secret_sealed FROM 2 FOR 4) FROM notification_endpoints
 WHERE secret_sealed IS NOT NULL
+UNION
+SELECT DISTINCT substring(previous_secret_sealed FROM 2 FOR 4) FROM notification_endpoints
+WHERE previous_secret_sealed IS NOT NULL
 """
 
 
 async def _reseal(conn: asyncpg.Connection, vault: Vault, *, plaintext_only: bool) -> int:
     done = 0
-    for table, context_of in _TABLES:
-        for row in await conn.fetch(_SELECT[table], plaintext_only):
+    for column, context_of in _COLUMNS:
+        for row in await conn.fetch(_SELECT[column], plaintext_only):
             context = context_of(row["platform_id"])
             secret = vault.reveal(sealed=row["sealed"], plain=row["secret"], context=context)
-            await conn.execute(_UPDATE[table], row["id"], vault.seal(secret, context=context))
+            await conn.execute(_UPDATE[column], row["id"], vault.seal(secret, context=context))
             done += 1
     return done
 

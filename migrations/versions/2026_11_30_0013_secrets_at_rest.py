@@ -2,7 +2,9 @@
 
 The sealed value (AES-256-GCM under a key kept outside the database, see
 ``service.domain.vault``) goes in a new ``bytea`` column; the plaintext column becomes
-nullable and is emptied when a row is sealed. The key is not available to SQL, so rows that
+nullable and is emptied when a row is sealed. An endpoint's rotated-out secret, which signs
+beside the new one during an overlap, gets its own ``previous_secret_sealed`` column the
+same way. The key is not available to SQL, so rows that
 already exist are sealed by the service: ``serve`` seals them at start-up, and
 ``risk-registry secrets-key rotate`` does too. Each row holds one or the other.
 
@@ -12,15 +14,15 @@ it) to a fixed phrase, as attempts are recorded now.
 Downgrading is refused while any row holds only a sealed secret: its plaintext cannot be
 restored without the key; the reworded errors stay reworded.
 
-Revision ID: 0007_secrets_at_rest
-Revises: 0009_csv_formula_guard
+Revision ID: 0013_secrets_at_rest
+Revises: 0012_console_sessions
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
-revision = "0007_secrets_at_rest"
-down_revision = "0009_csv_formula_guard"
+revision = "0013_secrets_at_rest"
+down_revision = "0012_console_sessions"
 branch_labels = None
 depends_on = None
 
@@ -43,7 +45,15 @@ def upgrade() -> None:
       ADD COLUMN secret_sealed bytea,
       ALTER COLUMN secret DROP NOT NULL,
       ADD CONSTRAINT notification_endpoints_sealed_or_plain
-        CHECK ((secret IS NULL) <> (secret_sealed IS NULL));
+        CHECK ((secret IS NULL) <> (secret_sealed IS NULL)),
+      ADD COLUMN previous_secret_sealed bytea,
+      -- 0010's unnamed check that a previous secret has an end, now either form.
+      DROP CONSTRAINT notification_endpoints_check1,
+      ADD CONSTRAINT notification_endpoints_previous_sealed_or_plain
+        CHECK (previous_secret IS NULL OR previous_secret_sealed IS NULL),
+      ADD CONSTRAINT notification_endpoints_previous_until
+        CHECK ((previous_secret IS NULL AND previous_secret_sealed IS NULL)
+               = (previous_secret_until IS NULL));
 
     -- Platforms read their notices' attempts. An attempt that got no HTTP answer used to
     -- record the connection error's own text, which can describe the registry's network;
@@ -60,12 +70,18 @@ def downgrade() -> None:
     DO $$
     BEGIN
       IF EXISTS (SELECT 1 FROM webhook_secrets WHERE secret IS NULL)
-         OR EXISTS (SELECT 1 FROM notification_endpoints WHERE secret IS NULL) THEN
+         OR EXISTS (SELECT 1 FROM notification_endpoints
+                    WHERE secret IS NULL OR previous_secret_sealed IS NOT NULL) THEN
         RAISE EXCEPTION 'secrets are sealed; their plaintext cannot be restored by SQL';
       END IF;
     END
     $$;
     ALTER TABLE notification_endpoints
+      DROP CONSTRAINT notification_endpoints_previous_until,
+      DROP CONSTRAINT notification_endpoints_previous_sealed_or_plain,
+      DROP COLUMN previous_secret_sealed,
+      ADD CONSTRAINT notification_endpoints_check1
+        CHECK ((previous_secret IS NULL) = (previous_secret_until IS NULL)),
       DROP CONSTRAINT notification_endpoints_sealed_or_plain,
       DROP COLUMN secret_sealed,
       ALTER COLUMN secret SET NOT NULL;
