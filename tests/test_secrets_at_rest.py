@@ -20,7 +20,8 @@ import pytest
 from service.db.migrate import upgrade
 from service.domain.vault import Vault, VaultError, endpoint_context, webhook_context
 from service.platforms.standard import new_secret
-from tests.conftest import REPO_ROOT, PgServer, PlatformFixture, bearer, make_key
+from tests.conftest import REPO_ROOT, TEST_VAULT, PgServer, PlatformFixture, bearer, make_key
+from tests.helpers.notices import Receiver, drain
 from tests.helpers.webhooks import hosted, signed
 from tests.live_service import LiveService
 
@@ -82,6 +83,71 @@ async def test_a_superuser_reading_every_table_finds_no_secret(
     await client.patch(f"/v1/endpoints/{endpoint_id}", json={"disabled": True}, headers=admin)
 
 
+async def test_a_platforms_own_secrets_and_rotation_with_overlap_leave_no_plaintext(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    platform: PlatformFixture,
+    receiver: Receiver,
+    quiet_endpoints: None,
+    uniq: str,
+) -> None:
+    """Everything a platform does with its own key: a signing secret, an endpoint, a
+    rotation whose old secret keeps signing; then a superuser scan finds none of them."""
+    me = platform.headers
+    r = await client.post(f"/v1/platforms/{platform.slug}/webhook-secrets", headers=me)
+    assert r.status_code == 201, r.text
+    webhook_secret = r.json()["secret"]
+    path = f"/sealed/{platform.slug}"
+    r = await client.post(
+        f"/v1/platforms/{platform.slug}/endpoints", json={"url": receiver.url(path)}, headers=me
+    )
+    assert r.status_code == 201, r.text
+    endpoint_id = r.json()["endpoint"]["id"]
+    old = r.json()["secret"]
+    r = await client.post(
+        f"/v1/endpoints/{endpoint_id}/secret", params={"overlap_hours": 24}, headers=me
+    )
+    assert r.status_code == 200, r.text
+    new = r.json()["secret"]
+    assert r.json()["endpoint"]["previous_secret_until"] is not None
+
+    stored = await conn.fetchrow(
+        "SELECT secret, secret_sealed, previous_secret, previous_secret_sealed "
+        "FROM notification_endpoints WHERE id = $1::uuid",
+        endpoint_id,
+    )
+    assert stored is not None
+    assert stored["secret"] is None
+    assert stored["previous_secret"] is None
+    context = endpoint_context(UUID(platform.id))
+    assert TEST_VAULT.open(stored["secret_sealed"], context=context) == new
+    assert TEST_VAULT.open(stored["previous_secret_sealed"], context=context) == old
+
+    # Both still sign: a receiver still on the old secret, then one on the new, verifies a
+    # real test notice (with standardwebhooks).
+    for n, secret in enumerate((old, new), start=1):
+        receiver.secrets[path] = secret
+        r = await client.post(f"/v1/endpoints/{endpoint_id}/test", headers=me)
+        assert r.status_code == 202, r.text
+        await drain(pool, http, lambda: len(receiver.to(path)) >= n)  # noqa: B023
+        hit = receiver.to(path)[-1]
+        assert hit.verified, secret[:10]
+        assert hit.msg_id == r.json()["id"]
+    # The platform's signing secret, sealed, still verifies its deliveries.
+    body = hosted(f"self-sealed-{uniq}/model")
+    r = await client.post(
+        f"/v1/webhooks/{platform.slug}", content=body, headers=signed(webhook_secret, body)
+    )
+    assert r.status_code == 202, r.text
+
+    dump = await _every_row_as_text(conn)
+    for secret in (webhook_secret, old, new):
+        for form in _forms(secret):
+            assert form not in dump
+
+
 async def test_a_sealed_secret_moved_to_another_platform_does_not_open(
     conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -112,14 +178,17 @@ async def test_serve_seals_secrets_written_before_sealing_and_they_keep_working(
         legacy,
         legacy[:10],
     )
-    legacy_endpoint = new_secret()
+    legacy_endpoint, legacy_previous = new_secret(), new_secret()
+    # An endpoint mid-rotation: its previous secret, in plaintext too, still signs.
     await conn.execute(
         "INSERT INTO notification_endpoints (platform_id, url, event_types, secret, "
-        "disabled_at, disabled_reason) "
-        "VALUES ($1::uuid, $2, '{decommission.notice}', $3, now(), 'test')",
+        "previous_secret, previous_secret_until, disabled_at, disabled_reason) "
+        "VALUES ($1::uuid, $2, '{decommission.notice}', $3, $4, now() + interval '1 day', "
+        "now(), 'test')",
         platform.id,
         PUBLIC_URL,
         legacy_endpoint,
+        legacy_previous,
     )
     async with (
         LiveService(database_url, tmp_path) as svc,
@@ -128,16 +197,24 @@ async def test_serve_seals_secrets_written_before_sealing_and_they_keep_working(
         left = await conn.fetchval(
             "SELECT count(*) FROM webhook_secrets WHERE secret IS NOT NULL"
         ) + await conn.fetchval(
-            "SELECT count(*) FROM notification_endpoints WHERE secret IS NOT NULL"
+            "SELECT count(*) FROM notification_endpoints "
+            "WHERE secret IS NOT NULL OR previous_secret IS NOT NULL"
         )
         assert left == 0
+        previous = await conn.fetchval(
+            "SELECT previous_secret_sealed FROM notification_endpoints "
+            "WHERE platform_id = $1::uuid",
+            platform.id,
+        )
+        context = endpoint_context(UUID(platform.id))
+        assert TEST_VAULT.open(previous, context=context) == legacy_previous
         body = hosted(f"legacy-{uniq}/model")
         r = await client.post(
             f"/v1/webhooks/{platform.slug}", content=body, headers=signed(legacy, body)
         )
         assert r.status_code == 202, r.text
     dump = await _every_row_as_text(conn)
-    for secret in (legacy, legacy_endpoint):
+    for secret in (legacy, legacy_endpoint, legacy_previous):
         assert secret not in dump
 
 
@@ -169,15 +246,19 @@ async def _seed(url: str, vault: Vault) -> dict[tuple[str, UUID], str]:
                 secret[:10],
             )
             secrets["webhook_secrets", row_id] = secret
-        secret = new_secret()
+        secret, previous = new_secret(), new_secret()
         row_id = await conn.fetchval(
-            "INSERT INTO notification_endpoints (platform_id, url, event_types, secret_sealed) "
-            "VALUES ($1, $2, '{decommission.notice}', $3) RETURNING id",
+            "INSERT INTO notification_endpoints (platform_id, url, event_types, secret_sealed, "
+            "previous_secret_sealed, previous_secret_until) "
+            "VALUES ($1, $2, '{decommission.notice}', $3, $4, now() + interval '1 day') "
+            "RETURNING id",
             platform_id,
             PUBLIC_URL,
             vault.seal(secret, context=endpoint_context(platform_id)),
+            vault.seal(previous, context=endpoint_context(platform_id)),
         )
         secrets["notification_endpoints", row_id] = secret
+        secrets["notification_endpoints.previous", row_id] = previous
         return secrets
     finally:
         await conn.close()
@@ -189,7 +270,9 @@ async def _stored(url: str) -> list[tuple[str, UUID, UUID, bytes | None, str | N
         rows = await conn.fetch(
             "SELECT 'webhook_secrets' AS t, id, platform_id, sealed, secret FROM webhook_secrets "
             "UNION ALL SELECT 'notification_endpoints', id, platform_id, secret_sealed, secret "
-            "FROM notification_endpoints"
+            "FROM notification_endpoints "
+            "UNION ALL SELECT 'notification_endpoints.previous', id, platform_id, "
+            "previous_secret_sealed, previous_secret FROM notification_endpoints"
         )
         return [(r["t"], r["id"], r["platform_id"], r["sealed"], r["secret"]) for r in rows]
     finally:
@@ -217,7 +300,7 @@ def test_rotating_the_key_reseals_every_secret_and_drops_the_old_key(
             timeout=60,
         )
         report = json.loads(done.stdout)
-        assert report["resealed"] == 3
+        assert report["resealed"] == 4
         assert report["key_id"] != old_vault.current_key_id
         assert report["keys_kept"] == [report["key_id"]]
         # The old key is gone from the file; the new one opens every row, the old one none.
@@ -226,7 +309,7 @@ def test_rotating_the_key_reseals_every_secret_and_drops_the_old_key(
         assert new_vault.current_key_id == report["key_id"]
         stale = Vault([base64.b64decode(old_text.splitlines()[-1])])
         stored = asyncio.run(_stored(own_database))
-        assert len(stored) == 3
+        assert len(stored) == 4
         for table, row_id, platform_id, sealed, plain in stored:
             assert plain is None
             assert sealed is not None
@@ -254,10 +337,13 @@ async def _legacy_rows(url: str) -> str:
             "INSERT INTO webhook_secrets (platform_id, secret) VALUES ($1, $2)", platform_id, secret
         )
         endpoint_id = await conn.fetchval(
-            "INSERT INTO notification_endpoints (platform_id, url, event_types, secret) "
-            "VALUES ($1, $2, '{decommission.notice}', $3) RETURNING id",
+            "INSERT INTO notification_endpoints (platform_id, url, event_types, secret, "
+            "previous_secret, previous_secret_until) "
+            "VALUES ($1, $2, '{decommission.notice}', $3, $4, now() + interval '1 day') "
+            "RETURNING id",
             platform_id,
             PUBLIC_URL,
+            new_secret(),
             new_secret(),
         )
         raw = "ConnectError: [Errno 111] Connection refused to 10.20.30.40:8443"
@@ -285,7 +371,17 @@ async def _after(url: str) -> dict[str, object]:
     try:
         row = await conn.fetchrow("SELECT secret, sealed, hint FROM webhook_secrets")
         assert row is not None
+        previous = await conn.fetchrow(
+            "SELECT previous_secret, previous_secret_sealed, previous_secret_until "
+            "FROM notification_endpoints"
+        )
+        assert previous is not None
         return {
+            "previous": (
+                previous["previous_secret"] is not None,
+                previous["previous_secret_sealed"],
+                previous["previous_secret_until"] is not None,
+            ),
             "secret": row["secret"],
             "sealed": row["sealed"],
             "hint": row["hint"],
@@ -310,6 +406,7 @@ def test_the_migration_keeps_legacy_secrets_until_sealed_and_rewords_raw_errors(
         assert after["secret"] == secret
         assert after["sealed"] is None
         assert after["hint"] == secret[:10]
+        assert after["previous"] == (True, None, True)
         assert after["errors"] == ["the connection failed", "the connection failed"]
     finally:
         pg_server.drop_database(own_database)
