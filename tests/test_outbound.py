@@ -182,3 +182,66 @@ async def test_redirects_are_not_followed(
     assert attempt["status_code"] == 302
     assert attempt["retry_at"] is not None
     assert len(receiver.to(path)) == 1
+
+
+async def test_a_platform_key_is_held_to_the_same_rule(
+    public_only: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    platform: PlatformFixture,
+) -> None:
+    """A platform registering or moving its own endpoint gets the admin's 422s."""
+    me = platform.headers
+    path = f"/v1/platforms/{platform.slug}/endpoints"
+    for url in (
+        "http://127.0.0.1/hook",
+        "http://localhost:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+    ):
+        r = await public_only.post(path, json={"url": url}, headers=me)
+        assert r.status_code == 422, (url, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "non-public" in r.json()["detail"]
+    assert await _endpoint_count(conn, platform.id) == 0
+
+    r = await public_only.post(path, json={"url": "https://93.184.215.14/hook"}, headers=me)
+    assert r.status_code == 201, r.text
+    endpoint_id = r.json()["endpoint"]["id"]
+    for url in ("http://169.254.169.254/", "http://[::1]/"):
+        r = await public_only.patch(f"/v1/endpoints/{endpoint_id}", json={"url": url}, headers=me)
+        assert r.status_code == 422, (url, r.text)
+    r = await public_only.get(f"/v1/endpoints/{endpoint_id}", headers=me)
+    assert r.json()["url"] == "https://93.184.215.14/hook"
+    await public_only.patch(f"/v1/endpoints/{endpoint_id}", json={"disabled": True}, headers=me)
+
+
+async def test_a_test_notice_to_an_address_now_inside_is_refused_at_send_time(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    platform: PlatformFixture,
+    receiver: Receiver,
+    http: httpx.AsyncClient,
+    quiet_endpoints: None,
+) -> None:
+    """The test notice a platform asks for goes through the same check as every notice: a
+    worker allowed no private network does not call the (loopback) receiver."""
+    me = platform.headers
+    path = f"/test-notice/{platform.slug}"
+    r = await client.post(
+        f"/v1/platforms/{platform.slug}/endpoints", json={"url": receiver.url(path)}, headers=me
+    )
+    assert r.status_code == 201, r.text
+    receiver.secrets[path] = r.json()["secret"]
+    endpoint_id = r.json()["endpoint"]["id"]
+    r = await client.post(f"/v1/endpoints/{endpoint_id}/test", headers=me)
+    assert r.status_code == 202, r.text
+    notice = r.json()
+
+    public_only = dataclasses.replace(FAST, allowed_networks=())
+    await drain(pool, http, lambda: True, config=public_only)
+    assert receiver.to(path) == []
+    r = await client.get(f"/v1/notifications/{notice['id']}/attempts", headers=me)
+    [attempt] = r.json()["items"]
+    assert attempt["status_code"] is None
+    assert attempt["error"] == FAILURE_TEXT["refused"]
+    assert attempt["retry_at"] is not None
