@@ -47,6 +47,7 @@ import asyncpg
 import msgspec
 
 from bench.common import (
+    REPO_ROOT,
     floor_serving,
     fresh_database,
     pg_bin,
@@ -59,9 +60,11 @@ from service.domain.hostings import record_hosting
 from service.domain.models import register_model
 from service.domain.platforms import create_platform
 from service.domain.secrets import create_secret
+from service.domain.vault import Vault, open_vault
 from service.schemas.hostings import HostingIn
 from service.schemas.models import ModelIn
 from service.schemas.platforms import PlatformIn
+from service.settings import load_settings
 
 SLUG = "bench-ingest"
 LEVELS = (16, 64)
@@ -77,7 +80,15 @@ async def _setup(url: str, *, models: int) -> str:
             platform = await create_platform(
                 conn, data=PlatformIn(slug=SLUG, name="Bench hub", kind="model_hub"), actor_id=None
             )
-            created = await create_secret(conn, slug=SLUG, actor_id=None)
+            # Sealed with the key file the serve processes (started from the repository's
+            # root, with this environment) will read.
+            settings = load_settings()
+            vault = (
+                open_vault(settings)
+                if settings.secrets_key
+                else Vault.load_or_create(REPO_ROOT / settings.secrets_key_path)
+            )
+            created = await create_secret(conn, slug=SLUG, actor_id=None, vault=vault)
             for i in range(models):
                 name = f"ingest/m{i}"
                 await register_model(conn, data=ModelIn(name=name), actor_id=None)

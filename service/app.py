@@ -49,7 +49,7 @@ from service.api.webhook_contract import publish_contract
 from service.api.webhooks import WebhookController
 from service.console import app_http_error, console_router, template_config
 from service.lifespan import lifespan, process_state
-from service.metrics import DEFAULT_PROBES
+from service.metrics import DEFAULT_PROBES, describe_rate_limits
 from service.middleware import HygieneMiddleware, RequestContextMiddleware
 from service.settings import Settings
 
@@ -159,6 +159,13 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         # Logging is configured once, as JSON, by service.logs; Litestar must not replace it.
         logging_config=None,
+    )
+    # Per-process limits are shown in /metrics, so an operator sees what each replica allows.
+    describe_rate_limits(
+        public_limit=settings.public_rate_limit,
+        public_window=settings.public_rate_window_seconds,
+        webhook_rate=settings.webhook_rate_per_second,
+        webhook_burst=settings.webhook_burst,
     )
     # Outside Litestar's exception handling, so it sees every status actually sent.
     # Inside it, the input limits and protective headers: their answers are counted too.

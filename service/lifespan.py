@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -34,20 +35,26 @@ from service.domain.group_commit import GroupCommit
 from service.domain.limits import TokenBucket
 from service.domain.receiving import LOG_BURST, LOG_RATE, Gate, SigningCache
 from service.domain.sealer import run_sealer
+from service.domain.vault import Vault, open_vault, seal_plaintext
 from service.settings import Settings
 
-__all__ = ["background", "lifespan", "process_state"]
+__all__ = ["background", "lifespan", "process_state", "seal_legacy_secrets"]
+
+log = logging.getLogger(__name__)
 
 
 def process_state(settings: Settings) -> dict[str, Any]:
     """The per-process state, by the name requests find it under on the app's state."""
+    # Seals and opens secrets at rest; its key file is read (or created) on first use.
+    vault = open_vault(settings, deferred=True)
     return {
+        "vault": vault,
         "webhook_gate": Gate(
             allowance=TokenBucket(
                 rate=settings.webhook_rate_per_second, burst=settings.webhook_burst
             ),
             log_budget=TokenBucket(rate=LOG_RATE, burst=LOG_BURST),
-            signing=SigningCache(settings.webhook_secret_cache_seconds),
+            signing=SigningCache(settings.webhook_secret_cache_seconds, vault),
             group_commit=GroupCommit() if settings.group_commit else None,
             tolerance=settings.webhook_tolerance_seconds,
         ),
@@ -55,6 +62,20 @@ def process_state(settings: Settings) -> dict[str, Any]:
             limit=settings.public_rate_limit, window=settings.public_rate_window_seconds
         ),
     }
+
+
+async def seal_legacy_secrets(pool: asyncpg.Pool, vault: Vault) -> None:
+    """Seal plaintext secrets left from before they were sealed; a start without the
+    database is not stopped by it (the next start, or ``secrets-key rotate``, seals them)."""
+    vault.current_key_id  # noqa: B018 - reads, or creates, the key file now
+    try:
+        async with pool.acquire() as raw, raw.transaction():
+            sealed = await seal_plaintext(cast("asyncpg.Connection", raw), vault)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("plaintext secrets not sealed now: %s", type(exc).__name__)
+        return
+    if sealed:
+        log.info("sealed plaintext secrets", extra={"rows": sealed})
 
 
 @asynccontextmanager
@@ -102,6 +123,10 @@ def lifespan(
                 stack.push_async_callback(state.http.aclose)
             else:
                 state.http = http
+
+            # The key sealing secrets at rest: read, or created on first run, before anything
+            # needs it; then rows written before secrets were sealed are sealed.
+            await seal_legacy_secrets(state.pool, state.vault)
 
             # The key is created when the sealer is on and none exists yet; without the
             # sealer an existing key is still loaded, so any replica serves the public key.

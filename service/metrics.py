@@ -178,6 +178,26 @@ POOL_MAX = Gauge(
     "The most connections the pool will open.",
     registry=REGISTRY,
 )
+RATE_LIMIT = Gauge(
+    "registry_rate_limit_per_process",
+    "A limit each replica keeps in its own memory, by channel: public_reports in requests "
+    "per client address per window, webhooks in deliveries per platform per second. Not "
+    "shared: behind N replicas a sender may get up to N times this.",
+    ["channel"],
+    registry=REGISTRY,
+)
+RATE_LIMIT_WINDOW = Gauge(
+    "registry_rate_limit_window_seconds",
+    "The window over which a per-process limit refills, by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "registry_rate_limited",
+    "Requests this process refused with 429 under a per-process limit, by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
 PROBE_FAILURES = Counter(
     "registry_metrics_probe_failures",
     "Scrape-time probes that failed (the database did not answer, or a query failed).",
@@ -219,6 +239,22 @@ def record_delivery(outcome: str, reason: str | None = None) -> None:
         raise ValueError(f"unknown delivery outcome {outcome!r}")
     label = (reason or "unspecified")[:_MAX_LABEL] if outcome == "rejected" else ""
     WEBHOOK_DELIVERIES.labels(outcome, label).inc()
+
+
+def describe_rate_limits(
+    *, public_limit: int, public_window: float, webhook_rate: float, webhook_burst: int
+) -> None:
+    """Publish this process's own limits (set once, when the app is built)."""
+    RATE_LIMIT.labels("public_reports").set(public_limit)
+    RATE_LIMIT_WINDOW.labels("public_reports").set(public_window)
+    RATE_LIMIT.labels("webhooks").set(webhook_rate)
+    # A bucket of ``burst`` refilling at ``rate`` a second: its window is burst / rate.
+    RATE_LIMIT_WINDOW.labels("webhooks").set(webhook_burst / max(webhook_rate, 1e-6))
+
+
+def record_rate_limited(channel: str) -> None:
+    """Count one request refused by a per-process limit (``public_reports``, ``webhooks``)."""
+    RATE_LIMITED.labels(channel).inc()
 
 
 def observe_batch(size: int) -> None:

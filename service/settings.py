@@ -30,8 +30,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pool_max_size: int = 10
     #: Seconds a request waits for a pooled connection before the service answers 503.
     pool_acquire_timeout: float = 1.5
-    #: Seconds any one SQL statement may run on the request path.
+    #: Seconds any one SQL statement may run on the request path (PostgreSQL cancels it).
     statement_timeout: float = 5.0
+    #: Seconds the service waits for PostgreSQL to answer a statement before it counts the
+    #: database as hung (a stopped server, a silent partition) and answers 503; with
+    #: ``pool_acquire_timeout`` it keeps an outage's answer within 2 seconds.
+    database_answer_seconds: float = 1.5
     log_level: str = "INFO"
     #: Seconds a client is asked to wait when the database is unavailable.
     retry_after_seconds: int = 2
@@ -85,9 +89,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     checkpoint_origin: str = "risk-registry.local/ledger"
     #: The Ed25519 checkpoint signing key (PEM); default ``<data_dir>/checkpoint-signing.pem``.
     signing_key_file: str | None = None
+    #: The key file sealing webhook and endpoint secrets (AES-256-GCM), kept outside the
+    #: database; default ``<data_dir>/secrets-key``, created on first use.
+    secrets_key_file: str | None = None
+    #: The secrets key(s) themselves instead of the file: base64, comma-separated, the first
+    #: sealing (for platforms that hand secrets to processes in the environment).
+    secrets_key: str | None = None
     #: Run the notice delivery worker in this process; unset means "yes for ``serve``, no
     #: otherwise". Safe in several replicas at once.
     outbox_worker: bool | None = None
+    #: Networks notices may be sent to although they are not public (comma-separated
+    #: addresses or networks, e.g. an on-premise receiver's); empty means public only.
+    notice_allowed_networks: str = ""
     #: Notices claimed and sent per transaction.
     outbox_batch_size: int = 20
     #: Seconds one delivery attempt may take, connection included.
@@ -115,6 +128,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.signing_key_file:
             return Path(self.signing_key_file)
         return Path(self.data_dir) / "checkpoint-signing.pem"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        """Where the key sealing secrets at rest is kept (never in the database)."""
+        if self.secrets_key_file:
+            return Path(self.secrets_key_file)
+        return Path(self.data_dir) / "secrets-key"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

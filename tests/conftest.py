@@ -28,10 +28,12 @@ import pytest
 from litestar import Litestar
 
 from service.app import create_app
-from service.db.embedded import start_embedded
+from service.db.embedded import start_embedded, stop_if_abandoned
 from service.db.migrate import upgrade
 from service.db.pool import create_pool, init_connection
+from service.domain.destinations import parse_networks
 from service.domain.keys import create_key
+from service.domain.vault import Vault
 from service.schemas.keys import ApiKeyIn, Role
 from service.settings import Settings, load_settings
 
@@ -71,8 +73,29 @@ class PgServer:
         )
 
 
+#: Where the suite's embedded servers keep their files, under the temporary directory: its
+#: shared server, the outage tests' own, and ``serve --data-dir`` in the embedded tests.
+SERVER_DIRS = ("rr-test-pg-*/data", "rr-outage-*/data", "pytest-of-*/pytest-*/*/registry/pg")
+
+
+def reap_abandoned_servers(root: Path) -> list[Path]:
+    """Stop the embedded servers a suite killed from outside left running (every process
+    attached to them is gone), and delete the suite's own data directories among them.
+    Servers of suites still running, here or in another checkout, have live processes
+    attached and are left alone."""
+    reaped = []
+    for pattern in SERVER_DIRS:
+        for data_dir in root.glob(pattern):
+            if stop_if_abandoned(data_dir):
+                reaped.append(data_dir)
+                if data_dir.parent.name.startswith(("rr-test-pg-", "rr-outage-")):
+                    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    return reaped
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
+    reap_abandoned_servers(Path(tempfile.gettempdir()))
     url = os.environ.get("DATABASE_URL")
     if url:
         yield PgServer(admin_url=url)
@@ -100,9 +123,30 @@ def database_url(pg_server: PgServer) -> Iterator[str]:
         pg_server.drop_database(url)
 
 
+#: One key for secrets at rest in every process the suite runs: the in-process app, the
+#: delivery workers tests drive, and each ``serve`` or CLI process (they inherit the variable).
+SECRETS_KEY_FILE = Path(
+    os.environ.setdefault(
+        "REGISTRY_SECRETS_KEY_FILE",
+        str(Path(tempfile.mkdtemp(prefix="rr-test-keys-")) / "secrets-key"),
+    )
+)
+TEST_VAULT = Vault.load_or_create(SECRETS_KEY_FILE)
+
+#: Where the tests' notice receivers listen; notices may go there only because it is allowed.
+LOOPBACK = parse_networks("127.0.0.0/8")
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return load_settings({}, database_url=database_url, max_body_bytes=64 * 1024)
+    return load_settings(
+        {},
+        database_url=database_url,
+        max_body_bytes=64 * 1024,
+        secrets_key_file=str(SECRETS_KEY_FILE),
+        # The tests' notice receivers listen on loopback: on-premise receivers, allowed.
+        notice_allowed_networks=",".join(str(n) for n in LOOPBACK),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -153,14 +153,16 @@ def test_secrets_are_referenced_and_the_signing_key_is_mounted_from_one(
     assert "value" not in env["DATABASE_URL"]
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"]
 
-    key_file = Path(literal_env(container)["REGISTRY_SIGNING_KEY_FILE"])
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = {Path(m["mountPath"]): m for m in container["volumeMounts"]}
-    mount = mounts[key_file.parent]
-    assert mount.get("readOnly") is True
-    secret = volumes[mount["name"]]["secret"]
-    assert key_file.name in {item["path"] for item in secret["items"]}
-    assert secret["secretName"] == env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"]
+    # The checkpoint signing key and the key sealing secrets at rest, both from the Secret.
+    for setting in ("REGISTRY_SIGNING_KEY_FILE", "REGISTRY_SECRETS_KEY_FILE"):
+        key_file = Path(literal_env(container)[setting])
+        mount = mounts[key_file.parent]
+        assert mount.get("readOnly") is True
+        secret = volumes[mount["name"]]["secret"]
+        assert key_file.name in {item["path"] for item in secret["items"]}
+        assert secret["secretName"] == env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"]
 
 
 @pytest.mark.parametrize("key", ["Deployment/risk-registry", "Job/risk-registry-migrate-0-1-0"])
@@ -240,21 +242,31 @@ def test_compose_orders_postgres_migrator_replicas_proxy(compose: dict[str, Any]
     for name in replicas:
         assert f"server {name}:{settings.port}" in conf
     assert re.search(r"location = /metrics \{\s*return 404;", conf), "metrics stay internal"
+    # The proxy overwrites X-Forwarded-For, and the replicas believe it from the proxy only.
+    assert "X-Forwarded-For $remote_addr;" in conf
+    assert "$proxy_add_x_forwarded_for" not in conf.replace("($proxy_add_x_forwarded_for)", "")
+    proxy_address = proxy["networks"]["default"]["ipv4_address"]
+    assert settings.trusted_proxies == proxy_address
 
 
 def test_compose_signing_key_lives_on_a_volume_the_replicas_read(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    key_file = Path(services["migrate"]["environment"]["REGISTRY_SIGNING_KEY_FILE"])
     assert services["checkpoint-key"]["command"] == ["checkpoint-key"]
-    for name, service in services.items():
-        if service.get("command") != ["serve"]:
-            continue
-        mounts = [volume.split(":") for volume in service["volumes"]]  # source:target:mode
-        assert [m for m in mounts if Path(m[1]) == key_file.parent], name
-        assert all(m[2:] == ["ro"] for m in mounts), name
-        assert service["depends_on"]["checkpoint-key"]["condition"] == (
-            "service_completed_successfully"
-        )
+    assert services["secrets-key"]["command"] == ["secrets-key", "create"]
+    for setting, maker in [
+        ("REGISTRY_SIGNING_KEY_FILE", "checkpoint-key"),
+        ("REGISTRY_SECRETS_KEY_FILE", "secrets-key"),
+    ]:
+        key_file = Path(services["migrate"]["environment"][setting])
+        made = [v.split(":") for v in services[maker]["volumes"]]
+        assert [m for m in made if Path(m[1]) == key_file.parent and m[2:] == []], maker
+        for name, service in services.items():
+            if service.get("command") != ["serve"]:
+                continue
+            mounts = [volume.split(":") for volume in service["volumes"]]  # source:target:mode
+            assert [m for m in mounts if Path(m[1]) == key_file.parent], name
+            assert all(m[2:] == ["ro"] for m in mounts), name
+            assert service["depends_on"][maker]["condition"] == "service_completed_successfully"
 
 
 def test_dockerfile_is_multi_stage_locked_and_non_root() -> None:

@@ -245,7 +245,12 @@ async def test_test_notice_command_reports_what_the_receiver_answered(
         endpoint_id = r.json()["endpoint"]["id"]
         holder["r"] = NoticeReceiver(r.json()["secret"])
         try:
-            env = {"REGISTRY_OUTBOX_WORKER": "true", "REGISTRY_OUTBOX_POLL_SECONDS": "0.1"}
+            env = {
+                "REGISTRY_OUTBOX_WORKER": "true",
+                "REGISTRY_OUTBOX_POLL_SECONDS": "0.1",
+                # The receiver listens on loopback, which notices reach only when allowed.
+                "REGISTRY_NOTICE_ALLOWED_NETWORKS": "127.0.0.0/8",
+            }
             async with LiveService(database_url, tmp_path, **env) as svc:
                 argv = ["test-notice", svc.base_url, endpoint_id, "--key", key, "--wait", "20"]
                 assert await asyncio.to_thread(kit_main, argv) == 0

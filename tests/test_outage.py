@@ -8,11 +8,18 @@ under the service with ``pg_ctl``, the way an operator or a failover would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
+from standardwebhooks import Webhook
 
 from tests.helpers.own_postgres import PROMISED_SECONDS, OwnPostgres
 from tests.helpers.webhooks import signed_delivery
@@ -115,5 +122,133 @@ async def test_database_outage_answers_503_fast_and_recovers_without_restart(
     conn = await asyncpg.connect(own_postgres.url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM platforms WHERE slug = 'down'") == 0
+    finally:
+        await conn.close()
+
+
+def server_processes(own: OwnPostgres) -> list[int]:
+    """The postmaster's pid and its children's (backends, checkpointer, walwriter, ...)."""
+    postmaster = int((own.server.data_dir / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:  # the parent pid
+            children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+async def test_a_hung_database_answers_503_fast_and_recovers_when_it_resumes(
+    own_postgres: OwnPostgres, own_admin: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGSTOP leaves every connection open and silent, like a partition that drops packets:
+    requests holding a pooled connection must not wait for the server to answer."""
+    async with (
+        LiveService(own_postgres.url, tmp_path, REGISTRY_POOL_MIN_SIZE="4") as svc,
+        httpx.AsyncClient(base_url=svc.base_url, timeout=30.0) as client,
+    ):
+        r = await client.post(
+            "/v1/platforms",
+            json={"slug": "hub", "name": "Hub", "kind": "model_hub"},
+            headers=own_admin,
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post("/v1/platforms/hub/webhook-secrets", json={}, headers=own_admin)
+        secret = r.json()["secret"]
+        body, headers = signed_delivery(secret, "hung/hosted")
+        r = await client.post("/v1/webhooks/hub", content=body, headers=headers)
+        assert r.status_code == 202, r.text
+        # Warm connections in the pool: the case that waited for the command timeout.
+        await asyncio.gather(*(client.get("/v1/platforms", headers=own_admin) for _ in range(8)))
+
+        pids = server_processes(own_postgres)
+        signal_all(pids, signal.SIGSTOP)
+        try:
+            body, headers = signed_delivery(secret, "hung/model")
+            response, elapsed = await timed(
+                client, "POST", "/v1/webhooks/hub", content=body, headers=headers
+            )
+            assert_unavailable(response, elapsed)
+            for method, path, payload in [
+                ("GET", "/v1/platforms", None),
+                ("POST", "/v1/platforms", {"slug": "hung", "name": "Hung", "kind": "model_hub"}),
+                ("GET", "/v1/models", None),
+                ("GET", "/readyz", None),
+                ("POST", "/v1/reports", {"title": "t", "category": "privacy", "models": ["a/b"]}),
+            ]:
+                response, elapsed = await timed(
+                    client, method, path, json=payload, headers=own_admin
+                )
+                assert_unavailable(response, elapsed)
+            # Liveness stays up, and the metrics still answer in time.
+            for path in ("/healthz", "/metrics"):
+                response, elapsed = await timed(client, "GET", path)
+                assert response.status_code == 200
+                assert elapsed < PROMISED_SECONDS, (path, elapsed)
+            # The export stream and the group-commit path (model.updated) alike.
+            response, elapsed = await timed(client, "GET", "/v1/exports/events", headers=own_admin)
+            assert_unavailable(response, elapsed)
+            updates = []
+            for n in range(4):
+                update = json.dumps(
+                    {
+                        "type": "model.updated",
+                        "timestamp": datetime.now(UTC).isoformat(),
+                        "data": {"model": "hung/hosted", "revision": f"r{n}"},
+                    }
+                ).encode()
+                msg_id = f"msg_{uuid.uuid4().hex}"
+                now = datetime.now(UTC)
+                updates.append(
+                    timed(
+                        client,
+                        "POST",
+                        "/v1/webhooks/hub",
+                        content=update,
+                        headers={
+                            "content-type": "application/json",
+                            "webhook-id": msg_id,
+                            "webhook-timestamp": str(int(now.timestamp())),
+                            "webhook-signature": Webhook(secret).sign(msg_id, now, update.decode()),
+                        },
+                    )
+                )
+            for response, elapsed in await asyncio.gather(*updates):
+                assert_unavailable(response, elapsed)
+            # Many at once, while earlier connections are still stuck: each answered in time.
+            answers = await asyncio.gather(
+                *(timed(client, "GET", "/v1/platforms", headers=own_admin) for _ in range(20))
+            )
+            for response, elapsed in answers:
+                assert_unavailable(response, elapsed)
+        finally:
+            signal_all(pids, signal.SIGCONT)
+
+        deadline = time.monotonic() + 15
+        while (await client.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, "the service did not recover"
+            await asyncio.sleep(0.2)
+        r = await client.post(
+            "/v1/platforms",
+            json={"slug": "after-hang", "name": "After", "kind": "model_hub"},
+            headers=own_admin,
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post("/v1/webhooks/hub", content=body, headers=headers)
+        assert r.status_code == 202, r.text
+        assert svc.process is not None
+        assert svc.process.poll() is None
+
+    conn = await asyncpg.connect(own_postgres.url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM platforms WHERE slug = 'hung'") == 0
     finally:
         await conn.close()

@@ -25,6 +25,8 @@ REPLICA_ENV = {
     "REGISTRY_OUTBOX_WORKER": "true",
     "REGISTRY_OUTBOX_POLL_SECONDS": "0.2",
     "REGISTRY_OUTBOX_SWEEP_SECONDS": "0.5",
+    # The test's receiver listens on loopback, an on-premise receiver for the service.
+    "REGISTRY_NOTICE_ALLOWED_NETWORKS": "127.0.0.0/8",
 }
 
 

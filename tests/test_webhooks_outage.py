@@ -13,6 +13,7 @@ from service.db.pool import init_connection
 from service.domain.platforms import create_platform
 from service.domain.secrets import create_secret
 from service.schemas.platforms import PlatformIn
+from tests.conftest import TEST_VAULT
 from tests.helpers.own_postgres import PROMISED_SECONDS, OwnPostgres
 
 # The test_outage module's server fixture, which this test may stop and start.
@@ -27,7 +28,9 @@ async def _secret(url: str) -> str:
         async with conn.transaction():
             data = PlatformIn(slug="outage-hub", name="Outage hub", kind="model_hub")
             await create_platform(conn, data=data, actor_id=None)
-            return (await create_secret(conn, slug="outage-hub", actor_id=None)).secret
+            return (
+                await create_secret(conn, slug="outage-hub", actor_id=None, vault=TEST_VAULT)
+            ).secret
     finally:
         await conn.close()
 

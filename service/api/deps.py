@@ -11,9 +11,10 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from service.db.pool import acquire
+from service.domain.vault import Vault
 from service.schemas.keys import Principal
 
-__all__ = ["Caller", "Db", "dependencies"]
+__all__ = ["Caller", "Db", "dependencies", "vault_of"]
 
 #: The request's connection, inside its one transaction.
 Db = NamedDependency[asyncpg.Connection]
@@ -55,6 +56,12 @@ async def provide_principal(request: Request[Principal, Any, Any], db: Db) -> Pr
     connection reads ``request.user`` instead.)"""
     del db
     return request.user
+
+
+def vault_of(state: State) -> Vault:
+    """The process's vault for secrets at rest (``service.lifespan.process_state``)."""
+    vault: Vault = state.vault
+    return vault
 
 
 dependencies = {

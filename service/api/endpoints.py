@@ -13,15 +13,17 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import allow
-from service.api.deps import Caller, Db
+from service.api.deps import Caller, Db, vault_of
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
 from service.domain import endpoints as domain
 from service.domain import outbox
+from service.domain.destinations import Network, parse_networks
 from service.domain.platforms import get_platform
 from service.schemas.endpoints import (
     AttemptPage,
@@ -34,6 +36,7 @@ from service.schemas.endpoints import (
     NotificationPage,
     NotificationStatus,
 )
+from service.settings import Settings
 
 __all__ = ["EndpointController", "NotificationController", "PlatformEndpointController"]
 
@@ -49,6 +52,12 @@ OverlapHours = Annotated[
 ]
 
 
+def _allowed(state: State) -> tuple[Network, ...]:
+    """Non-public networks an operator lets endpoints point at (on-premise receivers)."""
+    settings: Settings = state.settings
+    return parse_networks(settings.notice_allowed_networks)
+
+
 class PlatformEndpointController(Controller):
     path = "/v1/platforms/{slug:str}/endpoints"
     tags = ["notifications"]
@@ -56,6 +65,12 @@ class PlatformEndpointController(Controller):
     @post(
         operation_id="createEndpoint",
         summary="Register a platform's notification endpoint (its secret is shown only now)",
+        description=(
+            "The URL's host must be, and resolve to, public addresses: loopback, private, "
+            "link-local (cloud metadata), unique-local and other non-public addresses are "
+            "refused with 422 unless the operator allows their network; every attempt checks "
+            "again. Redirects are not followed. The secret is stored encrypted."
+        ),
         guards=[OWNERS],
         responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
     )
@@ -65,10 +80,16 @@ class PlatformEndpointController(Controller):
         data: JSONBody[EndpointIn],
         db: Db,
         principal: Caller,
+        state: State,
     ) -> CreatedEndpoint:
         platform = await get_platform(db, slug=slug, visible_to=principal.platform_id)
         return await domain.create_endpoint(
-            db, platform_id=platform.id, data=data, actor_id=principal.id
+            db,
+            platform_id=platform.id,
+            data=data,
+            actor_id=principal.id,
+            vault=vault_of(state),
+            allowed=_allowed(state),
         )
 
 
@@ -116,6 +137,7 @@ class EndpointController(Controller):
         "/{endpoint_id:uuid}",
         operation_id="updateEndpoint",
         summary="Change an endpoint's URL or event types, or disable or enable it",
+        description="A new URL is checked as at registration: non-public addresses get 422.",
         guards=[OWNERS],
         responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
     )
@@ -125,6 +147,7 @@ class EndpointController(Controller):
         data: JSONBody[EndpointPatch],
         db: Db,
         principal: Caller,
+        state: State,
     ) -> Endpoint:
         return await domain.update_endpoint(
             db,
@@ -132,6 +155,7 @@ class EndpointController(Controller):
             patch=data,
             actor_id=principal.id,
             visible_to=principal.platform_id,
+            allowed=_allowed(state),
         )
 
     @delete(
@@ -162,6 +186,7 @@ class EndpointController(Controller):
         endpoint_id: FromPath[UUID],
         db: Db,
         principal: Caller,
+        state: State,
         overlap_hours: OverlapHours = 24,
     ) -> CreatedEndpoint:
         return await domain.rotate_secret(
@@ -169,6 +194,7 @@ class EndpointController(Controller):
             endpoint_id=endpoint_id,
             overlap=timedelta(hours=overlap_hours),
             actor_id=principal.id,
+            vault=vault_of(state),
             visible_to=principal.platform_id,
         )
 

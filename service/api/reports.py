@@ -28,6 +28,7 @@ from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import HeaderParameter, JSONBody, PathParameter
 
+from service import metrics
 from service.api.deps import Db
 from service.api.problems import problem_responses
 from service.domain import reports as domain
@@ -72,6 +73,7 @@ def public_limits(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     limiter: TokenBucket = state.public_limiter
     wait = limiter.spend(address)
     if wait > 0:
+        metrics.record_rate_limited("public_reports")
         raise TooManyRequestsException(
             "too many reports from this address; retry later",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},

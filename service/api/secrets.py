@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
 from service.api.auth import allow
-from service.api.deps import Caller, Db
+from service.api.deps import Caller, Db, vault_of
 from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
 from service.domain import secrets as domain
@@ -33,10 +33,14 @@ class WebhookSecretController(Controller):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def create(
-        self, slug: FromPath[PlatformSlugPath], db: Db, principal: Caller
+        self, slug: FromPath[PlatformSlugPath], db: Db, principal: Caller, state: State
     ) -> CreatedWebhookSecret:
         return await domain.create_secret(
-            db, slug=slug, actor_id=principal.id, visible_to=principal.platform_id
+            db,
+            slug=slug,
+            actor_id=principal.id,
+            visible_to=principal.platform_id,
+            vault=vault_of(state),
         )
 
     @get(

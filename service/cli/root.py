@@ -24,6 +24,7 @@ from service.cli.migrate import migrate
 from service.cli.openapi import openapi
 from service.cli.platforms import platforms
 from service.cli.secrets import secrets
+from service.cli.secrets_key import secrets_key
 from service.cli.serve import serve
 from service.db.embedded import EmbeddedUnavailable
 from service.errors import RegistryError
@@ -49,6 +50,7 @@ for command in (
     platforms,
     keys,
     secrets,
+    secrets_key,
     checkpoint_key,
     verify,
     ledger_export,

@@ -23,9 +23,14 @@ def secrets() -> None:
 def create(state: State, slug: str) -> int:
     """Issue a new signing secret (printed once)."""
     from service.domain.secrets import create_secret
+    from service.domain.vault import open_vault
 
-    with open_registry(state.settings()) as db:
-        created = run_in_transaction(db, lambda c: create_secret(c, slug=slug, actor_id=None))
+    settings = state.settings()
+    vault = open_vault(settings)
+    with open_registry(settings) as db:
+        created = run_in_transaction(
+            db, lambda c: create_secret(c, slug=slug, actor_id=None, vault=vault)
+        )
     state.emit(created, text=created.secret)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import signal
 import sys
 
@@ -87,6 +88,13 @@ def serve(state: State) -> int:
                 export_worker=exporter,
             )
         )
+        if settings.trusted_proxies.strip() == "*":
+            # uvicorn then believes the left-most X-Forwarded-For entry, which the client
+            # wrote: every address limit can be dodged by anyone who reaches the service.
+            logging.getLogger("service").warning(
+                "REGISTRY_TRUSTED_PROXIES is '*': X-Forwarded-For is believed from any peer; "
+                "name the proxy's addresses instead"
+            )
         config = uvicorn.Config(
             app,
             host=settings.host,

@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
+from service.db.connection import AbandoningConnection
 from service.db.queries import server as server_q
 from service.errors import Unavailable
 from service.settings import Settings
@@ -160,13 +161,16 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
         init=init_connection,
         reset=_reset_connection,
         loop=None,
-        connection_class=asyncpg.Connection,
+        # A statement the server leaves unanswered closes its connection (see the class).
+        connection_class=AbandoningConnection,
         record_class=asyncpg.Record,
         server_settings={
             "statement_timeout": str(int(settings.statement_timeout * 1000)),
             "application_name": "risk-registry",
         },
-        command_timeout=settings.statement_timeout + 1,
+        # How long a statement may go unanswered before the database counts as hung and
+        # the request is answered 503; long exports pass timeouts of their own.
+        command_timeout=settings.database_answer_seconds,
     )
     await pool
     return pool

@@ -126,9 +126,16 @@ def filters_document(filters: ExportFilters, platform: str | None) -> dict[str, 
 
 
 async def count_rows(
-    conn: asyncpg.Connection, *, datasets: Iterable[str], filters: ExportFilters
+    conn: asyncpg.Connection,
+    *,
+    datasets: Iterable[str],
+    filters: ExportFilters,
+    seconds: float | None = None,
 ) -> int:
-    return sum([await q.count_rows(conn, dataset=d, filters=filters.as_params()) for d in datasets])
+    params = filters.as_params()
+    return sum(
+        [await q.count_rows(conn, dataset=d, filters=params, seconds=seconds) for d in datasets]
+    )
 
 
 async def build_bundle(
@@ -151,7 +158,7 @@ async def build_bundle(
     files: list[BundleFile] = []
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await q.set_export_session(conn)
-        total = await count_rows(conn, datasets=datasets, filters=filters)
+        total = await count_rows(conn, datasets=datasets, filters=filters, seconds=seconds)
         max_seq = await ledger_q.select_ledger_head(conn)
         row = await ledger_q.select_latest_checkpoint(conn)
         done_before = 0

@@ -29,6 +29,7 @@ import asyncio
 import base64
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -43,8 +44,10 @@ from service import __version__, metrics
 from service.db.pool import DB_FAILURES, connection
 from service.db.queries import outbox as q
 from service.domain.decommission_targets import flag_untargeted
+from service.domain.destinations import Network, NotAUrl, Refused, parse_networks, resolve_target
 from service.domain.endpoints import disable_endpoint
 from service.domain.outbox import encode_body
+from service.domain.vault import Vault, VaultError, endpoint_context, open_vault
 from service.errors import Unavailable
 from service.platforms.standard import secret_key, sign
 from service.settings import Settings
@@ -74,6 +77,10 @@ class WorkerConfig:
     max_attempts: int = 40
     poll_interval: float = 1.0
     sweep_interval: float = 5.0
+    #: Non-public networks notices may go to all the same (see ``destinations``).
+    allowed_networks: tuple[Network, ...] = ()
+    #: Opens the endpoints' sealed secrets; ``from_settings`` reads the key file.
+    vault: Vault | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
@@ -85,6 +92,8 @@ class WorkerConfig:
             max_attempts=settings.outbox_max_attempts,
             poll_interval=settings.outbox_poll_seconds,
             sweep_interval=settings.outbox_sweep_seconds,
+            allowed_networks=parse_networks(settings.notice_allowed_networks),
+            vault=open_vault(settings),
         )
 
     @property
@@ -147,28 +156,101 @@ def signature_headers(
     }
 
 
-async def _send(http: httpx.AsyncClient, row: asyncpg.Record, limit: float) -> _Outcome:
+#: What a platform is told about an attempt that got no HTTP answer: a fixed phrase, never
+#: the exception's text (which can describe the registry's own network). The log has more.
+FAILURE_TEXT = {
+    "refused": "not sent: the endpoint's host is, or resolves to, a non-public address",
+    "timeout": "no answer within the send timeout",
+    "connect": "could not connect",
+    "lookup": "the endpoint's host name did not resolve",
+    "transport": "the connection failed",
+    "secret": "not sent: the registry cannot open this endpoint's secret",
+    "url": "not sent: the endpoint's URL is not one a request can be sent to",
+}
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, NotAUrl):
+        return FAILURE_TEXT["url"]
+    if isinstance(exc, Refused):
+        return FAILURE_TEXT["refused"]
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return FAILURE_TEXT["timeout"]
+    if isinstance(exc, socket.gaierror):
+        return FAILURE_TEXT["lookup"]
+    if isinstance(exc, httpx.ConnectError | ConnectionError):
+        return FAILURE_TEXT["connect"]
+    return FAILURE_TEXT["transport"]
+
+
+def _endpoint_secrets(row: asyncpg.Record, vault: Vault | None) -> tuple[str, str | None]:
+    """The endpoint's secret and, during a rotation's overlap, the previous one."""
+    context = endpoint_context(row["platform_id"])
+    pairs = (
+        (row["secret_sealed"], row["secret"]),
+        (row["previous_secret_sealed"], row["previous_secret"]),
+    )
+    opened: list[str | None] = []
+    for sealed, plain in pairs:
+        if sealed is None and plain is None:
+            opened.append(None)
+        elif vault is None:
+            if sealed is not None:
+                raise VaultError("no vault to open the endpoint's secret with")
+            opened.append(str(plain))
+        else:
+            opened.append(vault.reveal(sealed=sealed, plain=plain, context=context))
+    secret, previous = opened
+    if secret is None:
+        raise VaultError("the endpoint holds no secret")
+    return secret, previous
+
+
+async def _send(
+    http: httpx.AsyncClient, row: asyncpg.Record, limit: float, config: WorkerConfig
+) -> _Outcome:
     msg_id = str(row["id"])
+    allowed = config.allowed_networks
     body = encode_body(
         message_id=row["id"],
         event_type=row["event_type"],
         created_at=row["created_at"],
         payload=row["payload"],
     )
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    try:
+        secret, previous = _endpoint_secrets(row, config.vault)
+    except VaultError as exc:
+        # The key file lost the key this secret was sealed with: nothing can be signed.
+        log.error("notice not sent", extra={"notification": msg_id, "error": str(exc)})
+        return _Outcome(started_at, 0.0, None, None, FAILURE_TEXT["secret"])
     headers = signature_headers(
-        secret=row["secret"],
-        previous=row["previous_secret"],
+        secret=secret,
+        previous=previous,
         msg_id=msg_id,
         body=body,
         at=time.time(),
     )
-    started_at = datetime.now(UTC)
-    clock = time.perf_counter()
     try:
         async with asyncio.timeout(limit):
-            response = await http.post(row["url"], content=body, headers=headers, timeout=limit)
-    except (httpx.HTTPError, TimeoutError, OSError) as exc:
-        failure = f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__
+            # Checked now, not only at registration: the name may point elsewhere since.
+            target = await resolve_target(row["url"], allowed=allowed)
+            headers["host"] = target.host
+            response = await http.post(
+                target.url,
+                content=body,
+                headers=headers,
+                timeout=limit,
+                follow_redirects=False,
+                extensions={"sni_hostname": target.server_name},
+            )
+    except (httpx.HTTPError, TimeoutError, OSError, Refused, UnicodeError, ValueError) as exc:
+        log.warning(
+            "notice not delivered",
+            extra={"notification": msg_id, "error": f"{type(exc).__name__}: {exc}"[:500]},
+        )
+        failure = _failure(exc)
         return _Outcome(started_at, (time.perf_counter() - clock) * 1000, None, None, failure)
     latency = (time.perf_counter() - clock) * 1000
     error = None if response.is_success else f"HTTP {response.status_code}"
@@ -234,7 +316,9 @@ async def deliver_batch(pool: asyncpg.Pool, http: httpx.AsyncClient, config: Wor
         rows = await q.claim_due(conn, limit=config.batch_size)
         if not rows:
             return 0
-        outcomes = await asyncio.gather(*(_send(http, r, config.send_timeout) for r in rows))
+        outcomes = await asyncio.gather(
+            *(_send(http, r, config.send_timeout, config) for r in rows)
+        )
         # Recorded in endpoint order: a 410 locks its endpoint, and two workers locking
         # endpoints in different orders could deadlock.
         done = sorted(

@@ -1,9 +1,10 @@
 """Platforms' notification endpoints: where notices go, and the secret that signs them.
 
 Each endpoint has its own Standard Webhooks secret, shown once at creation and once at each
-rotation. An endpoint that answers 410 Gone is disabled by the delivery worker; its queued
-notices wait until its platform or an admin enables it again. A deleted endpoint is kept
-for its notices' record but is no longer read, subscribed or delivered to. Every change
+rotation. An endpoint whose host is, or resolves to, a non-public address is refused
+(``destinations``). An endpoint that answers 410 Gone is disabled by the delivery worker; its
+queued notices wait until its platform or an admin enables it again. A deleted endpoint is
+kept for its notices' record but is no longer read, subscribed or delivered to. Every change
 appends a ``respond`` ledger event (without the secret).
 
 Functions taking ``visible_to`` (a platform principal's own platform id) act only on that
@@ -19,8 +20,10 @@ import asyncpg
 import msgspec
 
 from service.db.queries import endpoints as q
+from service.domain.destinations import Network, check_endpoint_url
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.platforms import platform_scope
+from service.domain.vault import Vault, endpoint_context
 from service.errors import Conflict, NotFound
 from service.platforms.standard import new_secret
 from service.schemas.endpoints import CreatedEndpoint, Endpoint, EndpointIn, EndpointPatch
@@ -63,13 +66,22 @@ MAX_ENDPOINTS_PER_PLATFORM = 20
 
 
 async def create_endpoint(
-    conn: asyncpg.Connection, *, platform_id: UUID, data: EndpointIn, actor_id: UUID | None
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    data: EndpointIn,
+    actor_id: UUID | None,
+    vault: Vault,
+    allowed: tuple[Network, ...] = (),
 ) -> CreatedEndpoint:
+    """Register an endpoint; one whose host is not public (and not ``allowed``) is refused.
+    Its secret is stored sealed (``vault``) and returned here only."""
     if await q.count_for_platform(conn, platform_id=platform_id) >= MAX_ENDPOINTS_PER_PLATFORM:
         raise Conflict(
             f"a platform may have at most {MAX_ENDPOINTS_PER_PLATFORM} endpoints: "
             "delete one it no longer uses first"
         )
+    await check_endpoint_url(data.url, allowed=allowed)
     secret = new_secret()
     endpoint_id = await q.insert_endpoint(
         conn,
@@ -77,7 +89,7 @@ async def create_endpoint(
         url=data.url,
         event_types=list(dict.fromkeys(data.event_types)),
         description=data.description,
-        secret=secret,
+        sealed=vault.seal(secret, context=endpoint_context(platform_id)),
         created_by=actor_id,
     )
     endpoint = await get_endpoint(conn, endpoint_id=endpoint_id)
@@ -124,7 +136,10 @@ async def update_endpoint(
     patch: EndpointPatch,
     actor_id: UUID | None,
     visible_to: UUID | None = None,
+    allowed: tuple[Network, ...] = (),
 ) -> Endpoint:
+    if patch.url is not msgspec.UNSET:
+        await check_endpoint_url(patch.url, allowed=allowed)
     before = await get_endpoint(
         conn, endpoint_id=endpoint_id, visible_to=visible_to, for_update=True
     )
@@ -165,19 +180,33 @@ async def rotate_secret(
     endpoint_id: UUID,
     overlap: timedelta,
     actor_id: UUID | None,
+    vault: Vault,
     visible_to: UUID | None = None,
 ) -> CreatedEndpoint:
     """Give an endpoint a new signing secret, returned here only.
 
     For ``overlap`` the old secret signs too (each notice carries both signatures), so a
     receiver may switch over at leisure; with no overlap it stops at once (a leaked secret).
-    Rotating again during an overlap ends the earlier secret's.
+    Rotating again during an overlap ends the earlier secret's. Both are stored sealed.
     """
     endpoint = await get_endpoint(
         conn, endpoint_id=endpoint_id, visible_to=visible_to, for_update=True
     )
+    context = endpoint_context(endpoint.platform_id)
+    current = await q.select_secret(conn, endpoint_id=endpoint.id)
+    if current is None:
+        raise NotFound("no such endpoint")
+    # A row from before sealing holds its secret in plaintext: the previous one is sealed
+    # here, so the rotation writes no plaintext whatever the row held.
+    previous = current["secret_sealed"] or vault.seal(str(current["secret"]), context=context)
     secret = new_secret()
-    await q.update_secret(conn, endpoint_id=endpoint.id, secret=secret, overlap=overlap)
+    await q.update_secret(
+        conn,
+        endpoint_id=endpoint.id,
+        sealed=vault.seal(secret, context=context),
+        previous_sealed=previous,
+        overlap=overlap,
+    )
     after = await get_endpoint(conn, endpoint_id=endpoint.id)
     await _event(conn, after, kind="endpoint.secret_rotated", actor_id=actor_id)
     return CreatedEndpoint(endpoint=after, secret=secret)

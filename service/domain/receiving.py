@@ -27,6 +27,7 @@ from service.db.queries import webhook_secrets as secrets_q
 from service.domain import intake
 from service.domain.group_commit import GroupCommit, Lease
 from service.domain.limits import TokenBucket
+from service.domain.vault import Vault, VaultError, webhook_context
 from service.errors import (
     MalformedDelivery,
     NotFound,
@@ -94,8 +95,10 @@ class SigningCache:
     (at once when retired through this process's API).
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, vault: Vault) -> None:
         self.ttl = ttl
+        #: Opens the secrets, which are stored sealed (``service.domain.vault``).
+        self.vault = vault
         self._entries: dict[str, tuple[float, UUID, list[str]]] = {}
 
     def cached(self, slug: str) -> tuple[UUID, list[str]] | None:
@@ -105,12 +108,21 @@ class SigningCache:
         return entry[1], entry[2]
 
     async def fetch(self, conn: asyncpg.Connection, slug: str) -> tuple[UUID, list[str]] | None:
-        found = await secrets_q.select_signing_context(conn, slug=slug)
-        if found is None:
+        row = await secrets_q.select_signing_context(conn, slug=slug)
+        if row is None:
             self._entries.pop(slug, None)
-        elif self.ttl > 0:
-            self._entries[slug] = (time.monotonic() + self.ttl, *found)
-        return found
+            return None
+        platform_id, stored = row
+        context = webhook_context(platform_id)
+        try:
+            secrets = [self.vault.reveal(sealed=s, plain=p, context=context) for s, p in stored]
+        except VaultError as exc:
+            # The key file does not hold the key (a rotation not yet seen here): the sender
+            # should retry, not be told its signature is wrong.
+            raise Unavailable("the platform's signing secrets cannot be read now") from exc
+        if self.ttl > 0:
+            self._entries[slug] = (time.monotonic() + self.ttl, platform_id, secrets)
+        return platform_id, secrets
 
     def forget(self, slug: str) -> None:
         self._entries.pop(slug, None)
@@ -195,6 +207,7 @@ async def receive(
     wait = gate.allowance.wait(platform_id)
     if wait > 0:
         metrics.record_delivery("rejected", "rate_limited")
+        metrics.record_rate_limited("webhooks")
         raise OverAllowance(wait)
     try:
         try:

@@ -16,6 +16,7 @@ import msgspec
 from service.db.queries import webhook_secrets as q
 from service.domain.ledger import record_event, to_state
 from service.domain.platforms import get_platform
+from service.domain.vault import Vault, webhook_context
 from service.errors import NotFound
 from service.platforms.standard import new_secret
 from service.schemas.secrets import CreatedWebhookSecret, WebhookSecret
@@ -24,12 +25,23 @@ __all__ = ["create_secret", "get_secret", "list_secrets", "retire_secret"]
 
 
 async def create_secret(
-    conn: asyncpg.Connection, *, slug: str, actor_id: UUID | None, visible_to: UUID | None = None
+    conn: asyncpg.Connection,
+    *,
+    slug: str,
+    actor_id: UUID | None,
+    vault: Vault,
+    visible_to: UUID | None = None,
 ) -> CreatedWebhookSecret:
-    """A new active secret for the platform; its text is returned here and nowhere else."""
+    """A new active secret for the platform; its text is returned here and nowhere else,
+    and stored sealed (``vault``)."""
     platform = await get_platform(conn, slug=slug, visible_to=visible_to)
     secret = new_secret()
-    secret_id = await q.insert_secret(conn, platform_id=platform.id, secret=secret)
+    secret_id = await q.insert_secret(
+        conn,
+        platform_id=platform.id,
+        sealed=vault.seal(secret, context=webhook_context(platform.id)),
+        hint=secret[:10],
+    )
     record = await get_secret(conn, secret_id=secret_id, platform_id=platform.id)
     await record_event(
         conn,

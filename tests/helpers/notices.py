@@ -23,7 +23,7 @@ from standardwebhooks import Webhook
 
 from service.domain.decommission_targets import record_confirmation
 from service.domain.delivery_worker import WorkerConfig, deliver_batch
-from tests.conftest import PlatformFixture
+from tests.conftest import LOOPBACK, TEST_VAULT, PlatformFixture
 
 FAST = WorkerConfig(
     batch_size=20,
@@ -33,6 +33,8 @@ FAST = WorkerConfig(
     max_attempts=40,
     poll_interval=0.02,
     sweep_interval=0.05,
+    allowed_networks=LOOPBACK,
+    vault=TEST_VAULT,
 )
 
 

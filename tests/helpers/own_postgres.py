@@ -6,9 +6,12 @@ A pytest plugin (see ``conftest.py``): its fixtures are available to every test 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -42,8 +45,7 @@ class OwnPostgres:
             [str(pg_ctl), "-D", str(self.server.data_dir), *args],
             check=True,
             user=self._user,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            capture_output=True,
             timeout=30,
         )
 
@@ -60,8 +62,12 @@ class OwnPostgres:
 
 
 @pytest.fixture
-def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgres]:
-    server = start_embedded(tmp_path_factory.mktemp("outage") / "data", delete_on_close=True)
+def own_postgres() -> Iterator[OwnPostgres]:
+    # Not under pytest's temporary root: it is private to root (0700), and the server runs
+    # as a system user of its own when the suite runs as root.
+    root = Path(tempfile.mkdtemp(prefix="rr-outage-"))
+    root.chmod(0o755)
+    server = start_embedded(root / "data", delete_on_close=True)
     url = with_database(server.url("postgres"), EMBEDDED_DATABASE)
     subprocess.run(  # noqa: S603 - our own binary and arguments
         [str(server.bin_dir / "createdb"), f"--maintenance-db={server.url()}", EMBEDDED_DATABASE],
@@ -77,6 +83,7 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgr
         if own.is_running():
             own.stop()
         server.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ __all__ = [
     "insert_endpoint",
     "select_endpoint",
     "select_endpoints",
+    "select_secret",
     "select_subscribed",
     "update_endpoint",
     "update_secret",
@@ -33,7 +34,8 @@ WHERE e.deleted_at IS NULL
 """
 
 INSERT = """
-INSERT INTO notification_endpoints (platform_id, url, event_types, description, secret, created_by)
+INSERT INTO notification_endpoints
+  (platform_id, url, event_types, description, secret_sealed, created_by)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id
 """
@@ -70,13 +72,20 @@ SET url = $2, event_types = $3, description = $4, disabled_at = $5, disabled_rea
 WHERE id = $1
 """
 
-# The outgoing secret keeps signing beside the new one for the interval $3 (if any).
+# The outgoing secret ($4, sealed) keeps signing beside the new one ($2, sealed) for the
+# interval $3 (if any). Only sealed values are written; the plaintext columns are emptied.
 ROTATE = """
 UPDATE notification_endpoints
-SET previous_secret = CASE WHEN $3::interval > interval '0' THEN secret END,
+SET previous_secret_sealed = CASE WHEN $3::interval > interval '0' THEN $4::bytea END,
     previous_secret_until = CASE WHEN $3::interval > interval '0' THEN now() + $3 END,
-    secret = $2, updated_at = now()
+    previous_secret = NULL,
+    secret_sealed = $2, secret = NULL, updated_at = now()
 WHERE id = $1 AND deleted_at IS NULL
+"""
+
+# The endpoint's current secret, sealed or (a row from before sealing) plain.
+SELECT_SIGNING_KEY = """
+SELECT secret_sealed, secret FROM notification_endpoints WHERE id = $1
 """
 
 # The endpoint's notices still waiting are given up first (a worker sending one is waited
@@ -112,11 +121,11 @@ async def insert_endpoint(
     url: str,
     event_types: list[str],
     description: str,
-    secret: str,
+    sealed: bytes,
     created_by: UUID | None,
 ) -> UUID:
     endpoint_id: UUID = await conn.fetchval(
-        INSERT, platform_id, url, event_types, description, secret, created_by
+        INSERT, platform_id, url, event_types, description, sealed, created_by
     )
     return endpoint_id
 
@@ -165,10 +174,19 @@ async def disable_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID, reaso
     return status.endswith(" 1")
 
 
+async def select_secret(conn: asyncpg.Connection, *, endpoint_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_SIGNING_KEY, endpoint_id)
+
+
 async def update_secret(
-    conn: asyncpg.Connection, *, endpoint_id: UUID, secret: str, overlap: timedelta
+    conn: asyncpg.Connection,
+    *,
+    endpoint_id: UUID,
+    sealed: bytes,
+    previous_sealed: bytes,
+    overlap: timedelta,
 ) -> None:
-    await conn.execute(ROTATE, endpoint_id, secret, overlap)
+    await conn.execute(ROTATE, endpoint_id, sealed, overlap, previous_sealed)
 
 
 async def delete_endpoint(conn: asyncpg.Connection, *, endpoint_id: UUID) -> bool:

@@ -42,7 +42,9 @@ RETURNING id
 # the outcome, so a notice a receiver accepted is never handed to a second worker. Rows
 # locked by another worker are skipped, not waited for.
 CLAIM = f"""
-SELECT {COLUMNS}, e.url, e.secret,
+SELECT {COLUMNS}, e.url, e.secret_sealed, e.secret,
+  CASE WHEN e.previous_secret_until > now() THEN e.previous_secret_sealed END
+    AS previous_secret_sealed,
   CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous_secret
 FROM outbox o JOIN notification_endpoints e ON e.id = o.endpoint_id
 WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND e.disabled_at IS NULL

@@ -15,11 +15,11 @@ __all__ = [
 ]
 
 COLUMNS = """
-s.id, s.platform_id, p.slug AS platform, left(s.secret, 10) AS hint, s.created_at, s.retired_at
+s.id, s.platform_id, p.slug AS platform, s.hint, s.created_at, s.retired_at
 """
 
 INSERT = """
-INSERT INTO webhook_secrets (platform_id, secret) VALUES ($1, $2) RETURNING id
+INSERT INTO webhook_secrets (platform_id, sealed, hint) VALUES ($1, $2, $3) RETURNING id
 """
 
 SELECT_ONE = f"""
@@ -44,8 +44,11 @@ RETURNING id
 # One round trip per delivery: the platform and every secret that verifies for it.
 SIGNING_CONTEXT = """
 SELECT p.id,
+       coalesce(array_agg(s.sealed ORDER BY s.id DESC) FILTER (WHERE s.id IS NOT NULL),
+                '{}') AS sealed,
+       -- A row written before secrets were sealed, until it is sealed: its plaintext.
        coalesce(array_agg(s.secret ORDER BY s.id DESC) FILTER (WHERE s.id IS NOT NULL),
-                '{}') AS secrets
+                '{}') AS plain
 FROM platforms p
 LEFT JOIN webhook_secrets s ON s.platform_id = p.id AND s.retired_at IS NULL
 WHERE p.slug = $1
@@ -53,8 +56,10 @@ GROUP BY p.id
 """
 
 
-async def insert_secret(conn: asyncpg.Connection, *, platform_id: UUID, secret: str) -> UUID:
-    return await conn.fetchval(INSERT, platform_id, secret)  # type: ignore[no-any-return]
+async def insert_secret(
+    conn: asyncpg.Connection, *, platform_id: UUID, sealed: bytes, hint: str
+) -> UUID:
+    return await conn.fetchval(INSERT, platform_id, sealed, hint)  # type: ignore[no-any-return]
 
 
 async def select_secret(
@@ -75,9 +80,10 @@ async def retire_secret(conn: asyncpg.Connection, *, secret_id: UUID, platform_i
 
 async def select_signing_context(
     conn: asyncpg.Connection, *, slug: str
-) -> tuple[UUID, list[str]] | None:
-    """The platform's id and its active secrets, newest first; None for no such platform."""
+) -> tuple[UUID, list[tuple[bytes | None, str | None]]] | None:
+    """The platform's id and its active secrets, newest first, each as (sealed, plaintext)
+    with one of the two set; None for no such platform."""
     row = await conn.fetchrow(SIGNING_CONTEXT, slug)
     if row is None:
         return None
-    return row["id"], list(row["secrets"])
+    return row["id"], list(zip(row["sealed"], row["plain"], strict=True))
