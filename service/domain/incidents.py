@@ -26,6 +26,7 @@ from service.domain.deadlines import compute_deadline, is_overdue, remaining_sec
 from service.domain.grants import active_model_ids
 from service.domain.ledger import record_event, to_state
 from service.domain.models import resolve_model_id
+from service.domain.times import check_claimed
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.schemas.incidents import (
     Incident,
@@ -51,9 +52,6 @@ __all__ = [
     "scope_for",
     "to_view",
 ]
-
-#: How far in the future a reporter's clock may run before ``aware_at`` is refused.
-_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class Scope(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,11 +171,11 @@ async def record_incident(
     """
     now = datetime.now(UTC)
     check_seriousness(serious=data.serious, serious_kind=data.serious_kind, death=data.death)
-    aware_at = data.aware_at or now
-    if aware_at > now + _CLOCK_SKEW:
-        raise InvalidInput("aware_at is in the future", key="aware_at")
-    if data.occurred_at is not None and data.occurred_at > aware_at:
-        raise InvalidInput("occurred_at is after aware_at", key="occurred_at")
+    aware_at = check_claimed(data.aware_at or now, key="aware_at", now=now)
+    if data.occurred_at is not None:
+        check_claimed(data.occurred_at, key="occurred_at", now=now)
+        if data.occurred_at > aware_at:
+            raise InvalidInput("occurred_at is after aware_at", key="occurred_at")
 
     model_ids: list[UUID] = []
     unlisted: list[str] = []

@@ -24,6 +24,7 @@ import msgspec
 from service.db.queries import deliveries as q
 from service.domain import hostings, incidents, models
 from service.domain.decommission_targets import record_confirmation
+from service.domain.times import check_claimed
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.hostings import Hosting, HostingIn, HostingPatch, HostingStatus
 from service.schemas.models import ModelIn
@@ -501,7 +502,7 @@ async def _decommission_executed(
 ) -> list[int]:
     data = message.data
     hosting = await _own_hosting(conn, ctx, model=data.model)
-    executed_at = data.executed_at or message.timestamp
+    executed_at = check_claimed(data.executed_at or message.timestamp, key="executed_at")
     record, seqs = await _patch(
         conn,
         hosting,
@@ -523,8 +524,8 @@ async def _decommission_executed(
             f"no decommission decision {data.decision_id}", key="decision_id"
         ) from exc
     except InvalidInput as exc:
-        if exc.extra.get("key") == "outcome":
-            raise  # the outcome does not carry out what was asked: 422 naming both
+        if exc.extra.get("key") != "decision_id":
+            raise  # e.g. an outcome that does not carry out what was asked, or a bad time
         # The decision exists but is not about this platform's hosting of the model.
         raise Forbidden(exc.detail) from exc
     return [*seqs, *confirmed]
