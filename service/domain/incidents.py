@@ -99,14 +99,14 @@ def to_view(
     if redact_reporter:
         fields["reporter_principal_id"] = None
         fields["reporter_platform_id"] = None
-    deadline, status = incident.deadline, incident.status
+    deadline, clock = incident.deadline, incident.article73_clock
     initial = incident.authority_initial_report_at
     return IncidentView(
         **fields,
         remaining_seconds=remaining_seconds(
-            deadline=deadline, status=status, initial_report_at=initial, now=now
+            deadline=deadline, clock=clock, initial_report_at=initial, now=now
         ),
-        overdue=is_overdue(deadline=deadline, status=status, initial_report_at=initial, now=now),
+        overdue=is_overdue(deadline=deadline, clock=clock, initial_report_at=initial, now=now),
         inherited=inherited,
     )
 
