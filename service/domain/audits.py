@@ -140,7 +140,9 @@ async def create_audit(conn: asyncpg.Connection, *, data: AuditIn, auditor: Prin
     now = datetime.now(UTC)
     model_ids: list[UUID] = []
     for name in dict.fromkeys(data.models):
-        model_ids.append(await resolve_model_id(conn, name=name, role="models"))
+        model_id = await resolve_model_id(conn, name=name, role="models")
+        if model_id not in model_ids:  # a name given twice in different cases
+            model_ids.append(model_id)
     components: list[str] = sorted(set(data.components))
     await _require_grants(
         conn, auditor_id=auditor.id, model_ids=model_ids, components=components, at=now

@@ -169,10 +169,11 @@ async def lock_hostings_of(
     conn: asyncpg.Connection, *, platform_id: UUID, models: list[str]
 ) -> dict[str, Hosting]:
     """The platform's hostings by the names it hosts them under (the model's name unless
-    it renamed the hosting), locked in name order until the caller's transaction ends; a
-    name it does not host is left out."""
+    it renamed the hosting), as given (names are case-insensitive), locked in name order
+    until the caller's transaction ends; a name it does not host is left out."""
     rows = await q.select_hostings_of(conn, platform_id=platform_id, models=models)
-    return {row["name"]: msgspec.convert(dict(row), Hosting) for row in rows}
+    by_folded = {row["name"].lower(): msgspec.convert(dict(row), Hosting) for row in rows}
+    return {name: by_folded[name.lower()] for name in models if name.lower() in by_folded}
 
 
 async def lock_hosting_by_external_id(

@@ -181,7 +181,9 @@ async def record_incident(
     unlisted: list[str] = []
     for name in dict.fromkeys(data.models):
         try:
-            model_ids.append(await resolve_model_id(conn, name=name, role="models"))
+            model_id = await resolve_model_id(conn, name=name, role="models")
+            if model_id not in model_ids:  # a name given twice in different cases
+                model_ids.append(model_id)
         except InvalidInput:
             if not allow_unlisted:
                 raise

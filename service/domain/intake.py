@@ -305,7 +305,8 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
         )
     rounds: list[dict[str, int]] = []
     for count in counts_given:
-        fresh = next((r for r in rounds if count.model not in r), None)
+        # One hosting once per round: names differing only in case are one model.
+        fresh = next((r for r in rounds if count.model.lower() not in {k.lower() for k in r}), None)
         if fresh is None:
             rounds.append(fresh := {})
         fresh[count.model] = count.downloads
@@ -377,12 +378,14 @@ async def _ensure_model(
     seqs: list[int] = []
     if await _model_exists(conn, name):
         return seqs
-    if base is not None and base != name:
+    if base is not None and base.lower() != name.lower():
         seqs += await _ensure_model(conn, ctx, name=base, base=None, at=at)
     try:
         _, seq = await models.register_model(
             conn,
-            data=ModelIn(name=name, base_model=base if base != name else None),
+            data=ModelIn(
+                name=name, base_model=base if base and base.lower() != name.lower() else None
+            ),
             actor_id=None,
             platform_id=ctx.platform_id,
             occurred_at=at,
