@@ -143,3 +143,41 @@ def test_conflicting_case_variants_are_listed_and_nothing_changes(pg_server: PgS
         assert len(asyncio.run(_fetch(url, "SELECT id FROM models"))) == 4
     finally:
         pg_server.drop_database(url)
+
+
+def test_principals_take_their_creator_from_the_ledger(pg_server: PgServer) -> None:
+    """Four eyes on an upgraded registry: a principal whose key another principal minted
+    before the upgrade is known to descend from it."""
+    url = pg_server.create_database("rr_creators")
+    try:
+        upgrade(url, BEFORE)
+        asyncio.run(
+            _run(
+                url,
+                """
+INSERT INTO principals (id, name, role) VALUES
+  ('00000000-0000-7000-8000-0000000000d1', 'first', 'admin'),
+  ('00000000-0000-7000-8000-0000000000d2', 'minted by first', 'admin');
+INSERT INTO api_keys (id, principal_id, lookup, secret_hash) VALUES
+  ('00000000-0000-7000-8000-0000000000e1', '00000000-0000-7000-8000-0000000000d1',
+   'aaaaaaaaaaaaaaaa', decode(repeat('00', 32), 'hex')),
+  ('00000000-0000-7000-8000-0000000000e2', '00000000-0000-7000-8000-0000000000d2',
+   'bbbbbbbbbbbbbbbb', decode(repeat('00', 32), 'hex'));
+INSERT INTO events (stage, kind, subject_type, subject_id, actor_id, occurred_at) VALUES
+  ('prevent', 'api_key.created', 'api_key', '00000000-0000-7000-8000-0000000000e1', NULL,
+   now()),
+  ('prevent', 'api_key.created', 'api_key', '00000000-0000-7000-8000-0000000000e2',
+   '00000000-0000-7000-8000-0000000000d1', now());
+""",
+            )
+        )
+        upgrade(url)
+        rows = asyncio.run(
+            _fetch(url, "SELECT name, created_by::text FROM principals ORDER BY name")
+        )
+        assert rows == [
+            {"name": "first", "created_by": None},
+            {"name": "minted by first", "created_by": "00000000-0000-7000-8000-0000000000d1"},
+        ]
+    finally:
+        pg_server.drop_database(url)
