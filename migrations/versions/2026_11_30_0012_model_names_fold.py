@@ -138,12 +138,16 @@ def upgrade() -> None:
     END
     $fold$;
     CREATE UNIQUE INDEX models_name_folded ON models (lower(name));
+    -- Implied by the folded index, and a second unique index would make concurrent
+    -- INSERT ... ON CONFLICT ((lower(name))) of one new name fail on it instead.
+    ALTER TABLE models DROP CONSTRAINT models_name_key;
     """)
 
 
 def downgrade() -> None:
     # Folded models stay folded: the merges are ledger events, and nothing is split again.
     run_script("""
+    ALTER TABLE models ADD CONSTRAINT models_name_key UNIQUE (name);
     DROP INDEX models_name_folded;
     DROP INDEX incidents_overdue;
     ALTER TABLE incidents DROP COLUMN article73_clock,
