@@ -18,14 +18,14 @@
   the migration refuses and lists them. Then a unique index on ``lower(name)``.
 
 Revision ID: 0012_model_names_fold
-Revises: 0010_unused_kit
+Revises: 0012_console_sessions
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0012_model_names_fold"
-down_revision = "0010_unused_kit"
+down_revision = "0012_console_sessions"
 branch_labels = None
 depends_on = None
 
