@@ -251,7 +251,13 @@ async def test_detect_figures(seeded: tuple[httpx.AsyncClient, dict[str, str]]) 
     assert current["by_severity"] == {"critical": 1, "high": 2, "low": 1}
     # i1 reported a day before its 2-day deadline; i2 two days after its 15-day one; i6 (a
     # death, 10 days) never, and its deadline has passed.
-    assert current["deadlines"] == {"serious": 3, "met": 1, "missed": 2, "pending": 0}
+    assert current["deadlines"] == {
+        "serious": 3,
+        "met": 1,
+        "recorded_late": 0,
+        "missed": 2,
+        "pending": 0,
+    }
     assert current["time_to_triage"] == {"p50_seconds": 10800.0, "p90_seconds": 16560.0}
     assert current["time_to_mitigation"] == {"p50_seconds": 54000.0, "p90_seconds": 68400.0}
     assert current["time_to_close"] == {"p50_seconds": 360000.0, "p90_seconds": 360000.0}

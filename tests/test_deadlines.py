@@ -57,14 +57,10 @@ def test_overdue_boundary(days: int) -> None:
     due = AWARE + timedelta(days=days)
 
     def overdue(now: datetime) -> bool:
-        return is_overdue(
-            deadline=deadline, status="investigating", initial_report_at=None, now=now
-        )
+        return is_overdue(deadline=deadline, clock=True, initial_report_at=None, now=now)
 
     def left(now: datetime) -> float | None:
-        return remaining_seconds(
-            deadline=deadline, status="investigating", initial_report_at=None, now=now
-        )
+        return remaining_seconds(deadline=deadline, clock=True, initial_report_at=None, now=now)
 
     # Exactly at the deadline the report is still on time; one microsecond later it is not.
     assert not overdue(due)
@@ -83,15 +79,12 @@ def test_reported_rejected_or_merged_incidents_are_never_overdue() -> None:
         aware_at=AWARE,
     )
     late = AWARE + timedelta(days=30)
-    assert not is_overdue(
-        deadline=deadline, status="investigating", initial_report_at=AWARE, now=late
+    assert not is_overdue(deadline=deadline, clock=True, initial_report_at=AWARE, now=late)
+    # Without the clock (a rejected or merged incident: the row's article73_clock), never.
+    assert not is_overdue(deadline=deadline, clock=False, initial_report_at=None, now=late)
+    assert (
+        remaining_seconds(deadline=deadline, clock=False, initial_report_at=None, now=late) is None
     )
-    for status in ("rejected", "duplicate"):
-        assert not is_overdue(deadline=deadline, status=status, initial_report_at=None, now=late)
-        assert (
-            remaining_seconds(deadline=deadline, status=status, initial_report_at=None, now=late)
-            is None
-        )
 
 
 async def test_overdue_filter_and_authority_report(

@@ -152,11 +152,13 @@ class DecommissionController(Controller):
     @post(
         "/{decision_id:uuid}/approve",
         operation_id="approveDecommission",
-        summary="Approve a proposed decision (four-eyes: not by its proposer)",
+        summary="Approve a proposed decision (four-eyes: a second person)",
         description=(
-            "Only an admin other than the proposer may approve: the proposer gets 403, since "
-            "the decision's state allows approval but this caller may not give it. A decision "
-            "that is not proposed gets 409."
+            "Only a second person may approve: 403 for the proposer, for a principal the "
+            "proposer created (directly or through principals it created) and for a "
+            "principal created after the proposal, since the decision's state allows "
+            "approval but this caller may not give it. A decision that is not proposed "
+            "gets 409."
         ),
         guards=[allow(*ADMIN)],
         status_code=200,

@@ -19,10 +19,14 @@ from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatc
 __all__ = ["ModelController"]
 
 NameFilter = Annotated[
-    str | None, Parameter(max_length=193, description="Exact canonical name, `owner/name`.")
+    str | None,
+    Parameter(
+        max_length=193,
+        description="Exact name, `owner/name`, in any case (names are case-insensitive).",
+    ),
 ]
 PrefixFilter = Annotated[
-    str | None, Parameter(max_length=193, description="Names starting with this text.")
+    str | None, Parameter(max_length=193, description="Names starting with this text, in any case.")
 ]
 TextFilter = Annotated[str | None, Parameter(max_length=200)]
 
@@ -64,7 +68,7 @@ class ModelController(Controller):
         after = decode_uuid_cursor(cursor)
         if name is not None:
             found = await domain.list_models(db, name_prefix=name, limit=limit + 1, after=after)
-            items = [m for m in found if m.name == name]
+            items = [m for m in found if m.name.lower() == name.lower()]
         else:
             items = await domain.list_models(
                 db,

@@ -26,7 +26,8 @@ from service.domain.grants import active_components
 from service.domain.incidents import record_incident
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
-from service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from service.domain.times import check_claimed
+from service.errors import Conflict, Forbidden, NotFound
 from service.schemas.audits import (
     ArtefactIn,
     Audit,
@@ -139,14 +140,14 @@ async def create_audit(conn: asyncpg.Connection, *, data: AuditIn, auditor: Prin
     now = datetime.now(UTC)
     model_ids: list[UUID] = []
     for name in dict.fromkeys(data.models):
-        model_ids.append(await resolve_model_id(conn, name=name, role="models"))
+        model_id = await resolve_model_id(conn, name=name, role="models")
+        if model_id not in model_ids:  # a name given twice in different cases
+            model_ids.append(model_id)
     components: list[str] = sorted(set(data.components))
     await _require_grants(
         conn, auditor_id=auditor.id, model_ids=model_ids, components=components, at=now
     )
-    started_at = data.started_at or now
-    if started_at > now:
-        raise InvalidInput("started_at is in the future", key="started_at")
+    started_at = check_claimed(data.started_at or now, key="started_at", now=now)
     audit_id = await q.insert_audit(
         conn,
         auditor_id=auditor.id,
@@ -284,9 +285,12 @@ async def complete_audit(
     conn: asyncpg.Connection, *, audit_id: UUID, auditor: Principal, data: AuditCompleteIn
 ) -> Audit:
     before = await _open_audit_of(conn, audit_id=audit_id, auditor=auditor)
-    completed_at = data.completed_at or datetime.now(UTC)
-    if completed_at < before.started_at:
-        raise InvalidInput("an audit cannot complete before it started", key="completed_at")
+    completed_at = check_claimed(
+        data.completed_at or datetime.now(UTC),
+        key="completed_at",
+        follows=before.started_at,
+        follows_what="the audit's start",
+    )
     summary = before.summary if data.summary is msgspec.UNSET else data.summary
     await q.complete_audit(
         conn, audit_id=audit_id, completed_at=completed_at, outcome=data.outcome, summary=summary

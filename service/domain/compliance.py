@@ -83,6 +83,7 @@ async def _incidents(conn: asyncpg.Connection, window: q.Window) -> IncidentFigu
         deadlines=Deadlines(
             serious=row["serious"],
             met=row["deadline_met"],
+            recorded_late=row["deadline_recorded_late"],
             missed=row["deadline_missed"],
             pending=row["deadline_pending"],
         ),

@@ -13,7 +13,9 @@ there are no daylight-saving gaps). The deadline is met by an initial report sen
 before* ``due_at``; an incident is overdue from the first instant after ``due_at`` while no
 initial report is recorded. When several paragraphs apply, the shortest deadline wins.
 Incidents that are not serious, or that were rejected or merged as duplicates, have no clock
-(the surviving incident carries it).
+(the surviving incident carries it). That rule is written once, as the incidents table's
+generated column ``article73_clock``; the view here, the ``?overdue=true`` filter and the
+compliance report all read it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ __all__ = ["compute_deadline", "is_overdue", "remaining_seconds"]
 WIDESPREAD_OR_INFRASTRUCTURE_DAYS = 2
 DEATH_DAYS = 10
 OTHER_DAYS = 15
-
-_NO_CLOCK = frozenset({"duplicate", "rejected"})
 
 
 def compute_deadline(
@@ -57,20 +57,21 @@ def compute_deadline(
 def is_overdue(
     *,
     deadline: Deadline | None,
-    status: str,
+    clock: bool,
     initial_report_at: datetime | None,
     now: datetime,
 ) -> bool:
-    """Past the deadline with no initial report to the authority recorded."""
-    if deadline is None or status in _NO_CLOCK or initial_report_at is not None:
+    """Past the deadline with no initial report to the authority recorded; ``clock`` is
+    the incident's ``article73_clock``."""
+    if deadline is None or not clock or initial_report_at is not None:
         return False
     return now > deadline.due_at
 
 
 def remaining_seconds(
-    *, deadline: Deadline | None, status: str, initial_report_at: datetime | None, now: datetime
+    *, deadline: Deadline | None, clock: bool, initial_report_at: datetime | None, now: datetime
 ) -> float | None:
     """Seconds left until the deadline (negative once past), or None when no clock runs."""
-    if deadline is None or status in _NO_CLOCK or initial_report_at is not None:
+    if deadline is None or not clock or initial_report_at is not None:
         return None
     return (deadline.due_at - now).total_seconds()

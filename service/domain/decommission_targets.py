@@ -29,6 +29,7 @@ from service.domain.decommissions import (
     record_decision_event,
 )
 from service.domain.ledger import diff, record_event, to_state
+from service.domain.times import check_claimed
 from service.errors import Conflict, InvalidInput
 from service.schemas.decommissions import Decision, OverduePlatform, Target
 
@@ -182,7 +183,14 @@ async def record_confirmation(
             f"a {before.action} is carried out by {' or '.join(accepted)}, not {outcome}",
             key="outcome",
         )
-    at = occurred_at or datetime.now(UTC)
+    # A platform may have acted before it was told (a recall it saw coming): a
+    # confirmation follows the proposal, not the notice.
+    at = check_claimed(
+        occurred_at or datetime.now(UTC),
+        key="executed_at",
+        follows=before.proposed_at,
+        follows_what="the decision's proposal",
+    )
     confirmed = await q.confirm_targets(
         conn,
         decision_id=decision_id,

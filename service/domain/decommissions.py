@@ -5,7 +5,10 @@ Workflow (anything else is a Conflict)::
     proposed -> approved -> notified -> executed
     proposed | approved | notified -> withdrawn
 
-Approval needs an admin other than the proposer (four-eyes; Forbidden otherwise). The
+Approval needs a second person (four-eyes; Forbidden otherwise): an admin who is not the
+proposer, not a principal the proposer created (directly or through principals it
+created), and not a principal created after the proposal. Every notice names who proposed
+and who approved, with the ledger seqs of those two events. The
 decision's targets are the hostings in its scope: of the model and, with derivatives
 included, of every descendant, on the platforms named (or any). They are taken when the
 decision is proposed and refreshed on approval and notification. What happens to them
@@ -27,6 +30,7 @@ import msgspec
 from service.db.queries import audits as audits_q
 from service.db.queries import decommissions as q
 from service.db.queries import incidents as incidents_q
+from service.db.queries import keys as keys_q
 from service.db.queries import policies as policies_q
 from service.domain import notices, outbox
 from service.domain.as_of import state_as_of, states_as_of
@@ -264,11 +268,10 @@ def _check_move(decision: Decision, to: str) -> None:
 async def approve_decision(
     conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID
 ) -> Decision:
-    """Approve a proposal: only an admin other than the one who proposed it may."""
+    """Approve a proposal: only a second person may (see the module's docstring)."""
     before = await get_decision(conn, decision_id=decision_id, for_update=True)
     _check_move(before, "approved")
-    if before.proposed_by == actor_id:
-        raise Forbidden("a decision needs a second admin: its proposer may not approve it")
+    await _check_second_person(conn, before, actor_id)
     await q.update_status(
         conn,
         decision_id=decision_id,
@@ -282,6 +285,28 @@ async def approve_decision(
         conn, after, kind="decommission.approved", actor_id=actor_id, before=before
     )
     return after
+
+
+async def _check_second_person(
+    conn: asyncpg.Connection, decision: Decision, approver_id: UUID
+) -> None:
+    """Forbidden unless the approver is a second person, not the proposer in another key."""
+    if decision.proposed_by == approver_id:
+        raise Forbidden("a decision needs a second admin: its proposer may not approve it")
+    origin = await keys_q.select_principal_origin(
+        conn, principal_id=approver_id, maker_id=decision.proposed_by
+    )
+    if origin is None:
+        raise Forbidden("a decision needs a second admin: the approver is not a principal")
+    if origin["made_by"]:
+        raise Forbidden(
+            "a decision needs a second admin: the approver's key was created by its proposer"
+            " (directly or through a principal the proposer created)"
+        )
+    if origin["created_at"] > decision.proposed_at:
+        raise Forbidden(
+            "a decision needs a second admin: the approver was created after the proposal"
+        )
 
 
 async def notify_decision(

@@ -17,6 +17,7 @@ from service.domain.decommission_targets import flag_hosted
 from service.domain.ledger import NewEvent, diff, record_event, record_events, to_state
 from service.domain.models import resolve_model_id
 from service.domain.platforms import get_platform, platform_scope
+from service.domain.times import check_claimed
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
 
@@ -92,7 +93,7 @@ async def record_hosting(
             conn, named=data.platform, caller_platform_id=caller_platform_id
         )
     model_id = await resolve_model_id(conn, name=data.model, role="model")
-    occurred_at = data.occurred_at or datetime.now(UTC)
+    occurred_at = check_claimed(data.occurred_at or datetime.now(UTC), key="occurred_at")
     row = await q.insert_hosting(
         conn,
         model_id=model_id,
@@ -168,10 +169,11 @@ async def lock_hostings_of(
     conn: asyncpg.Connection, *, platform_id: UUID, models: list[str]
 ) -> dict[str, Hosting]:
     """The platform's hostings by the names it hosts them under (the model's name unless
-    it renamed the hosting), locked in name order until the caller's transaction ends; a
-    name it does not host is left out."""
+    it renamed the hosting), as given (names are case-insensitive), locked in name order
+    until the caller's transaction ends; a name it does not host is left out."""
     rows = await q.select_hostings_of(conn, platform_id=platform_id, models=models)
-    return {row["name"]: msgspec.convert(dict(row), Hosting) for row in rows}
+    by_folded = {row["name"].lower(): msgspec.convert(dict(row), Hosting) for row in rows}
+    return {name: by_folded[name.lower()] for name in models if name.lower() in by_folded}
 
 
 async def lock_hosting_by_external_id(
@@ -372,7 +374,11 @@ def _plan(before: Hosting, patch: HostingPatch) -> _Change | None:
             evidence = getattr(patch.documentation, kind)
             if evidence is not msgspec.UNSET:
                 documentation[kind] = msgspec.to_builtins(evidence)
-    occurred_at = datetime.now(UTC) if patch.occurred_at is msgspec.UNSET else patch.occurred_at
+    occurred_at = (
+        datetime.now(UTC)
+        if patch.occurred_at is msgspec.UNSET
+        else check_claimed(patch.occurred_at, key="occurred_at")
+    )
     downloads_at = before.downloads_at
     if patch.downloads is not msgspec.UNSET and patch.downloads != before.downloads:
         downloads_at = None if patch.downloads is None else occurred_at

@@ -26,6 +26,7 @@ from service.domain.deadlines import compute_deadline, is_overdue, remaining_sec
 from service.domain.grants import active_model_ids
 from service.domain.ledger import record_event, to_state
 from service.domain.models import resolve_model_id
+from service.domain.times import check_claimed
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.schemas.incidents import (
     Incident,
@@ -51,9 +52,6 @@ __all__ = [
     "scope_for",
     "to_view",
 ]
-
-#: How far in the future a reporter's clock may run before ``aware_at`` is refused.
-_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class Scope(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,14 +99,14 @@ def to_view(
     if redact_reporter:
         fields["reporter_principal_id"] = None
         fields["reporter_platform_id"] = None
-    deadline, status = incident.deadline, incident.status
+    deadline, clock = incident.deadline, incident.article73_clock
     initial = incident.authority_initial_report_at
     return IncidentView(
         **fields,
         remaining_seconds=remaining_seconds(
-            deadline=deadline, status=status, initial_report_at=initial, now=now
+            deadline=deadline, clock=clock, initial_report_at=initial, now=now
         ),
-        overdue=is_overdue(deadline=deadline, status=status, initial_report_at=initial, now=now),
+        overdue=is_overdue(deadline=deadline, clock=clock, initial_report_at=initial, now=now),
         inherited=inherited,
     )
 
@@ -173,17 +171,19 @@ async def record_incident(
     """
     now = datetime.now(UTC)
     check_seriousness(serious=data.serious, serious_kind=data.serious_kind, death=data.death)
-    aware_at = data.aware_at or now
-    if aware_at > now + _CLOCK_SKEW:
-        raise InvalidInput("aware_at is in the future", key="aware_at")
-    if data.occurred_at is not None and data.occurred_at > aware_at:
-        raise InvalidInput("occurred_at is after aware_at", key="occurred_at")
+    aware_at = check_claimed(data.aware_at or now, key="aware_at", now=now)
+    if data.occurred_at is not None:
+        check_claimed(data.occurred_at, key="occurred_at", now=now)
+        if data.occurred_at > aware_at:
+            raise InvalidInput("occurred_at is after aware_at", key="occurred_at")
 
     model_ids: list[UUID] = []
     unlisted: list[str] = []
     for name in dict.fromkeys(data.models):
         try:
-            model_ids.append(await resolve_model_id(conn, name=name, role="models"))
+            model_id = await resolve_model_id(conn, name=name, role="models")
+            if model_id not in model_ids:  # a name given twice in different cases
+                model_ids.append(model_id)
         except InvalidInput:
             if not allow_unlisted:
                 raise

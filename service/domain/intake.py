@@ -24,6 +24,7 @@ import msgspec
 from service.db.queries import deliveries as q
 from service.domain import hostings, incidents, models
 from service.domain.decommission_targets import record_confirmation
+from service.domain.times import check_claimed
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.hostings import Hosting, HostingIn, HostingPatch, HostingStatus
 from service.schemas.models import ModelIn
@@ -304,7 +305,8 @@ async def _downloads(conn: asyncpg.Connection, ctx: _Context, message: ModelDown
         )
     rounds: list[dict[str, int]] = []
     for count in counts_given:
-        fresh = next((r for r in rounds if count.model not in r), None)
+        # One hosting once per round: names differing only in case are one model.
+        fresh = next((r for r in rounds if count.model.lower() not in {k.lower() for k in r}), None)
         if fresh is None:
             rounds.append(fresh := {})
         fresh[count.model] = count.downloads
@@ -376,12 +378,14 @@ async def _ensure_model(
     seqs: list[int] = []
     if await _model_exists(conn, name):
         return seqs
-    if base is not None and base != name:
+    if base is not None and base.lower() != name.lower():
         seqs += await _ensure_model(conn, ctx, name=base, base=None, at=at)
     try:
         _, seq = await models.register_model(
             conn,
-            data=ModelIn(name=name, base_model=base if base != name else None),
+            data=ModelIn(
+                name=name, base_model=base if base and base.lower() != name.lower() else None
+            ),
             actor_id=None,
             platform_id=ctx.platform_id,
             occurred_at=at,
@@ -501,7 +505,7 @@ async def _decommission_executed(
 ) -> list[int]:
     data = message.data
     hosting = await _own_hosting(conn, ctx, model=data.model)
-    executed_at = data.executed_at or message.timestamp
+    executed_at = check_claimed(data.executed_at or message.timestamp, key="executed_at")
     record, seqs = await _patch(
         conn,
         hosting,
@@ -523,8 +527,8 @@ async def _decommission_executed(
             f"no decommission decision {data.decision_id}", key="decision_id"
         ) from exc
     except InvalidInput as exc:
-        if exc.extra.get("key") == "outcome":
-            raise  # the outcome does not carry out what was asked: 422 naming both
+        if exc.extra.get("key") != "decision_id":
+            raise  # e.g. an outcome that does not carry out what was asked, or a bad time
         # The decision exists but is not about this platform's hosting of the model.
         raise Forbidden(exc.detail) from exc
     return [*seqs, *confirmed]

@@ -63,7 +63,7 @@ async def create_key(
         raise InvalidInput(f"a {data.role} key belongs to no platform")
 
     principal_id = await q.insert_principal(
-        conn, name=data.name, role=data.role, platform_id=platform_id
+        conn, name=data.name, role=data.role, platform_id=platform_id, created_by=actor_id
     )
     lookup = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)

@@ -51,7 +51,7 @@ async def register_model(
     """Register a model; returns it and the seq of its ledger event."""
     base_id = None
     if data.base_model is not None:
-        if data.base_model == data.name:
+        if data.base_model.lower() == data.name.lower():
             raise InvalidInput("a model cannot be its own base model", key="base_model")
         base_id = await resolve_model_id(conn, name=data.base_model, role="base_model")
     elif data.derivation is not None:

@@ -32,6 +32,7 @@ from service.domain.deadlines import compute_deadline
 from service.domain.incidents import check_seriousness, get_incident, record_incident_event
 from service.domain.ledger import diff, to_state
 from service.domain.policies import propose_for_incident
+from service.domain.times import check_claimed
 from service.errors import Conflict, InvalidInput, NotFound
 from service.schemas.incidents import AuthorityReportIn, Incident, IncidentPatch, TransitionIn
 
@@ -72,8 +73,13 @@ async def transition_incident(
         raise InvalidInput("say why the incident is rejected", key="reason")
     before = await get_incident(conn, incident_id=incident_id, for_update=True)
     _check_move(before, data.to)
-    if at < before.reported_at:
-        raise InvalidInput("a transition cannot precede the report", key="at")
+    previous = max(t for t in (before.reported_at, before.triaged_at, before.mitigated_at) if t)
+    check_claimed(
+        at,
+        key="at",
+        follows=previous,
+        follows_what="the report" if previous == before.reported_at else "the previous step",
+    )
     await q.update_status(
         conn,
         incident_id=before.id,
@@ -128,8 +134,7 @@ async def _merge(
     _check_move(before, "duplicate")
     if survivor.status in ("duplicate", "rejected"):
         raise Conflict(f"the survivor is {survivor.status}: merge into a live incident")
-    if at < before.reported_at:
-        raise InvalidInput("a transition cannot precede the report", key="at")
+    check_claimed(at, key="at", follows=before.reported_at, follows_what="the report")
 
     await q.update_status(
         conn,
@@ -216,7 +221,12 @@ async def record_authority_report(
     before = await get_incident(conn, incident_id=incident_id, for_update=True)
     if not before.serious:
         raise Conflict("only serious incidents are reported to the authority")
-    at = data.at or datetime.now(UTC)
+    at = check_claimed(
+        data.at or datetime.now(UTC),
+        key="at",
+        follows=before.aware_at,
+        follows_what="aware_at, when the provider became aware of the incident",
+    )
     initial, complete = before.authority_initial_report_at, before.authority_complete_report_at
     if data.kind == "initial":
         if initial is not None:

@@ -49,8 +49,13 @@ class Durations(msgspec.Struct, frozen=True, kw_only=True):
 class Deadlines(msgspec.Struct, frozen=True, kw_only=True):
     """Serious incidents and their EU AI Act Article 73 reporting deadlines."""
 
+    #: Serious incidents, rejected ones included (they have no clock: none of the below).
     serious: int
+    #: Initial report sent by the deadline, and recorded by then.
     met: int
+    #: Initial report claimed sent by the deadline but recorded after it: not counted as
+    #: met, since the claim came only once the deadline had passed.
+    recorded_late: int
     missed: int
     pending: int
 

@@ -255,6 +255,13 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     metrics: ResponseMetrics
     created_at: datetime
     updated_at: datetime
+    #: Whether the Article 73 clock applies: serious, and neither rejected nor a duplicate.
+    #: The one rule behind ``overdue``, ``?overdue=true`` and the compliance report.
+    article73_clock: bool = False
+    #: When the registry recorded each authority report; ``authority_*_report_at`` is the
+    #: time claimed for it, which may be earlier (a report sent by e-mail, recorded later).
+    authority_initial_report_recorded_at: datetime | None = None
+    authority_complete_report_recorded_at: datetime | None = None
 
 
 class IncidentView(Incident, frozen=True, kw_only=True):

@@ -113,12 +113,17 @@ SELECT
      (SELECT severity, count(*) AS n FROM live GROUP BY severity) s) AS by_severity,
   (SELECT count(*) FROM live WHERE serious) AS serious,
   (SELECT count(*) FROM live
-     WHERE serious AND authority_initial_report_at <= report_due_at) AS deadline_met,
+     WHERE article73_clock AND authority_initial_report_at <= report_due_at
+       AND coalesce(authority_initial_report_recorded_at, authority_initial_report_at)
+           <= report_due_at) AS deadline_met,
   (SELECT count(*) FROM live
-     WHERE serious AND (authority_initial_report_at > report_due_at
+     WHERE article73_clock AND authority_initial_report_at <= report_due_at
+       AND authority_initial_report_recorded_at > report_due_at) AS deadline_recorded_late,
+  (SELECT count(*) FROM live
+     WHERE article73_clock AND (authority_initial_report_at > report_due_at
        OR (authority_initial_report_at IS NULL AND report_due_at < now()))) AS deadline_missed,
   (SELECT count(*) FROM live
-     WHERE serious AND authority_initial_report_at IS NULL AND report_due_at >= now())
+     WHERE article73_clock AND authority_initial_report_at IS NULL AND report_due_at >= now())
      AS deadline_pending,
   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_seconds("triaged_at")})
      FROM live i WHERE triaged_at IS NOT NULL) AS triage_p50,

@@ -245,7 +245,8 @@ async def select_hostings(
 # order is that name, as every other path that locks several hostings uses.
 SELECT_MANY_OF_MODELS_FOR_UPDATE = f"""
 SELECT {COLUMNS} {FROM}
-WHERE h.platform_id = $1 AND h.name = ANY($2::text[])
+WHERE h.platform_id = $1
+  AND lower(h.name) = ANY (ARRAY(SELECT lower(n) FROM unnest($2::text[]) AS n))
 ORDER BY h.name
 FOR UPDATE OF h
 """

@@ -42,7 +42,8 @@ coalesce((SELECT array_agg(ih.hosting_id ORDER BY ih.hosting_id) FROM incident_h
           WHERE ih.incident_id = i.id), '{}') AS hosting_ids,
 i.evidence_urls, i.occurred_at, i.aware_at, i.reported_at, i.triaged_at, i.mitigated_at,
 i.closed_at, i.authority_initial_report_at, i.authority_complete_report_at, i.report_due_at,
-i.created_at, i.updated_at
+i.created_at, i.updated_at, i.article73_clock, i.authority_initial_report_recorded_at,
+i.authority_complete_report_recorded_at
 """
 
 INSERT = """
@@ -88,8 +89,7 @@ _FILTERS = """
   AND ($2::text IS NULL OR i.category = $2)
   AND ($3::text IS NULL OR i.severity = $3)
   AND ($4::boolean IS NULL OR i.serious = $4)
-  AND ($5::boolean IS NULL OR $5 = (i.serious AND i.authority_initial_report_at IS NULL
-                                    AND i.status NOT IN ('duplicate', 'rejected')
+  AND ($5::boolean IS NULL OR $5 = (i.article73_clock AND i.authority_initial_report_at IS NULL
                                     AND i.report_due_at < $11))
   AND ($6::text IS NULL OR i.channel = $6)
   AND ($7::uuid IS NULL OR i.reporter_platform_id = $7
@@ -218,7 +218,12 @@ WHERE id = $1
 
 UPDATE_AUTHORITY = """
 UPDATE incidents
-SET authority_initial_report_at = $2, authority_complete_report_at = $3, updated_at = now()
+SET authority_initial_report_at = $2, authority_complete_report_at = $3, updated_at = now(),
+    authority_initial_report_recorded_at = CASE WHEN $2 IS DISTINCT FROM authority_initial_report_at
+      THEN now() ELSE authority_initial_report_recorded_at END,
+    authority_complete_report_recorded_at = CASE
+      WHEN $3 IS DISTINCT FROM authority_complete_report_at
+      THEN now() ELSE authority_complete_report_recorded_at END
 WHERE id = $1
 """
 

@@ -16,11 +16,13 @@ __all__ = [
     "select_key_for_auth",
     "select_keys",
     "select_principal_names",
+    "select_principal_origin",
     "touch_key",
 ]
 
 INSERT_PRINCIPAL = """
-INSERT INTO principals (name, role, platform_id) VALUES ($1, $2, $3) RETURNING id
+INSERT INTO principals (name, role, platform_id, created_by) VALUES ($1, $2, $3, $4)
+RETURNING id
 """
 
 INSERT_KEY = """
@@ -68,9 +70,14 @@ UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETU
 
 
 async def insert_principal(
-    conn: asyncpg.Connection, *, name: str, role: str, platform_id: UUID | None
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    role: str,
+    platform_id: UUID | None,
+    created_by: UUID | None,
 ) -> UUID:
-    return await conn.fetchval(INSERT_PRINCIPAL, name, role, platform_id)  # type: ignore[no-any-return]
+    return await conn.fetchval(INSERT_PRINCIPAL, name, role, platform_id, created_by)  # type: ignore[no-any-return]
 
 
 async def insert_key(
@@ -132,3 +139,22 @@ async def select_principal_names(
     conn: asyncpg.Connection, *, principal_ids: list[UUID]
 ) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_PRINCIPAL_NAMES, principal_ids))
+
+
+# Every principal made by ``$1``, directly or through principals it made, however deep.
+SELECT_PRINCIPAL_ORIGIN = """
+WITH RECURSIVE made (id) AS (
+  SELECT id FROM principals WHERE created_by = $1
+  UNION
+  SELECT p.id FROM principals p JOIN made m ON p.created_by = m.id
+)
+SELECT p.created_at, EXISTS (SELECT 1 FROM made WHERE made.id = p.id) AS made_by
+FROM principals p WHERE p.id = $2
+"""
+
+
+async def select_principal_origin(
+    conn: asyncpg.Connection, *, principal_id: UUID, maker_id: UUID | None
+) -> asyncpg.Record | None:
+    """When ``principal_id`` was created, and whether ``maker_id`` made it (at any depth)."""
+    return await conn.fetchrow(SELECT_PRINCIPAL_ORIGIN, maker_id, principal_id)

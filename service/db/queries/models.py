@@ -28,20 +28,20 @@ INSERT = """
 INSERT INTO models (name, provider, modalities, tasks, base_model_id, derivation,
                     weights_openness, code_openness, data_openness, model_card_openness)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (name) DO NOTHING
+ON CONFLICT ((lower(name))) DO NOTHING
 RETURNING id
 """
 
 SELECT_ONE = f"""
 SELECT {COLUMNS}
 FROM models m LEFT JOIN models b ON b.id = m.base_model_id
-WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::text IS NULL OR m.name = $2)
+WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::text IS NULL OR lower(m.name) = lower($2))
 """
 
 SELECT_MANY = f"""
 SELECT {COLUMNS}
 FROM models m LEFT JOIN models b ON b.id = m.base_model_id
-WHERE ($1::text IS NULL OR m.name LIKE $1 || '%')
+WHERE ($1::text IS NULL OR lower(m.name) LIKE lower($1) || '%')
   AND ($2::text IS NULL OR m.provider = $2)
   AND ($3::uuid IS NULL OR m.base_model_id = $3)
   AND ($4::text IS NULL OR $4 = ANY (m.tasks))
