@@ -139,7 +139,7 @@ def test_conflicting_case_variants_are_listed_and_nothing_changes(pg_server: PgS
             upgrade(url)
         assert "ACME/CHAT-7B, Acme/Chat-7B, acme/chat-7b" in str(refused.value)
         rows = asyncio.run(_fetch(url, "SELECT version_num FROM alembic_version"))
-        assert rows != [{"version_num": "0012_model_names_fold"}]
+        assert rows != [{"version_num": "0014_model_names_fold"}]
         assert len(asyncio.run(_fetch(url, "SELECT id FROM models"))) == 4
     finally:
         pg_server.drop_database(url)

@@ -17,15 +17,15 @@
   platform both, one the base of another, named by a completed audit) are not folded:
   the migration refuses and lists them. Then a unique index on ``lower(name)``.
 
-Revision ID: 0012_model_names_fold
-Revises: 0012_console_sessions
+Revision ID: 0014_model_names_fold
+Revises: 0013_secrets_at_rest
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
-revision = "0012_model_names_fold"
-down_revision = "0012_console_sessions"
+revision = "0014_model_names_fold"
+down_revision = "0013_secrets_at_rest"
 branch_labels = None
 depends_on = None
 
