@@ -203,6 +203,8 @@ async def test_the_platform_view_shows_notices_with_attempts_and_what_to_confirm
     assert r.status_code == 201, r.text
     endpoint_id = r.json()["endpoint"]["id"]
     try:
+        # The approver exists before the proposal: four eyes refuse one created after it.
+        second = bearer(await make_key(pool, "admin", name="second admin"))
         r = await client.post(
             "/v1/decommissions",
             json={"model": f"acme/tuned-{uniq}", "action": "recall", "reason": f"leaks {uniq}"},
@@ -210,7 +212,6 @@ async def test_the_platform_view_shows_notices_with_attempts_and_what_to_confirm
         )
         assert r.status_code == 201, r.text
         path = f"/v1/decommissions/{r.json()['id']}"
-        second = bearer(await make_key(pool, "admin", name="second admin"))
         assert (await client.post(f"{path}/approve", headers=second)).status_code == 200
         r = await client.post(f"{path}/notify", headers=admin)
         assert r.status_code == 200, r.text
