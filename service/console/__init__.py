@@ -12,6 +12,7 @@ from litestar.static_files import create_static_files_router
 
 from service.console.catalogue import CatalogueController
 from service.console.incident import IncidentPageController
+from service.console.ledger import LedgerPageController
 from service.console.platform_view import PlatformViewController
 from service.console.report import ReportPageController
 from service.console.signin import SignInController
@@ -35,6 +36,7 @@ def console_router() -> Router:
         route_handlers=[
             SignInController,
             ReportPageController,
+            LedgerPageController,
             TriageController,
             IncidentPageController,
             CatalogueController,

@@ -45,6 +45,7 @@ __all__ = [
     "get_consistency_proof",
     "get_inclusion_proof",
     "list_leaf_hashes",
+    "list_recent_checkpoints",
     "run_sealer",
     "seal_once",
 ]
@@ -186,6 +187,11 @@ async def get_checkpoint(
             "no checkpoint has been published" + (f" at size {tree_size}" if tree_size else "")
         )
     return _checkpoint(row)
+
+
+async def list_recent_checkpoints(conn: asyncpg.Connection, *, limit: int) -> list[CheckpointOut]:
+    """The newest ``limit`` checkpoints, newest first."""
+    return [_checkpoint(row) for row in await q.select_recent_checkpoints(conn, limit=limit)]
 
 
 async def _sealed_size(conn: asyncpg.Connection) -> int:

@@ -26,6 +26,7 @@ __all__ = [
     "select_leaf_by_seq",
     "select_leaves",
     "select_ledger_head",
+    "select_recent_checkpoints",
     "select_snapshot",
     "select_state_as_of",
     "select_tree_head",
@@ -117,6 +118,10 @@ SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMI
 
 CHECKPOINT = f"SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size = $1"
 
+RECENT_CHECKPOINTS = f"""
+SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT $1
+"""
+
 
 async def select_state_as_of(
     conn: asyncpg.Connection, *, subject_id: UUID, as_of: datetime
@@ -191,6 +196,12 @@ async def insert_checkpoint(
 
 async def select_latest_checkpoint(conn: asyncpg.Connection) -> asyncpg.Record | None:
     return await conn.fetchrow(LATEST_CHECKPOINT)
+
+
+async def select_recent_checkpoints(
+    conn: asyncpg.Connection, *, limit: int
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(RECENT_CHECKPOINTS, limit))
 
 
 async def select_checkpoint(conn: asyncpg.Connection, *, tree_size: int) -> asyncpg.Record | None:
