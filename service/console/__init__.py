@@ -11,6 +11,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from service.console.catalogue import CatalogueController
+from service.console.dashboard import DashboardController
 from service.console.incident import IncidentPageController
 from service.console.ledger import LedgerPageController
 from service.console.platform_view import PlatformViewController
@@ -37,6 +38,7 @@ def console_router() -> Router:
             SignInController,
             ReportPageController,
             LedgerPageController,
+            DashboardController,
             TriageController,
             IncidentPageController,
             CatalogueController,

@@ -13,7 +13,7 @@ import msgspec
 from service.domain.history import DownloadPoint
 from service.schemas.models import Lineage
 
-__all__ = ["DownloadsChart", "LineageGraph", "downloads_chart", "lineage_graph"]
+__all__ = ["BarChart", "DownloadsChart", "LineageGraph", "bars", "downloads_chart", "lineage_graph"]
 
 BOX_W, BOX_H, ROW_H, WIDTH = 220, 40, 80, 760
 
@@ -146,4 +146,76 @@ def downloads_chart(series: list[DownloadPoint]) -> DownloadsChart:
         max_total=peak,
         first=series[0].at,
         last=series[-1].at,
+    )
+
+
+class Bar(msgspec.Struct, frozen=True, kw_only=True):
+    series: int
+    x: float
+    y: float
+    width: float
+    height: float
+    value: float | None
+    text: str
+
+
+class BarRow(msgspec.Struct, frozen=True, kw_only=True):
+    label: str
+    y: float
+    bars: list[Bar]
+
+
+class BarChart(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    width: int
+    height: int
+    label_w: int
+    series: list[str]
+    rows: list[BarRow]
+
+
+def _bar_text(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.1f} %" if percent else f"{value:g}"
+
+
+def bars(
+    chart_id: str,
+    rows: list[tuple[str, list[float | None]]],
+    *,
+    series: list[str],
+    percent: bool = False,
+) -> BarChart:
+    """Horizontal bars, one group per row and one bar per series, scaled to the largest
+    value (to 100 % for shares)."""
+    label_w, plot_w, bar_h, gap = 170, 440, 18, 14
+    values = [v for _, vs in rows for v in vs if v is not None]
+    top = 1.0 if percent else max([*values, 1.0])
+    laid: list[BarRow] = []
+    y = 8.0
+    for label, vs in rows:
+        group: list[Bar] = []
+        for i, v in enumerate(vs):
+            width = 0.0 if v is None else plot_w * v / top
+            group.append(
+                Bar(
+                    series=i,
+                    x=label_w,
+                    y=y + i * bar_h,
+                    width=round(width, 2),
+                    height=bar_h - 3,
+                    value=v,
+                    text=_bar_text(v, percent),
+                )
+            )
+        laid.append(BarRow(label=label, y=y + len(vs) * bar_h / 2, bars=group))
+        y += len(vs) * bar_h + gap
+    return BarChart(
+        id=chart_id,
+        width=label_w + plot_w + 80,
+        height=int(y),
+        label_w=label_w,
+        series=series,
+        rows=laid,
     )

@@ -191,6 +191,7 @@ def require(viewer: ConsoleSession, *roles: Role) -> None:
 NAV: dict[str, list[tuple[str, str]]] = {
     "admin": [
         ("/console/incidents", "Triage queue"),
+        ("/console/compliance", "Compliance"),
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
@@ -208,6 +209,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/platforms", "Platforms"),
     ],
     "regulator": [
+        ("/console/compliance", "Compliance"),
         ("/console/incidents", "Incidents"),
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
