@@ -74,6 +74,23 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
             headers=admin,
         )
         assert r.status_code == 201, r.text
+    # Two serious incidents: one whose two-day Article 73 deadline has passed, one fresh.
+    for days, widespread in [(5, True), (0, False)]:
+        r = await client.post(
+            "/v1/incidents",
+            json={
+                "title": f"dashboard {uniq} {days}",
+                "category": "misuse",
+                "severity": "high",
+                "models": [f"dash-{uniq}/m0"],
+                "aware_at": (datetime.now(UTC) - timedelta(days=days)).isoformat(),
+                "serious": True,
+                "serious_kind": "fundamental_rights",
+                "widespread": widespread,
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
     today = datetime.now(UTC).date()
     since = today - timedelta(days=6)
     r = await client.get(
@@ -84,6 +101,7 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
     assert r.status_code == 200, r.text
     expected = _figures(r.json())
     assert expected["prevent.models"] != "0"
+    assert int(expected["deadlines.serious"]) >= 2
 
     await tab.sign_in(await make_key(pool, "regulator"))
     assert await tab.goto(f"/console/compliance?from={since}&to={today}") == 200
