@@ -118,6 +118,14 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
     ]
     await tab.check("compliance-dashboard")
 
+    # Printed, the page keeps its figures and charts and drops the navigation and the picker.
+    await tab.page.emulate_media(media="print")
+    assert not await tab.page.locator("header nav").is_visible()
+    assert not await tab.page.get_by_role("button", name="Show").is_visible()
+    assert await tab.page.locator("#docs-chart").is_visible()
+    assert await _shown(tab) == expected
+    await tab.page.emulate_media(media="screen")
+
     # The period picker: another period is another report.
     await tab.page.get_by_label("From").fill(str(today - timedelta(days=400)))
     await tab.page.get_by_role("button", name="Show").click()
