@@ -35,6 +35,8 @@ def period(since: date | None, through: date | None, *, today: date) -> tuple[da
         raise InvalidInput("'from' must not be after 'to'", key="from")
     if since.year < 2:
         raise InvalidInput("the period starts too early", key="from")
+    if through >= date.max:
+        raise InvalidInput("the period ends too late", key="to")
     start = datetime(since.year, since.month, since.day, tzinfo=UTC)
     end = datetime(through.year, through.month, through.day, tzinfo=UTC) + timedelta(days=1)
     if start - (end - start) < datetime(1, 1, 1, tzinfo=UTC):

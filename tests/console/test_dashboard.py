@@ -153,3 +153,5 @@ async def test_a_bad_period_is_refused_with_a_page(tab: Browsing, pool: asyncpg.
     # The same status as the API gives a period that ends before it starts.
     assert await tab.goto("/console/compliance?from=2026-03-02&to=2026-03-01") == 422
     assert "'from' must not be after 'to'" in await tab.page.locator("main").inner_text()
+    # The last representable day has no day after it to end the period: refused, not a 500.
+    assert await tab.goto("/console/compliance?from=9999-12-01&to=9999-12-31") == 422
