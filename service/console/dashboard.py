@@ -84,8 +84,8 @@ class DashboardController(Controller):
             deadlines_chart=bars(
                 "deadlines-chart",
                 [
-                    (outcome, [getattr(now.detect.current.deadlines, outcome)])
-                    for outcome in ("met", "missed", "pending")
+                    (outcome.replace("_", " "), [getattr(now.detect.current.deadlines, outcome)])
+                    for outcome in ("met", "recorded_late", "missed", "pending")
                 ],
                 series=["serious incidents"],
             ),
