@@ -84,7 +84,9 @@ async def seed(
         pairs = [(target_name, slug) for slug in slugs]
         pairs += [
             (names[i // PLATFORMS], slugs[i % PLATFORMS])
-            for i in range(hostings - len(pairs))
+            # A small database has fewer models than the hostings asked for: each is hosted
+            # on every platform at most once.
+            for i in range(min(hostings - len(pairs), len(names) * PLATFORMS))
             if names[i // PLATFORMS] != target_name
         ]
         for start in range(0, len(pairs), BATCH):
