@@ -218,6 +218,8 @@ async def test_a_generated_client_sends_every_event_type(
                     assert r.status_code == 200, r.text
                 example = _published_example(name)
                 names[example["data"]["decision_id"]] = decision_id
+                # The example's time is fixed; a confirmation may not predate its decision.
+                names[example["data"]["executed_at"]] = datetime.now(UTC).isoformat()
             body = getattr(models, name).from_dict(_localise(_published_example(name), names))
             response = await receive.asyncio_detailed(
                 platform.slug,
