@@ -90,14 +90,14 @@ async def impact_of_scope(
         )
     return with_digest(
         Impact(
-        model_id=model_id,
-        model=model,
-        include_derivatives=include_derivatives,
-        platforms=platforms,
-        derivatives=derivatives,
-        notify=[p.platform for p in platforms],
-        hostings=len(rows),
-        downloads=sum(p.downloads for p in platforms),
+            model_id=model_id,
+            model=model,
+            include_derivatives=include_derivatives,
+            platforms=platforms,
+            derivatives=derivatives,
+            notify=[p.platform for p in platforms],
+            hostings=len(rows),
+            downloads=sum(p.downloads for p in platforms),
         )
     )
 

@@ -18,12 +18,12 @@ from service.schemas.common import ModelName, PlatformSlug
 from service.schemas.policies import Action
 
 __all__ = [
+    "ApprovalIn",
     "Decision",
     "DecisionIn",
     "DecisionPage",
     "DecisionStatus",
     "DerivativeModel",
-    "ApprovalIn",
     "Impact",
     "ImpactHosting",
     "Outcome",
