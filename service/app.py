@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 import httpx
 from litestar import Litestar, Router
@@ -50,7 +52,7 @@ from service.api.webhooks import WebhookController
 from service.console import app_http_error, console_router, template_config
 from service.lifespan import lifespan, process_state
 from service.metrics import DEFAULT_PROBES, describe_rate_limits
-from service.middleware import HygieneMiddleware, RequestContextMiddleware
+from service.middleware import ClockSkewMiddleware, HygieneMiddleware, RequestContextMiddleware
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -170,7 +172,12 @@ def create_app(
     # Outside Litestar's exception handling, so it sees every status actually sent.
     # Inside it, the input limits and protective headers: their answers are counted too.
     app.asgi_handler = RequestContextMiddleware(
-        HygieneMiddleware(app.asgi_handler, max_body_bytes=settings.max_body_bytes)
+        HygieneMiddleware(
+            ClockSkewMiddleware(
+                app.asgi_handler, skew=timedelta(seconds=settings.clock_skew_seconds)
+            ),
+            max_body_bytes=settings.max_body_bytes,
+        )
     )
     # The event and notice schemas join the document Litestar builds (built once, here,
     # and served as built).

@@ -13,11 +13,13 @@ import logging
 import re
 import secrets
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from litestar.enums import ScopeType
 
+from service.domain.times import allow_clock_skew
 from service.logs import request_id
 from service.metrics import HTTP_IN_FLIGHT, observe_request
 
@@ -31,6 +33,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "REQUEST_ID_HEADER",
     "UNMATCHED",
+    "ClockSkewMiddleware",
     "HygieneMiddleware",
     "RequestContextMiddleware",
     "accept_request_id",
@@ -221,6 +224,18 @@ async def _answer_problem(send: Send, scope: Scope, status: int, title: str, det
 
 _SLUGS = {400: "bad-request", 431: "request-header-fields-too-large"}
 _problem_encoder = msgspec.json.Encoder()
+
+
+class ClockSkewMiddleware:
+    """Every request judges the times its caller supplies with the configured clock skew."""
+
+    def __init__(self, app: ASGIApp, *, skew: timedelta) -> None:
+        self.app = app
+        self.skew = skew
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with allow_clock_skew(self.skew):
+            await self.app(scope, receive, send)
 
 
 class HygieneMiddleware:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -72,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     webhook_burst: int = 1000
     #: How far a delivery's signed timestamp may be from now, either way, in seconds.
     webhook_tolerance_seconds: int = 300
+    #: How far ahead of the registry's clock a time a caller supplies (``at``, ``aware_at``,
+    #: ``occurred_at``, ``executed_at``, ...) may be, in seconds, before it is refused (422).
+    clock_skew_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 300.0
     #: Seconds a process may reuse a platform's active signing secrets before re-reading
     #: them; a secret retired by another process stops verifying within this time.
     webhook_secret_cache_seconds: float = 1.0

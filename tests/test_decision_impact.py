@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture, register_model
+from tests.helpers.notices import admin_headers
 
 
 async def _host(
@@ -122,3 +123,79 @@ async def test_impact_refuses_bad_drafts_and_other_roles(
         "/v1/decommissions/00000000-0000-0000-0000-000000000000/impact", headers=admin
     )
     assert r.status_code == 404, r.text
+
+
+async def test_an_approval_quoting_the_impact_it_was_shown(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """A second admin reviews the impact, the reach grows before they approve: the
+    approval quoting what they were shown is refused; quoting the new impact it passes,
+    and the approval's ledger event records the digest approved."""
+
+    second = await admin_headers(pool)
+    model = f"acme/quoted-{uniq}"
+    await register_model(client, admin, model)
+    await _host(client, admin, model, platform, 10)
+    draft = {"model": model, "action": "recall", "reason": "leaks"}
+    r = await client.post("/v1/decommissions", json=draft, headers=admin)
+    assert r.status_code == 201, r.text
+    decision_id = r.json()["id"]
+    # The preview of a draft and the proposal's impact carry the same digest.
+    shown = (await client.get(f"/v1/decommissions/{decision_id}/impact", headers=second)).json()
+    preview = (await client.post("/v1/decommissions/impact", json=draft, headers=admin)).json()
+    assert shown["digest"].startswith("sha256:")
+    assert preview["digest"] == shown["digest"]
+
+    # The reach grows: the model is hosted on a second platform.
+    await _host(client, admin, model, other_platform, 5000)
+    approve = f"/v1/decommissions/{decision_id}/approve"
+    r = await client.post(approve, json={"impact_digest": shown["digest"]}, headers=second)
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    now = (await client.get(f"/v1/decommissions/{decision_id}/impact", headers=second)).json()
+    assert now["digest"] != shown["digest"]
+    assert shown["digest"] in r.json()["detail"]
+    assert now["digest"] in r.json()["detail"]
+    r = await client.get(f"/v1/decommissions/{decision_id}", headers=admin)
+    assert r.json()["status"] == "proposed"
+
+    for bad in ({"impact_digest": "md5:abc"}, {"impact": now["digest"]}):
+        r = await client.post(approve, json=bad, headers=second)
+        assert r.status_code in (400, 422), r.text
+    r = await client.post(approve, json={"impact_digest": now["digest"]}, headers=second)
+    assert r.status_code == 200, r.text
+    r = await client.get(
+        "/v1/events",
+        params={"subject_id": decision_id, "kind": "decommission.approved"},
+        headers=admin,
+    )
+    [approved] = r.json()["items"]
+    assert approved["payload"]["impact_digest"] == now["digest"]
+    assert approved["payload"]["impact_quoted"] is True
+
+
+async def test_an_approval_without_a_quote_still_works(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, admin: dict[str, str], uniq: str
+) -> None:
+
+    second = await admin_headers(pool)
+    model = f"acme/unquoted-{uniq}"
+    await register_model(client, admin, model)
+    r = await client.post(
+        "/v1/decommissions", json={"model": model, "action": "recall", "reason": "x"}, headers=admin
+    )
+    decision_id = r.json()["id"]
+    r = await client.post(f"/v1/decommissions/{decision_id}/approve", headers=second)
+    assert r.status_code == 200, r.text
+    r = await client.get(
+        "/v1/events",
+        params={"subject_id": decision_id, "kind": "decommission.approved"},
+        headers=admin,
+    )
+    [approved] = r.json()["items"]
+    assert approved["payload"]["impact_quoted"] is False

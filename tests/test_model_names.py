@@ -4,9 +4,12 @@ lookups), shown as first spelled."""
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture, register_model
+from tests.helpers.adapters import gh_repository, gh_send
+from tests.test_audits import audit_body, grant, new_auditor
 from tests.helpers.webhooks import deliver, event, hosted, new_secret
 
 
@@ -109,3 +112,38 @@ async def test_one_model_whatever_the_case(
     assert r.status_code == 201, r.text
     assert (r.json()["model_id"], r.json()["model"]) == (model_id, first)
     assert len(r.json()["targets"]) == 2
+
+
+async def test_the_github_adapter_and_audits_name_one_model_whatever_the_case(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    first = f"Acme/Forge-{uniq}"
+    model = await register_model(client, admin, first)
+    model_id = str(model["id"])
+    secret = await new_secret(client, admin, platform.slug)
+
+    # GitHub: created under a lower-case name, then archived under an upper-case one.
+    created = {"action": "created", "repository": gh_repository(first.lower())}
+    r = await gh_send(client, platform.slug, secret, "repository", created)
+    assert r.status_code == 202, r.text
+    archived = {"action": "archived", "repository": gh_repository(first.upper(), archived=True)}
+    r = await gh_send(client, platform.slug, secret, "repository", archived)
+    assert r.status_code == 202, r.text
+    r = await client.get("/v1/hostings", params={"model_id": model_id}, headers=admin)
+    mine = [h for h in r.json()["items"] if h["platform"] == platform.slug]
+    assert [(h["model"], h["status"]) for h in mine] == [(first, "restricted")]
+    r = await client.get("/v1/models", params={"prefix": first.lower()}, headers=admin)
+    assert [m["id"] for m in r.json()["items"]] == [model_id]
+
+    # An auditor granted the model in one case audits it named in another.
+    auditor = await new_auditor(pool)
+    await grant(client, admin, auditor, first.swapcase(), ["weights"])
+    r = await client.post("/v1/audits", json=audit_body(first.upper()), headers=auditor.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["model_ids"] == [model_id]
+    r = await client.get("/v1/audits", params={"model_id": model_id}, headers=admin)
+    assert len(r.json()["items"]) == 1

@@ -349,7 +349,8 @@ async def test_unlisted_models_match_as_duplicates(
     public: httpx.AsyncClient, client: httpx.AsyncClient, admin: dict[str, str], uniq: str
 ) -> None:
     first = await submit(public, report(f"nobody/dup-{uniq}"))
-    second = await submit(public, report(f"nobody/dup-{uniq}"))
+    # Model names are case-insensitive, unknown ones too.
+    second = await submit(public, report(f"Nobody/DUP-{uniq}"))
     await submit(public, report(f"nobody/else-{uniq}"))
     r = await client.get(
         "/v1/incidents", params={"channel": "public", "limit": "200"}, headers=admin

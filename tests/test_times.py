@@ -10,10 +10,15 @@ from typing import Any, cast
 
 import asyncpg
 import httpx
+import msgspec
+import pytest
+from litestar import Litestar
 
+from service.app import create_app
 from service.domain.keys import create_key
 from service.domain.times import CLOCK_SKEW
 from service.schemas.keys import ApiKeyIn
+from service.settings import Settings, load_settings
 from tests.conftest import PlatformFixture, bearer, register_model
 from tests.helpers.notices import admin_headers, decide, host
 from tests.helpers.webhooks import deliver, event, hosted, new_secret
@@ -222,3 +227,48 @@ async def test_audit_steps_are_not_in_the_future_and_complete_after_the_start(
         _refused(r, "completed_at", words)
     r = await client.post(url, json={"outcome": "pass", "summary": "ok"}, headers=auditor)
     assert r.status_code == 200, r.text
+
+
+async def test_the_clock_skew_is_a_setting_on_every_path(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """REGISTRY_CLOCK_SKEW_SECONDS decides how far ahead a supplied time may be: with 30 s,
+    a time two minutes ahead is refused on REST, the public channel and a signed webhook;
+    with an hour, ten minutes ahead is accepted."""
+    tight = create_app(msgspec.structs.replace(settings, clock_skew_seconds=30.0), pool=pool)
+    loose = create_app(msgspec.structs.replace(settings, clock_skew_seconds=3600.0), pool=pool)
+    name = f"acme/times-skew-{uniq}"
+    async with _client(tight) as c:
+        await register_model(c, admin, name)
+        await host(c, admin, name, platform)
+        secret = await new_secret(c, admin, platform.slug)
+        ahead = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+        r = await c.post("/v1/incidents", json=_incident(name, aware_at=ahead), headers=admin)
+        _refused(r, "aware_at", "allowed clock skew of 30 s")
+        r = await c.post("/v1/reports", json=_incident(name, occurred_at=ahead))
+        _refused(r, "occurred_at", "allowed clock skew of 30 s")
+        body = event("incident.reported", _incident(name, aware_at=ahead))
+        _refused(await deliver(c, platform.slug, secret, body), "aware_at", "30 s")
+    async with _client(loose) as c:
+        ahead = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+        r = await c.post("/v1/incidents", json=_incident(name, aware_at=ahead), headers=admin)
+        assert r.status_code == 201, r.text
+        body = event("incident.reported", _incident(name, occurred_at=ahead, aware_at=ahead))
+        r = await deliver(c, platform.slug, secret, body)
+        assert r.status_code in (200, 202), r.text
+
+
+def test_the_clock_skew_setting_is_bounded() -> None:
+    assert load_settings({"REGISTRY_CLOCK_SKEW_SECONDS": "90"}).clock_skew_seconds == 90.0
+    for bad in ("-1", "7200", "soon"):
+        with pytest.raises(msgspec.ValidationError):
+            load_settings({"REGISTRY_CLOCK_SKEW_SECONDS": bad})
+
+
+def _client(app: Litestar) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=cast("Any", app))
+    return httpx.AsyncClient(transport=transport, base_url="http://registry.test")

@@ -143,6 +143,12 @@ async def test_a_rename_onto_a_name_in_use_or_of_an_unknown_hosting_writes_nothi
     r = await deliver(client, platform.slug, secret, onto_b)
     assert r.status_code == 409, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+    # Hosting names are case-insensitive on a platform, as model names are.
+    onto_b_upper = event(
+        "model.renamed", {"model": a, "name": b.upper(), "url": "https://hub.example/x"}
+    )
+    r = await deliver(client, platform.slug, secret, onto_b_upper)
+    assert r.status_code == 409, r.text
     unknown = event(
         "model.renamed",
         {"model": f"org-{uniq}/zz", "name": f"org-{uniq}/yy", "url": "https://hub.example/y"},

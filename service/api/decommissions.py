@@ -18,6 +18,7 @@ from service.domain import decommission_impact as reach
 from service.domain import decommission_targets as targets
 from service.domain import decommissions as domain
 from service.schemas.decommissions import (
+    ApprovalIn,
     Decision,
     DecisionIn,
     DecisionPage,
@@ -158,14 +159,28 @@ class DecommissionController(Controller):
             "proposer created (directly or through principals it created) and for a "
             "principal created after the proposal, since the decision's state allows "
             "approval but this caller may not give it. A decision that is not proposed "
-            "gets 409."
+            "gets 409. The body is optional: `impact_digest` quotes the `digest` of the "
+            "impact the approver reviewed, and the approval is then refused with 409 if "
+            "the decision's reach has changed since (new hostings, derivatives or "
+            "platforms). The approval's ledger event records the digest approved."
         ),
         guards=[allow(*ADMIN)],
         status_code=200,
-        responses=problem_responses(400, 401, 403, 404, 409),
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
     )
-    async def approve(self, decision_id: FromPath[UUID], db: Db, principal: Caller) -> Decision:
-        return await domain.approve_decision(db, decision_id=decision_id, actor_id=principal.id)
+    async def approve(
+        self,
+        decision_id: FromPath[UUID],
+        db: Db,
+        principal: Caller,
+        data: JSONBody[ApprovalIn | None] = None,
+    ) -> Decision:
+        return await domain.approve_decision(
+            db,
+            decision_id=decision_id,
+            actor_id=principal.id,
+            impact_digest=None if data is None else data.impact_digest,
+        )
 
     @post(
         "/{decision_id:uuid}/notify",

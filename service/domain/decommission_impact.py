@@ -5,9 +5,11 @@ decision or a draft; reading it writes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from service.db.queries import decommissions as q
 from service.db.queries import models as models_q
@@ -23,7 +25,13 @@ from service.schemas.decommissions import (
     PlatformImpact,
 )
 
-__all__ = ["impact_of", "impact_of_scope", "preview_impact", "resolve_platforms"]
+__all__ = [
+    "impact_of",
+    "impact_of_scope",
+    "preview_impact",
+    "resolve_platforms",
+    "with_digest",
+]
 
 
 async def resolve_platforms(conn: asyncpg.Connection, slugs: list[str] | None) -> list[UUID] | None:
@@ -80,16 +88,24 @@ async def impact_of_scope(
         derivatives.setdefault(r["derivation"] or "unspecified", []).append(
             DerivativeModel(model_id=r["model_id"], model=r["model"], base_model=r["base_model"])
         )
-    return Impact(
-        model_id=model_id,
-        model=model,
-        include_derivatives=include_derivatives,
-        platforms=platforms,
-        derivatives=derivatives,
-        notify=[p.platform for p in platforms],
-        hostings=len(rows),
-        downloads=sum(p.downloads for p in platforms),
+    return with_digest(
+        Impact(
+            model_id=model_id,
+            model=model,
+            include_derivatives=include_derivatives,
+            platforms=platforms,
+            derivatives=derivatives,
+            notify=[p.platform for p in platforms],
+            hostings=len(rows),
+            downloads=sum(p.downloads for p in platforms),
+        )
     )
+
+
+def with_digest(impact: Impact) -> Impact:
+    """``impact`` with its ``digest``: sha256 of its other fields as JSON, keys sorted."""
+    body = msgspec.json.encode(msgspec.structs.replace(impact, digest=""), order="sorted")
+    return msgspec.structs.replace(impact, digest="sha256:" + hashlib.sha256(body).hexdigest())
 
 
 async def impact_of(conn: asyncpg.Connection, decision: Decision) -> Impact:

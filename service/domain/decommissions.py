@@ -266,12 +266,26 @@ def _check_move(decision: Decision, to: str) -> None:
 
 
 async def approve_decision(
-    conn: asyncpg.Connection, *, decision_id: UUID, actor_id: UUID
+    conn: asyncpg.Connection,
+    *,
+    decision_id: UUID,
+    actor_id: UUID,
+    impact_digest: str | None = None,
 ) -> Decision:
-    """Approve a proposal: only a second person may (see the module's docstring)."""
+    """Approve a proposal: only a second person may (see the module's docstring). An
+    approval quoting the digest of the impact it was shown is refused if the reach has
+    changed since; the approval's event records the digest approved and whether it was
+    quoted."""
     before = await get_decision(conn, decision_id=decision_id, for_update=True)
     _check_move(before, "approved")
     await _check_second_person(conn, before, actor_id)
+    impact = await impact_of(conn, before)
+    if impact_digest is not None and impact_digest != impact.digest:
+        raise Conflict(
+            f"the decision's impact has changed since it was shown: the approval quotes"
+            f" {impact_digest}, the impact is now {impact.digest}; review"
+            f" GET /v1/decommissions/{decision_id}/impact and approve again"
+        )
     await q.update_status(
         conn,
         decision_id=decision_id,
@@ -282,7 +296,12 @@ async def approve_decision(
     await add_targets(conn, decision_id=decision_id, late=False)
     after = await get_decision(conn, decision_id=decision_id)
     await record_decision_event(
-        conn, after, kind="decommission.approved", actor_id=actor_id, before=before
+        conn,
+        after,
+        kind="decommission.approved",
+        actor_id=actor_id,
+        before=before,
+        extra={"impact_digest": impact.digest, "impact_quoted": impact_digest is not None},
     )
     return after
 

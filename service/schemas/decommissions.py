@@ -18,6 +18,7 @@ from service.schemas.common import ModelName, PlatformSlug
 from service.schemas.policies import Action
 
 __all__ = [
+    "ApprovalIn",
     "Decision",
     "DecisionIn",
     "DecisionPage",
@@ -82,6 +83,15 @@ class DecisionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class WithdrawIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reason: Reason
+
+
+class ApprovalIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An approval, optionally quoting the impact its approver was shown."""
+
+    #: The ``digest`` of the impact the approver reviewed (``GET .../impact``). When given,
+    #: the approval is refused (409) if the decision's reach has changed since, so nobody
+    #: approves a recall larger than the one they saw.
+    impact_digest: Annotated[str, msgspec.Meta(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
@@ -204,3 +214,6 @@ class Impact(msgspec.Struct, frozen=True, kw_only=True):
     hostings: int
     #: The current downloads of the hostings in scope (counts not reported are left out).
     downloads: int
+    #: ``sha256:`` of the impact's other fields, as JSON with sorted keys: quote it when
+    #: approving to be sure the decision still reaches what was reviewed.
+    digest: str = ""

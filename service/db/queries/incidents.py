@@ -195,8 +195,10 @@ WHERE i.id <> $1 AND i.category = $2
   AND i.reported_at BETWEEN $3 AND $4
   AND (EXISTS (SELECT 1 FROM incident_models a JOIN incident_models b ON b.model_id = a.model_id
                WHERE a.incident_id = i.id AND b.incident_id = $1)
-       -- Public reports may name models the registry does not know: match those by name.
-       OR i.unlisted_models && $6::text[])
+       -- Public reports may name models the registry does not know: match those by name,
+       -- whatever the case (model names are case-insensitive).
+       OR EXISTS (SELECT 1 FROM unnest(i.unlisted_models) u
+                  WHERE lower(u) IN (SELECT lower(x) FROM unnest($6::text[]) x)))
 ORDER BY i.reported_at, i.id
 LIMIT $5
 """
