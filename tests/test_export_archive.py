@@ -24,7 +24,11 @@ def bundle_signer(tmp_path: Path) -> Signer:
 async def _queue(client: httpx.AsyncClient, headers: dict[str, str], platform: str) -> str:
     r = await client.post(
         "/v1/exports",
-        json={"datasets": ["models", "hostings", "events"], "format": "jsonl", "platform": platform},
+        json={
+            "datasets": ["models", "hostings", "events"],
+            "format": "jsonl",
+            "platform": platform,
+        },
         headers=headers,
     )
     assert r.status_code == 202, r.text

@@ -20,10 +20,10 @@ from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.domain import export_jobs as jobs
-from service.domain.export_archive import archive_name, archive_size, stream_archive
 from service.domain import exports as domain
 from service.domain.csaf import decision_advisory
 from service.domain.decommissions import get_decision
+from service.domain.export_archive import archive_name, archive_size, stream_archive
 from service.errors import Conflict, NotAcceptable
 from service.schemas.events import Stage
 from service.schemas.exports import Dataset, ExportFormat, ExportJob, ExportJobIn

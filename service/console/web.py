@@ -195,6 +195,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
+        ("/console/exports", "Exports"),
     ],
     "platform": [
         ("/console/platform", "My platform"),
@@ -214,6 +215,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
+        ("/console/exports", "Exports"),
     ],
 }
 
