@@ -12,6 +12,7 @@ from litestar.static_files import create_static_files_router
 
 from service.console.catalogue import CatalogueController
 from service.console.dashboard import DashboardController
+from service.console.decisions import DecisionPageController
 from service.console.exports import ExportPageController
 from service.console.incident import IncidentPageController
 from service.console.ledger import LedgerPageController
@@ -45,6 +46,7 @@ def console_router() -> Router:
             CatalogueController,
             PlatformViewController,
             ExportPageController,
+            DecisionPageController,
             create_static_files_router(
                 path="/console/static",
                 directories=[HERE / "static"],

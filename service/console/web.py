@@ -192,6 +192,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
     "admin": [
         ("/console/incidents", "Triage queue"),
         ("/console/compliance", "Compliance"),
+        ("/console/decisions", "Decisions"),
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
