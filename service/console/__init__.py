@@ -10,6 +10,7 @@ from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
+from service.console.audits import AuditPageController
 from service.console.catalogue import CatalogueController
 from service.console.dashboard import DashboardController
 from service.console.decisions import DecisionPageController
@@ -47,6 +48,7 @@ def console_router() -> Router:
             PlatformViewController,
             ExportPageController,
             DecisionPageController,
+            AuditPageController,
             create_static_files_router(
                 path="/console/static",
                 directories=[HERE / "static"],

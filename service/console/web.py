@@ -197,6 +197,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
         ("/console/exports", "Exports"),
+        ("/console/audits", "Audits"),
     ],
     "platform": [
         ("/console/platform", "My platform"),
@@ -205,6 +206,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/hostings", "Hostings"),
     ],
     "auditor": [
+        ("/console/audits", "Audits"),
         ("/console/incidents", "Incidents"),
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
@@ -217,6 +219,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
         ("/console/exports", "Exports"),
+        ("/console/audits", "Audits"),
     ],
 }
 
