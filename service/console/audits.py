@@ -33,10 +33,11 @@ from service.schemas.audits import (
     EvaluationIn,
     FindingIn,
 )
+from service.schemas.keys import Role
 
 __all__ = ["AuditPageController"]
 
-READERS = ("admin", "auditor", "regulator")
+READERS: tuple[Role, ...] = ("admin", "auditor", "regulator")
 METHODS = ("red_team", "benchmark_evaluation", "documentation_review", "safety_testing_review")
 COMPONENTS = ("weights", "code", "data", "documentation")
 SEVERITIES = ("low", "medium", "high", "critical")

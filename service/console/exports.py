@@ -31,10 +31,11 @@ from service.domain.export_archive import archive_folder, archive_name
 from service.domain.exports import redacts_for
 from service.errors import InvalidInput
 from service.schemas.exports import ExportJob, ExportJobIn
+from service.schemas.keys import Role
 
 __all__ = ["ExportPageController"]
 
-ROLES = ("admin", "regulator")
+ROLES: tuple[Role, ...] = ("admin", "regulator")
 DATASETS = ("events", "models", "hostings", "incidents", "audits", "decisions")
 STAGES = ("prevent", "detect", "respond")
 
