@@ -108,7 +108,8 @@ async def test_propose_with_preview_four_eyes_notify_and_confirmations(
     assert await hub_rows.get_attribute("class") is None
     forge_rows = tab.page.locator(f'table[data-platform="{forge.slug}"] tbody tr')
     assert await forge_rows.get_attribute("class") == "overdue"
-    assert forge.slug in await tab.page.locator("#overdue-alert").inner_text()
+    alert = await tab.page.locator("#overdue-alert").inner_text()
+    assert f"{forge.slug} (overdue by " in alert
     assert hub.slug not in await tab.page.locator("#overdue-alert").inner_text()
     await tab.check("decision")
     await tab.goto("/console/decisions")
