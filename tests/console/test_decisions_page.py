@@ -44,6 +44,7 @@ async def test_propose_with_preview_four_eyes_notify_and_confirmations(
     await tab.page.wait_for_load_state()
     # The form offers no way to propose before the impact is shown.
     assert await tab.page.get_by_role("button", name="Propose this decision").count() == 0
+    await tab.check("decision-new")
     await tab.page.get_by_label("Model", exact=True).fill(model)
     await tab.page.get_by_label("Action").select_option("recall")
     await tab.page.get_by_label("Reason", exact=True).fill("leaks personal data")
