@@ -14,11 +14,14 @@ from service.domain.bundles import verify_bundle
 from service.domain.checkpoints import Signer, load_or_create_signer
 from service.domain.export_jobs import run_next_job
 from tests.conftest import PlatformFixture, bearer, make_key, register_model
+from tests.helpers.ledger import ORIGIN, seal_all, write_test_key
 
 
 @pytest.fixture
 def bundle_signer(tmp_path: Path) -> Signer:
-    return load_or_create_signer(tmp_path / "signing.pem", name="registry.test/ledger")
+    """The run's fixed test key: the one the console's live service signs with, so a job
+    its export worker claims first verifies alike."""
+    return load_or_create_signer(write_test_key(tmp_path / "signing.pem"), name=ORIGIN)
 
 
 async def _queue(client: httpx.AsyncClient, headers: dict[str, str], platform: str) -> str:
@@ -53,6 +56,8 @@ async def test_the_archive_holds_the_bundle_byte_for_byte_and_verifies(
         headers=platform.headers,
     )
     assert r.status_code == 201, r.text
+    # The bundle names the newest checkpoint: one signed by the key it is checked with.
+    await seal_all(pool, bundle_signer)
     job_id = await _queue(client, regulator, platform.slug)
 
     # Before the job is done there is no archive: 409, as for single files.

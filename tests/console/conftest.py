@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
 from tests.conftest import REPO_ROOT
-from tests.helpers.ledger import write_test_key
+from tests.helpers.ledger import ORIGIN, write_test_key
 from tests.live_service import LiveService
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -75,7 +75,9 @@ async def live(
     and its export worker signs bundles with a key the tests can check them against."""
     here = tmp_path_factory.mktemp("console-live")
     key = write_test_key(here / "checkpoint.pem")
-    async with LiveService(database_url, here, REGISTRY_SIGNING_KEY_FILE=str(key)) as service:
+    async with LiveService(
+        database_url, here, REGISTRY_SIGNING_KEY_FILE=str(key), REGISTRY_CHECKPOINT_ORIGIN=ORIGIN
+    ) as service:
         yield service
 
 

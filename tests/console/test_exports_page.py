@@ -16,8 +16,10 @@ import httpx
 import pytest
 
 from service.domain.bundles import verify_bundle
+from service.domain.checkpoints import load_or_create_signer
 from tests.conftest import REPO_ROOT, make_key, make_platform, register_model
 from tests.console.conftest import Browsing
+from tests.helpers.ledger import ORIGIN, seal_all, write_test_key
 from tests.live_service import LiveService
 
 VERIFY_EXPORT = [sys.executable, "-m", "service", "verify-export"]
@@ -65,6 +67,9 @@ async def test_a_regulator_starts_follows_downloads_and_verifies_a_bundle(
     )
     assert r.status_code == 201, r.text
 
+    # The bundle names the newest checkpoint: one signed by the run's key, as the live
+    # service's bundles are.
+    await seal_all(pool, load_or_create_signer(write_test_key(tmp_path / "k.pem"), name=ORIGIN))
     await tab.sign_in(await make_key(pool, "regulator"))
     assert await tab.goto("/console/exports") == 200
     assert "Exports" in await tab.page.locator("header nav").inner_text()
