@@ -53,7 +53,12 @@ class LiveService:
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
         )
-        await self.wait_ready()
+        try:
+            await self.wait_ready()
+        except BaseException:
+            # A server that did not come up must not outlive the test that started it.
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(

@@ -23,11 +23,12 @@ from service.domain import export_jobs as jobs
 from service.domain import exports as domain
 from service.domain.csaf import decision_advisory
 from service.domain.decommissions import get_decision
-from service.errors import NotAcceptable
+from service.domain.export_archive import archive_name, archive_size, stream_archive
+from service.errors import Conflict, NotAcceptable
 from service.schemas.events import Stage
 from service.schemas.exports import Dataset, ExportFormat, ExportJob, ExportJobIn
 
-__all__ = ["ExportController"]
+__all__ = ["ExportController", "archive_response"]
 
 Format = ExportFormat
 
@@ -193,6 +194,33 @@ class ExportController(Controller):
         )
 
     @get(
+        "/jobs/{job_id:uuid}/archive",
+        operation_id="getExportArchive",
+        summary="A finished export bundle as one tar archive: files, manifest and signature",
+        description=(
+            "A POSIX tar of the bundle's files in a folder `export-<job id>/`: the data "
+            "files, `manifest.json` and `manifest.sig`, byte for byte as the single-file "
+            "downloads serve them, streamed in bounded memory. Unpack it with `tar -xf` and "
+            "check it offline with `risk-registry verify-export export-<job id> --key KEY`. "
+            "409 until the job is done."
+        ),
+        responses={
+            200: ResponseSpec(
+                data_container=str,
+                description="The tar archive.",
+                media_type="application/x-tar",
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 403, 404, 409),
+        },
+    )
+    async def read_archive(
+        self, job_id: FromPath[UUID], db: Db, principal: Caller, state: State
+    ) -> Stream:
+        job = await jobs.get_job(db, job_id=job_id, visible_to=principal)
+        return archive_response(job, state)
+
+    @get(
         "/csaf/decisions/{decision_id:uuid}",
         operation_id="getDecisionAdvisory",
         summary="A decommissioning decision as a CSAF 2.0 security advisory",
@@ -214,3 +242,18 @@ class ExportController(Controller):
             publisher_name=settings.csaf_publisher_name,
             publisher_namespace=settings.csaf_publisher_namespace,
         )
+
+
+def archive_response(job: ExportJob, state: State) -> Stream:
+    """The tar of a done job (409 before), for the API and the console alike."""
+    if job.status != "done":
+        raise Conflict(f"the export job is {job.status}; its archive exists once it is done")
+    return Stream(
+        stream_archive(state.pool, job=job, acquire_timeout=state.acquire_timeout),
+        media_type="application/x-tar",
+        headers={
+            "Content-Disposition": f'attachment; filename="{archive_name(job)}"',
+            "Content-Length": str(archive_size(job)),
+            "Cache-Control": "no-store",
+        },
+    )

@@ -10,8 +10,11 @@ from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
+from service.console.audits import AuditPageController
 from service.console.catalogue import CatalogueController
 from service.console.dashboard import DashboardController
+from service.console.decisions import DecisionPageController
+from service.console.exports import ExportPageController
 from service.console.incident import IncidentPageController
 from service.console.ledger import LedgerPageController
 from service.console.platform_view import PlatformViewController
@@ -43,6 +46,9 @@ def console_router() -> Router:
             IncidentPageController,
             CatalogueController,
             PlatformViewController,
+            ExportPageController,
+            DecisionPageController,
+            AuditPageController,
             create_static_files_router(
                 path="/console/static",
                 directories=[HERE / "static"],

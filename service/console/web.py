@@ -192,9 +192,12 @@ NAV: dict[str, list[tuple[str, str]]] = {
     "admin": [
         ("/console/incidents", "Triage queue"),
         ("/console/compliance", "Compliance"),
+        ("/console/decisions", "Decisions"),
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
+        ("/console/exports", "Exports"),
+        ("/console/audits", "Audits"),
     ],
     "platform": [
         ("/console/platform", "My platform"),
@@ -203,6 +206,7 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/hostings", "Hostings"),
     ],
     "auditor": [
+        ("/console/audits", "Audits"),
         ("/console/incidents", "Incidents"),
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
@@ -214,6 +218,8 @@ NAV: dict[str, list[tuple[str, str]]] = {
         ("/console/models", "Models"),
         ("/console/hostings", "Hostings"),
         ("/console/platforms", "Platforms"),
+        ("/console/exports", "Exports"),
+        ("/console/audits", "Audits"),
     ],
 }
 

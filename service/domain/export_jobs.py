@@ -32,6 +32,7 @@ from service.schemas.keys import Principal
 __all__ = [
     "create_job",
     "get_job",
+    "list_jobs",
     "run_export_worker",
     "run_next_job",
     "stream_file",
@@ -120,6 +121,15 @@ async def get_job(
         raise NotFound(f"no export job {job_id}")
     files = await q.select_files(conn, job_id=job_id) if row["status"] == "done" else []
     return _job(row, files)
+
+
+async def list_jobs(
+    conn: asyncpg.Connection, *, visible_to: Principal, limit: int
+) -> list[ExportJob]:
+    """The newest jobs the caller may read (an admin: everyone's), without their files."""
+    requested_by = None if visible_to.role == "admin" else visible_to.id
+    rows = await q.select_recent_jobs(conn, requested_by=requested_by, limit=limit)
+    return [_job(row, []) for row in rows]
 
 
 def _sees_job(caller: Principal | None, *, requested_by: UUID) -> bool:

@@ -23,6 +23,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
 from tests.conftest import REPO_ROOT
+from tests.helpers.ledger import ORIGIN, write_test_key
 from tests.live_service import LiveService
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -68,8 +69,15 @@ async def browser() -> AsyncIterator[Browser]:
 async def live(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LiveService]:
-    """One live service for the console's browser tests (the API seeds it in process)."""
-    async with LiveService(database_url, tmp_path_factory.mktemp("console-live")) as service:
+    """One live service for the console's browser tests (the API seeds it in process).
+
+    It holds the run's checkpoint key from the start, so it publishes the verifier key
+    and its export worker signs bundles with a key the tests can check them against."""
+    here = tmp_path_factory.mktemp("console-live")
+    key = write_test_key(here / "checkpoint.pem")
+    async with LiveService(
+        database_url, here, REGISTRY_SIGNING_KEY_FILE=str(key), REGISTRY_CHECKPOINT_ORIGIN=ORIGIN
+    ) as service:
         yield service
 
 

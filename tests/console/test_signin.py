@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any, cast
 
@@ -151,7 +152,7 @@ async def test_every_console_form_checks_its_token(app: Litestar, pool: asyncpg.
         await client.get("/report")
         client.cookies.set("rr_console", opened.cookie)
         for path in posts:
-            concrete = path.replace("{incident_id:uuid}", "00000000-0000-0000-0000-000000000000")
+            concrete = re.sub(r"\{\w+:uuid\}", "00000000-0000-0000-0000-000000000000", path)
             r = await client.post(concrete, data={"anything": "x"})
             assert r.status_code == 403, (path, r.status_code, r.text)
     # Still signed in: the forged sign-out did nothing.

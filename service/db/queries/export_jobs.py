@@ -17,6 +17,7 @@ __all__ = [
     "select_file_chunk",
     "select_files",
     "select_job",
+    "select_recent_jobs",
 ]
 
 JOB_COLUMNS = """
@@ -31,6 +32,14 @@ RETURNING {JOB_COLUMNS}
 """
 
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM export_jobs WHERE id = $1"
+
+# The newest jobs, of one requester or (NULL) of everyone.
+SELECT_RECENT_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM export_jobs
+WHERE $1::uuid IS NULL OR requested_by = $1
+ORDER BY created_at DESC, id DESC
+LIMIT $2
+"""
 
 # A queued job, or a running one whose worker stopped renewing its lease (it died).
 CLAIM_JOB = f"""
@@ -86,6 +95,12 @@ async def insert_job(
 
 async def select_job(conn: asyncpg.Connection, *, job_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_JOB, job_id)
+
+
+async def select_recent_jobs(
+    conn: asyncpg.Connection, *, requested_by: UUID | None, limit: int
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_RECENT_JOBS, requested_by, limit))
 
 
 async def claim_job(conn: asyncpg.Connection, *, lease_seconds: float) -> asyncpg.Record | None:
