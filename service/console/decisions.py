@@ -220,7 +220,11 @@ class DecisionPageController(Controller):
         self, decision_id: FromPath[UUID], db: Db, viewer: Viewer, form: Form
     ) -> Redirect:
         require(viewer, "admin")
-        await domain.approve_decision(db, decision_id=decision_id, actor_id=viewer.principal.id)
+        # The page quotes the impact it showed: a reach grown since is refused (409).
+        shown = str(form.get("impact_digest", "")).strip() or None
+        await domain.approve_decision(
+            db, decision_id=decision_id, actor_id=viewer.principal.id, impact_digest=shown
+        )
         return _back(decision_id)
 
     @post("/{decision_id:uuid}/notify")

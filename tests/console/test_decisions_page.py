@@ -85,6 +85,21 @@ async def test_propose_with_preview_four_eyes_notify_and_confirmations(
     # A second admin, in another browser, approves and notifies.
     await other_tab.sign_in(approver)
     await other_tab.goto(decision_path)
+    # The reach changes while the page is open (new download counts): the approval quotes
+    # the impact the page showed, so it is refused and the page must be read again.
+    r = await client.get("/v1/hostings", params={"platform": hub.slug}, headers=admin)
+    [hosting] = r.json()["items"]
+    r = await client.patch(f"/v1/hostings/{hosting['id']}", json={"downloads": 777}, headers=admin)
+    assert r.status_code == 200, r.text
+    other_tab.expected_statuses.add(409)
+    await other_tab.page.get_by_role("button", name="Approve").click()
+    await other_tab.page.wait_for_load_state()
+    assert (
+        "impact has changed since it was shown" in await other_tab.page.locator("main").inner_text()
+    )
+    await other_tab.goto(decision_path)
+    assert await other_tab.page.locator("#decision-status").inner_text() == "proposed"
+    assert "777" in await other_tab.page.locator("main").inner_text()
     await other_tab.page.get_by_role("button", name="Approve").click()
     await other_tab.page.wait_for_load_state()
     assert await other_tab.page.locator("#decision-status").inner_text() == "approved"
