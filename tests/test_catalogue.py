@@ -66,7 +66,8 @@ async def test_ndjson_sync_adds_changes_and_is_idempotent(
     assert r.status_code == 200, r.text
     s = r.json()
     assert (s["added"], s["changed"], s["removed"], s["unchanged"]) == (3, 0, 0, 0), s
-    assert s["registered"] == 4 and s["rejected"] == []  # a, b, c and b's base
+    assert s["registered"] == 4
+    assert s["rejected"] == []
     hostings = await _hostings(client, admin, platform.slug)
     assert set(hostings) == {a, b, c}
     assert (hostings[a]["revision"], hostings[a]["licence"], hostings[a]["downloads"]) == (
@@ -78,7 +79,8 @@ async def test_ndjson_sync_adds_changes_and_is_idempotent(
         "present": True,
         "url": "https://hub.example/c",
     }
-    assert hostings[c]["gated"] is True and hostings[c]["external_id"] == f"id-{uniq}"
+    assert hostings[c]["gated"] is True
+    assert hostings[c]["external_id"] == f"id-{uniq}"
     r = await client.get(f"/v1/models/{hostings[b]['model_id']}", headers=admin)
     assert (r.json()["base_model"], r.json()["derivation"]) == (base, "fine_tune")
     before = await _events(conn, platform.id)
@@ -101,7 +103,8 @@ async def test_ndjson_sync_adds_changes_and_is_idempotent(
     # The same delivery id with the same body: the first answer, marked as a duplicate.
     r1 = await push(client, platform.slug, secret, body, msg_id=f"cat-{uniq}")
     r2 = await push(client, platform.slug, secret, body, msg_id=f"cat-{uniq}")
-    assert r2.status_code == 200 and r2.json()["duplicate"] is True
+    assert r2.status_code == 200
+    assert r2.json()["duplicate"] is True
     assert r2.json()["sync_id"] == r1.json()["sync_id"]
     # ... and with another body: a conflict, nothing written.
     r3 = await push(client, platform.slug, secret, ndjson([line(a)]), msg_id=f"cat-{uniq}")
@@ -200,7 +203,8 @@ async def test_bad_lines_are_reported_and_the_rest_applied(
     s = r.json()
     assert s["added"] == 1
     assert [x["line"] for x in s["rejected"]] == [2, 3, 4, 5]
-    assert "again" in s["rejected"][2]["reason"] and "line 1" in s["rejected"][2]["reason"]
+    assert "again" in s["rejected"][2]["reason"]
+    assert "line 1" in s["rejected"][2]["reason"]
     assert ">= 0" in s["rejected"][1]["reason"]
     assert set(await _hostings(client, admin, platform.slug)) == {good}
 
@@ -273,14 +277,16 @@ async def test_cyclonedx_bom_lineage_documentation_and_licence(
     r = await push(client, platform.slug, secret, bom(components, spec=spec), media=CYCLONEDX)
     assert r.status_code == 200, r.text
     s = r.json()
-    assert s["added"] == 2 and [x["line"] for x in s["rejected"]] == [4], s
+    assert s["added"] == 2, s
+    assert [x["line"] for x in s["rejected"]] == [4], s
     hostings = await _hostings(client, admin, platform.slug)
     tuned = hostings[f"{owner}/tuned"]
     assert tuned["url"] == f"https://huggingface.co/{owner}/tuned"
     assert (tuned["revision"], tuned["licence"], tuned["downloads"]) == ("abc123", "apache-2.0", 42)
     docs = tuned["documentation"]
     assert docs["model_card"] == {"present": True, "url": "https://example.org/card"}
-    assert docs["use_guidance"]["present"] is True and docs["risk_analysis"]["present"] is False
+    assert docs["use_guidance"]["present"] is True
+    assert docs["risk_analysis"]["present"] is False
     assert hostings[f"{owner}/repo"]["url"] == f"https://github.com/{owner}/repo"
     r = await client.get(f"/v1/models/{tuned['model_id']}", headers=admin)
     assert (r.json()["base_model"], r.json()["derivation"]) == (f"{owner}/base", "adapter")
@@ -296,7 +302,8 @@ async def test_invalid_bom_is_422_naming_the_first_fault(
     bad = bom([{"type": "bogus", "name": "x"}, _component(f"pkg:huggingface/acme/x{uniq}")])
     r = await push(client, platform.slug, secret, bad, media=CYCLONEDX)
     assert r.status_code == 422, r.text
-    assert "bogus" in r.json()["detail"] and "components[0]" in r.json()["detail"]
+    assert "bogus" in r.json()["detail"]
+    assert "components[0]" in r.json()["detail"]
     r = await push(client, platform.slug, secret, bom([], spec="1.2"), media=CYCLONEDX)
     assert r.status_code == 422, r.text
     assert await _hostings(client, admin, platform.slug) == {}
