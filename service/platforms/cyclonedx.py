@@ -27,8 +27,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from service.errors import InvalidInput
@@ -38,7 +36,7 @@ __all__ = ["PROPERTY_PREFIX", "hostings", "model_of_purl"]
 
 PROPERTY_PREFIX = "registry:"
 
-_VERSIONS = {"1.6": SchemaVersion.V1_6, "1.7": SchemaVersion.V1_7}
+_VERSIONS = ("1.6", "1.7")
 _HUB_PAGES = {"huggingface": "https://huggingface.co/", "github": "https://github.com/"}
 
 
@@ -61,19 +59,25 @@ def _validate(body: bytes) -> dict[str, Any]:
         raise InvalidInput(f"the BOM is not JSON: {exc}", key="bom") from None
     if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
         raise InvalidInput("the body is not a CycloneDX BOM (bomFormat)", key="bom")
-    version = _VERSIONS.get(str(document.get("specVersion")))
-    if version is None:
+    version = str(document.get("specVersion"))
+    if version not in _VERSIONS:
         raise InvalidInput(
             f"specVersion {document.get('specVersion')!r} is not accepted: 1.6 or 1.7",
             key="bom",
         )
-    fault = JsonStrictValidator(version).validate_str(body.decode("utf-8"))
+    # Imported here: the schema machinery costs seconds of start-up that most
+    # processes never need.
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    schema = SchemaVersion.from_version(version)
+    fault = JsonStrictValidator(schema).validate_str(body.decode("utf-8"))
     if fault is not None:
         data: Any = fault.data
         where = getattr(data, "json_path", "$")
         message = getattr(data, "message", str(data))
         raise InvalidInput(
-            f"the BOM is not valid CycloneDX {version.to_version()}: {where}: {message}", key="bom"
+            f"the BOM is not valid CycloneDX {version}: {where}: {message}", key="bom"
         )
     return document
 
