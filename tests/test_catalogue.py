@@ -307,3 +307,33 @@ async def test_invalid_bom_is_422_naming_the_first_fault(
     r = await push(client, platform.slug, secret, bom([], spec="1.2"), media=CYCLONEDX)
     assert r.status_code == 422, r.text
     assert await _hostings(client, admin, platform.slug) == {}
+
+
+async def test_models_found_by_package_url(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    secret: str,
+    uniq: str,
+) -> None:
+    owner = f"Acme{uniq}"
+    r = await push(
+        client,
+        platform.slug,
+        secret,
+        bom([_component(f"pkg:huggingface/{owner}/Chat@abc")]),
+        media=CYCLONEDX,
+    )
+    assert r.status_code == 200, r.text
+    for purl in (
+        f"pkg:huggingface/{owner}/Chat",
+        f"pkg:huggingface/{owner.lower()}/chat@other",
+        f"pkg:github/{owner}/Chat",
+    ):
+        r = await client.get("/v1/models", params={"purl": purl}, headers=platform.headers)
+        assert r.status_code == 200, r.text
+        assert [m["name"] for m in r.json()["items"]] == [f"{owner}/Chat"], purl
+    r = await client.get("/v1/models", params={"purl": "not a purl"}, headers=admin)
+    assert r.status_code == 422, r.text
+    r = await client.get("/v1/models", params={"purl": "pkg:huggingface/noowner"}, headers=admin)
+    assert r.status_code == 422, r.text
