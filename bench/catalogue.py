@@ -25,13 +25,17 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import secrets
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +44,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from bench.common import REPO_ROOT, fresh_database, pg_bin, pg_server, serving, write_results
+from bench.common import REPO_ROOT, fresh_database, pg_bin, pg_server, write_results
 from service.db.pool import init_connection
 from service.domain.platforms import create_platform
 from service.domain.secrets import create_secret
@@ -91,6 +95,46 @@ def _write(path: Path, run: str, n: int, *, changed_every: int = 0) -> None:
         for i in range(n):
             revision = "r2" if changed_every and i % changed_every == 0 else "r1"
             f.write(_json.encode(_line(run, i, revision)) + b"\n")
+
+
+@contextmanager
+def _serving(url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A live ``serve`` with the sealer on, given minutes to start: on two shared cores
+    under load, start-up alone has taken longer than a minute."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REGISTRY_PORT": str(port),
+        "REGISTRY_LOG_LEVEL": "WARNING",
+        "REGISTRY_SEALER": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("serve exited before it was ready")
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve did not become ready in 300 s")
+            time.sleep(0.5)
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def _rss_kib(pid: int) -> int:
@@ -213,7 +257,7 @@ def measure(url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
     _write(first_path, run, hostings)
     _write(changed_path, run, hostings, changed_every=100)
     results: dict[str, Any] = {"hostings": hostings, "bytes": first_path.stat().st_size}
-    with serving(url, REGISTRY_SEALER="true") as (base, proc):
+    with _serving(url) as (base, proc):
         sampler = _Sampler(proc.pid)
         results["rss_idle_mib"] = round(sampler.peak / 1024, 1)
         print(f"first sync of {hostings} hostings", flush=True)
