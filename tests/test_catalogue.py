@@ -4,12 +4,17 @@ event as the matching webhook would write."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 
+from service.app import create_app
+from service.settings import Settings
 from tests.conftest import PlatformFixture, register_model
 from tests.helpers.catalogue import CYCLONEDX, NDJSON, bom, line, ndjson, push
 from tests.helpers.webhooks import deliver, hosted, new_secret, signed
@@ -337,3 +342,55 @@ async def test_models_found_by_package_url(
     assert r.status_code == 422, r.text
     r = await client.get("/v1/models", params={"purl": "pkg:huggingface/noowner"}, headers=admin)
     assert r.status_code == 422, r.text
+
+
+@pytest.fixture
+async def bounded(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with a tiny catalogue size limit and a half-second upload deadline."""
+    small = msgspec.structs.replace(
+        settings, catalogue_max_bytes=100_000, catalogue_upload_seconds=0.5
+    )
+    app = create_app(small, pool=pool)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cast("Any", app)), base_url="http://registry.test"
+    ) as c:
+        yield c
+
+
+async def test_oversize_and_slow_uploads_are_bounded(
+    client: httpx.AsyncClient,
+    bounded: httpx.AsyncClient,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    secret: str,
+    uniq: str,
+) -> None:
+    body = ndjson([line(f"acme/big-{uniq}-{n}") for n in range(2000)])
+    assert len(body) > 100_000
+    r = await push(bounded, platform.slug, secret, body)  # announced too large
+    assert r.status_code == 413, r.text
+    headers = signed(secret, body)
+    headers["content-type"] = NDJSON
+
+    async def streamed() -> AsyncIterator[bytes]:  # no content-length: counted as it comes
+        for start in range(0, len(body), 20_000):
+            yield body[start : start + 20_000]
+
+    path = f"/v1/platforms/{platform.slug}/catalogue"
+    r = await bounded.put(path, content=streamed(), headers=headers)
+    assert r.status_code == 413, r.text
+
+    # Past the first 64 KiB (which the request hygiene reads before any route), slowly.
+    small = ndjson([line(f"acme/slow-{uniq}-{n}") for n in range(1000)])
+    assert 70_000 < len(small) < 100_000
+    headers = signed(secret, small)
+    headers["content-type"] = NDJSON
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield small[:70_000]
+        await asyncio.sleep(1.5)
+        yield small[70_000:]
+
+    r = await bounded.put(path, content=slow(), headers=headers)
+    assert r.status_code == 408, r.text
+    assert await _hostings(client, admin, platform.slug) == {}
