@@ -5,17 +5,17 @@ is), with the SHA-256 of its body and the summary it was answered with, so a res
 the same delivery is answered with that summary and writes nothing. The body itself is
 not kept: a catalogue can be hundreds of megabytes, and every change it made is in the
 ledger, each event linking back to this row. Hostings are matched by their platform and
-case-folded name, which an index now serves.
+case-folded name, which 0021's unique index serves.
 
 Revision ID: 0019_catalogue
-Revises: 0014_model_names_fold
+Revises: 0021_hosting_names_fold
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0019_catalogue"
-down_revision = "0014_model_names_fold"
+down_revision = "0021_hosting_names_fold"
 branch_labels = None
 depends_on = None
 
@@ -34,12 +34,10 @@ def upgrade() -> None:
       received_at timestamptz NOT NULL DEFAULT now(),
       UNIQUE (platform_id, delivery_id)
     );
-    CREATE INDEX hostings_platform_name_folded ON hostings (platform_id, lower(name));
     """)
 
 
 def downgrade() -> None:
     run_script("""
-    DROP INDEX hostings_platform_name_folded;
     DROP TABLE catalogue_syncs;
     """)
