@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from service import __version__
 from service.api.audits import AuditController
 from service.api.auth import auth_middleware
+from service.api.catalogue import CatalogueController
 from service.api.compliance import ComplianceController
 from service.api.decommissions import DecommissionController
 from service.api.delivery_log import DeliveryLogController
@@ -129,6 +130,7 @@ def create_app(
             ReportController,
             # Signed webhooks are authenticated by their signature, not by a key.
             WebhookController,
+            CatalogueController,
             # The API reference page's scripts and styles.
             reference_assets(),
             # Everything but the health checks needs a key; the OpenAPI document says so.

@@ -120,6 +120,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     outbox_sweep_seconds: float = 5.0
     #: Hours after notification by which platforms must confirm a decision (overdue after).
     decommission_confirm_hours: float = 168.0
+    #: The largest NDJSON catalogue a platform may sync (spooled to disk, never held).
+    catalogue_max_bytes: int = 2 * 1024**3
+    #: The largest CycloneDX catalogue: a BOM is validated as a whole, in memory.
+    catalogue_bom_max_bytes: int = 64 * 1024**2
+    #: How long a catalogue's upload may take before it is refused (408).
+    catalogue_upload_seconds: float = 900.0
+    #: How long the database may take over one catalogue once it has arrived.
+    catalogue_timeout_seconds: float = 1800.0
 
     @property
     def pg_data_dir(self) -> Path:

@@ -14,6 +14,8 @@ from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import models as domain
+from service.errors import InvalidInput
+from service.platforms.cyclonedx import model_of_purl
 from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatch
 
 __all__ = ["ModelController"]
@@ -29,6 +31,17 @@ PrefixFilter = Annotated[
     str | None, Parameter(max_length=193, description="Names starting with this text, in any case.")
 ]
 TextFilter = Annotated[str | None, Parameter(max_length=200)]
+PurlFilter = Annotated[
+    str | None,
+    Parameter(
+        max_length=400,
+        description=(
+            "A package URL (`pkg:huggingface/owner/name@revision`, `pkg:github/owner/repo`, "
+            "`pkg:mlflow/...`): the model it names, whatever its version. Not a package URL: "
+            "422."
+        ),
+    ),
+]
 
 
 class ModelController(Controller):
@@ -51,12 +64,13 @@ class ModelController(Controller):
         operation_id="listModels",
         summary="List models",
         guards=[allow(*ANY_ROLE)],
-        responses=problem_responses(400, 401, 403),
+        responses=problem_responses(400, 401, 403, 422),
     )
     async def index(
         self,
         db: Db,
         name: NameFilter = None,
+        purl: PurlFilter = None,
         prefix: PrefixFilter = None,
         provider: TextFilter = None,
         base_model_id: FromQuery[UUID | None] = None,
@@ -66,6 +80,11 @@ class ModelController(Controller):
         cursor: Cursor = None,
     ) -> ModelPage:
         after = decode_uuid_cursor(cursor)
+        if purl is not None:
+            try:
+                name = model_of_purl(purl)[0]
+            except ValueError as exc:
+                raise InvalidInput(f"not a package URL naming a model: {exc}", key="purl") from None
         if name is not None:
             found = await domain.list_models(db, name_prefix=name, limit=limit + 1, after=after)
             items = [m for m in found if m.name.lower() == name.lower()]

@@ -16,6 +16,7 @@ import click
 import httpx
 import msgspec
 
+from service.cli.catalogue import catalogue
 from service.cli.common import CliError, State, shared_options
 from service.cli.exports import export, verify_export
 from service.cli.keys import keys
@@ -48,6 +49,7 @@ for command in (
     serve,
     migrate,
     platforms,
+    catalogue,
     keys,
     secrets,
     secrets_key,

@@ -116,10 +116,13 @@ async def flag_hosted(
     An executed decision stays executed: its late targets await their own confirmation, and
     are overdue from the decision's deadline on, since a recalled model hosted again is out
     of compliance from the start."""
-    by_decision: dict[UUID, set[UUID]] = {}
+    by_model: dict[UUID, list[UUID]] = {}
     for hosting_id, model_id in hostings:
-        for decision_id in await q.select_covering(conn, model_id=model_id):
-            by_decision.setdefault(decision_id, set()).add(hosting_id)
+        by_model.setdefault(model_id, []).append(hosting_id)
+    by_decision: dict[UUID, set[UUID]] = {}
+    # One statement for all of them: a catalogue sync flags thousands at once.
+    for row in await q.select_covering_many(conn, model_ids=list(by_model)):
+        by_decision.setdefault(row["decision_id"], set()).update(by_model[row["model_id"]])
     flagged = []
     for decision_id in sorted(by_decision):  # one lock order for every path
         if await _flag(

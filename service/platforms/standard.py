@@ -23,6 +23,7 @@ __all__ = [
     "SignatureError",
     "SignedHeaders",
     "StaleTimestamp",
+    "StreamVerifier",
     "new_secret",
     "secret_key",
     "sign",
@@ -96,6 +97,60 @@ def sign(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
     return mac.digest()
 
 
+class StreamVerifier:
+    """``verify`` for a body read in parts: the timestamp and the presented signatures are
+    checked first, then each part is fed to one HMAC per key, and ``finish`` compares. A
+    body of any size is verified without holding it."""
+
+    __slots__ = ("_macs", "_presented")
+
+    def __init__(
+        self,
+        *,
+        keys: Sequence[bytes],
+        signed: SignedHeaders,
+        tolerance: int,
+        now: float | None = None,
+    ) -> None:
+        if not keys:
+            raise SignatureError("the platform has no active signing secret")
+        stamp = signed.timestamp
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            raise SignatureError("webhook-timestamp must be whole Unix seconds")
+        current = time.time() if now is None else now
+        if abs(current - int(stamp)) > tolerance:
+            raise StaleTimestamp(
+                f"webhook-timestamp is more than {tolerance} seconds from the registry's clock"
+            )
+        presented: list[bytes] = []
+        for entry in signed.signature.split(" ")[:_MAX_SIGNATURES]:
+            version, comma, value = entry.partition(",")
+            if not comma or version != "v1":
+                continue
+            try:
+                presented.append(base64.b64decode(value, validate=True))
+            except (binascii.Error, ValueError):
+                continue
+        if not presented:
+            raise SignatureError("webhook-signature holds no v1 signature")
+        self._presented = presented
+        prefix = f"{signed.msg_id}.{stamp}.".encode()
+        self._macs = [hmac.new(key, prefix, hashlib.sha256) for key in keys]
+
+    def update(self, part: bytes) -> None:
+        for mac in self._macs:
+            mac.update(part)
+
+    def finish(self) -> None:
+        """Return if a signature matches an active key; raise ``SignatureError`` if not."""
+        for mac in self._macs:
+            expected = mac.digest()
+            for candidate in self._presented:
+                if hmac.compare_digest(expected, candidate):
+                    return
+        raise SignatureError("no signature matches an active signing secret")
+
+
 def verify(
     *,
     keys: Sequence[bytes],
@@ -105,30 +160,6 @@ def verify(
     now: float | None = None,
 ) -> None:
     """Check the timestamp window, then a ``v1`` signature against each active key."""
-    if not keys:
-        raise SignatureError("the platform has no active signing secret")
-    stamp = signed.timestamp
-    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
-        raise SignatureError("webhook-timestamp must be whole Unix seconds")
-    current = time.time() if now is None else now
-    if abs(current - int(stamp)) > tolerance:
-        raise StaleTimestamp(
-            f"webhook-timestamp is more than {tolerance} seconds from the registry's clock"
-        )
-    presented: list[bytes] = []
-    for entry in signed.signature.split(" ")[:_MAX_SIGNATURES]:
-        version, comma, value = entry.partition(",")
-        if not comma or version != "v1":
-            continue
-        try:
-            presented.append(base64.b64decode(value, validate=True))
-        except (binascii.Error, ValueError):
-            continue
-    if not presented:
-        raise SignatureError("webhook-signature holds no v1 signature")
-    for key in keys:
-        expected = sign(key, signed.msg_id, stamp, body)
-        for candidate in presented:
-            if hmac.compare_digest(expected, candidate):
-                return
-    raise SignatureError("no signature matches an active signing secret")
+    verifier = StreamVerifier(keys=keys, signed=signed, tolerance=tolerance, now=now)
+    verifier.update(body)
+    verifier.finish()

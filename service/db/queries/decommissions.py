@@ -17,6 +17,7 @@ __all__ = [
     "link_incidents",
     "reopen_targets",
     "select_covering",
+    "select_covering_many",
     "select_decision",
     "select_decisions",
     "select_impact_hostings",
@@ -183,6 +184,21 @@ WITH RECURSIVE up (id, depth) AS (
 SELECT d.id FROM decommissions d JOIN up ON up.id = d.model_id
 WHERE d.status IN ('notified', 'executed') AND (up.depth = 0 OR d.include_derivatives)
 ORDER BY d.id
+"""
+
+# The decisions in force covering each of many models, directly or (with derivatives) as
+# a descendant: walked down from the decisions, which are few, not up from the models.
+COVERING_MANY = """
+WITH RECURSIVE down (decision_id, id) AS (
+  SELECT d.id, d.model_id FROM decommissions d WHERE d.status IN ('notified', 'executed')
+  UNION
+  SELECT down.decision_id, m.id
+  FROM down JOIN decommissions d ON d.id = down.decision_id AND d.include_derivatives
+  JOIN models m ON m.base_model_id = down.id
+)
+SELECT DISTINCT down.id AS model_id, down.decision_id FROM down
+WHERE down.id = ANY ($1::uuid[])
+ORDER BY down.decision_id
 """
 
 # The reach of a scope (a model, with or without its descendants, on the platforms named or
@@ -373,6 +389,13 @@ async def select_untargeted(conn: asyncpg.Connection, *, limit: int) -> list[UUI
 
 async def select_covering(conn: asyncpg.Connection, *, model_id: UUID) -> list[UUID]:
     return [r["id"] for r in await conn.fetch(COVERING, model_id)]
+
+
+async def select_covering_many(
+    conn: asyncpg.Connection, *, model_ids: list[UUID]
+) -> list[asyncpg.Record]:
+    """``(model_id, decision_id)`` for each decision in force covering one of the models."""
+    return list(await conn.fetch(COVERING_MANY, model_ids))
 
 
 async def select_impact_hostings(

@@ -1,0 +1,313 @@
+"""Benchmark: a platform's whole catalogue synced through a live ``serve`` process, beside
+PostgreSQL's own COPY of the same rows into the same table, in the same run.
+
+Sets up a fresh database with one platform and its signing secret, writes an NDJSON
+catalogue of ``--hostings`` lines (each a new model, with revision, licence, downloads and a
+model card), starts a real ``serve`` process with the sealer on, and sends the catalogue
+three times over HTTP: first (every model registered and hosted, two ledger events a line),
+again unchanged (nothing written), and with 1% of the lines changed. The service's resident
+memory is sampled throughout, and after the first sync the time until the sealer has sealed
+every event of it is measured. Then ``psql``'s ``\\copy`` (from the embedded server's
+package) loads the same rows into ``hostings`` for a second platform: the rate the syncs
+are compared with.
+
+    .venv/bin/python -m bench.catalogue                     # 1,000,000 hostings
+    .venv/bin/python -m bench.catalogue --hostings 100000   # a quicker run
+
+Uses ``DATABASE_URL``'s server when set (creating and dropping its own database), else a
+private embedded server in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import msgspec
+
+from bench.common import REPO_ROOT, fresh_database, pg_bin, pg_server, write_results
+from service.db.pool import init_connection
+from service.domain.platforms import create_platform
+from service.domain.secrets import create_secret
+from service.domain.vault import Vault, open_vault
+from service.schemas.platforms import PlatformIn
+from service.settings import load_settings
+
+SLUG = "bench-catalogue"
+COPY_SLUG = "bench-copy"
+_json = msgspec.json.Encoder()
+
+
+async def _setup(url: str) -> str:
+    conn = await asyncpg.connect(url)
+    await init_connection(conn)
+    try:
+        async with conn.transaction():
+            for slug in (SLUG, COPY_SLUG):
+                await create_platform(
+                    conn, data=PlatformIn(slug=slug, name=slug, kind="model_hub"), actor_id=None
+                )
+            settings = load_settings()
+            vault = (
+                open_vault(settings)
+                if settings.secrets_key
+                else Vault.load_or_create(REPO_ROOT / settings.secrets_key_path)
+            )
+            created = await create_secret(conn, slug=SLUG, actor_id=None, vault=vault)
+        return created.secret
+    finally:
+        await conn.close()
+
+
+def _line(run: str, i: int, revision: str) -> dict[str, Any]:
+    model = f"cat{run}/m{i}"
+    return {
+        "model": model,
+        "url": f"https://hub.example/{model}",
+        "revision": revision,
+        "licence": "apache-2.0",
+        "downloads": i,
+        "documentation": {"model_card": {"present": True}},
+    }
+
+
+def _write(path: Path, run: str, n: int, *, changed_every: int = 0) -> None:
+    with path.open("wb") as f:
+        for i in range(n):
+            revision = "r2" if changed_every and i % changed_every == 0 else "r1"
+            f.write(_json.encode(_line(run, i, revision)) + b"\n")
+
+
+@contextmanager
+def _serving(url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A live ``serve`` with the sealer on, given minutes to start: on two shared cores
+    under load, start-up alone has taken longer than a minute."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REGISTRY_PORT": str(port),
+        "REGISTRY_LOG_LEVEL": "WARNING",
+        "REGISTRY_SEALER": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("serve exited before it was ready")
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve did not become ready in 300 s")
+            time.sleep(0.5)
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class _Sampler:
+    """The service's peak resident memory while it runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = _rss_kib(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_kib(self.pid))
+            time.sleep(0.05)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return round(self.peak / 1024, 1)
+
+
+def _parts(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while part := f.read(1024 * 1024):
+            yield part
+
+
+def _sync(base: str, secret: str, path: Path) -> dict[str, Any]:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    msg_id = f"bench_{uuid.uuid4().hex}"
+    stamp = str(int(time.time()))
+    mac = hmac.new(key, f"{msg_id}.{stamp}.".encode(), hashlib.sha256)
+    for part in _parts(path):
+        mac.update(part)
+    started = time.perf_counter()
+    r = httpx.put(
+        f"{base}/v1/platforms/{SLUG}/catalogue",
+        content=_parts(path),
+        headers={
+            "content-type": "application/x-ndjson",
+            "content-length": str(path.stat().st_size),
+            "webhook-id": msg_id,
+            "webhook-timestamp": stamp,
+            "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode(),
+        },
+        timeout=httpx.Timeout(60.0, read=7200.0),
+    )
+    elapsed = time.perf_counter() - started
+    r.raise_for_status()
+    summary = r.json()
+    return {
+        "seconds": round(elapsed, 2),
+        **{k: summary[k] for k in ("added", "changed", "unchanged", "registered", "events")},
+    }
+
+
+async def _sealed_after(url: str, started: float, limit: float) -> float | None:
+    """Seconds from ``started`` until every event so far is sealed (None: not within limit)."""
+    conn = await asyncpg.connect(url)
+    try:
+        target = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
+        while time.perf_counter() - started < limit:
+            sealed = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_leaves")
+            if sealed >= target:
+                return round(time.perf_counter() - started, 2)
+            await asyncio.sleep(0.5)
+        return None
+    finally:
+        await conn.close()
+
+
+async def _copy_rows(url: str, run: str, csv_path: Path) -> None:
+    """The same hostings as rows of ``hostings``, for the other platform, as CSV."""
+    conn = await asyncpg.connect(url)
+    try:
+        platform_id = await conn.fetchval("SELECT id FROM platforms WHERE slug = $1", COPY_SLUG)
+        with csv_path.open("wb") as f:
+            await conn.copy_from_query(
+                "SELECT m.id, $1::uuid, 'https://hub.example/' || m.name, 'r1', 'apache-2.0',"
+                " substring(m.name from '/m([0-9]+)$')::bigint, now(), true, m.name"
+                " FROM models m WHERE m.name LIKE $2",
+                platform_id,
+                f"cat{run}/%",
+                output=f,
+                format="csv",
+            )
+    finally:
+        await conn.close()
+
+
+def _psql_copy(url: str, csv_path: Path) -> float:
+    parts = urlsplit(url)
+    command = (
+        "\\copy hostings (model_id, platform_id, url, revision, licence, downloads, "
+        f"downloads_at, model_card_present, name) FROM '{csv_path}' CSV"
+    )
+    started = time.perf_counter()
+    subprocess.run(  # noqa: S603 - PostgreSQL's own client
+        [pg_bin("psql"), "-v", "ON_ERROR_STOP=1", "-q", "-d", url, "-c", command],
+        check=True,
+        env={"PGPASSWORD": parts.password or ""},
+    )
+    return time.perf_counter() - started
+
+
+def measure(url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
+    run = secrets.token_hex(3)
+    secret = asyncio.run(_setup(url))
+    tmp = Path(tempfile.mkdtemp(prefix="rr-bench-catalogue-"))
+    first_path, changed_path = tmp / "catalogue.ndjson", tmp / "changed.ndjson"
+    _write(first_path, run, hostings)
+    _write(changed_path, run, hostings, changed_every=100)
+    results: dict[str, Any] = {"hostings": hostings, "bytes": first_path.stat().st_size}
+    with _serving(url) as (base, proc):
+        sampler = _Sampler(proc.pid)
+        results["rss_idle_mib"] = round(sampler.peak / 1024, 1)
+        print(f"first sync of {hostings} hostings", flush=True)
+        results["first"] = _sync(base, secret, first_path)
+        sealing = time.perf_counter()
+        results["sealed_seconds_after_first"] = asyncio.run(_sealed_after(url, sealing, seal_limit))
+        print("second, identical sync", flush=True)
+        results["second"] = _sync(base, secret, first_path)
+        print("sync with 1% changed", flush=True)
+        results["one_percent"] = _sync(base, secret, changed_path)
+        results["rss_peak_mib"] = sampler.stop()
+    csv_path = tmp / "copy.csv"
+    asyncio.run(_copy_rows(url, run, csv_path))
+    print("PostgreSQL's COPY of the same rows", flush=True)
+    copy_seconds = _psql_copy(url, csv_path)
+    copy_rate = hostings / copy_seconds
+    results["copy"] = {"seconds": round(copy_seconds, 2), "rows_per_second": round(copy_rate)}
+    for phase in ("first", "second", "one_percent"):
+        rate = hostings / results[phase]["seconds"]
+        results[phase]["rows_per_second"] = round(rate)
+        results[phase]["ratio_to_copy"] = round(rate / copy_rate, 3)
+    for path in (first_path, changed_path, csv_path):
+        path.unlink()
+    tmp.rmdir()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hostings", type=int, default=1_000_000)
+    parser.add_argument("--seal-limit", type=float, default=1800.0)
+    args = parser.parse_args()
+    with pg_server() as admin_url, fresh_database(admin_url, "bench_catalogue") as url:
+        results = measure(url, hostings=args.hostings, seal_limit=args.seal_limit)
+    for phase in ("first", "second", "one_percent"):
+        f = results[phase]
+        print(
+            f"{phase:12} {f['seconds']:8.2f} s  {f['rows_per_second']:8} rows/s  "
+            f"ratio to COPY {f['ratio_to_copy']:.3f}  events {f['events']}"
+        )
+    print(
+        f"COPY         {results['copy']['seconds']:8.2f} s  "
+        f"{results['copy']['rows_per_second']:8} rows/s"
+    )
+    print(
+        f"service RSS {results['rss_idle_mib']} -> {results['rss_peak_mib']} MiB; "
+        f"first sync sealed {results['sealed_seconds_after_first']} s after its answer"
+    )
+    print(f"results: {write_results('catalogue', results)}")
+
+
+if __name__ == "__main__":
+    main()

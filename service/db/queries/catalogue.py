@@ -1,0 +1,480 @@
+"""SQL for catalogue syncs: the ``catalogue_syncs`` table, and the set-wise statements that
+compare a platform's catalogue (COPYed into a temporary staging table) with its hostings.
+
+Every temporary table is dropped when the sync's transaction ends. A statement that may
+touch every line of a catalogue is given the sync's own time limit (``timeout``), not the
+request path's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service.db.queries.hostings import _AS_RECORD, _RETURNING, COLUMNS, FROM, WRITABLE
+from service.db.queries.models import COLUMNS as MODEL_COLUMNS
+
+__all__ = [
+    "STAGING_COLUMNS",
+    "claim_sync",
+    "copy_lines",
+    "count_unchanged",
+    "create_staging",
+    "find_changed",
+    "find_gone",
+    "find_new_hostings",
+    "insert_hostings",
+    "lock_chunk",
+    "register_models",
+    "reject_conflicts",
+    "remove_hostings",
+    "select_chunk_bounds",
+    "select_registered",
+    "select_sync",
+    "set_summary",
+    "update_hostings",
+]
+
+#: The staging table's columns, in the order ``copy_lines`` takes them. ``given`` says which
+#: optional fields the line gave (``GIVEN`` bits): an absent one keeps the recorded value.
+STAGING_COLUMNS = (
+    "line",
+    "model",
+    "url",
+    "given",
+    "external_id",
+    "revision",
+    "licence",
+    "gated",
+    "downloads",
+    "model_card_present",
+    "model_card_url",
+    "safety_testing_present",
+    "safety_testing_url",
+    "risk_analysis_present",
+    "risk_analysis_url",
+    "use_guidance_present",
+    "use_guidance_url",
+    "base_model",
+    "derivation",
+)
+
+#: The bit of ``given`` for each optional field.
+GIVEN = {
+    "external_id": 1,
+    "revision": 2,
+    "licence": 4,
+    "gated": 8,
+    "downloads": 16,
+    "model_card": 32,
+    "safety_testing": 64,
+    "risk_analysis": 128,
+    "use_guidance": 256,
+}
+
+CREATE_STAGING = """
+SET LOCAL statement_timeout = 0;
+CREATE TEMP TABLE catalogue_lines (
+  line int PRIMARY KEY, model text NOT NULL, url text NOT NULL, given int NOT NULL,
+  external_id text, revision text, licence text, gated boolean, downloads bigint,
+  model_card_present boolean, model_card_url text,
+  safety_testing_present boolean, safety_testing_url text,
+  risk_analysis_present boolean, risk_analysis_url text,
+  use_guidance_present boolean, use_guidance_url text,
+  base_model text, derivation text
+) ON COMMIT DROP;
+CREATE TEMP TABLE catalogue_kept (folded text PRIMARY KEY) ON COMMIT DROP;
+CREATE TEMP TABLE catalogue_work (
+  step text NOT NULL, line int NOT NULL, id uuid, PRIMARY KEY (step, line)
+) ON COMMIT DROP;
+CREATE TEMP TABLE catalogue_registered (n serial PRIMARY KEY, id uuid NOT NULL) ON COMMIT DROP;
+"""
+
+# A line's new value for a column: the line's when it gave the field, else the recorded one.
+_NEW = {
+    "url": "s.url",
+    "external_id": "CASE WHEN s.given & 1 <> 0 THEN s.external_id ELSE h.external_id END",
+    "revision": "CASE WHEN s.given & 2 <> 0 THEN s.revision ELSE h.revision END",
+    "licence": "CASE WHEN s.given & 4 <> 0 THEN s.licence ELSE h.licence END",
+    "gated": "CASE WHEN s.given & 8 <> 0 THEN s.gated ELSE h.gated END",
+    "status": "'hosted'",
+    "downloads": "CASE WHEN s.given & 16 <> 0 THEN s.downloads ELSE h.downloads END",
+    **{
+        f"{kind}_{part}": f"CASE WHEN s.given & {bit} <> 0 THEN s.{kind}_{part} "
+        f"ELSE h.{kind}_{part} END"
+        for kind, bit in (
+            ("model_card", 32),
+            ("safety_testing", 64),
+            ("risk_analysis", 128),
+            ("use_guidance", 256),
+        )
+        for part in ("present", "url")
+    },
+}
+_CHANGED = (
+    "("
+    + ", ".join(_NEW.values())
+    + ") IS DISTINCT FROM ("
+    + ", ".join(f"h.{c}" for c in _NEW)
+    + ")"
+)
+
+# Lines naming what they may not: a model named on an earlier line, an external id given
+# on an earlier line or held by another of the platform's hostings, a model the platform
+# hosts under another name. Each is taken out of the staging table and reported.
+REJECT_CONFLICTS = """
+WITH numbered AS (
+  SELECT line, model, external_id,
+         first_value(line) OVER (PARTITION BY lower(model) ORDER BY line) AS first_model,
+         CASE WHEN given & 1 <> 0 AND external_id IS NOT NULL THEN
+           first_value(line) OVER (PARTITION BY given & 1 <> 0 AND external_id IS NOT NULL,
+                                   external_id ORDER BY line) END AS first_external
+  FROM catalogue_lines
+), bad AS (
+  SELECT line, 'names ' || model || ' again (first on line ' || first_model || ')' AS reason
+  FROM numbered WHERE first_model < line
+  UNION ALL
+  SELECT line, 'external_id ' || external_id || ' is given on line ' || first_external || ' too'
+  FROM numbered WHERE first_external < line
+  UNION ALL
+  SELECT s.line, 'external_id ' || s.external_id || ' is that of this platform''s hosting '
+                 || h.name
+  FROM catalogue_lines s JOIN hostings h
+    ON h.platform_id = $1 AND h.external_id = s.external_id AND lower(h.name) <> lower(s.model)
+  WHERE s.given & 1 <> 0
+  UNION ALL
+  SELECT s.line, 'this platform hosts ' || m.name || ' under the name ' || h.name
+                 || '; name it so'
+  FROM catalogue_lines s JOIN models m ON lower(m.name) = lower(s.model)
+  JOIN hostings h ON h.platform_id = $1 AND h.model_id = m.id
+  WHERE lower(h.name) <> lower(s.model)
+    AND NOT EXISTS (SELECT 1 FROM hostings o
+                    WHERE o.platform_id = $1 AND lower(o.name) = lower(s.model))
+), first AS (
+  SELECT DISTINCT ON (line) line, reason FROM bad ORDER BY line, reason
+), gone AS (
+  DELETE FROM catalogue_lines s USING first WHERE s.line = first.line
+  RETURNING s.line, lower(s.model) AS folded
+), kept AS (
+  INSERT INTO catalogue_kept SELECT DISTINCT folded FROM gone ON CONFLICT DO NOTHING
+)
+SELECT first.line, first.reason FROM first ORDER BY first.line
+"""
+
+# New models: each model a line names that the registry does not know and the platform
+# does not host under that name; then each base model of those it does not know either.
+NEW_MODELS = """
+WITH wanted AS (
+  SELECT DISTINCT ON (lower(s.model)) s.model, s.base_model, s.derivation
+  FROM catalogue_lines s
+  WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(s.model))
+    AND NOT EXISTS (SELECT 1 FROM hostings h
+                    WHERE h.platform_id = $1 AND lower(h.name) = lower(s.model))
+  ORDER BY lower(s.model), s.line
+)
+INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
+SELECT lower(model), model,
+       CASE WHEN lower(base_model) <> lower(model) THEN base_model END,
+       CASE WHEN lower(base_model) <> lower(model) THEN derivation END
+FROM wanted
+"""
+
+NEW_BASES = """
+INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
+SELECT DISTINCT ON (lower(n.base_model)) lower(n.base_model), n.base_model, NULL, NULL
+FROM catalogue_new_models n
+WHERE n.base_model IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(n.base_model))
+ON CONFLICT (folded) DO NOTHING
+"""
+
+# One round of registration: the new models whose base is known by now (or who have none);
+# a chain of new models takes one round per link. With ``$1`` the rest go in without base.
+REGISTER_ROUND = """
+WITH ins AS (
+  INSERT INTO models (name, base_model_id, derivation)
+  SELECT n.name, b.id, CASE WHEN b.id IS NOT NULL THEN coalesce(n.derivation, 'other') END
+  FROM catalogue_new_models n LEFT JOIN models b ON lower(b.name) = lower(n.base_model)
+  WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = n.folded)
+    AND ($1 OR n.base_model IS NULL OR b.id IS NOT NULL)
+  ORDER BY n.folded
+  ON CONFLICT ((lower(name))) DO NOTHING
+  RETURNING id
+)
+INSERT INTO catalogue_registered (id) SELECT id FROM ins
+"""
+
+SELECT_REGISTERED = f"""
+SELECT {MODEL_COLUMNS}
+FROM catalogue_registered r JOIN models m ON m.id = r.id
+LEFT JOIN models b ON b.id = m.base_model_id
+WHERE r.n > $1 AND r.n <= $2
+ORDER BY r.n
+"""
+
+# The platform's hostings a line would change, by line.
+FIND_CHANGED = f"""
+INSERT INTO catalogue_work (step, line, id)
+SELECT 'changed', s.line, h.id
+FROM catalogue_lines s JOIN hostings h ON h.platform_id = $1 AND lower(h.name) = lower(s.model)
+WHERE {_CHANGED}
+"""
+
+# The lines naming no hosting of the platform: new hostings.
+FIND_NEW = """
+INSERT INTO catalogue_work (step, line)
+SELECT 'new', s.line FROM catalogue_lines s
+WHERE NOT EXISTS (SELECT 1 FROM hostings h
+                  WHERE h.platform_id = $1 AND lower(h.name) = lower(s.model))
+"""
+
+# The platform's hostings not removed that the catalogue does not name (nor a line of it
+# that was rejected), numbered in name order.
+FIND_GONE = """
+INSERT INTO catalogue_work (step, line, id)
+SELECT 'gone', row_number() OVER (ORDER BY h.name), h.id
+FROM hostings h
+WHERE h.platform_id = $1 AND h.status <> 'removed'
+  AND NOT EXISTS (SELECT 1 FROM catalogue_lines s WHERE lower(s.model) = lower(h.name))
+  AND NOT EXISTS (SELECT 1 FROM catalogue_kept k WHERE k.folded = lower(h.name))
+"""
+
+COUNT_UNCHANGED = """
+SELECT count(*) FROM catalogue_lines s
+WHERE NOT EXISTS (SELECT 1 FROM catalogue_work w
+                  WHERE w.step IN ('changed', 'new') AND w.line = s.line)
+"""
+
+# The last line of every ``$2``-th work item of a step: the ends of its chunks.
+CHUNK_BOUNDS = """
+SELECT line FROM (
+  SELECT line, row_number() OVER (ORDER BY line) AS n, count(*) OVER () AS total
+  FROM catalogue_work WHERE step = $1
+) w
+WHERE n % $2 = 0 OR n = total
+ORDER BY line
+"""
+
+# A chunk's hostings, locked in name order as every path that locks several does.
+LOCK_CHUNK = f"""
+SELECT {COLUMNS} {FROM}
+JOIN catalogue_work w ON w.id = h.id
+WHERE w.step = $1 AND w.line > $2 AND w.line <= $3
+ORDER BY h.name
+FOR UPDATE OF h
+"""
+
+# A chunk of changed hostings takes its lines' values, worked out again from the hostings
+# as locked; one that would not change after all is left alone.
+UPDATE_CHANGED = f"""
+WITH h AS (
+  UPDATE hostings h SET ({WRITABLE}, updated_at) = (
+    {_NEW["external_id"]}, s.url, {_NEW["revision"]}, {_NEW["licence"]}, {_NEW["gated"]},
+    h.disabled, 'hosted', {_NEW["downloads"]},
+    CASE WHEN ({_NEW["downloads"]}) IS NOT DISTINCT FROM h.downloads THEN h.downloads_at
+         WHEN ({_NEW["downloads"]}) IS NULL THEN NULL ELSE $3::timestamptz END,
+    {_NEW["model_card_present"]}, {_NEW["model_card_url"]},
+    {_NEW["safety_testing_present"]}, {_NEW["safety_testing_url"]},
+    {_NEW["risk_analysis_present"]}, {_NEW["risk_analysis_url"]},
+    {_NEW["use_guidance_present"]}, {_NEW["use_guidance_url"]}, now())
+  FROM catalogue_work w JOIN catalogue_lines s ON s.line = w.line
+  WHERE w.step = 'changed' AND w.id = h.id AND w.line > $1 AND w.line <= $2 AND {_CHANGED}
+  RETURNING h.id, h.model_id, h.name, h.platform_id, {
+    ", ".join("h." + c.strip() for c in WRITABLE.split(","))
+}, h.created_at, h.updated_at
+)
+{_AS_RECORD}
+"""
+
+INSERT_NEW = f"""
+WITH h AS (
+  INSERT INTO hostings (model_id, platform_id, {WRITABLE}, name)
+  SELECT m.id, $1, s.external_id, s.url, s.revision, s.licence, coalesce(s.gated, false),
+         false, 'hosted', s.downloads, CASE WHEN s.downloads IS NOT NULL THEN $4::timestamptz END,
+         coalesce(s.model_card_present, false), s.model_card_url,
+         coalesce(s.safety_testing_present, false), s.safety_testing_url,
+         coalesce(s.risk_analysis_present, false), s.risk_analysis_url,
+         coalesce(s.use_guidance_present, false), s.use_guidance_url, s.model
+  FROM catalogue_work w JOIN catalogue_lines s ON s.line = w.line
+  JOIN models m ON lower(m.name) = lower(s.model)
+  WHERE w.step = 'new' AND w.line > $2 AND w.line <= $3
+  ORDER BY s.line
+  ON CONFLICT DO NOTHING
+  {_RETURNING}
+)
+{_AS_RECORD}
+"""
+
+REMOVE_GONE = f"""
+WITH h AS (
+  UPDATE hostings h SET (status, updated_at) = ('removed', now())
+  FROM catalogue_work w
+  WHERE w.step = 'gone' AND w.id = h.id AND w.line > $1 AND w.line <= $2
+    AND h.status <> 'removed'
+  RETURNING h.id, h.model_id, h.name, h.platform_id, {
+    ", ".join("h." + c.strip() for c in WRITABLE.split(","))
+}, h.created_at, h.updated_at
+)
+{_AS_RECORD}
+"""
+
+CLAIM = """
+INSERT INTO catalogue_syncs (platform_id, delivery_id, format, complete, body_sha256,
+                             body_bytes, summary)
+VALUES ($1, $2, $3, $4, $5, $6, '{}')
+ON CONFLICT (platform_id, delivery_id) DO NOTHING
+RETURNING id, received_at
+"""
+
+SELECT_SYNC = """
+SELECT id, body_sha256, summary FROM catalogue_syncs WHERE platform_id = $1 AND delivery_id = $2
+"""
+
+SET_SUMMARY = "UPDATE catalogue_syncs SET summary = $2 WHERE id = $1"
+
+
+async def create_staging(conn: asyncpg.Connection, *, seconds: float) -> None:
+    """The sync's temporary tables, and no statement limit for the rest of its transaction."""
+    await conn.execute(CREATE_STAGING, timeout=seconds)
+    await conn.execute(
+        "CREATE TEMP TABLE catalogue_new_models (folded text PRIMARY KEY, name text NOT NULL,"
+        " base_model text, derivation text) ON COMMIT DROP",
+        timeout=seconds,
+    )
+
+
+async def copy_lines(
+    conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]], *, seconds: float
+) -> None:
+    """COPY staging rows (``STAGING_COLUMNS`` order) into the staging table."""
+    await conn.copy_records_to_table(
+        "catalogue_lines", records=rows, columns=list(STAGING_COLUMNS), timeout=seconds
+    )
+
+
+async def keep_names(conn: asyncpg.Connection, names: list[str], *, seconds: float) -> None:
+    """Names of rejected lines, which a complete catalogue does not remove."""
+    await conn.execute(
+        "INSERT INTO catalogue_kept SELECT DISTINCT lower(n) FROM unnest($1::text[]) AS n "
+        "ON CONFLICT DO NOTHING",
+        names,
+        timeout=seconds,
+    )
+
+
+async def reject_conflicts(
+    conn: asyncpg.Connection, *, platform_id: UUID, seconds: float
+) -> list[asyncpg.Record]:
+    """Take out the lines in conflict (see ``REJECT_CONFLICTS``): ``(line, reason)`` rows."""
+    await conn.execute("ANALYZE catalogue_lines", timeout=seconds)
+    return list(await conn.fetch(REJECT_CONFLICTS, platform_id, timeout=seconds))
+
+
+async def register_models(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
+    """Register every model (and base) the catalogue needs and the registry does not know;
+    returns how many. Their ids are numbered in ``catalogue_registered``."""
+    await conn.execute(NEW_MODELS, platform_id, timeout=seconds)
+    await conn.execute(NEW_BASES, timeout=seconds)
+    total = 0
+    while True:
+        status = await conn.execute(REGISTER_ROUND, False, timeout=seconds)
+        added = int(status.split()[-1])
+        total += added
+        if added == 0:
+            break
+    status = await conn.execute(REGISTER_ROUND, True, timeout=seconds)
+    return total + int(status.split()[-1])
+
+
+async def select_registered(
+    conn: asyncpg.Connection, *, after: int, upto: int, seconds: float
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_REGISTERED, after, upto, timeout=seconds))
+
+
+async def find_changed(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
+    status = await conn.execute(FIND_CHANGED, platform_id, timeout=seconds)
+    return int(status.split()[-1])
+
+
+async def find_new_hostings(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
+    status = await conn.execute(FIND_NEW, platform_id, timeout=seconds)
+    return int(status.split()[-1])
+
+
+async def find_gone(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
+    status = await conn.execute(FIND_GONE, platform_id, timeout=seconds)
+    return int(status.split()[-1])
+
+
+async def count_unchanged(conn: asyncpg.Connection, *, seconds: float) -> int:
+    return int(await conn.fetchval(COUNT_UNCHANGED, timeout=seconds))
+
+
+async def select_chunk_bounds(
+    conn: asyncpg.Connection, *, step: str, size: int, seconds: float
+) -> list[int]:
+    """The last line of each chunk of ``size`` work items of ``step``, in order."""
+    return [int(r["line"]) for r in await conn.fetch(CHUNK_BOUNDS, step, size, timeout=seconds)]
+
+
+async def lock_chunk(
+    conn: asyncpg.Connection, *, step: str, after: int, upto: int, seconds: float
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(LOCK_CHUNK, step, after, upto, timeout=seconds))
+
+
+async def update_hostings(
+    conn: asyncpg.Connection, *, after: int, upto: int, occurred_at: datetime, seconds: float
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(UPDATE_CHANGED, after, upto, occurred_at, timeout=seconds))
+
+
+async def insert_hostings(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    after: int,
+    upto: int,
+    occurred_at: datetime,
+    seconds: float,
+) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(INSERT_NEW, platform_id, after, upto, occurred_at, timeout=seconds)
+    )
+
+
+async def remove_hostings(
+    conn: asyncpg.Connection, *, after: int, upto: int, seconds: float
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(REMOVE_GONE, after, upto, timeout=seconds))
+
+
+async def claim_sync(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    delivery_id: str,
+    format: str,
+    complete: bool,
+    body_sha256: bytes,
+    body_bytes: int,
+) -> asyncpg.Record | None:
+    """The new sync's ``(id, received_at)``, or None when the delivery id is taken."""
+    return await conn.fetchrow(
+        CLAIM, platform_id, delivery_id, format, complete, body_sha256, body_bytes
+    )
+
+
+async def select_sync(
+    conn: asyncpg.Connection, *, platform_id: UUID, delivery_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_SYNC, platform_id, delivery_id)
+
+
+async def set_summary(conn: asyncpg.Connection, *, sync_id: UUID, summary: Any) -> None:
+    await conn.execute(SET_SUMMARY, sync_id, summary)
