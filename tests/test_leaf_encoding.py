@@ -68,7 +68,7 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
     if choice == 1:
         return rng.randint(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
     if choice == 2:
-        alphabet = "aZ\u00e9\u2028\u2029\x00\x1f\x7f\"\\/\ufb01\U0001f600\ue000\u4e2d"
+        alphabet = 'aZ\u00e9\u2028\u2029\x00\x1f\x7f"\\/\ufb01\U0001f600\ue000\u4e2d'
         return "".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
     if choice == 3:
         return rng.choice([True, False, None])
@@ -132,6 +132,7 @@ async def test_real_events_recompute_with_an_independent_implementation(
 ) -> None:
     name = f"org-{uniq}/jcs"
     model = await register_model(client, admin, name, provider="Caf\u00e9 \u2028 Labs \U0001f600")
+    model_id = str(model["id"])
     r = await client.post(
         "/v1/hostings",
         json={"model": name, "url": f"https://hub.test/{uniq}", "downloads": MAX_SAFE_INTEGER},
@@ -156,18 +157,19 @@ async def test_real_events_recompute_with_an_independent_implementation(
     checked = 0
     for leaf in leaves:
         if leaf["format"] != 2:
-            assert model["id"] not in by_seq[leaf["seq"]].decode()
+            assert model_id not in by_seq[leaf["seq"]].decode()
             continue
         event = read_event(by_seq[leaf["seq"]])
         assert jcs_leaf(event) == base64.b64decode(leaf["leaf_hash"]), event
         checked += 1
-    ours = [read_event(t) for t in served if model["id"] in t.decode()]
+    ours = [read_event(t) for t in served if model_id in t.decode()]
     audit = next(e for e in ours if e["kind"] == "audit.created")
     stored = {e["metric"]: e["value"] for e in audit["payload"]["state"]["evaluations"]}
     assert stored == {f"m{i}": v for i, v in enumerate(values)}  # doubles survive the store
     assert checked >= len(ours) >= 4
     formats = (await client.get("/v1/ledger/leaf-formats")).json()["ranges"]
-    assert formats[-1]["format"] == 2 and formats[-1]["last_leaf"] == size - 1
+    assert formats[-1]["format"] == 2
+    assert formats[-1]["last_leaf"] == size - 1
 
 
 async def test_intake_refuses_counts_beyond_what_a_leaf_holds_exactly(
@@ -182,7 +184,7 @@ async def test_intake_refuses_counts_beyond_what_a_leaf_holds_exactly(
     )
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
-    r = await client.get("/v1/hostings", params={"model_id": model["id"]}, headers=admin)
+    r = await client.get("/v1/hostings", params={"model_id": str(model["id"])}, headers=admin)
     assert r.json()["items"] == []
 
 

@@ -68,12 +68,9 @@ def _plain(value: Any) -> bool:
                 return False
         return True
     if kind is list or kind is tuple:
-        for v in value:
-            if not _plain(v):
-                return False
-        return True
+        return all(_plain(v) for v in value)
     if kind is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
     # UUIDs (asyncpg's subclass too) and datetimes: msgspec writes them as JSON strings.
     return isinstance(value, UUID | datetime)
 

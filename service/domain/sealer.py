@@ -272,7 +272,9 @@ async def get_leaf_formats(conn: asyncpg.Connection) -> LeafFormats:
     """Each run of sealed leaves in one format: from which leaf index each format applies."""
     return LeafFormats(
         ranges=[
-            LeafFormatRange(format=r["format"], first_leaf=r["first_leaf"], last_leaf=r["last_leaf"])
+            LeafFormatRange(
+                format=r["format"], first_leaf=r["first_leaf"], last_leaf=r["last_leaf"]
+            )
             for r in await q.select_leaf_format_ranges(conn)
         ]
     )

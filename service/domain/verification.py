@@ -10,9 +10,9 @@ it) and its checkpoint verifier key. It
 3. given an export of the events (one JSON object per line, as ``GET /v1/events`` serves
    them, in seq order; :func:`export_events` writes one), recomputes each leaf from the
    canonical encoding in the leaf's format (``/v1/ledger/leaf-formats``: RFC 8785 from
-   the index where it began, the earlier sorted-key JSON before) and the root; on a mismatch it fetches the published leaf hashes,
-   proves them against the signed root, and names every event whose content no longer
-   matches what was sealed.
+   the index where it began, the earlier sorted-key JSON before) and the root; on a
+   mismatch it fetches the published leaf hashes, proves them against the signed root,
+   and names every event whose content no longer matches what was sealed.
 
 The ``verify`` and ``ledger-export`` commands are thin shells over this module.
 """

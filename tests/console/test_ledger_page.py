@@ -178,7 +178,9 @@ async def test_the_browser_encodes_each_leaf_in_its_format(
     await grant(client, admin, auditor, name, ["weights"])
     values = [1e-7, 1e21, -0.0, 0.1, 5.0, 1.5e300, 123456.789]
     evaluations = [{"metric": f"m{i}", "value": v} for i, v in enumerate(values)]
-    r = await client.post("/v1/audits", json=audit_body(name, evaluations=evaluations), headers=auditor.headers)
+    r = await client.post(
+        "/v1/audits", json=audit_body(name, evaluations=evaluations), headers=auditor.headers
+    )
     assert r.status_code == 201, r.text
     audit_id = r.json()["id"]
     await seal_all(pool, signer)
