@@ -470,6 +470,14 @@ async def test_audit_lifecycle(
     assert incident["channel"] == "api"
     r = await client.get(f"/v1/audits/{aid}", headers=regulator)
     assert r.json()["findings"][0]["incident_id"] == incident["id"]
+    # Every auditor reads the audit, and so who ran it: the incident names no reporter of
+    # its own, for anyone; its report event names the finding.
+    r = await client.get(f"/v1/audits/{aid}", headers=auditor_b.headers)
+    assert r.json()["findings"][0]["incident_id"] == incident["id"]
+    r = await client.get(f"/v1/incidents/{incident['id']}", headers=admin)
+    assert (r.json()["reporter_principal_id"], r.json()["reporter_platform_id"]) == (None, None)
+    r = await client.get("/v1/events", params={"subject_id": incident["id"]}, headers=admin)
+    assert r.json()["items"][0]["payload"]["finding_id"] == finding["id"]
     r = await client.post(
         f"/v1/audits/{aid}/findings/{finding['id']}/incident",
         json={"title": "again", "category": "privacy", "severity": "high"},
@@ -477,7 +485,7 @@ async def test_audit_lifecycle(
     )
     assert r.status_code == 409
 
-    # Readers: admin and regulator all, the auditor its own, platforms none.
+    # Readers: admin, regulator and every auditor; platforms none.
     for headers, expected in ((admin, 200), (regulator, 200), (h, 200), (platform.headers, 403)):
         assert (await client.get(f"/v1/audits/{aid}", headers=headers)).status_code == expected
     listed = await client.get(

@@ -385,12 +385,14 @@ async def open_incident_from_finding(
         raise Conflict(f"the finding opened incident {row['incident_id']} already")
     if not data.models and not data.hostings:
         data = msgspec.structs.replace(data, models=list(before.models))
+    # Its source is the finding, named in its report: every role reads the audit, and with it
+    # who ran it, so the incident records no reporter of its own to hide from auditors.
     incident, _ = await record_incident(
         conn,
         data=data,
         channel="api",
-        reporter_platform_id=principal.platform_id,
-        reporter_principal_id=principal.id,
+        reporter_platform_id=None,
+        reporter_principal_id=None,
         actor_id=principal.id,
         extra={"audit_id": str(audit_id), "finding_id": str(finding_id)},
     )
