@@ -12,15 +12,14 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
 import pytest
-import rfc8785
 from litestar import Litestar
 
 from service.domain.checkpoints import Signer
@@ -61,7 +60,7 @@ async def test_auditors_read_every_incident_and_audit_but_never_the_reporter(
     uniq: str,
 ) -> None:
     name = f"acme/seen-{uniq}"
-    model = await register_model(client, admin, name)
+    model_id = str((await register_model(client, admin, name))["id"])
     # One report through the API with the platform's key, one through its signed webhook.
     r = await client.post("/v1/incidents", json=incident_body(name), headers=platform.headers)
     assert r.status_code == 201, r.text
@@ -74,7 +73,7 @@ async def test_auditors_read_every_incident_and_audit_but_never_the_reporter(
         "SELECT subject_id FROM events WHERE kind = 'incident.reported' AND subject_id <> $1 "
         "AND model_id = $2 ORDER BY seq DESC LIMIT 1",
         by_api["id"],
-        model["id"],
+        model_id,
     )
     incidents = [by_api["id"], str(by_hook_id)]
     principal = str(
@@ -106,18 +105,16 @@ async def test_auditors_read_every_incident_and_audit_but_never_the_reporter(
         reads[path] = await client.get(path, headers=auditor)
         reads[path + "?as_of"] = await client.get(path, params={"as_of": now}, headers=auditor)
     reads["list"] = await client.get(
-        "/v1/incidents", params={"model_id": model["id"]}, headers=auditor
+        "/v1/incidents", params={"model_id": model_id}, headers=auditor
     )
     reads["list?as_of"] = await client.get(
-        "/v1/incidents", params={"model_id": model["id"], "as_of": now}, headers=auditor
+        "/v1/incidents", params={"model_id": model_id, "as_of": now}, headers=auditor
     )
     reads["history"] = await client.get(
-        f"/v1/models/{model['id']}/history", params={"limit": 200}, headers=auditor
+        f"/v1/models/{model_id}/history", params={"limit": 200}, headers=auditor
     )
     reads["audit"] = await client.get(f"/v1/audits/{audit_id}", headers=auditor)
-    reads["audits"] = await client.get(
-        "/v1/audits", params={"model_id": model["id"]}, headers=auditor
-    )
+    reads["audits"] = await client.get("/v1/audits", params={"model_id": model_id}, headers=auditor)
     reads["delivery"] = await client.get(
         f"/v1/webhooks/{platform.slug}/deliveries/msg_report_{uniq}", headers=auditor
     )
@@ -163,11 +160,8 @@ async def test_auditors_read_every_incident_and_audit_but_never_the_reporter(
         )
     )
     assert reported["payload"]["state"]["reporter_commitment"] == commit(
-        salt=salt,
-        principal_id=principal,
-        platform_id=platform.id,  # type: ignore[arg-type]
+        salt=salt, principal_id=UUID(principal), platform_id=UUID(platform.id)
     )
-    assert hashlib.sha256(b"\x00" + rfc8785.dumps(read_event(json.dumps(reported)))).digest()
 
 
 async def test_a_platform_never_sees_another_platforms_hostings_in_the_ledger(
@@ -179,7 +173,7 @@ async def test_a_platform_never_sees_another_platforms_hostings_in_the_ledger(
     uniq: str,
 ) -> None:
     name = f"acme/recalled-{uniq}"
-    model = await register_model(client, admin, name)
+    model_id = str((await register_model(client, admin, name))["id"])
     theirs = await host(client, admin, name, platform)  # platform A's hosting
     mine = await host(client, admin, name, other_platform)  # platform B's hosting
     decision = await decide(client, admin, await admin_headers(pool), name)
@@ -200,9 +194,9 @@ async def test_a_platform_never_sees_another_platforms_hostings_in_the_ledger(
     reads = {
         "events": await _all_events(client, b),
         "events?subject": await _all_events(client, b, subject_id=decision["id"]),
-        "events?model": await _all_events(client, b, model_id=model["id"]),
+        "events?model": await _all_events(client, b, model_id=model_id),
         "history": (
-            await client.get(f"/v1/models/{model['id']}/history", params={"limit": 200}, headers=b)
+            await client.get(f"/v1/models/{model_id}/history", params={"limit": 200}, headers=b)
         ).text,
         "decision": (await client.get(f"/v1/decommissions/{decision['id']}", headers=b)).text,
         "decision?as_of": (
@@ -212,7 +206,7 @@ async def test_a_platform_never_sees_another_platforms_hostings_in_the_ledger(
         ).text,
         "decisions": (await client.get("/v1/decommissions", headers=b)).text,
         "hostings": (
-            await client.get("/v1/hostings", params={"model_id": model["id"]}, headers=b)
+            await client.get("/v1/hostings", params={"model_id": model_id}, headers=b)
         ).text,
         "notices": (await client.get("/v1/notifications", headers=b)).text,
     }
