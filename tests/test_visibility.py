@@ -152,7 +152,15 @@ async def test_auditors_read_every_incident_and_audit_but_never_the_reporter(
             assert "reporter_platform_id" not in e["payload"]["state"]
             leaf = leaves[e["seq"]]
             assert jcs_leaf(e) == base64.b64decode(leaf["leaf_hash"])
-    # The commitment binds the event to the reporter kept apart.
+    # The commitment binds the event to the reporter kept apart; admins and regulators read
+    # the salt to check it, auditors and platforms may not.
+    for role in (auditor, platform.headers):
+        r = await client.get(f"/v1/incidents/{by_api['id']}/reporter", headers=role)
+        assert r.status_code == 403, r.text
+    r = await client.get(f"/v1/incidents/{by_api['id']}/reporter", headers=regulator)
+    assert r.status_code == 200, r.text
+    served = r.json()
+    assert served["reporter_platform_id"] == platform.id
     [reported] = json.loads(await _all_events(client, admin, subject_id=by_api["id"]))["items"]
     salt = bytes(
         await conn.fetchval(
@@ -162,6 +170,8 @@ async def test_auditors_read_every_incident_and_audit_but_never_the_reporter(
     assert reported["payload"]["state"]["reporter_commitment"] == commit(
         salt=salt, principal_id=UUID(principal), platform_id=UUID(platform.id)
     )
+    assert base64.b64decode(served["salt"]) == salt
+    assert served["commitment"] == reported["payload"]["state"]["reporter_commitment"]
 
 
 async def test_a_platform_never_sees_another_platforms_hostings_in_the_ledger(

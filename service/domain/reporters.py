@@ -11,14 +11,15 @@ the reporting delivery's platform-given id or source. Instead the state carries
 
 with a random 32-byte salt kept per incident in ``incident_reporters`` and the ids on the
 ``incidents`` row, where the incident view shows them to the roles allowed to see them
-(admins, regulators, and the platforms the incident concerns); auditors see neither. With
-the salt (not served yet: it stays in the database) the commitment binds the ledger to the
-reporter recorded. Every leaf stays recomputable by anyone allowed to read its event, and
-no leaf is ever redacted.
+(admins, regulators, and the platforms the incident concerns); auditors see neither.
+Admins and regulators read the salt too (``GET /v1/incidents/{id}/reporter``), with which
+the commitment binds the ledger to the reporter recorded. Every leaf stays recomputable by
+anyone allowed to read its event, and no leaf is ever redacted.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from typing import Any
@@ -28,8 +29,16 @@ import asyncpg
 
 from service.db.queries import incident_reporters as q
 from service.domain.jcs import canonicalize
+from service.schemas.incidents import Incident, ReporterOut
 
-__all__ = ["REPORTER_FIELDS", "commit", "commitment_for", "ledger_state", "salt_of"]
+__all__ = [
+    "REPORTER_FIELDS",
+    "commit",
+    "commitment_for",
+    "get_reporter",
+    "ledger_state",
+    "salt_of",
+]
 
 #: The incident fields that name its reporter.
 REPORTER_FIELDS = ("reporter_principal_id", "reporter_platform_id")
@@ -68,3 +77,15 @@ def ledger_state(state: dict[str, Any], commitment: str) -> dict[str, Any]:
     kept = {k: v for k, v in state.items() if k not in REPORTER_FIELDS}
     kept["reporter_commitment"] = commitment
     return kept
+
+
+async def get_reporter(conn: asyncpg.Connection, *, incident: Incident) -> ReporterOut:
+    """The incident's reporter with the salt and commitment its events carry."""
+    found = await q.select_salt(conn, incident_id=incident.id)
+    return ReporterOut(
+        incident_id=incident.id,
+        reporter_principal_id=incident.reporter_principal_id,
+        reporter_platform_id=incident.reporter_platform_id,
+        salt=None if found is None else base64.b64encode(found[0]).decode(),
+        commitment=None if found is None else found[1],
+    )
