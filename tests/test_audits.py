@@ -280,9 +280,10 @@ async def test_access_inside_outside_and_expired(
     r = await client.get(f"/v1/incidents/{incident['id']}", headers=auditor_a.headers)
     assert r.status_code == 200
     assert r.json()["reporter_principal_id"] is None
-    assert (
-        await client.get(f"/v1/incidents/{hidden['id']}", headers=auditor_a.headers)
-    ).status_code == 404
+    # Auditors read every incident (grant or not), never its reporter.
+    r = await client.get(f"/v1/incidents/{hidden['id']}", headers=auditor_a.headers)
+    assert r.status_code == 200
+    assert r.json()["reporter_principal_id"] is None
     # Admins see everything a grant could show.
     r = await client.get(f"/v1/audit-access/models/{ids[outside]}", headers=admin)
     assert r.json()["components"] == sorted(ALL)
@@ -392,12 +393,12 @@ async def test_audit_lifecycle(
         headers=h,
     )
     assert r.status_code == 400
-    # Another auditor cannot see or add to it.
-    assert (await client.get(f"/v1/audits/{aid}", headers=auditor_b.headers)).status_code == 404
+    # Another auditor reads it but cannot add to it.
+    assert (await client.get(f"/v1/audits/{aid}", headers=auditor_b.headers)).status_code == 200
     r = await client.post(
         f"/v1/audits/{aid}/findings", json={"items": []}, headers=auditor_b.headers
     )
-    assert r.status_code == 404
+    assert r.status_code == 403
     # Corrections are for completed audits.
     correction = {"field": "summary", "correction": "second pass", "reason": "typo"}
     assert (
@@ -444,7 +445,7 @@ async def test_audit_lifecycle(
         await client.post(
             f"/v1/audits/{aid}/corrections", json=correction, headers=auditor_b.headers
         )
-    ).status_code == 404
+    ).status_code == 403
     r = await client.post(f"/v1/audits/{aid}/corrections", json=correction, headers=admin)
     assert r.status_code == 200
     assert len(r.json()["corrections"]) == 2
@@ -469,6 +470,14 @@ async def test_audit_lifecycle(
     assert incident["channel"] == "api"
     r = await client.get(f"/v1/audits/{aid}", headers=regulator)
     assert r.json()["findings"][0]["incident_id"] == incident["id"]
+    # Every auditor reads the audit, and so who ran it: the incident names no reporter of
+    # its own, for anyone; its report event names the finding.
+    r = await client.get(f"/v1/audits/{aid}", headers=auditor_b.headers)
+    assert r.json()["findings"][0]["incident_id"] == incident["id"]
+    r = await client.get(f"/v1/incidents/{incident['id']}", headers=admin)
+    assert (r.json()["reporter_principal_id"], r.json()["reporter_platform_id"]) == (None, None)
+    r = await client.get("/v1/events", params={"subject_id": incident["id"]}, headers=admin)
+    assert r.json()["items"][0]["payload"]["finding_id"] == finding["id"]
     r = await client.post(
         f"/v1/audits/{aid}/findings/{finding['id']}/incident",
         json={"title": "again", "category": "privacy", "severity": "high"},
@@ -476,7 +485,7 @@ async def test_audit_lifecycle(
     )
     assert r.status_code == 409
 
-    # Readers: admin and regulator all, the auditor its own, platforms none.
+    # Readers: admin, regulator and every auditor; platforms none.
     for headers, expected in ((admin, 200), (regulator, 200), (h, 200), (platform.headers, 403)):
         assert (await client.get(f"/v1/audits/{aid}", headers=headers)).status_code == expected
     listed = await client.get(
@@ -487,7 +496,7 @@ async def test_audit_lifecycle(
         await client.get(
             "/v1/audits", params={"model_id": str(model["id"])}, headers=auditor_b.headers
         )
-    ).json()["items"] == []
+    ).json()["items"] == [listed.json()["items"][0]]
 
     kinds = [
         e["kind"]

@@ -143,7 +143,10 @@ async def test_sealed_tree_matches_pymerkle_and_proofs_verify(
     assert rfc_verify_consistency(first_size, size, first_root, cp.root_hash, hashes)
 
     r = await client.get("/v1/ledger/leaves", params={"start": index, "limit": 1})
-    assert r.json()["items"] == [{"leaf_index": index, "seq": seq, "leaf_hash": body["leaf_hash"]}]
+    assert r.json()["items"] == [
+        {"leaf_index": index, "seq": seq, "leaf_hash": body["leaf_hash"], "format": 2}
+    ]
+    assert body["leaf_format"] == 2
 
 
 async def test_proofs_beyond_the_sealed_tree_are_404(

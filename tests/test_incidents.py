@@ -85,7 +85,8 @@ async def test_platform_reports_through_the_api_and_the_ledger_records_it(
     assert event is not None
     assert (event["stage"], event["kind"]) == ("detect", "incident.reported")
     assert str(event["model_id"]) == incident["model_ids"][0]
-    assert str(event["platform_id"]) == platform.id
+    # The reporter stays out of the ledger: a commitment in its place (domain.reporters).
+    assert event["platform_id"] is None
     payload = event["payload"]
     if isinstance(payload, str):
         import json
@@ -93,6 +94,8 @@ async def test_platform_reports_through_the_api_and_the_ledger_records_it(
         payload = json.loads(payload)
     assert set(payload["model_ids"]) == {model_a["id"], model_b["id"]}
     assert payload["state"]["id"] == incident["id"]
+    assert "reporter_platform_id" not in payload["state"]
+    assert len(payload["state"]["reporter_commitment"]) == 64
 
     # The platform reads its own; the ledger can rebuild it.
     r = await client.get(f"/v1/incidents/{incident['id']}", headers=platform.headers)
@@ -238,11 +241,12 @@ async def test_who_reads_what(
     # A platform: what it reported, and what names its hostings.
     assert await visible(platform.headers) == {on_our_hosting["id"]}
     assert await visible(other_platform.headers) == {by_other["id"]}
-    # An auditor without a grant sees none.
-    assert await visible(auditor) == set()
-    for headers in (platform.headers, auditor):
-        r = await client.get(f"/v1/incidents/{by_admin['id']}", headers=headers)
-        assert r.status_code == 404
+    # An auditor reads every incident, grant or not.
+    assert await visible(auditor) == everything
+    r = await client.get(f"/v1/incidents/{by_admin['id']}", headers=auditor)
+    assert r.status_code == 200
+    r = await client.get(f"/v1/incidents/{by_admin['id']}", headers=platform.headers)
+    assert r.status_code == 404
     # Only admins triage.
     for headers in (platform.headers, regulator, auditor):
         r = await client.post(

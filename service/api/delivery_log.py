@@ -75,5 +75,9 @@ class DeliveryLogController(Controller):
     ) -> StoredDelivery:
         platform_id = await _platform_for(db, platform, principal)
         return await domain.get_delivery(
-            db, platform_id=platform_id, platform_slug=platform, delivery_id=delivery_id
+            db,
+            platform_id=platform_id,
+            platform_slug=platform,
+            delivery_id=delivery_id,
+            hide_reports=principal.role == "auditor",
         )

@@ -20,7 +20,7 @@ from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import incidents as domain
-from service.domain import triage
+from service.domain import reporters, triage
 from service.schemas.incidents import (
     AuthorityReportIn,
     Category,
@@ -32,6 +32,7 @@ from service.schemas.incidents import (
     IncidentView,
     Note,
     NoteIn,
+    ReporterOut,
     Severity,
     TransitionIn,
 )
@@ -148,6 +149,17 @@ class IncidentController(Controller):
             db, incident_id=incident_id, visible_to=scope, as_of=as_of
         )
         return domain.to_view(incident, now=as_of or now, redact_reporter=scope.redact_reporter)
+
+    @get(
+        "/{incident_id:uuid}/reporter",
+        operation_id="getIncidentReporter",
+        summary="Who reported an incident, with the salt of the commitment its events carry",
+        guards=[allow("admin", "regulator")],
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def reporter(self, incident_id: FromPath[UUID], db: Db) -> ReporterOut:
+        incident = await domain.get_incident(db, incident_id=incident_id)
+        return await reporters.get_reporter(db, incident=incident)
 
     @patch(
         "/{incident_id:uuid}",

@@ -21,6 +21,7 @@ from service.schemas.transparency import (
     CheckpointOut,
     ConsistencyProofOut,
     InclusionProofOut,
+    LeafFormats,
     LeafPage,
 )
 
@@ -108,6 +109,16 @@ class TransparencyController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
     ) -> LeafPage:
         return await sealer.list_leaf_hashes(db, start=start, limit=limit)
+
+    @get(
+        "/leaf-formats",
+        operation_id="getLeafFormats",
+        summary="From which leaf index each leaf format applies (2 = RFC 8785 JCS)",
+        opt=PUBLIC,
+        responses=problem_responses(),
+    )
+    async def leaf_formats(self, db: Db) -> LeafFormats:
+        return await sealer.get_leaf_formats(db)
 
 
 class CheckpointKeyController(Controller):

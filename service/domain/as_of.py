@@ -25,29 +25,45 @@ R = TypeVar("R", bound=msgspec.Struct)
 
 
 async def state_as_of(
-    conn: asyncpg.Connection, *, subject_id: UUID, as_of: datetime, record: type[R]
+    conn: asyncpg.Connection,
+    *,
+    subject_id: UUID,
+    as_of: datetime,
+    record: type[R],
+    kept_apart: dict[str, Any] | None = None,
 ) -> R | None:
     """The subject as a ``record`` in its state recorded at ``as_of``, or ``None`` if it did
-    not exist yet."""
+    not exist yet. ``kept_apart``: fields the ledger does not carry (an incident's reporter),
+    which never change, taken from the record as it is."""
     if as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
     state = await q.select_state_as_of(conn, subject_id=subject_id, as_of=as_of)
     if state is None:
         return None
-    return _convert(state, record)
+    return _convert({**(kept_apart or {}), **state}, record)
 
 
 async def states_as_of(
-    conn: asyncpg.Connection, *, subject_ids: list[UUID], as_of: datetime, record: type[R]
+    conn: asyncpg.Connection,
+    *,
+    subject_ids: list[UUID],
+    as_of: datetime,
+    record: type[R],
+    kept_apart: dict[UUID, dict[str, Any]] | None = None,
 ) -> dict[UUID, R]:
     """Several subjects at once, each in its state recorded at ``as_of``; those that did not
-    exist yet are left out. One query for a whole page of a listing."""
+    exist yet are left out. One query for a whole page of a listing. ``kept_apart`` as for
+    ``state_as_of``, per subject."""
     if as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
     if not subject_ids:
         return {}
     states = await q.select_states_as_of(conn, subject_ids=subject_ids, as_of=as_of)
-    return {subject: _convert(state, record) for subject, state in states.items()}
+    apart = kept_apart or {}
+    return {
+        subject: _convert({**apart.get(subject, {}), **state}, record)
+        for subject, state in states.items()
+    }
 
 
 def _convert(state: dict[str, Any], record: type[R]) -> R:

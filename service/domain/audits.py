@@ -105,11 +105,11 @@ async def get_audit(
     viewer: Principal | None = None,
     for_update: bool = False,
 ) -> Audit:
-    """One audit; an auditor viewer sees only its own (others look absent)."""
+    """One audit. Every reading role reads every audit (auditors those of others too: the
+    ledger serves their events to all of them); only its auditor or an admin amends it."""
+    del viewer  # no role is refused a read
     row = await q.select_audit(conn, audit_id=audit_id, for_update=for_update)
-    if row is None or (
-        viewer is not None and viewer.role == "auditor" and row["auditor_id"] != viewer.id
-    ):
+    if row is None:
         raise NotFound(f"no audit {audit_id}")
     return msgspec.convert(dict(row), Audit)
 
@@ -123,12 +123,10 @@ async def list_audits(
     limit: int,
     as_of: datetime | None = None,
 ) -> list[Audit]:
-    """Audits an auditor ran (others see all); with ``as_of``, each as recorded then, leaving
-    out those not opened yet."""
-    auditor_id = viewer.id if viewer.role == "auditor" else None
-    rows = await q.select_audits(
-        conn, auditor_id=auditor_id, model_id=model_id, after=after, limit=limit
-    )
+    """Every audit (for every reading role, auditors included); with ``as_of``, each as
+    recorded then, leaving out those not opened yet."""
+    del viewer  # no role is refused a read
+    rows = await q.select_audits(conn, auditor_id=None, model_id=model_id, after=after, limit=limit)
     if as_of is not None:
         ids = [row["id"] for row in rows]
         then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Audit)
@@ -387,12 +385,14 @@ async def open_incident_from_finding(
         raise Conflict(f"the finding opened incident {row['incident_id']} already")
     if not data.models and not data.hostings:
         data = msgspec.structs.replace(data, models=list(before.models))
+    # Its source is the finding, named in its report: every role reads the audit, and with it
+    # who ran it, so the incident records no reporter of its own to hide from auditors.
     incident, _ = await record_incident(
         conn,
         data=data,
         channel="api",
-        reporter_platform_id=principal.platform_id,
-        reporter_principal_id=principal.id,
+        reporter_platform_id=None,
+        reporter_principal_id=None,
         actor_id=principal.id,
         extra={"audit_id": str(audit_id), "finding_id": str(finding_id)},
     )

@@ -19,7 +19,20 @@ from service.errors import InvalidInput, NotFound
 from service.schemas.events import Event
 from service.schemas.history import HistoryEvent
 
-__all__ = ["DownloadPoint", "downloads_over_time", "list_events", "model_history"]
+#: A decision's events carry its full state, every platform's targets (hosting ids and
+#: names) included, and an event is served whole or not at all (its leaf must stay
+#: recomputable). Platforms never learn other platforms' hostings, so a platform key is
+#: served no decision event, not even one its own confirmation made; it reads the decision
+#: through ``/v1/decommissions``, narrowed to its own targets.
+PLATFORMS_NEVER_SEE = "decommission"
+
+__all__ = [
+    "PLATFORMS_NEVER_SEE",
+    "DownloadPoint",
+    "downloads_over_time",
+    "list_events",
+    "model_history",
+]
 
 
 def _check_range(since: datetime | None, until: datetime | None) -> None:
@@ -47,7 +60,8 @@ async def list_events(
 ) -> list[Event]:
     """Ledger events matching every filter given; ``since``/``until`` bound ``occurred_at``.
 
-    A platform (``visible_to``) sees its own platform's events only.
+    A platform (``visible_to``) sees its own platform's events only, and no decision's
+    (see ``PLATFORMS_NEVER_SEE``).
     """
     _check_range(since, until)
     scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
@@ -65,6 +79,7 @@ async def list_events(
         cursor=cursor,
         newest_first=newest_first,
         limit=limit,
+        hidden_subject_type=None if visible_to is None else PLATFORMS_NEVER_SEE,
     )
     return [_event(row) for row in rows]
 
@@ -84,7 +99,8 @@ async def model_history(
     newest_first: bool = True,
     limit: int,
 ) -> list[HistoryEvent]:
-    """A model's timeline; a platform (``visible_to``) sees its own platform's events only."""
+    """A model's timeline; a platform (``visible_to``) sees its own platform's events only,
+    and no decision's (see ``PLATFORMS_NEVER_SEE``)."""
     _check_range(since, until)
     scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
     if scope.empty:
@@ -101,6 +117,7 @@ async def model_history(
         cursor=cursor,
         newest_first=newest_first,
         limit=limit,
+        hidden_subject_type=None if visible_to is None else PLATFORMS_NEVER_SEE,
     )
     if not rows and not await q.model_exists(conn, model_id=model_id):
         raise NotFound(f"no model {model_id}")

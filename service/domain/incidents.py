@@ -21,9 +21,9 @@ import asyncpg
 import msgspec
 
 from service.db.queries import incidents as q
+from service.domain import reporters
 from service.domain.as_of import state_as_of, states_as_of
 from service.domain.deadlines import compute_deadline, is_overdue, remaining_seconds
-from service.domain.grants import active_model_ids
 from service.domain.ledger import record_event, to_state
 from service.domain.models import resolve_model_id
 from service.domain.times import check_claimed
@@ -91,6 +91,11 @@ def _to_incident(row: asyncpg.Record) -> Incident:
     return msgspec.convert(values, Incident)
 
 
+def _reporter(row: asyncpg.Record) -> dict[str, Any]:
+    """The reporter fields of an incident row (never in its ledger events, never changed)."""
+    return {field: row[field] for field in reporters.REPORTER_FIELDS}
+
+
 def to_view(
     incident: Incident, *, now: datetime, inherited: bool = False, redact_reporter: bool = False
 ) -> IncidentView:
@@ -121,8 +126,22 @@ async def record_incident_event(
     changes: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> int:
-    payload = dict(extra or {})
+    """Append an incident event, its reporter kept out of it (see ``domain.reporters``)."""
+    payload = {k: v for k, v in (extra or {}).items() if k != "delivery"}
+    if extra and isinstance(extra.get("delivery"), dict):
+        # The delivery's own id and source would name the reporting platform.
+        payload["delivery"] = {"id": extra["delivery"].get("id")}
     payload["model_ids"] = [str(m) for m in incident.model_ids]
+    commitment = await reporters.commitment_for(
+        conn,
+        incident_id=incident.id,
+        principal_id=incident.reporter_principal_id,
+        platform_id=incident.reporter_platform_id,
+    )
+    if changes is not None:
+        changes = {k: v for k, v in changes.items() if k not in reporters.REPORTER_FIELDS}
+    # Who reported is the actor of the report itself (later steps are triage's).
+    by_reporter = kind == "incident.reported" and actor_id == incident.reporter_principal_id
     return await record_event(
         conn,
         stage="detect",
@@ -130,10 +149,10 @@ async def record_incident_event(
         subject_type="incident",
         subject_id=incident.id,
         model_id=incident.model_ids[0] if incident.model_ids else None,
-        platform_id=incident.reporter_platform_id,
-        actor_id=actor_id,
+        platform_id=None,
+        actor_id=None if by_reporter else actor_id,
         occurred_at=occurred_at,
-        state=to_state(incident),
+        state=reporters.ledger_state(to_state(incident), commitment),
         changes=changes,
         extra=payload,
     )
@@ -250,8 +269,8 @@ async def scope_for(conn: asyncpg.Connection, *, principal: Principal, now: date
     if principal.role == "platform":
         return Scope(platform_id=principal.platform_id)
     if principal.role == "auditor":
-        granted = await active_model_ids(conn, auditor_id=principal.id, at=now)
-        return Scope(model_ids=granted, redact_reporter=True)
+        # Auditors read every incident, never who reported it.
+        return Scope(redact_reporter=True)
     return Scope()
 
 
@@ -287,7 +306,14 @@ async def get_incident(
     if as_of is not None:
         if incident_id is None:
             raise ValueError("a point-in-time read names the incident by id")
-        then = await state_as_of(conn, subject_id=incident_id, as_of=as_of, record=Incident)
+        now_row = await q.select_incident(conn, incident_id=incident_id, ref=None)
+        then = await state_as_of(
+            conn,
+            subject_id=incident_id,
+            as_of=as_of,
+            record=Incident,
+            kept_apart=None if now_row is None else _reporter(now_row),
+        )
         if then is None:
             raise NotFound(f"no incident {incident_id} was recorded at {as_of.isoformat()}")
         incident = then
@@ -359,7 +385,13 @@ async def list_incidents(
         rows.reverse()
     if as_of is not None:
         ids = [row["id"] for row in rows]
-        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Incident)
+        then = await states_as_of(
+            conn,
+            subject_ids=ids,
+            as_of=as_of,
+            record=Incident,
+            kept_apart={row["id"]: _reporter(row) for row in rows},
+        )
         return [
             to_view(
                 then[row["id"]],

@@ -4,14 +4,21 @@ Every change to a record appends one event in the caller's transaction, carrying
 record's full state after the change and the fields that changed. Reading the newest event
 for a subject up to a moment therefore gives its state as the registry knew it then.
 
-**Canonical encoding of an event.** The entry hashed into leaf ``i`` of the ledger's Merkle
-tree (:mod:`service.domain.merkle`) is the event exactly as ``GET /v1/events`` serves it
-(the ``Event`` object: seq, stage, kind, subject_type, subject_id, model_id, platform_id,
-actor_id, occurred_at, recorded_at, payload) encoded as compact JSON with every object's
-keys sorted (msgspec, ``order="sorted"``): UUIDs as lower-case hyphenated strings,
-timestamps as RFC 3339 in UTC with a ``Z`` and microseconds only when non-zero. Anyone
-holding an export (one event JSON object per line) can therefore recompute each leaf as
-``SHA-256(0x00 || canonical_entry(event))``.
+**Leaf entries.** Leaf ``i`` of the ledger's Merkle tree (:mod:`service.domain.merkle`)
+hashes event ``i`` exactly as ``GET /v1/events`` serves it (the ``Event`` object: seq,
+stage, kind, subject_type, subject_id, model_id, platform_id, actor_id, occurred_at,
+recorded_at, payload; UUIDs as lower-case hyphenated strings, timestamps as RFC 3339 in UTC
+with a ``Z`` and microseconds only when non-zero), encoded in the leaf's *format*, which
+``ledger_leaves.format`` records and the public leaf and proof routes serve:
+
+- format 2 (every leaf sealed since it was introduced): the RFC 8785 (JCS) bytes of the
+  event, :mod:`service.domain.jcs`; a number in the payload is the double its JSON text
+  denotes, as JCS requires;
+- format 1 (the leaves sealed before): compact JSON with every object's keys sorted, as
+  msgspec writes it (``order="sorted"``), numbers as Python reads them.
+
+Anyone holding an export (one event JSON object per line) can therefore recompute each leaf
+as ``SHA-256(0x00 || canonical_entry(event, leaf_format))``.
 """
 
 from __future__ import annotations
@@ -26,8 +33,11 @@ import asyncpg
 import msgspec
 
 from service.db.queries import events as q
+from service.domain.jcs import canonicalize
 
 __all__ = [
+    "LEAF_FORMATS",
+    "LEAF_FORMAT_JCS",
     "NewEvent",
     "canonical_entry",
     "diff",
@@ -38,12 +48,25 @@ __all__ = [
 
 _IGNORED = frozenset({"updated_at"})
 
-_canonical = msgspec.json.Encoder(order="sorted")
+_sorted_json = msgspec.json.Encoder(order="sorted")
+
+#: The leaf format the sealer writes: RFC 8785.
+LEAF_FORMAT_JCS = 2
+#: Every leaf format a sealed leaf may have.
+LEAF_FORMATS = (1, LEAF_FORMAT_JCS)
 
 
-def canonical_entry(event: Mapping[str, Any]) -> bytes:
-    """The bytes hashed into the event's leaf (see the module docstring)."""
-    return _canonical.encode(event)
+def canonical_entry(event: Mapping[str, Any], leaf_format: int = LEAF_FORMAT_JCS) -> bytes:
+    """The bytes hashed into the event's leaf in ``leaf_format`` (see the module docstring).
+
+    Raises :class:`service.domain.jcs.NotCanonical` for a value JCS cannot encode, and
+    ``ValueError`` for an unknown format.
+    """
+    if leaf_format == LEAF_FORMAT_JCS:
+        return canonicalize(event)
+    if leaf_format == 1:
+        return _sorted_json.encode(event)
+    raise ValueError(f"no leaf format {leaf_format}")
 
 
 def to_state(record: msgspec.Struct) -> dict[str, Any]:

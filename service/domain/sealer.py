@@ -1,7 +1,9 @@
 """The batch sealer: appends committed events to the Merkle tree and signs checkpoints.
 
 Leaf ``i`` hashes event ``i`` in the ledger's canonical encoding
-(:func:`service.domain.ledger.canonical_entry`).
+(:func:`service.domain.ledger.canonical_entry`): RFC 8785 (leaf format 2), recorded with
+the leaf. An event JCS cannot encode (intake refuses the values that would make one) is
+sealed in format 1 rather than stopping the ledger, and logged.
 
 **Gap-free sealing.** Sequence numbers come from an identity column, and transactions can
 commit out of order, so a missing seq may still appear. The sealer seals only a gap-free
@@ -28,12 +30,15 @@ from service.db.pool import DB_FAILURES, connection
 from service.db.queries import ledger_tree as q
 from service.domain import merkle
 from service.domain.checkpoints import Signer, format_body
-from service.domain.ledger import canonical_entry
+from service.domain.jcs import NotCanonical
+from service.domain.ledger import LEAF_FORMAT_JCS, canonical_entry
 from service.errors import NotFound, Unavailable
 from service.schemas.transparency import (
     CheckpointOut,
     ConsistencyProofOut,
     InclusionProofOut,
+    LeafFormatRange,
+    LeafFormats,
     LeafHash,
     LeafPage,
 )
@@ -44,6 +49,7 @@ __all__ = [
     "get_checkpoint",
     "get_consistency_proof",
     "get_inclusion_proof",
+    "get_leaf_formats",
     "list_leaf_hashes",
     "list_recent_checkpoints",
     "run_sealer",
@@ -111,7 +117,9 @@ async def seal_once(
     tree = merkle.CompactRange(size, [edge[n] for n in edge_nodes])
     if not events:
         return SealResult(sealed=0, tree_size=size, root_hash=tree.root())
-    leaves = [merkle.leaf_hash(canonical_entry(e)) for e in events]
+    entries = [_entry(e) for e in events]
+    formats = [f for f, _ in entries]
+    leaves = [merkle.leaf_hash(entry) for _, entry in entries]
     nodes: list[tuple[int, int, bytes]] = []
     for leaf in leaves:
         nodes.extend(tree.append(leaf))
@@ -120,6 +128,7 @@ async def seal_once(
         indexes=list(range(size, tree.size)),
         seqs=[e["seq"] for e in events],
         hashes=leaves,
+        formats=formats,
     )
     await q.insert_nodes(conn, nodes=nodes)
     root = tree.root()
@@ -128,6 +137,15 @@ async def seal_once(
         conn, tree_size=tree.size, root_hash=root, last_seq=events[-1]["seq"], note=note
     )
     return SealResult(sealed=len(events), tree_size=tree.size, root_hash=root)
+
+
+def _entry(event: dict[str, Any]) -> tuple[int, bytes]:
+    """The event's leaf format and entry: JCS, or format 1 for what JCS cannot encode."""
+    try:
+        return LEAF_FORMAT_JCS, canonical_entry(event, LEAF_FORMAT_JCS)
+    except NotCanonical:
+        log.warning("event sealed in leaf format 1", extra={"seq": event["seq"]})
+        return 1, canonical_entry(event, 1)
 
 
 async def run_sealer(
@@ -221,6 +239,7 @@ async def get_inclusion_proof(
         leaf_index=index,
         tree_size=tree_size,
         leaf_hash=_b64(bytes(leaf["leaf_hash"])),
+        leaf_format=leaf["format"],
         hashes=[_b64(h) for h in path],
     )
 
@@ -239,8 +258,23 @@ async def list_leaf_hashes(conn: asyncpg.Connection, *, start: int, limit: int) 
     return LeafPage(
         items=[
             LeafHash(
-                leaf_index=r["leaf_index"], seq=r["seq"], leaf_hash=_b64(bytes(r["leaf_hash"]))
+                leaf_index=r["leaf_index"],
+                seq=r["seq"],
+                leaf_hash=_b64(bytes(r["leaf_hash"])),
+                format=r["format"],
             )
             for r in rows
+        ]
+    )
+
+
+async def get_leaf_formats(conn: asyncpg.Connection) -> LeafFormats:
+    """Each run of sealed leaves in one format: from which leaf index each format applies."""
+    return LeafFormats(
+        ranges=[
+            LeafFormatRange(
+                format=r["format"], first_leaf=r["first_leaf"], last_leaf=r["last_leaf"]
+            )
+            for r in await q.select_leaf_format_ranges(conn)
         ]
     )

@@ -9,9 +9,10 @@ it) and its checkpoint verifier key. It
    sizes;
 3. given an export of the events (one JSON object per line, as ``GET /v1/events`` serves
    them, in seq order; :func:`export_events` writes one), recomputes each leaf from the
-   canonical encoding and the root; on a mismatch it fetches the published leaf hashes,
-   proves them against the signed root, and names every event whose content no longer
-   matches what was sealed.
+   canonical encoding in the leaf's format (``/v1/ledger/leaf-formats``: RFC 8785 from
+   the index where it began, the earlier sorted-key JSON before) and the root; on a
+   mismatch it fetches the published leaf hashes, proves them against the signed root,
+   and names every event whose content no longer matches what was sealed.
 
 The ``verify`` and ``ledger-export`` commands are thin shells over this module.
 """
@@ -28,7 +29,7 @@ import msgspec
 
 from service.domain import merkle
 from service.domain.checkpoints import Checkpoint, CheckpointError, open_checkpoint
-from service.domain.ledger import canonical_entry
+from service.domain.ledger import LEAF_FORMAT_JCS, canonical_entry
 
 __all__ = ["Mismatch", "Report", "Seen", "export_events", "read_export", "verify_registry"]
 
@@ -158,14 +159,46 @@ async def _published_leaves(http: httpx.AsyncClient, size: int) -> list[tuple[in
     return leaves[:size]
 
 
+async def _leaf_formats(http: httpx.AsyncClient) -> Callable[[int], int]:
+    """The format of leaf ``i``, as the registry publishes the runs of each format.
+
+    A registry that publishes none sealed every leaf in format 1. Trusting the registry
+    here costs nothing: a leaf computed in the wrong format does not match the signed root.
+    """
+    r = await http.get("/v1/ledger/leaf-formats")
+    if r.status_code == 404:
+        return lambda _: 1
+    r.raise_for_status()
+    ranges = [
+        (int(x["first_leaf"]), int(x["last_leaf"]), int(x["format"])) for x in r.json()["ranges"]
+    ]
+
+    def format_of(index: int) -> int:
+        for first, last, leaf_format in ranges:
+            if first <= index <= last:
+                return leaf_format
+        return LEAF_FORMAT_JCS  # not sealed yet: the format the registry now writes
+
+    return format_of
+
+
+def _entry(event: dict[str, Any], leaf_format: int) -> bytes:
+    try:
+        return canonical_entry(event, leaf_format)
+    except ValueError:  # not canonicalisable: hash its sorted JSON, which will not match
+        return canonical_entry(event, 1)
+
+
 async def _check_export(
     http: httpx.AsyncClient, report: Report, cp: Checkpoint, export: Path
 ) -> None:
+    events = list(read_export(export))
+    events.sort(key=lambda e: e["seq"] if isinstance(e.get("seq"), int) else -1)
+    format_of = await _leaf_formats(http)
     entries: list[tuple[int | None, bytes]] = []
-    for event in read_export(export):
+    for index, event in enumerate(events):
         seq = event.get("seq")
-        entries.append((seq if isinstance(seq, int) else None, canonical_entry(event)))
-    entries.sort(key=lambda e: e[0] if e[0] is not None else -1)
+        entries.append((seq if isinstance(seq, int) else None, _entry(event, format_of(index))))
     sealed = entries[: cp.tree_size]
     report.events_checked = len(sealed)
     report.events_unsealed = len(entries) - len(sealed)

@@ -34,7 +34,9 @@ DOCUMENT_KINDS: tuple[DocumentKind, ...] = (
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
 Revision = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Licence = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Downloads = Annotated[int, msgspec.Meta(ge=0)]
+#: At most 2**53 - 1: ledger leaves are RFC 8785 JSON, whose numbers are doubles, exact
+#: for integers only that far.
+Downloads = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1)]
 
 
 class Evidence(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

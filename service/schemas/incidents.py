@@ -28,6 +28,7 @@ __all__ = [
     "IncidentView",
     "Note",
     "NoteIn",
+    "ReporterOut",
     "ResponseMetrics",
     "SeriousKind",
     "Severity",
@@ -278,3 +279,16 @@ class IncidentView(Incident, frozen=True, kw_only=True):
 class IncidentPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[IncidentView]
     next_cursor: str | None
+
+
+class ReporterOut(msgspec.Struct, frozen=True, kw_only=True):
+    """Who reported an incident, with what binds it to the incident's ledger events:
+    ``commitment`` is the ``reporter_commitment`` they carry, hex
+    ``SHA-256(salt || RFC 8785 of {"reporter_platform_id", "reporter_principal_id"})``."""
+
+    incident_id: UUID
+    reporter_principal_id: UUID | None
+    reporter_platform_id: UUID | None
+    #: Base64 of the incident's random 32-byte salt; null before its first event.
+    salt: str | None
+    commitment: str | None

@@ -6,7 +6,15 @@ from datetime import datetime
 
 import msgspec
 
-__all__ = ["CheckpointOut", "ConsistencyProofOut", "InclusionProofOut", "LeafHash", "LeafPage"]
+__all__ = [
+    "CheckpointOut",
+    "ConsistencyProofOut",
+    "InclusionProofOut",
+    "LeafFormatRange",
+    "LeafFormats",
+    "LeafHash",
+    "LeafPage",
+]
 
 
 class CheckpointOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +34,8 @@ class InclusionProofOut(msgspec.Struct, frozen=True, kw_only=True):
     tree_size: int
     #: Base64 of SHA-256(0x00 || canonical entry).
     leaf_hash: str
+    #: How the leaf's entry is encoded: 2 for RFC 8785 (JCS), 1 for the format before it.
+    leaf_format: int
     #: The audit path, bottom-up, base64 (RFC 9162 section 2.1.3).
     hashes: list[str]
 
@@ -41,7 +51,22 @@ class LeafHash(msgspec.Struct, frozen=True, kw_only=True):
     leaf_index: int
     seq: int
     leaf_hash: str
+    #: How the leaf's entry is encoded: 2 for RFC 8785 (JCS), 1 for the format before it.
+    format: int
 
 
 class LeafPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[LeafHash]
+
+
+class LeafFormatRange(msgspec.Struct, frozen=True, kw_only=True):
+    #: 2: the entry is the event's RFC 8785 (JCS) bytes; 1: compact JSON with sorted keys.
+    format: int
+    first_leaf: int
+    last_leaf: int
+
+
+class LeafFormats(msgspec.Struct, frozen=True, kw_only=True):
+    """The sealed leaves as runs of one format each, in tree order."""
+
+    ranges: list[LeafFormatRange]

@@ -149,3 +149,54 @@ async def test_the_browser_refuses_a_checkpoint_the_server_altered(
     assert await tab.goto("/ledger") == 200
     refused = await _check_event(tab, seq="1")
     assert refused.startswith("Not verified: the checkpoint's signature does not verify"), refused
+
+
+async def test_the_browser_encodes_each_leaf_in_its_format(
+    browser: object,
+    signed_live: LiveService,
+    tab: Browsing,
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    signer: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A format 1 leaf (sealed before RFC 8785) and a format 2 one holding the doubles JCS
+    writes differently from Python both verify when pasted, in any spacing."""
+    from service.domain import sealer
+    from service.domain.ledger import canonical_entry
+    from tests.test_audits import audit_body, grant, new_auditor
+
+    uniq = uuid.uuid4().hex[:8]
+    old = await register_model(client, admin, f"ledger-{uniq}/legacy", provider="Caf\u00e9 \u2028")
+    with monkeypatch.context() as m:
+        m.setattr(sealer, "_entry", lambda e: (1, canonical_entry(e, 1)))
+        await seal_all(pool, signer)
+    name = f"ledger-{uniq}/floats"
+    await register_model(client, admin, name)
+    auditor = await new_auditor(pool)
+    await grant(client, admin, auditor, name, ["weights"])
+    values = [1e-7, 1e21, -0.0, 0.1, 5.0, 1.5e300, 123456.789]
+    evaluations = [{"metric": f"m{i}", "value": v} for i, v in enumerate(values)]
+    r = await client.post(
+        "/v1/audits", json=audit_body(name, evaluations=evaluations), headers=auditor.headers
+    )
+    assert r.status_code == 201, r.text
+    audit_id = r.json()["id"]
+    await seal_all(pool, signer)
+
+    legacy = await _newest_event(client, admin, str(old["id"]))
+    floats = await _newest_event(client, admin, audit_id)
+    tab.base_url = signed_live.base_url
+    assert await tab.goto("/ledger") == 200
+    for event, leaf_format in ((legacy, 1), (floats, 2)):
+        seq = json.loads(event)["seq"]
+        shown = await _check_event(tab, event=event)
+        assert shown.startswith(f"Verified: event {seq}"), shown
+        assert f"leaf format {leaf_format}" in shown
+    spaced = json.dumps(json.loads(floats), indent=2, ensure_ascii=True)
+    assert (await _check_event(tab, event=spaced)).startswith("Verified"), spaced
+    tampered = floats.replace("1e-07", "1e-06")
+    assert tampered != floats
+    refused = await _check_event(tab, event=tampered)
+    assert refused.startswith("Not verified: the inclusion proof does not lead"), refused

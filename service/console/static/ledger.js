@@ -2,7 +2,8 @@
 //
 // Everything that decides the result is computed here with WebCrypto: the checkpoint's
 // Ed25519 signature against the key in the page's key field (C2SP signed note), the event's
-// leaf hash SHA-256(0x00 || canonical JSON), and the RFC 9162 inclusion and consistency
+// leaf hash SHA-256(0x00 || the event's bytes in the leaf's format: RFC 8785 for format 2,
+// sorted-key JSON for format 1), and the RFC 9162 inclusion and consistency
 // proofs up to the signed root. The server supplies only data (notes and proof hashes).
 
 const enc = new TextEncoder();
@@ -87,10 +88,16 @@ async function openNote(note, vkey) {
   return { origin: lines[0], size, root };
 }
 
-// -- the canonical entry: compact JSON, keys sorted, numbers exactly as written -----------
+// -- the canonical entry --------------------------------------------------------------------
+//
+// Format 2 (RFC 8785, JCS): keys sorted by UTF-16 code units (JavaScript's own string order),
+// strings as JSON.stringify writes them, numbers as the doubles they denote written by
+// Number.prototype.toString (JSON.stringify of a number), which is what RFC 8785 specifies.
+// Format 1 (leaves sealed before): compact JSON, keys sorted, numbers exactly as written.
 
-// A small JSON reader that keeps each number's text, so the event re-encodes byte for byte
-// as the registry encoded it (JSON.parse would turn 100.0 into 100).
+// A small JSON reader that keeps each number's text, so a format 1 event re-encodes byte for
+// byte as the registry encoded it (JSON.parse would turn 100.0 into 100), and that refuses
+// repeated keys (JSON.parse would keep the last).
 function readJson(text) {
   let at = 0;
   const space = () => {
@@ -172,6 +179,23 @@ function canonical(node) {
   if ("string" in node) return JSON.stringify(node.string);
   return node.literal;
 }
+
+function jcs(node) {
+  if ("object" in node) {
+    const keys = node.object.map(([k]) => k);
+    if (new Set(keys).size !== keys.length) throw new CheckFailed("the event repeats a key");
+    const sorted = [...node.object].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return "{" + sorted.map(([k, v]) => JSON.stringify(k) + ":" + jcs(v)).join(",") + "}";
+  }
+  if ("array" in node) return "[" + node.array.map(jcs).join(",") + "]";
+  if ("string" in node) return JSON.stringify(node.string);
+  if (["true", "false", "null"].includes(node.literal)) return node.literal;
+  const number = Number(node.literal);
+  if (!Number.isFinite(number)) throw new CheckFailed("the event holds a number beyond a double");
+  return JSON.stringify(number);
+}
+
+const ENCODINGS = { 1: canonical, 2: jcs };
 
 // -- RFC 9162 proofs ------------------------------------------------------------------------
 
@@ -280,15 +304,13 @@ async function checkEvent(form, target) {
     const vkey = await parseVerifierKey(document.getElementById("verifier-key").value);
     const pasted = form.elements.event.value.trim();
     let seq;
+    let tree = null;
     let leaf = null;
     if (pasted) {
-      const tree = readJson(pasted);
-      const entry = canonical(tree);
+      tree = readJson(pasted);
       const seqNode = ("object" in tree ? tree.object : []).find(([k]) => k === "seq");
       seq = seqNode ? Number(seqNode[1].literal) : NaN;
       if (!Number.isSafeInteger(seq) || seq < 1) throw new CheckFailed("the event has no seq");
-      leaf = await leafHash(enc.encode(entry));
-      steps.push(`Hashed the pasted event (seq ${seq}) here: leaf ${toB64(leaf)}.`);
     } else {
       seq = Number(form.elements.seq.value.trim());
       if (!Number.isSafeInteger(seq) || seq < 1) throw new CheckFailed("give an event's seq or paste the event");
@@ -299,7 +321,14 @@ async function checkEvent(form, target) {
       `/v1/ledger/proofs/inclusion?seq=${seq}&tree_size=${checkpoint.size}`,
       "json",
     );
-    if (leaf === null) {
+    if (tree !== null) {
+      // The format only says how to encode; a wrong one cannot reach the signed root.
+      const format = proof.leaf_format ?? 1;
+      const encode = ENCODINGS[format];
+      if (!encode) throw new CheckFailed(`leaf format ${format} is unknown to this page`);
+      leaf = await leafHash(enc.encode(encode(tree)));
+      steps.push(`Hashed the pasted event (seq ${seq}, leaf format ${format}) here: leaf ${toB64(leaf)}.`);
+    } else {
       leaf = fromB64(proof.leaf_hash);
       steps.push(`Leaf hash as the registry gives it for seq ${seq}: ${proof.leaf_hash}.`);
     }

@@ -13,7 +13,7 @@ import asyncpg
 
 from service.db.pool import json_encode
 
-__all__ = ["insert_event", "insert_events"]
+__all__ = ["any_incident_event", "insert_event", "insert_events"]
 
 INSERT = """
 INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
@@ -77,3 +77,13 @@ async def insert_events(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -
     columns = [list(column) for column in zip(*rows, strict=True)]
     columns[8] = [json_encode(payload) for payload in columns[8]]
     return sorted(int(row["seq"]) for row in await conn.fetch(INSERT_MANY, *columns))
+
+
+ANY_INCIDENT_EVENT = """
+SELECT EXISTS (SELECT 1 FROM events WHERE seq = ANY($1::bigint[]) AND subject_type = 'incident')
+"""
+
+
+async def any_incident_event(conn: asyncpg.Connection, *, seqs: list[int]) -> bool:
+    """Whether any of these events is about an incident."""
+    return bool(await conn.fetchval(ANY_INCIDENT_EVENT, seqs))

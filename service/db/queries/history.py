@@ -26,6 +26,7 @@ _EVENT_FILTERS: dict[str, tuple[str, str, str]] = {
     "platform_id": ("platform_id", "=", "uuid"),
     "stage": ("stage", "=", "text"),
     "kind": ("kind", "=", "text"),
+    "hidden_subject_type": ("subject_type", "<>", "text"),
     "since": ("occurred_at", ">=", "timestamptz"),
     "until": ("occurred_at", "<", "timestamptz"),
 }
@@ -146,6 +147,7 @@ async def select_events(
     cursor: int | None,
     newest_first: bool,
     limit: int,
+    hidden_subject_type: str | None = None,
 ) -> list[asyncpg.Record]:
     conditions, values = _conditions(
         {
@@ -154,6 +156,7 @@ async def select_events(
             "platform_id": platform_id,
             "stage": stage,
             "kind": kind,
+            "hidden_subject_type": hidden_subject_type,
             "since": since,
             "until": until,
         },
@@ -180,9 +183,17 @@ async def select_model_history(
     cursor: int | None,
     newest_first: bool,
     limit: int,
+    hidden_subject_type: str | None = None,
 ) -> list[asyncpg.Record]:
     conditions, values = _conditions(
-        {"platform_id": platform_id, "stage": stage, "kind": kind, "since": since, "until": until},
+        {
+            "platform_id": platform_id,
+            "stage": stage,
+            "kind": kind,
+            "hidden_subject_type": hidden_subject_type,
+            "since": since,
+            "until": until,
+        },
         alias="e.",
         first=5,
     )

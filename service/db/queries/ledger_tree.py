@@ -24,6 +24,7 @@ __all__ = [
     "select_hashes",
     "select_latest_checkpoint",
     "select_leaf_by_seq",
+    "select_leaf_format_ranges",
     "select_leaves",
     "select_ledger_head",
     "select_recent_checkpoints",
@@ -77,8 +78,8 @@ LIMIT $2
 """
 
 INSERT_LEAVES = """
-INSERT INTO ledger_leaves (leaf_index, seq, leaf_hash)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])
+INSERT INTO ledger_leaves (leaf_index, seq, leaf_hash, format)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::smallint[])
 """
 
 INSERT_NODES = """
@@ -96,13 +97,25 @@ FROM ledger_nodes n JOIN unnest($2::smallint[], $3::bigint[]) AS w (level, idx)
 """
 
 LEAVES = """
-SELECT leaf_index, seq, leaf_hash
+SELECT leaf_index, seq, leaf_hash, format
 FROM ledger_leaves
 WHERE leaf_index >= $1 AND leaf_index < $2
 ORDER BY leaf_index
 """
 
-LEAF_BY_SEQ = "SELECT leaf_index, seq, leaf_hash FROM ledger_leaves WHERE seq = $1"
+LEAF_BY_SEQ = "SELECT leaf_index, seq, leaf_hash, format FROM ledger_leaves WHERE seq = $1"
+
+#: Runs of consecutive leaves in one format (gaps-and-islands over the leaf index).
+LEAF_FORMAT_RANGES = """
+SELECT format, min(leaf_index) AS first_leaf, max(leaf_index) AS last_leaf
+FROM (
+  SELECT leaf_index, format,
+         leaf_index - row_number() OVER (PARTITION BY format ORDER BY leaf_index) AS run
+  FROM ledger_leaves
+) AS l
+GROUP BY format, run
+ORDER BY first_leaf
+"""
 
 INSERT_CHECKPOINT = """
 INSERT INTO ledger_checkpoints (tree_size, root_hash, last_seq, note)
@@ -157,9 +170,19 @@ async def select_events_after(
 
 
 async def insert_leaves(
-    conn: asyncpg.Connection, *, indexes: list[int], seqs: list[int], hashes: list[bytes]
+    conn: asyncpg.Connection,
+    *,
+    indexes: list[int],
+    seqs: list[int],
+    hashes: list[bytes],
+    formats: list[int],
 ) -> None:
-    await conn.execute(INSERT_LEAVES, indexes, seqs, hashes)
+    await conn.execute(INSERT_LEAVES, indexes, seqs, hashes, formats)
+
+
+async def select_leaf_format_ranges(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """``(format, first_leaf, last_leaf)`` for each run of leaves sealed in one format."""
+    return list(await conn.fetch(LEAF_FORMAT_RANGES))
 
 
 async def insert_nodes(conn: asyncpg.Connection, *, nodes: list[tuple[int, int, bytes]]) -> None:
