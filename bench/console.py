@@ -8,7 +8,12 @@ installed; else a Python client, whose figures read worse because it shares the 
 target is 100 ms at p99 per page.
 
     .venv/bin/python -m bench.console --events 200000   # on its own database
+    .venv/bin/python -m bench.console --keep rr_console # build once, then reuse
     .venv/bin/python -m bench                           # as one phase of the full run
+
+With ``--keep NAME`` the populated and seeded database is kept under that name (its setup
+saved as the database's comment) and later runs with the same name only migrate it and
+measure: building five million events takes minutes, a page's fix is measured in seconds.
 """
 
 from __future__ import annotations
@@ -16,14 +21,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+import msgspec
 
 from bench import console_seed, history
-from bench.common import fresh_database, get_load, pg_server, serving, write_results
+from bench.common import (
+    fresh_database,
+    get_load,
+    pg_server,
+    serving,
+    with_database,
+    write_results,
+)
+from service.db.migrate import upgrade
 from service.db.pool import init_connection
 from service.domain.console_sessions import open_session
 from service.domain.incidents import record_incident
@@ -78,6 +95,21 @@ def pages(target: Any, prepared: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def seed(
+    url: str, setup: dict[str, Any], *, hostings: int, incidents: int, decisions: int
+) -> dict[str, Any]:
+    print(
+        f"seeding {hostings:,} hostings, {incidents:,} incidents with notes, "
+        f"{decisions:,} decisions",
+        flush=True,
+    )
+    return asyncio.run(
+        console_seed.seed(
+            url, target=setup["target"], hostings=hostings, incidents=incidents, decisions=decisions
+        )
+    )
+
+
 def measure(
     url: str,
     setup: dict[str, Any],
@@ -87,18 +119,12 @@ def measure(
     hostings: int = 6_000,
     incidents: int = 3_000,
     decisions: int = 200,
+    seeded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Seed (unless ``seeded`` says it was done), then load each page in turn."""
     target = setup["target"]
-    print(
-        f"seeding {hostings:,} hostings, {incidents:,} incidents with notes, "
-        f"{decisions:,} decisions",
-        flush=True,
-    )
-    seeded = asyncio.run(
-        console_seed.seed(
-            url, target=target, hostings=hostings, incidents=incidents, decisions=decisions
-        )
-    )
+    if seeded is None:
+        seeded = seed(url, setup, hostings=hostings, incidents=incidents, decisions=decisions)
     prepared = {**asyncio.run(_prepare(url, target)), "as_of": seeded["as_of"]}
     headers = {"Cookie": f"rr_console={prepared['cookie']}"}
     figures: dict[str, Any] = {}
@@ -125,6 +151,53 @@ def measure(
     }
 
 
+@contextmanager
+def _database(admin_url: str, keep: str | None) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """A fresh database dropped afterwards, or the kept one named ``keep`` (created when
+    missing) with its saved setup, or ``None`` for a database still to fill."""
+    if not keep:
+        with fresh_database(admin_url, "rr_bench_console") as url:
+            yield url, None
+        return
+    saved = asyncio.run(_saved(admin_url, keep))
+    url = with_database(admin_url, keep)
+    if saved is None:
+        asyncio.run(_recreate(admin_url, keep))
+    upgrade(url)
+    yield url, saved
+
+
+async def _saved(admin_url: str, name: str) -> dict[str, Any] | None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        comment = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            name,
+        )
+    finally:
+        await conn.close()
+    return msgspec.json.decode(comment) if comment else None
+
+
+async def _recreate(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _save(url: str, name: str, kept: dict[str, Any]) -> None:
+    """Remember the setup as the database's comment, written only once it is complete."""
+    conn = await asyncpg.connect(url)
+    try:
+        text = msgspec.json.encode(kept).decode().replace("'", "''")
+        await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{text}'")
+    finally:
+        await conn.close()
+
+
 def report(result: dict[str, Any]) -> None:
     print(f"console pages at {result['concurrency']} people ({result['load_generator']}):")
     for name, page in result["pages"].items():
@@ -144,20 +217,32 @@ def main() -> int:
     parser.add_argument("--decisions", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--keep", metavar="NAME", help="keep the database under NAME and reuse it when it exists"
+    )
     args = parser.parse_args()
-    with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_console") as url:
-        print(f"populating {args.events:,} events over {args.models:,} models", flush=True)
-        setup = asyncio.run(history._populate(url, events=args.events, models=args.models))
+    sizes = {"hostings": args.hostings, "incidents": args.incidents, "decisions": args.decisions}
+    with pg_server() as admin_url, _database(admin_url, args.keep) as (url, kept):
+        if kept is None:
+            print(f"populating {args.events:,} events over {args.models:,} models", flush=True)
+            started = time.monotonic()
+            setup = asyncio.run(history._populate(url, events=args.events, models=args.models))
+            seeded = seed(url, setup, **sizes)
+            built = round(time.monotonic() - started, 1)
+            kept = {"setup": setup, "seeded": seeded, "events": args.events}
+            kept.update(models=args.models, build_seconds=built)
+            if args.keep:
+                asyncio.run(_save(url, args.keep, kept))
+        else:
+            print(f"reusing {args.keep} ({kept['events']:,} events)", flush=True)
         result = measure(
             url,
-            setup,
+            kept["setup"],
             concurrency=args.concurrency,
             seconds=args.seconds,
-            hostings=args.hostings,
-            incidents=args.incidents,
-            decisions=args.decisions,
+            seeded=kept["seeded"],
         )
-    result.update(events=args.events, models=args.models)
+    result.update(events=kept["events"], models=kept["models"], build_seconds=kept["build_seconds"])
     written = write_results("console", result)
     report(result)
     print(f"results: {written}")
