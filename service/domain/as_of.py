@@ -4,6 +4,10 @@ Every event carries its subject's full state after the change (``payload.state``
 newest such event recorded at or before the moment *is* the state then. ``recorded_at`` is
 when the registry committed the change, not when it happened at its source: the question
 answered is "what did the registry know at that moment".
+
+A subject is named by its type and its id (``subject_type``, ``subject_id``): ids are unique
+within one type only, so an event about another kind of record under the same id is never
+taken for this one's state.
 """
 
 from __future__ import annotations
@@ -25,20 +29,32 @@ R = TypeVar("R", bound=msgspec.Struct)
 
 
 async def state_as_of(
-    conn: asyncpg.Connection, *, subject_id: UUID, as_of: datetime, record: type[R]
+    conn: asyncpg.Connection,
+    *,
+    subject_type: str,
+    subject_id: UUID,
+    as_of: datetime,
+    record: type[R],
 ) -> R | None:
     """The subject as a ``record`` in its state recorded at ``as_of``, or ``None`` if it did
     not exist yet."""
     if as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
-    state = await q.select_state_as_of(conn, subject_id=subject_id, as_of=as_of)
+    state = await q.select_state_as_of(
+        conn, subject_type=subject_type, subject_id=subject_id, as_of=as_of
+    )
     if state is None:
         return None
     return _convert(state, record)
 
 
 async def states_as_of(
-    conn: asyncpg.Connection, *, subject_ids: list[UUID], as_of: datetime, record: type[R]
+    conn: asyncpg.Connection,
+    *,
+    subject_type: str,
+    subject_ids: list[UUID],
+    as_of: datetime,
+    record: type[R],
 ) -> dict[UUID, R]:
     """Several subjects at once, each in its state recorded at ``as_of``; those that did not
     exist yet are left out. One query for a whole page of a listing."""
@@ -46,7 +62,9 @@ async def states_as_of(
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
     if not subject_ids:
         return {}
-    states = await q.select_states_as_of(conn, subject_ids=subject_ids, as_of=as_of)
+    states = await q.select_states_as_of(
+        conn, subject_type=subject_type, subject_ids=subject_ids, as_of=as_of
+    )
     return {subject: _convert(state, record) for subject, state in states.items()}
 
 

@@ -131,7 +131,9 @@ async def list_audits(
     )
     if as_of is not None:
         ids = [row["id"] for row in rows]
-        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Audit)
+        then = await states_as_of(
+            conn, subject_type="audit", subject_ids=ids, as_of=as_of, record=Audit
+        )
         return [then[i] for i in ids if i in then]
     return [msgspec.convert(dict(row), Audit) for row in rows]
 

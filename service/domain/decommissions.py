@@ -79,7 +79,9 @@ async def get_decision(
     recorded them then; a platform sees the past only of decisions it could see then.
     """
     if as_of is not None:
-        then = await state_as_of(conn, subject_id=decision_id, as_of=as_of, record=Decision)
+        then = await state_as_of(
+            conn, subject_type="decommission", subject_id=decision_id, as_of=as_of, record=Decision
+        )
         if then is None or not _visible(then, visible_to):
             raise NotFound(
                 f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
@@ -138,7 +140,9 @@ async def list_decisions(
     )
     if as_of is not None:
         ids = [r["id"] for r in rows]
-        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Decision)
+        then = await states_as_of(
+            conn, subject_type="decommission", subject_ids=ids, as_of=as_of, record=Decision
+        )
         return [
             _seen_by(then[i], platform_id)
             for i in ids

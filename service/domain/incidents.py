@@ -287,7 +287,9 @@ async def get_incident(
     if as_of is not None:
         if incident_id is None:
             raise ValueError("a point-in-time read names the incident by id")
-        then = await state_as_of(conn, subject_id=incident_id, as_of=as_of, record=Incident)
+        then = await state_as_of(
+            conn, subject_type="incident", subject_id=incident_id, as_of=as_of, record=Incident
+        )
         if then is None:
             raise NotFound(f"no incident {incident_id} was recorded at {as_of.isoformat()}")
         incident = then
@@ -359,7 +361,9 @@ async def list_incidents(
         rows.reverse()
     if as_of is not None:
         ids = [row["id"] for row in rows]
-        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Incident)
+        then = await states_as_of(
+            conn, subject_type="incident", subject_ids=ids, as_of=as_of, record=Incident
+        )
         return [
             to_view(
                 then[row["id"]],
@@ -468,6 +472,12 @@ async def list_notes(
     rows = await q.select_notes(conn, incident_id=incident_id, reporter_view=reporter_view)
     notes = [msgspec.convert(dict(row), Note) for row in rows]
     if as_of is not None:
-        then = await states_as_of(conn, subject_ids=[n.id for n in notes], as_of=as_of, record=Note)
+        then = await states_as_of(
+            conn,
+            subject_type="incident_note",
+            subject_ids=[n.id for n in notes],
+            as_of=as_of,
+            record=Note,
+        )
         notes = [n for n in notes if n.id in then]
     return notes
