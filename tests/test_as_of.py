@@ -185,7 +185,7 @@ async def test_as_of_reads_the_state_of_the_record_of_that_type_only(
     )
     assert r.status_code == 200, r.text
     # The lineage as of then reads every descendant's state at once (states_as_of).
-    assert child["name"] in r.text
+    assert str(child["name"]) in r.text
     assert "Impostor" not in r.text
     assert f"org-{uniq}/impostor" not in r.text
 
