@@ -148,7 +148,13 @@ async def list_decisions(
             for i in ids
             if i in then and _visible(then[i], platform_id)
         ]
-    return [await get_decision(conn, decision_id=r["id"], visible_to=platform_id) for r in rows]
+    # Every listed decision's targets in one query, not one query (and a re-read) each.
+    targets: dict[UUID, list[Target]] = {r["id"]: [] for r in rows}
+    for t in await q.select_targets_of(conn, decision_ids=list(targets)):
+        found = dict(t)
+        targets[found.pop("decommission_id")].append(msgspec.convert(found, Target))
+    decisions = [msgspec.convert({**dict(r), "targets": targets[r["id"]]}, Decision) for r in rows]
+    return [_seen_by(d, platform_id) for d in decisions if _visible(d, platform_id)]
 
 
 async def record_decision_event(

@@ -110,6 +110,15 @@ WHERE t.decommission_id = $1
 ORDER BY t.created_at, t.hosting_id
 """
 
+#: The targets of several decisions at once, each decision's in the order SELECT_TARGETS gives.
+SELECT_TARGETS_OF = f"""
+SELECT t.decommission_id, {TARGET_COLUMNS}
+FROM decommission_targets t JOIN platforms p ON p.id = t.platform_id
+JOIN models m ON m.id = t.model_id
+WHERE t.decommission_id = ANY($1::uuid[])
+ORDER BY t.decommission_id, t.created_at, t.hosting_id
+"""
+
 # Hostings in scope: of the model (and, with derivatives, of every descendant), on the
 # platforms named (or any), still hosted or restricted, not yet a target of the decision.
 SCOPE = """
@@ -320,6 +329,12 @@ async def link_findings(
 
 async def select_targets(conn: asyncpg.Connection, *, decision_id: UUID) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_TARGETS, decision_id))
+
+
+async def select_targets_of(
+    conn: asyncpg.Connection, *, decision_ids: list[UUID]
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_TARGETS_OF, decision_ids))
 
 
 async def select_scope_hostings(
