@@ -111,10 +111,13 @@ ORDER BY t.created_at, t.hosting_id
 """
 
 #: The targets of several decisions at once, each decision's in the order SELECT_TARGETS gives.
-SELECT_TARGETS_OF = f"""
-SELECT t.decommission_id, {TARGET_COLUMNS}
+#: Each model's name is looked up by key: joined, the planner hashed every model in the
+#: registry to name a few hundred targets.
+SELECT_TARGETS_OF = """
+SELECT t.decommission_id, t.hosting_id, t.platform_id, p.slug AS platform, t.model_id,
+       (SELECT m.name FROM models m WHERE m.id = t.model_id) AS model, t.inherited, t.late,
+       t.confirmed_at, t.outcome, t.created_at
 FROM decommission_targets t JOIN platforms p ON p.id = t.platform_id
-JOIN models m ON m.id = t.model_id
 WHERE t.decommission_id = ANY($1::uuid[])
 ORDER BY t.decommission_id, t.created_at, t.hosting_id
 """
