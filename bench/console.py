@@ -108,6 +108,12 @@ def target_ms(name: str) -> float:
     return COMPLIANCE_TARGET_P99_MS if name == "compliance" else TARGET_P99_MS
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far, from ``/proc`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_times(log: Path, start: int) -> tuple[list[float], int]:
     """The service's own time (ms) for each request it logged after byte ``start`` of its
     log, and where the log ends now: time in the service, without the load generator's
@@ -164,15 +170,20 @@ def measure(
     load_before = os.getloadavg()[0]
     log = Path(tempfile.mkdtemp(prefix="rr-bench-console-")) / "serve.log"
     # INFO: the service logs each request with its own time (service.access).
-    with serving(url, log=log, REGISTRY_SEALER="false", REGISTRY_LOG_LEVEL="INFO") as (base, _):
+    with serving(url, log=log, REGISTRY_SEALER="false", REGISTRY_LOG_LEVEL="INFO") as (
+        base,
+        proc,
+    ):
         for name, path in pages(target, prepared).items():
             if only and not any(o in name for o in only):
                 continue
             hey_load(base + path, headers=headers, concurrency=concurrency, seconds=1)
             _, start = server_times(log, 0)
+            cpu_before = cpu_seconds(proc.pid)
             latencies, statuses = hey_load(
                 base + path, headers=headers, concurrency=concurrency, seconds=seconds
             )
+            cpu = cpu_seconds(proc.pid) - cpu_before
             if set(statuses) != {200}:
                 raise RuntimeError(f"{name}: not every answer was 200: {statuses}")
             client = history._summary([latency * 1000 for latency in latencies])
@@ -183,6 +194,8 @@ def measure(
                 **client,
                 "server_p50_ms": inside["p50_ms"],
                 "server_p99_ms": inside["p99_ms"],
+                # The service's CPU per request: what a page costs, however busy the machine.
+                "server_cpu_ms": round(cpu * 1000 / max(len(latencies), 1), 2),
                 "target_p99_ms": target_ms(name),
                 "under_target": client["p99_ms"] < target_ms(name),
             }
@@ -252,7 +265,8 @@ def _line(name: str, page: dict[str, Any]) -> str:
     mark = "" if page["under_target"] else f"  over the {page['target_p99_ms']:.0f} ms target"
     return (
         f"{name:26} p50 {page['p50_ms']:7.2f} ms  p99 {page['p99_ms']:7.2f} ms  "
-        f"(server p50 {page['server_p50_ms']:6.2f}  p99 {page['server_p99_ms']:7.2f})  "
+        f"(server p50 {page['server_p50_ms']:6.2f}  p99 {page['server_p99_ms']:7.2f}  "
+        f"cpu {page['server_cpu_ms']:5.1f})  "
         f"{page['count']} requests{mark}"
     )
 
