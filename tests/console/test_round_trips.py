@@ -56,9 +56,9 @@ async def counted(
         )
     assert opened is not None
     transport = httpx.ASGITransport(app=cast("Any", app))
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as c:
-        c.cookies.set("rr_console", opened.cookie)
-        counter.client = c
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as http:
+        http.cookies.set("rr_console", opened.cookie)
+        counter.client = http
         yield counter
     await own.close()
 
