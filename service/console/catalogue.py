@@ -105,8 +105,9 @@ class CatalogueController(Controller):
         if stage is not None and stage not in STAGES:
             raise InvalidInput(f"no stage {stage!r}", key="stage")
         kind = _blank(kind)
-        model = await get_model(db, model_id=model_id, as_of=moment)
+        # The lineage carries the model itself (now, or as of the moment): one read, not two.
         lineage = await get_lineage(db, model_id=model_id, as_of=moment)
+        model = lineage.model
         hostings = await list_hostings(
             db, visible_to=principal.platform_id, model_id=model_id, limit=200, as_of=moment
         )
