@@ -8,14 +8,14 @@
   sorts by, so a page is read in order instead of sorting every incident.
 
 Revision ID: 0018_console_speed
-Revises: 0014_model_names_fold
+Revises: 0021_hosting_names_fold
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0018_console_speed"
-down_revision = "0014_model_names_fold"
+down_revision = "0021_hosting_names_fold"
 branch_labels = None
 depends_on = None
 
