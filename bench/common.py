@@ -107,8 +107,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A live ``serve`` process on a free port: yields its base URL and the process."""
+def serving(
+    database_url: str, *, log: Path | None = None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A live ``serve`` process on a free port: yields its base URL and the process. With
+    ``log``, its log lines (standard error) go to that file."""
     port = _free_port()
     with _running(
         [sys.executable, "-m", "service", "serve"],
@@ -119,6 +122,7 @@ def serving(database_url: str, **env: str) -> Iterator[tuple[str, subprocess.Pop
             "REGISTRY_LOG_LEVEL": "WARNING",
             **env,
         },
+        log=log,
     ) as running:
         yield running
 
@@ -135,11 +139,12 @@ def floor_serving(app: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 @contextmanager
 def _running(
-    cmd: list[str], port: int, env: dict[str, str]
+    cmd: list[str], port: int, env: dict[str, str], *, log: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start ``cmd`` serving on ``port``; yield once ``/readyz`` answers 200; stop it after."""
+    stderr = None if log is None else log.open("ab")
     proc = subprocess.Popen(  # noqa: S603 - the benchmark's own commands
-        cmd, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL
+        cmd, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=stderr
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -163,6 +168,8 @@ def _running(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if stderr is not None:
+            stderr.close()
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from service.domain.as_of import state_as_of
+from service.domain.console_sessions import open_session
 from service.schemas.models import Model
-from tests.conftest import PlatformFixture, make_platform, register_model
+from tests.conftest import PlatformFixture, make_key, make_platform, register_model
 from tests.helpers.notices import admin_headers, confirm_target, decide, host
 
 
@@ -119,9 +120,74 @@ async def test_state_as_of_returns_none_for_unknown_subjects(conn: asyncpg.Conne
     from datetime import UTC, datetime
 
     assert (
-        await state_as_of(conn, subject_id=uuid.uuid4(), as_of=datetime.now(UTC), record=Model)
+        await state_as_of(
+            conn,
+            subject_type="model",
+            subject_id=uuid.uuid4(),
+            as_of=datetime.now(UTC),
+            record=Model,
+        )
         is None
     )
+
+
+async def _same_id_other_type(
+    conn: asyncpg.Connection, model: dict[str, Any], **state: object
+) -> datetime:
+    """Record, after ``model``'s own events, an event about a record of another type that
+    carries the model's id and a state shaped like the model's but changed by ``state``.
+    Returns when it was recorded."""
+    recorded: datetime = await conn.fetchval(
+        "INSERT INTO events (stage, kind, subject_type, subject_id, occurred_at, payload) "
+        "VALUES ('prevent', 'hosting.updated', 'hosting', $1, now(), $2) RETURNING recorded_at",
+        model["id"],
+        {"state": {**model, **state}},
+    )
+    return recorded
+
+
+async def test_as_of_reads_the_state_of_the_record_of_that_type_only(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    uniq: str,
+) -> None:
+    """Ids are unique within a type: a hosting's event under a model's id is not the
+    model's state, in the API's point-in-time read and in the console's model page."""
+    parent = await register_model(client, admin, f"org-{uniq}/parent", provider="Lab")
+    child = await register_model(
+        client,
+        admin,
+        f"org-{uniq}/child",
+        provider="Lab",
+        base_model=parent["name"],
+        derivation="fine_tune",
+    )
+    await _same_id_other_type(conn, parent, provider="Impostor")
+    moment = await _same_id_other_type(conn, child, name=f"org-{uniq}/impostor", base_model_id=None)
+
+    r = await client.get(
+        f"/v1/models/{parent['id']}", params={"as_of": moment.isoformat()}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["provider"] == "Lab"
+
+    key = await make_key(pool, "admin")
+    async with conn.transaction():
+        opened = await open_session(conn, api_key=key, idle=timedelta(minutes=5))
+    assert opened is not None
+    client.cookies.set("rr_console", opened.cookie)
+    r = await client.get(
+        f"/console/models/{parent['id']}",
+        params={"as_of": moment.isoformat()},
+        headers={"accept": "text/html"},
+    )
+    assert r.status_code == 200, r.text
+    # The lineage as of then reads every descendant's state at once (states_as_of).
+    assert str(child["name"]) in r.text
+    assert "Impostor" not in r.text
+    assert f"org-{uniq}/impostor" not in r.text
 
 
 async def test_incident_as_of_each_transition_and_its_clock_then(

@@ -21,15 +21,13 @@ from service.console.charts import downloads_chart, lineage_graph
 from service.console.incident import parse_as_of
 from service.console.web import Viewer, page
 from service.domain import incidents as incidents_domain
-from service.domain.as_of import state_as_of
 from service.domain.audits import list_audits
 from service.domain.decommissions import list_decisions
 from service.domain.history import downloads_over_time, model_history
 from service.domain.hostings import list_hostings
 from service.domain.models import get_lineage, get_model, list_models
 from service.domain.platforms import list_platforms
-from service.errors import InvalidInput, NotFound
-from service.schemas.models import Model
+from service.errors import InvalidInput
 
 __all__ = ["CatalogueController"]
 
@@ -107,14 +105,9 @@ class CatalogueController(Controller):
         if stage is not None and stage not in STAGES:
             raise InvalidInput(f"no stage {stage!r}", key="stage")
         kind = _blank(kind)
-        if moment is None:
-            model = await get_model(db, model_id=model_id)
-        else:
-            then = await state_as_of(db, subject_id=model_id, as_of=moment, record=Model)
-            if then is None:
-                raise NotFound(f"no model {model_id} was recorded at {moment.isoformat()}")
-            model = then
+        # The lineage carries the model itself (now, or as of the moment): one read, not two.
         lineage = await get_lineage(db, model_id=model_id, as_of=moment)
+        model = lineage.model
         hostings = await list_hostings(
             db, visible_to=principal.platform_id, model_id=model_id, limit=200, as_of=moment
         )

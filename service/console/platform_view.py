@@ -51,12 +51,7 @@ class PlatformViewController(Controller):
             db, platform_id=platform.id, outcome=None, before=None, limit=50
         )
         notices = await outbox.list_notifications(db, platform_id=platform.id, limit=20)
-        attempts = {
-            n.id: await outbox.list_attempts(
-                db, message_id=n.id, visible_to=principal.platform_id, limit=50
-            )
-            for n in notices
-        }
+        attempts = await outbox.list_attempts_of(db, notifications=notices, limit=50)
         awaited = await list_awaited_confirmations(
             db, platform_id=platform.id, now=datetime.now(UTC)
         )

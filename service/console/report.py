@@ -21,27 +21,10 @@ from service.api.reports import check_size, public_limits
 from service.console.web import PublicForm, form_cookie, form_token, page
 from service.domain import reports as domain
 from service.errors import RegistryError
-from service.schemas.incidents import Incident
+from service.schemas.incidents import CATEGORIES, SERIOUS_KINDS, SEVERITIES, Incident
 from service.schemas.reports import ReportIn, ReportUpdateIn
 
 __all__ = ["ReportPageController"]
-
-CATEGORIES = [
-    "harmful_content",
-    "security_vulnerability",
-    "bias_discrimination",
-    "malfunction",
-    "misuse",
-    "privacy",
-    "other",
-]
-SEVERITIES = ["low", "medium", "high", "critical"]
-SERIOUS_KINDS = [
-    "death_or_serious_harm",
-    "critical_infrastructure",
-    "fundamental_rights",
-    "property_or_environment",
-]
 
 
 def _text(form: FormMultiDict, name: str) -> str:

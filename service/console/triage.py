@@ -22,21 +22,18 @@ from service.domain import incidents as domain
 from service.domain.models import get_model
 from service.domain.platforms import get_platform
 from service.schemas.common import ModelName, PlatformSlug
-from service.schemas.incidents import Category, IncidentStatus, IncidentView, Severity
+from service.schemas.incidents import (
+    CATEGORIES,
+    INCIDENT_STATUSES,
+    SEVERITIES,
+    Category,
+    IncidentStatus,
+    IncidentView,
+    Severity,
+)
 
 __all__ = ["TriageController", "TriageFilters"]
 
-STATUSES = ["received", "triaged", "investigating", "mitigated", "closed", "duplicate", "rejected"]
-CATEGORIES = [
-    "harmful_content",
-    "security_vulnerability",
-    "bias_discrimination",
-    "malfunction",
-    "misuse",
-    "privacy",
-    "other",
-]
-SEVERITIES = ["low", "medium", "high", "critical"]
 PAGE_SIZE = 50
 
 
@@ -190,7 +187,7 @@ class TriageController(Controller):
             first_url=None if given is None else "?" + _query(paged),
             sorts=SORT_LABELS,
             sort=sort,
-            statuses=STATUSES,
+            statuses=INCIDENT_STATUSES,
             categories=CATEGORIES,
             severities=SEVERITIES,
         )

@@ -4,6 +4,10 @@ Every event carries its subject's full state after the change (``payload.state``
 newest such event recorded at or before the moment *is* the state then. ``recorded_at`` is
 when the registry committed the change, not when it happened at its source: the question
 answered is "what did the registry know at that moment".
+
+A subject is named by its type and its id (``subject_type``, ``subject_id``): ids are unique
+within one type only, so an event about another kind of record under the same id is never
+taken for this one's state.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ R = TypeVar("R", bound=msgspec.Struct)
 async def state_as_of(
     conn: asyncpg.Connection,
     *,
+    subject_type: str,
     subject_id: UUID,
     as_of: datetime,
     record: type[R],
@@ -37,7 +42,9 @@ async def state_as_of(
     which never change, taken from the record as it is."""
     if as_of.tzinfo is None:
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
-    state = await q.select_state_as_of(conn, subject_id=subject_id, as_of=as_of)
+    state = await q.select_state_as_of(
+        conn, subject_type=subject_type, subject_id=subject_id, as_of=as_of
+    )
     if state is None:
         return None
     return _convert({**(kept_apart or {}), **state}, record)
@@ -46,6 +53,7 @@ async def state_as_of(
 async def states_as_of(
     conn: asyncpg.Connection,
     *,
+    subject_type: str,
     subject_ids: list[UUID],
     as_of: datetime,
     record: type[R],
@@ -58,7 +66,9 @@ async def states_as_of(
         raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
     if not subject_ids:
         return {}
-    states = await q.select_states_as_of(conn, subject_ids=subject_ids, as_of=as_of)
+    states = await q.select_states_as_of(
+        conn, subject_type=subject_type, subject_ids=subject_ids, as_of=as_of
+    )
     apart = kept_apart or {}
     return {
         subject: _convert({**apart.get(subject, {}), **state}, record)

@@ -129,7 +129,9 @@ async def list_audits(
     rows = await q.select_audits(conn, auditor_id=None, model_id=model_id, after=after, limit=limit)
     if as_of is not None:
         ids = [row["id"] for row in rows]
-        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Audit)
+        then = await states_as_of(
+            conn, subject_type="audit", subject_ids=ids, as_of=as_of, record=Audit
+        )
         return [then[i] for i in ids if i in then]
     return [msgspec.convert(dict(row), Audit) for row in rows]
 

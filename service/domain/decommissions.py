@@ -79,7 +79,9 @@ async def get_decision(
     recorded them then; a platform sees the past only of decisions it could see then.
     """
     if as_of is not None:
-        then = await state_as_of(conn, subject_id=decision_id, as_of=as_of, record=Decision)
+        then = await state_as_of(
+            conn, subject_type="decommission", subject_id=decision_id, as_of=as_of, record=Decision
+        )
         if then is None or not _visible(then, visible_to):
             raise NotFound(
                 f"no decommission decision {decision_id} was recorded at {as_of.isoformat()}"
@@ -138,13 +140,21 @@ async def list_decisions(
     )
     if as_of is not None:
         ids = [r["id"] for r in rows]
-        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Decision)
+        then = await states_as_of(
+            conn, subject_type="decommission", subject_ids=ids, as_of=as_of, record=Decision
+        )
         return [
             _seen_by(then[i], platform_id)
             for i in ids
             if i in then and _visible(then[i], platform_id)
         ]
-    return [await get_decision(conn, decision_id=r["id"], visible_to=platform_id) for r in rows]
+    # Every listed decision's targets in one query, not one query (and a re-read) each.
+    targets: dict[UUID, list[Target]] = {r["id"]: [] for r in rows}
+    for t in await q.select_targets_of(conn, decision_ids=list(targets)):
+        found = dict(t)
+        targets[found.pop("decommission_id")].append(msgspec.convert(found, Target))
+    decisions = [msgspec.convert({**dict(r), "targets": targets[r["id"]]}, Decision) for r in rows]
+    return [_seen_by(d, platform_id) for d in decisions if _visible(d, platform_id)]
 
 
 async def record_decision_event(

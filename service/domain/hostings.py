@@ -145,7 +145,9 @@ async def get_hosting(
     """One hosting, now or as recorded at ``as_of``; with ``visible_to`` (a platform's id),
     only if that platform hosts it (hosted it then)."""
     if as_of is not None:
-        then = await state_as_of(conn, subject_id=hosting_id, as_of=as_of, record=Hosting)
+        then = await state_as_of(
+            conn, subject_type="hosting", subject_id=hosting_id, as_of=as_of, record=Hosting
+        )
         if then is None or visible_to not in (None, then.platform_id):
             raise NotFound(f"no hosting {hosting_id} was recorded at {as_of.isoformat()}")
         return then
@@ -264,7 +266,9 @@ async def list_hostings(
     )
     if as_of is not None:
         ids = [row["id"] for row in rows]
-        then = await states_as_of(conn, subject_ids=ids, as_of=as_of, record=Hosting)
+        then = await states_as_of(
+            conn, subject_type="hosting", subject_ids=ids, as_of=as_of, record=Hosting
+        )
         return [then[i] for i in ids if i in then]
     return [msgspec.convert(dict(row), Hosting) for row in rows]
 

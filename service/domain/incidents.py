@@ -309,6 +309,7 @@ async def get_incident(
         now_row = await q.select_incident(conn, incident_id=incident_id, ref=None)
         then = await state_as_of(
             conn,
+            subject_type="incident",
             subject_id=incident_id,
             as_of=as_of,
             record=Incident,
@@ -387,6 +388,7 @@ async def list_incidents(
         ids = [row["id"] for row in rows]
         then = await states_as_of(
             conn,
+            subject_type="incident",
             subject_ids=ids,
             as_of=as_of,
             record=Incident,
@@ -500,6 +502,12 @@ async def list_notes(
     rows = await q.select_notes(conn, incident_id=incident_id, reporter_view=reporter_view)
     notes = [msgspec.convert(dict(row), Note) for row in rows]
     if as_of is not None:
-        then = await states_as_of(conn, subject_ids=[n.id for n in notes], as_of=as_of, record=Note)
+        then = await states_as_of(
+            conn,
+            subject_type="incident_note",
+            subject_ids=[n.id for n in notes],
+            as_of=as_of,
+            record=Note,
+        )
         notes = [n for n in notes if n.id in then]
     return notes

@@ -96,7 +96,9 @@ async def get_model(
     if as_of is not None:
         if model_id is None:
             raise ValueError("a point-in-time read names the model by id")
-        then = await state_as_of(conn, subject_id=model_id, as_of=as_of, record=Model)
+        then = await state_as_of(
+            conn, subject_type="model", subject_id=model_id, as_of=as_of, record=Model
+        )
         if then is None:
             raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
         return then
@@ -217,7 +219,9 @@ async def _lineage_as_of(conn: asyncpg.Connection, *, model_id: UUID, as_of: dat
     seen = {model.id}
     parent, depth = model.base_model_id, 1
     while parent is not None and parent not in seen and depth <= _MAX_DEPTH:
-        then = await state_as_of(conn, subject_id=parent, as_of=as_of, record=Model)
+        then = await state_as_of(
+            conn, subject_type="model", subject_id=parent, as_of=as_of, record=Model
+        )
         if then is None:
             break
         ancestors.append(_node(then, depth=depth))
@@ -225,7 +229,7 @@ async def _lineage_as_of(conn: asyncpg.Connection, *, model_id: UUID, as_of: dat
         parent, depth = then.base_model_id, depth + 1
     today = await q.select_descendants(conn, model_id=model_id)
     states = await states_as_of(
-        conn, subject_ids=[r["id"] for r in today], as_of=as_of, record=Model
+        conn, subject_type="model", subject_ids=[r["id"] for r in today], as_of=as_of, record=Model
     )
     descendants: list[LineageNode] = []
     level, depth = {model_id}, 1

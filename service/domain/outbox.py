@@ -27,6 +27,7 @@ __all__ = [
     "enqueue",
     "get_notification",
     "list_attempts",
+    "list_attempts_of",
     "list_notifications",
     "redeliver",
     "send_test_notice",
@@ -108,6 +109,18 @@ async def list_attempts(
     await get_notification(conn, message_id=message_id, visible_to=visible_to)
     rows = await q.select_attempts(conn, message_id=message_id, after=after, limit=limit)
     return [msgspec.convert(dict(r), Attempt) for r in rows]
+
+
+async def list_attempts_of(
+    conn: asyncpg.Connection, *, notifications: list[Notification], limit: int
+) -> dict[UUID, list[Attempt]]:
+    """The first ``limit`` attempts of each of ``notifications`` (already read, so already
+    seen to be the reader's), in one query rather than two per notification."""
+    found: dict[UUID, list[Attempt]] = {n.id: [] for n in notifications}
+    rows = await q.select_attempts_of(conn, message_ids=list(found), limit=limit)
+    for r in rows:
+        found[r["message_id"]].append(msgspec.convert(dict(r), Attempt))
+    return found
 
 
 async def redeliver(

@@ -8,7 +8,7 @@ severity, a ``duplicate_of`` pointer).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 import msgspec
@@ -16,6 +16,10 @@ import msgspec
 from service.schemas.common import HttpUrl, ModelName, Tag
 
 __all__ = [
+    "CATEGORIES",
+    "INCIDENT_STATUSES",
+    "SERIOUS_KINDS",
+    "SEVERITIES",
     "AuthorityReportIn",
     "Category",
     "Channel",
@@ -56,6 +60,13 @@ IncidentStatus = Literal[
     "received", "triaged", "investigating", "mitigated", "closed", "duplicate", "rejected"
 ]
 Channel = Literal["webhook", "api", "public"]
+
+#: The same vocabularies as values, in the order declared above: what forms and filters
+#: offer, so a page never keeps a list of its own that could drift from what the API takes.
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+SERIOUS_KINDS: tuple[SeriousKind, ...] = get_args(SeriousKind)
+INCIDENT_STATUSES: tuple[IncidentStatus, ...] = get_args(IncidentStatus)
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Description = Annotated[str, msgspec.Meta(max_length=20_000)]

@@ -111,6 +111,18 @@ WHERE t.decommission_id = $1
 ORDER BY t.created_at, t.hosting_id
 """
 
+#: The targets of several decisions at once, each decision's in the order SELECT_TARGETS gives.
+#: Each model's name is looked up by key: joined, the planner hashed every model in the
+#: registry to name a few hundred targets.
+SELECT_TARGETS_OF = """
+SELECT t.decommission_id, t.hosting_id, t.platform_id, p.slug AS platform, t.model_id,
+       (SELECT m.name FROM models m WHERE m.id = t.model_id) AS model, t.inherited, t.late,
+       t.confirmed_at, t.outcome, t.created_at
+FROM decommission_targets t JOIN platforms p ON p.id = t.platform_id
+WHERE t.decommission_id = ANY($1::uuid[])
+ORDER BY t.decommission_id, t.created_at, t.hosting_id
+"""
+
 # Hostings in scope: of the model (and, with derivatives, of every descendant), on the
 # platforms named (or any), still hosted or restricted, not yet a target of the decision.
 SCOPE = """
@@ -336,6 +348,12 @@ async def link_findings(
 
 async def select_targets(conn: asyncpg.Connection, *, decision_id: UUID) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_TARGETS, decision_id))
+
+
+async def select_targets_of(
+    conn: asyncpg.Connection, *, decision_ids: list[UUID]
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_TARGETS_OF, decision_ids))
 
 
 async def select_scope_hostings(

@@ -103,12 +103,13 @@ _FILTERS = """
   AND ($12::text IS NULL OR strpos(lower(i.title || ' ' || i.description), lower($12)) > 0)
 """
 
+# The page is chosen first by id alone, then read whole: the per-incident subqueries in
+# COLUMNS run for the page's rows only, not for every row the sort has to look at.
 _SELECT_MANY = f"""
 SELECT {COLUMNS}, false AS inherited
 FROM incidents i
-WHERE {_FILTERS}
+WHERE i.id IN (SELECT i.id FROM incidents i WHERE {_FILTERS} ORDER BY {{order}} LIMIT $10)
 ORDER BY {{order}}
-LIMIT $10
 """
 
 # An incident on any ancestor or descendant of the model counts too, flagged as inherited.
@@ -131,11 +132,15 @@ SELECT {COLUMNS},
        NOT EXISTS (SELECT 1 FROM incident_models d
                    WHERE d.incident_id = i.id AND d.model_id = $13) AS inherited
 FROM incidents i
-WHERE EXISTS (SELECT 1 FROM incident_models l JOIN lineage ON lineage.id = l.model_id
-              WHERE l.incident_id = i.id)
-  AND {_FILTERS}
+WHERE i.id IN (
+  SELECT i.id FROM incidents i
+  WHERE EXISTS (SELECT 1 FROM incident_models l JOIN lineage ON lineage.id = l.model_id
+                WHERE l.incident_id = i.id)
+    AND {_FILTERS}
+  ORDER BY {{order}}
+  LIMIT $10
+)
 ORDER BY {{order}}
-LIMIT $10
 """
 
 

@@ -47,19 +47,30 @@ SERVED_EVENT_COLUMNS = EVENT_COLUMNS.replace("payload", "payload::text AS payloa
 #: An arbitrary constant naming the sealer's advisory lock ("ledger" as ASCII).
 SEAL_LOCK_KEY = 0x6C6564676572
 
+#: A subject's newest state recorded by a moment: walks its events newest first, which stops
+#: at the first match. Subjects are named by type and id: ids are unique within a type only.
 STATE_AS_OF = """
 SELECT payload -> 'state' AS state
 FROM events
-WHERE subject_id = $1 AND recorded_at <= $2 AND payload ? 'state'
+WHERE subject_id = $1 AND subject_type = $2 AND recorded_at <= $3 AND payload ? 'state'
 ORDER BY seq DESC
 LIMIT 1
 """
 
+#: The same for many subjects, one lookup each. Written as a lateral lookup per id rather
+#: than ``subject_id = ANY($1) ... DISTINCT ON``: a prepared statement's generic plan for
+#: that form walked the whole ledger by ``recorded_at`` (the time bound looked selective
+#: without its value), where a lookup per id can only use the subject's own events.
 STATES_AS_OF = """
-SELECT DISTINCT ON (subject_id) subject_id, payload -> 'state' AS state
-FROM events
-WHERE subject_id = ANY($1::uuid[]) AND recorded_at <= $2 AND payload ? 'state'
-ORDER BY subject_id, seq DESC
+SELECT s.id AS subject_id, e.state
+FROM unnest($1::uuid[]) AS s (id)
+CROSS JOIN LATERAL (
+  SELECT payload -> 'state' AS state
+  FROM events
+  WHERE subject_id = s.id AND subject_type = $2 AND recorded_at <= $3 AND payload ? 'state'
+  ORDER BY seq DESC
+  LIMIT 1
+) AS e
 """
 
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
@@ -137,17 +148,17 @@ SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMI
 
 
 async def select_state_as_of(
-    conn: asyncpg.Connection, *, subject_id: UUID, as_of: datetime
+    conn: asyncpg.Connection, *, subject_type: str, subject_id: UUID, as_of: datetime
 ) -> dict[str, Any] | None:
-    state = await conn.fetchval(STATE_AS_OF, subject_id, as_of)
+    state = await conn.fetchval(STATE_AS_OF, subject_id, subject_type, as_of)
     return state if isinstance(state, dict) else None
 
 
 async def select_states_as_of(
-    conn: asyncpg.Connection, *, subject_ids: list[UUID], as_of: datetime
+    conn: asyncpg.Connection, *, subject_type: str, subject_ids: list[UUID], as_of: datetime
 ) -> dict[UUID, dict[str, Any]]:
     """Each subject's newest recorded state at ``as_of``; subjects not yet recorded are absent."""
-    rows = await conn.fetch(STATES_AS_OF, subject_ids, as_of)
+    rows = await conn.fetch(STATES_AS_OF, list(dict.fromkeys(subject_ids)), subject_type, as_of)
     return {r["subject_id"]: r["state"] for r in rows if isinstance(r["state"], dict)}
 
 

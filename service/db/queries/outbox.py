@@ -18,6 +18,7 @@ __all__ = [
     "mark_retry",
     "redeliver",
     "select_attempts",
+    "select_attempts_of",
     "select_backlog",
     "select_message",
     "select_messages",
@@ -231,6 +232,26 @@ async def select_attempts(
     conn: asyncpg.Connection, *, message_id: UUID, after: UUID | None, limit: int
 ) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_ATTEMPTS, message_id, after, limit))
+
+
+#: The first attempts of several notifications at once, each one's in id order.
+SELECT_ATTEMPTS_OF = """
+SELECT id, message_id, attempt, url, started_at, status_code, latency_ms, error, retry_at
+FROM (
+  SELECT id, message_id, attempt, url, started_at, status_code, latency_ms, error, retry_at,
+         row_number() OVER (PARTITION BY message_id ORDER BY id) AS n
+  FROM outbox_attempts
+  WHERE message_id = ANY($1::uuid[])
+) AS a
+WHERE n <= $2
+ORDER BY message_id, id
+"""
+
+
+async def select_attempts_of(
+    conn: asyncpg.Connection, *, message_ids: list[UUID], limit: int
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_ATTEMPTS_OF, message_ids, limit))
 
 
 #: Notifications waiting for delivery (the partial index ``outbox_due`` covers them).

@@ -1,0 +1,102 @@
+"""A console page reads the database a fixed number of times, however many records it
+lists: one query per listed decision, or per notice, made the model, incident and platform
+pages slow on a large registry. Counted at the database client, over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import asyncpg
+import httpx
+import pytest
+
+from service.app import create_app
+from service.db.pool import init_connection
+from service.domain.console_sessions import open_session
+from service.settings import Settings
+from tests.conftest import PlatformFixture, make_key, register_model
+from tests.console.test_signin import IDLE
+from tests.helpers.notices import Receiver, add_endpoint, admin_headers, decide, host
+
+
+class Counted:
+    """A client of an app whose every database statement is counted."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.client: httpx.AsyncClient
+
+    def count(self, _query: object) -> None:
+        self.statements += 1
+
+    async def get(self, path: str) -> int:
+        """The statements one GET of ``path`` ran (asserting it answered 200)."""
+        before = self.statements
+        r = await self.client.get(path, headers={"accept": "text/html"})
+        assert r.status_code == 200, (path, r.status_code, r.text[:500])
+        return self.statements - before
+
+
+@pytest.fixture
+async def counted(
+    settings: Settings, database_url: str, pool: asyncpg.Pool
+) -> AsyncIterator[Counted]:
+    counter = Counted()
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        conn.add_query_logger(counter.count)
+
+    own = await asyncpg.create_pool(database_url, init=init, min_size=1, max_size=1)
+    app = create_app(settings, pool=own)
+    async with pool.acquire() as c:
+        opened = await open_session(
+            cast("asyncpg.Connection", c), api_key=await make_key(pool, "admin"), idle=IDLE
+        )
+    assert opened is not None
+    transport = httpx.ASGITransport(app=cast("Any", app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as http:
+        http.cookies.set("rr_console", opened.cookie)
+        counter.client = http
+        yield counter
+    await own.close()
+
+
+async def test_pages_read_as_often_for_many_decisions_and_notices_as_for_one(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    receiver: Receiver,
+    quiet_endpoints: None,
+    counted: Counted,
+    uniq: str,
+) -> None:
+    second = await admin_headers(pool)
+    model = await register_model(client, admin, f"org-{uniq}/trips")
+    name = str(model["name"])
+    await host(client, admin, name, platform)
+    await add_endpoint(client, admin, receiver, platform)
+    r = await client.post(
+        "/v1/incidents",
+        json={"title": "leaks data", "category": "privacy", "severity": "high", "models": [name]},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    incident = r.json()["id"]
+    pages = [
+        f"/console/models/{model['id']}",
+        f"/console/incidents/{incident}",
+        f"/console/platforms/{platform.slug}",
+    ]
+
+    await decide(client, admin, second, name, notify=True)
+    for path in pages:  # the client learns the column types on first use: not counted
+        await counted.get(path)
+    one = [await counted.get(path) for path in pages]
+    for _ in range(3):
+        await decide(client, admin, second, name, notify=True)
+    four = [await counted.get(path) for path in pages]
+
+    assert four == one, dict(zip(pages, zip(one, four, strict=True), strict=True))
