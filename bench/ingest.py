@@ -44,6 +44,7 @@ import asyncpg
 
 from bench.common import (
     REPO_ROOT,
+    RESULTS,
     floor_serving,
     fresh_database,
     instrument,
@@ -241,10 +242,14 @@ def _profiled(signer: Signer, port: int, pid: int, *, seconds: int) -> dict[str,
             signer, port, pid, level=LEVELS[-1], seconds=seconds, ceiling=SERVICE_RATE_CEILING
         )
     finally:
-        shares = profiler.stop()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        stacks = RESULTS / f"ingest-{stamp}-stacks.txt"
+        shares, hot = profiler.stop(keep=stacks)
     each = figures["cpu_ms_per_delivery"]
     return {
         "connections": LEVELS[-1],
+        "stacks": str(stacks),
+        "hottest": hot,
         "per_second_while_profiled": figures["per_second"],
         "cpu_ms_per_delivery": each,
         "shares": shares,
@@ -401,6 +406,9 @@ def report(figures: dict[str, Any]) -> None:
         f"service CPU per delivery at {split['connections']} connections, by stage (ms): "
         f"{split['cpu_ms_per_delivery']:.3f} = {parts}"
     )
+    print("  hottest service functions (share of samples):")
+    for name, share in split["hottest"][:10]:
+        print(f"    {share:6.1%}  {name}")
     batch = figures["download_batch"]
     print(
         f"download batch of {batch['counts']} counts: p50 {batch['p50_ms']:.1f} ms, "
