@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 
 from bench.common import (
     REPO_ROOT,
@@ -222,15 +223,37 @@ def _drive(
 ) -> dict[str, Any]:
     """One level of load on ``port`` after a warm-up: wrk's figures, with the CPU the
     serving process ``pid`` used per delivery."""
-    wrk_run(signer, port, connections=level, seconds=WARMUP_SECONDS, rate_ceiling=ceiling)
+    warmup = wrk_run(signer, port, connections=level, seconds=WARMUP_SECONDS, rate_ceiling=ceiling)
     cpu_before = _cpu_seconds(pid)
     figures = wrk_run(signer, port, connections=level, seconds=seconds, rate_ceiling=ceiling)
+    figures["warmup_requests"] = warmup["requests"]
     cpu = _cpu_seconds(pid) - cpu_before
     # The serving process's own CPU per delivery: a figure that depends less on what else
     # the machine is running than the rate.
     figures["cpu_ms_per_delivery"] = round(cpu * 1000 / max(1, figures["requests"]), 3)
     print(f"  {figures}", flush=True)
     return figures
+
+
+def _batch_sizes(port: int) -> tuple[float, float]:
+    """The service's group commit so far, from its ``/metrics``: batches and deliveries."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    found = {"count": 0.0, "sum": 0.0}
+    for line in text.splitlines():
+        for part in found:
+            if line.startswith(f"registry_webhook_batch_size_{part} "):
+                found[part] = float(line.split()[-1])
+    return found["count"], found["sum"]
+
+
+def _batched(port: int, before: tuple[float, float], requests: int) -> dict[str, float]:
+    """How the deliveries since ``before`` went: the share offered to a group commit (one
+    whose hosting does not exist yet then takes the regular path), and the mean batch."""
+    count, total = (now - then for now, then in zip(_batch_sizes(port), before, strict=True))
+    return {
+        "share_offered": round(min(1.0, total / max(1, requests)), 3),
+        "mean_batch": round(total / count, 1) if count else 0.0,
+    }
 
 
 def _profiled(signer: Signer, port: int, pid: int, *, seconds: int) -> dict[str, Any]:
@@ -276,9 +299,13 @@ def measure(url: str, *, models: int, seconds: int, pool: int) -> dict[str, Any]
         signer = Signer(secret, port, models)
         for level in LEVELS:
             print(f"service: {level} connections for {seconds}s", flush=True)
+            before = _batch_sizes(port)
             service[level] = _drive(
                 signer, port, proc.pid, level=level, seconds=seconds, ceiling=SERVICE_RATE_CEILING
             )
+            # (the warm-up's deliveries counted too, hence against all that were sent)
+            sent = service[level]["requests"] + service[level].pop("warmup_requests", 0)
+            service[level]["group_commit"] = _batched(port, before, sent)
             if service[level]["errors"]["status"] or service[level]["wrapped"]:
                 # Still figures, but not of accepted deliveries alone: said, and kept in the
                 # results (a 503 is the service shedding load past its pool's wait).
@@ -380,6 +407,8 @@ def report(figures: dict[str, Any]) -> None:
             f"service {s['per_second']:>8.1f}/s  p50 {s['p50_ms']:.1f} ms  p99 {s['p99_ms']:.1f} ms"
             f" (target < {p99_target:.0f}: {'met' if s['p99_ms'] < p99_target else 'NOT met'})"
             f"  {s['cpu_ms_per_delivery']:.3f} ms CPU each"
+            f"  {s['group_commit']['share_offered']:.0%} to group commit, mean batch "
+            f"{s['group_commit']['mean_batch']}"
             f"  |  {ratio:.2f}x the framework floor"
             + (
                 f" (target {figures['target_floor_ratio']}x: "
