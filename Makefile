@@ -15,7 +15,7 @@ RUN_STAMP := $(VENV)/.synced-run-$(UV_VERSION)
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck check openapi bench clean kit
+.PHONY: run test lint typecheck check openapi bench bench-tools clean kit
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,6 +55,21 @@ kit: $(UV)
 ## openapi: regenerate openapi/openapi.json from the code
 openapi: $(STAMP)
 	$(VENV)/bin/risk-registry openapi
+
+## bench-tools: install the load generators the benchmarks drive (hey, wrk), if missing
+BENCH_TOOLS := hey wrk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench-tools:
+	@missing=""; for tool in $(BENCH_TOOLS); do \
+		command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	else echo "load generators installed: $(BENCH_TOOLS)"; fi
+
+## bench: the full load benchmark (see bench/__main__.py), with its load generators
+bench: $(STAMP) bench-tools
+	$(VENV)/bin/python -m bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache kit/dist

@@ -4,14 +4,17 @@ Populates a fresh database with ``--events`` ledger events (default five million
 lineage chains of models), then measures, each beside PostgreSQL's own limit in the same
 run:
 
-- history reads (``GET /v1/models/{id}/history``) against pgbench running the same SELECT;
-- signed webhook deliveries against pgbench's single-row inserts of the same row shape;
+- history reads (``GET /v1/models/{id}/history``, ``hey``) against pgbench running the same
+  SELECT;
+- signed webhook deliveries of every hosting event type (``wrk``) against a Litestar route
+  that does no work (the framework's floor) and pgbench's single-row inserts;
 - streaming exports of every event, CSV and JSON lines, against psql's ``COPY``, with the
   service's peak resident memory;
 - the web console's pages, signed in, each page's p50 and p99 against a 100 ms target.
 
-Prints each figure with its ratio and writes all of them as one JSON document under
-``bench/results/`` so runs can be compared.
+The load generators ``hey`` and ``wrk`` (``make bench-tools``) are checked first: the run
+stops, naming that target, when one is missing. Prints each figure with its ratio and
+writes all of them as one JSON document under ``bench/results/`` so runs can be compared.
 
     .venv/bin/python -m bench                                  # the full run
     .venv/bin/python -m bench --events 20000 --seconds 1 --models 200    # a smoke run
@@ -27,10 +30,12 @@ import time
 from typing import Any
 
 from bench import console, export, history, ingest
-from bench.common import fresh_database, pg_server, write_results
+from bench.common import INSTRUMENTS, fresh_database, instrument, pg_server, write_results
 
 
 def run(*, events: int, models: int, seconds: int, concurrency: int) -> dict[str, Any]:
+    # Every load generator is checked before the long population, not after it.
+    generators = [instrument(name) for name in INSTRUMENTS]
     started = time.monotonic()
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench") as url:
         print(f"populating {events:,} events over {models:,} models", flush=True)
@@ -47,6 +52,7 @@ def run(*, events: int, models: int, seconds: int, concurrency: int) -> dict[str
         "cpus": os.cpu_count(),
         "load_average_after": os.getloadavg()[0],
         "wall_seconds": round(time.monotonic() - started, 1),
+        "load_generators": generators,
         "history": reads,
         "ingest": writes,
         "export": exports,

@@ -2,9 +2,10 @@
 
 Populates a fresh database (``generate_series``, indexes rebuilt after the load), starts a
 real ``serve`` process against it (sealer off, so the load is only the reads), then
-measures ``GET /v1/models/{id}/history?limit=50`` at 16 concurrent auditors (the ``hey``
-load generator, Debian package ``hey``, when installed; else a Python client), and the same
-SELECT run by pgbench at the same concurrency in the same run. Prints p50/p99 of both and
+measures ``GET /v1/models/{id}/history?limit=50`` at 16 concurrent auditors with the ``hey``
+load generator (Debian package ``hey``, installed by ``make bench-tools``; the benchmark
+stops at once, naming that target, when it is missing), and the same SELECT run by pgbench
+at the same concurrency in the same run. Prints p50/p99 of both and
 their ratio, and writes JSON under ``bench/results/``.
 
     .venv/bin/python -m bench.history                  # 5 million events
@@ -29,7 +30,15 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import fresh_database, get_load, pg_bin, pg_server, serving, write_results
+from bench.common import (
+    fresh_database,
+    get_load,
+    instrument,
+    pg_bin,
+    pg_server,
+    serving,
+    write_results,
+)
 from service.db.pool import init_connection
 from service.db.queries.history import HISTORY_NEWEST_ALL
 from service.db.queries.models import select_ancestors, select_descendants
@@ -197,6 +206,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=15)
     args = parser.parse_args()
+    instrument("hey")  # before the long population, not after it
 
     with pg_server() as admin_url, fresh_database(admin_url, "rr_bench_history") as url:
         print(f"populating {args.events:,} events over {args.models:,} models", flush=True)
@@ -211,6 +221,7 @@ def main() -> int:
 
 def measure(url: str, setup: dict[str, Any], *, concurrency: int, seconds: int) -> dict[str, Any]:
     """History reads of the populated lineage's target beside pgbench's same SELECT."""
+    generator = instrument("hey")
     target = setup["target"]
     lineage_models, lineage_events = asyncio.run(_lineage(url, target))
     with serving(url, REGISTRY_SEALER="false", REGISTRY_POOL_MAX_SIZE=str(concurrency)) as (
@@ -237,6 +248,7 @@ def measure(url: str, setup: dict[str, Any], *, concurrency: int, seconds: int) 
         "load_seconds": round(setup["load_seconds"], 1),
         "concurrency": concurrency,
         "seconds": seconds,
+        "load_generator": generator,
         "service": service,
         "pgbench": pg,
         "service_model_read_baseline": baseline,
@@ -249,6 +261,7 @@ def report(result: dict[str, Any]) -> None:
     service, pg = result["service"], result["pgbench"]
     baseline = result["service_model_read_baseline"]
     print(
+        f"load generator {result['load_generator']}, {result['concurrency']} connections\n"
         f"service  p50 {service['p50_ms']:.2f} ms  p99 {service['p99_ms']:.2f} ms  "
         f"({service['count']} requests)\n"
         f"pgbench  p50 {pg['p50_ms']:.2f} ms  p99 {pg['p99_ms']:.2f} ms  "

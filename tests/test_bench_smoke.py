@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO_ROOT
 
@@ -33,11 +36,21 @@ def test_the_benchmark_command_runs_every_phase() -> None:
     assert figures["history"]["service"]["count"] > 0
     assert figures["history"]["pgbench"]["count"] > 0
     assert figures["history"]["ratio_p99"] > 0
+    # Each figure names the instrument that measured it.
+    assert figures["history"]["load_generator"].startswith("hey ")
+    assert figures["ingest"]["load_generator"].startswith("wrk ")
+    assert figures["console"]["load_generator"].startswith("hey ")
+    assert [name.split()[0] for name in figures["load_generators"]] == ["hey", "wrk"]
     levels = figures["ingest"]["levels"]
     assert [level["connections"] for level in levels] == [16, 64]
     assert all(level["ratio"] > 0 for level in levels)
     assert all(level["floor_ratio"] > 0 for level in levels)
-    assert all(level["floor"]["bare"]["count"] > 0 for level in levels)
+    assert all(level["floor"]["bare"]["requests"] > 0 for level in levels)
+    assert all(level["service"]["requests"] > 0 for level in levels)
+    assert all(level["floor_ratio_of_service"] > 0 for level in levels)
+    split = figures["ingest"]["cpu_split"]
+    assert set(split["cpu_ms"]) == {"http", "verification", "decoding", "intake", "sql", "ledger"}
+    assert sum(split["shares"].values()) == pytest.approx(1, abs=0.01)
     assert figures["ingest"]["download_batch"]["counts"] == 200
     assert figures["ingest"]["download_batch"]["p50_ms"] > 0
     for fmt in ("csv", "jsonl"):
@@ -47,3 +60,27 @@ def test_the_benchmark_command_runs_every_phase() -> None:
     pages = figures["console"]["pages"]
     assert {"triage queue", "incident", "model", "platform view"} <= set(pages)
     assert all(page["count"] > 0 for page in pages.values())
+
+
+def test_a_benchmark_stops_naming_the_make_target_when_its_load_generator_is_missing(
+    tmp_path: Path,
+) -> None:
+    # A PATH holding no hey or wrk: the run must stop before doing anything, not fall back.
+    for tool in ("python3", "dpkg-query"):
+        found = shutil.which(tool)
+        if found:
+            (tmp_path / tool).symlink_to(found)
+    for module in ("bench", "bench.ingest", "bench.history"):
+        result = subprocess.run(  # noqa: S603 - the benchmark's own modules
+            [sys.executable, "-m", module, "--seconds", "1"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PATH": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 1, (module, result.stdout, result.stderr[-2000:])
+        assert "load generator is not installed" in result.stderr
+        assert "make bench-tools" in result.stderr
+        assert "populating" not in result.stdout

@@ -43,7 +43,11 @@ from service.schemas.webhooks import (
     WebhookMessage,
 )
 
-__all__ = ["Delivery", "batchable", "ingest", "ingest_batch", "log_refusal"]
+__all__ = ["Batchable", "Delivery", "batchable", "ingest", "ingest_batch", "log_refusal"]
+
+#: The messages a group commit may take: each changes one hosting the platform records
+#: (one it does not record yet is left to the regular path, which creates it).
+Batchable = ModelUpdated | ModelHosted | ModelRemoved | ModelRestricted
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,19 +111,25 @@ async def ingest(
     return DeliveryAck(delivery_id=delivery.delivery_id, duplicate=False, events=seqs)
 
 
-def batchable(messages: Sequence[WebhookMessage]) -> ModelUpdated | None:
-    """The message of a delivery ``ingest_batch`` may take: a single ``model.updated``."""
-    if len(messages) == 1 and isinstance(messages[0], ModelUpdated):
+def batchable(messages: Sequence[WebhookMessage]) -> Batchable | None:
+    """The message of a delivery ``ingest_batch`` may take: a single ``model.updated``,
+    ``model.hosted``, ``model.removed`` or ``model.restricted``."""
+    if len(messages) == 1 and isinstance(
+        messages[0], ModelUpdated | ModelHosted | ModelRemoved | ModelRestricted
+    ):
         return messages[0]
     return None
 
 
 async def ingest_batch(
-    conn: asyncpg.Connection, batch: Sequence[tuple[Delivery, ModelUpdated]]
+    conn: asyncpg.Connection, batch: Sequence[tuple[Delivery, Batchable]]
 ) -> list[DeliveryAck | None]:
-    """Apply many ``model.updated`` deliveries in the caller's transaction, with a few
-    statements for all of them where ``ingest`` takes several each: lock their hostings,
-    claim their ids, write the hostings, append the events, link them to the deliveries.
+    """Apply many deliveries that each change one hosting (``Batchable``) in the caller's
+    transaction, with a few statements for all of them where ``ingest`` takes several each:
+    lock their hostings, claim their ids, write the hostings (through
+    ``hostings.apply_patches``, which also flags a hosting hosted again under a decision in
+    force), append the events, link them to the deliveries. Each message makes the same
+    patch and event as on the regular path (``_patch_of``).
 
     Each delivery gets its acknowledgement, or None when it is not that simple here: its
     hosting does not exist yet, an earlier delivery in the batch names the same hosting, it
@@ -139,7 +149,7 @@ async def ingest_batch(
 
     taken: set[UUID] = set()
     ids: set[tuple[UUID, str]] = set()
-    simple: list[tuple[int, Delivery, ModelUpdated, Hosting]] = []
+    simple: list[tuple[int, Delivery, Batchable, Hosting]] = []
     for i, (delivery, message) in enumerate(batch):
         hosting = locked.get((delivery.platform_id, message.data.model))
         platform = message.data.platform
@@ -177,7 +187,7 @@ async def ingest_batch(
     ]
     seqs = await hostings.apply_patches(
         conn,
-        changes=[(h, _update_patch(m), _link(d, row_id)) for _, d, m, h, row_id in applied],
+        changes=[(h, *_patch_of(m, _link(d, row_id))) for _, d, m, h, row_id in applied],
         actor_id=None,
     )
     await q.set_single_events(
@@ -189,6 +199,24 @@ async def ingest_batch(
             delivery_id=d.delivery_id, duplicate=False, events=[] if seq is None else [seq]
         )
     return acks
+
+
+def _patch_of(message: Batchable, link: dict[str, Any]) -> tuple[HostingPatch, dict[str, Any]]:
+    """What a message changes in a hosting the platform records, and the extra its event
+    carries: the one rule for both the regular path and the batch."""
+    if isinstance(message, ModelUpdated):
+        return _update_patch(message), link
+    if isinstance(message, ModelHosted):
+        # Hosted again (or re-announced): only the fields sent change; an explicit null clears.
+        patch = HostingPatch(
+            **{name: getattr(message.data, name) for name in _HOSTED_FIELDS},
+            status="hosted",
+            occurred_at=message.timestamp,
+        )
+        return patch, link
+    status: HostingStatus = "removed" if isinstance(message, ModelRemoved) else "restricted"
+    patch = HostingPatch(status=status, occurred_at=message.timestamp)
+    return patch, {**link, "reason": message.data.reason}
 
 
 def _link(delivery: Delivery, row_id: UUID) -> dict[str, Any]:
@@ -232,12 +260,9 @@ async def _apply(conn: asyncpg.Connection, ctx: _Context, message: WebhookMessag
     if isinstance(message, ModelUpdated):
         return await _updated(conn, ctx, message)
     if isinstance(message, ModelRemoved | ModelRestricted):
-        status: HostingStatus = "removed" if isinstance(message, ModelRemoved) else "restricted"
         _own(ctx, message.data.platform)
         hosting = await _own_hosting(conn, ctx, model=message.data.model)
-        extra = {**ctx.link, "reason": message.data.reason}
-        patch = HostingPatch(status=status, occurred_at=message.timestamp)
-        return (await _patch(conn, hosting, patch, extra))[1]
+        return (await _patch(conn, hosting, *_patch_of(message, ctx.link)))[1]
     if isinstance(message, ModelDownloads):
         _own(ctx, message.data.platform)
         return await _downloads(conn, ctx, message)
@@ -423,13 +448,7 @@ async def _hosted(conn: asyncpg.Connection, ctx: _Context, message: ModelHosted)
         )
         hosting_in = _new_hosting(data, _HOSTED_FIELDS, at=message.timestamp)
         return seqs + await _create_hosting(conn, ctx, hosting_in)
-    # Hosted again (or re-announced): only the fields sent change; an explicit null clears.
-    patch = HostingPatch(
-        **{name: getattr(data, name) for name in _HOSTED_FIELDS},
-        status="hosted",
-        occurred_at=message.timestamp,
-    )
-    return seqs + (await _patch(conn, existing, patch, ctx.link))[1]
+    return seqs + (await _patch(conn, existing, *_patch_of(message, ctx.link)))[1]
 
 
 #: What a ``model.hosted`` may say about the hosting, besides its model.
@@ -489,7 +508,7 @@ async def _updated(conn: asyncpg.Connection, ctx: _Context, message: ModelUpdate
         seqs = await _ensure_model(conn, ctx, name=data.model, base=None, at=message.timestamp)
         hosting_in = _new_hosting(data, _PATCH_FIELDS, at=message.timestamp)
         return seqs + await _create_hosting(conn, ctx, hosting_in)
-    return (await _patch(conn, existing, _update_patch(message), ctx.link))[1]
+    return (await _patch(conn, existing, *_patch_of(message, ctx.link)))[1]
 
 
 def _update_patch(message: ModelUpdated) -> HostingPatch:
