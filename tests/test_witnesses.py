@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -220,3 +221,50 @@ def test_witness_settings_are_checked() -> None:
         parse_witnesses("not-a-key http://127.0.0.1:1")
     with pytest.raises(ValueError, match="URL"):
         parse_witnesses("a+b+c")
+
+
+async def test_a_live_registry_gets_cosigned_and_verify_witness_key_checks_it(
+    database_url: str,
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    signer: Signer,
+    admin: dict[str, str],
+    witness: SuiteWitness,
+    uniq: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``serve`` with a witness configured: its sealer signs, its witness worker submits,
+    and ``risk-registry verify --witness-key`` passes with the witness's key only."""
+    from service.cli.root import main
+    from tests.helpers.ledger import write_test_key
+    from tests.live_service import LiveService
+
+    key_file = write_test_key(tmp_path / "key.pem")
+    await register_model(client, admin, f"org-{uniq}/live-witnessed")
+    async with LiveService(
+        database_url,
+        tmp_path,
+        REGISTRY_SIGNING_KEY_FILE=str(key_file),
+        REGISTRY_CHECKPOINT_ORIGIN=ORIGIN,
+        REGISTRY_SEALER="true",
+        REGISTRY_SEAL_INTERVAL_SECONDS="0.2",
+        REGISTRY_WITNESSES=f"{witness.vkey} {witness.url}",
+        REGISTRY_WITNESS_INTERVAL_SECONDS="0.2",
+    ) as live:
+        async with httpx.AsyncClient(base_url=live.base_url) as http:
+            for _ in range(300):
+                note = (await http.get("/v1/ledger/checkpoint")).text
+                if f"\u2014 {witness.name} " in note:
+                    break
+                await asyncio.sleep(0.1)
+        assert verify_cosignature(note, parse_witness_key(witness.vkey))
+        (tmp_path / "w.vkey").write_text(witness.vkey + "\n")
+        verify = ["verify", "--url", live.base_url, "--key", signer.verifier_key]
+        verify += ["--state", str(tmp_path / "seen.json")]
+        passed = [*verify, "--witness-key", f"@{tmp_path / 'w.vkey'}"]
+        assert await asyncio.to_thread(main, passed) == 0
+        assert f"cosigned by: {witness.name}" in capsys.readouterr().out
+        impostor = SuiteWitness(witness.name, log_origin=ORIGIN, log_vkey=signer.verifier_key)
+        assert await asyncio.to_thread(main, [*verify, "--witness-key", impostor.vkey]) == 3
+        assert f"no valid cosignature by the witness {witness.name}" in capsys.readouterr().out

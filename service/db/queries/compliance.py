@@ -50,7 +50,9 @@ def _then(alias: str, to: str) -> str:
   END AS r
   FROM (SELECT (SELECT e.payload -> 'state' FROM events e
                 WHERE e.subject_id = {alias}.id AND e.recorded_at < {to} AND e.payload ? 'state'
-                ORDER BY e.seq DESC LIMIT 1) AS st) t
+                ORDER BY e.seq DESC LIMIT 1) AS st OFFSET 0) t
+  -- Not pulled up into the outer query: it would repeat the lookup for every use of r.
+  OFFSET 0
 ) {alias}_then"""
 
 
