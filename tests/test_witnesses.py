@@ -240,9 +240,14 @@ async def test_a_live_registry_gets_cosigned_and_verify_witness_key_checks_it(
     from tests.helpers.ledger import write_test_key
     from tests.live_service import LiveService
 
+    class Live(LiveService):
+        async def wait_ready(self, within: float = 120.0) -> None:
+            # It seals the shared database as it starts, on a busy machine.
+            await super().wait_ready(within)
+
     key_file = write_test_key(tmp_path / "key.pem")
     await register_model(client, admin, f"org-{uniq}/live-witnessed")
-    async with LiveService(
+    async with Live(
         database_url,
         tmp_path,
         REGISTRY_SIGNING_KEY_FILE=str(key_file),
