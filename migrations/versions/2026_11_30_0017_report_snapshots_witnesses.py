@@ -9,14 +9,14 @@
   what it said it had on a 409), from which the next consistency proof starts.
 
 Revision ID: 0017_report_snapshots_witnesses
-Revises: 0014_model_names_fold
+Revises: 0021_hosting_names_fold
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0017_report_snapshots_witnesses"
-down_revision = "0014_model_names_fold"
+down_revision = "0021_hosting_names_fold"
 branch_labels = None
 depends_on = None
 
