@@ -47,6 +47,7 @@ from service.api.problems import exception_handlers
 from service.api.reference import ReferencePage, reference_assets
 from service.api.reports import ReportController
 from service.api.secrets import WebhookSecretController
+from service.api.snapshots import ReportSnapshotController
 from service.api.transparency import CheckpointKeyController, TransparencyController
 from service.api.webhook_contract import publish_contract
 from service.api.webhooks import WebhookController
@@ -69,6 +70,7 @@ PROTECTED = [
     HistoryController,
     ExportController,
     ComplianceController,
+    ReportSnapshotController,
     WebhookSecretController,
     DeliveryLogController,
     IncidentController,

@@ -9,7 +9,8 @@ Two kinds, both put on the app's state by ``service.app.create_app``:
 * **Resources** (``lifespan``), opened when the app starts and closed, in reverse order,
   when it stops: the asyncpg pool and the shared ``httpx.AsyncClient`` (unless the caller
   passed its own, which it keeps open), the checkpoint signer, then the background workers
-  the settings turn on: the ledger sealer, the notice delivery worker and the export worker.
+  the settings turn on: the ledger sealer (with, when witnesses are configured, the worker
+  showing them each new checkpoint), the notice delivery worker and the export worker.
   Each worker is a plain coroutine of its domain module run by ``background``: on shutdown
   the sealer and the delivery worker finish the round in hand; an export in progress is
   abandoned (its lease lapses and another worker takes it up again).
@@ -36,6 +37,7 @@ from service.domain.limits import TokenBucket
 from service.domain.receiving import LOG_BURST, LOG_RATE, Gate, SigningCache
 from service.domain.sealer import run_sealer
 from service.domain.vault import Vault, open_vault, seal_plaintext
+from service.domain.witnesses import parse_witnesses, run_witnesses
 from service.settings import Settings
 
 __all__ = ["background", "lifespan", "process_state", "seal_legacy_secrets"]
@@ -148,6 +150,20 @@ def lifespan(
                             gap_grace=settings.seal_gap_grace_seconds,
                             stop=stop,
                         )
+                    )
+                )
+            witnesses = parse_witnesses(settings.witnesses)
+            if settings.sealer and witnesses:
+                await stack.enter_async_context(
+                    background(
+                        lambda stop: run_witnesses(
+                            state.pool,
+                            state.http,
+                            witnesses,
+                            interval=settings.witness_interval_seconds,
+                            stop=stop,
+                        ),
+                        abandon=True,
                     )
                 )
             if settings.outbox_worker:

@@ -92,6 +92,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     seal_gap_grace_seconds: float = 2.0
     #: The log's origin line in checkpoints, also the signing key's name.
     checkpoint_origin: str = "risk-registry.local/ledger"
+    #: Witnesses each new checkpoint is submitted to (C2SP tlog-witness), by the process
+    #: running the sealer: comma-separated ``<witness key> <submission URL prefix>``, the
+    #: key a signed-note verifier key of type 0x04 (cosignature/v1). Empty: none.
+    witnesses: str = ""
+    #: Seconds between rounds showing the witnesses the newest checkpoint.
+    witness_interval_seconds: float = 5.0
     #: The Ed25519 checkpoint signing key (PEM); default ``<data_dir>/checkpoint-signing.pem``.
     signing_key_file: str | None = None
     #: The key file sealing webhook and endpoint secrets (AES-256-GCM), kept outside the

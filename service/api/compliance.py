@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
@@ -15,13 +15,12 @@ from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.domain import compliance as domain
-from service.errors import InvalidInput
+from service.domain.periods import report_period
 from service.middleware import content_security_policy
 from service.schemas.compliance import ComplianceReport
 
 __all__ = ["ComplianceController"]
 
-DEFAULT_PERIOD = timedelta(days=30)
 # Litestar adds "; charset=utf-8" to text media types itself.
 _MEDIA = {"csv": "text/csv", "html": "text/html"}
 
@@ -54,7 +53,10 @@ class ComplianceController(Controller):
             "median and 90th-percentile times to triage, mitigate and close, and the change "
             "against the previous period of equal length; audits, outcomes and open "
             "findings; decisions by action, time from proposal to execution, and platforms "
-            "overdue on confirmation. `from`/`to` default to the last 30 days. "
+            "overdue on confirmation. Every record counts as the ledger held it at `to` "
+            "(its newest state recorded before then), so a past period's report does not "
+            "change; a period outside the calendar is a 422. "
+            "`from`/`to` default to the last 30 days. "
             "`format=csv` (or `Accept: text/csv`) gives one row per figure (a text cell "
             "that begins like a spreadsheet formula gets a leading `'`); `format=html` "
             "a printable page."
@@ -81,16 +83,12 @@ class ComplianceController(Controller):
         platform: Annotated[str | None, QueryParameter(max_length=63)] = None,
         format: FromQuery[ReportFormat | None] = None,
     ) -> Response[Any]:
-        until = until or datetime.now(UTC)
-        since = since or until - DEFAULT_PERIOD
-        if since >= until:
-            raise InvalidInput("'from' must be before 'to'", key="from")
-        if until - since > since - datetime.min.replace(tzinfo=UTC):
-            # The previous period, of the same length, would begin before year 1.
-            raise InvalidInput("the period is too long for its start", key="from")
+        period = report_period(since, until)
         # One snapshot for every figure in the report.
         async with db.transaction(isolation="repeatable_read", readonly=True):
-            report = await domain.build_report(db, since=since, until=until, platform=platform)
+            report = await domain.build_report(
+                db, since=period.since, until=period.until, platform=platform
+            )
         # Anything not on offer gets the JSON report rather than a 406.
         fmt = negotiate(request, format, offers=_OFFERS, default="json")
         if fmt == "csv":

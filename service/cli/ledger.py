@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -18,10 +19,34 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from service.cli.common import VERIFIER_KEY, State, pass_state, shared_options
 from service.domain.checkpoints import load_or_create_signer
 from service.domain.verification import Report, Seen, export_events, verify_registry
+from service.domain.witnesses import CosignatureError, parse_witness_key
 
 __all__ = ["checkpoint_key", "ledger_export", "verify"]
 
 DEFAULT_STATE = Path(".risk-registry-verify.json")
+
+
+class _WitnessKey(click.ParamType[str]):
+    """A witness verifier key, ``@FILE``, or a file holding it."""
+
+    name = "WITNESS_KEY"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        path = Path(text[1:]) if text.startswith("@") else Path(text)
+        if text.startswith("@") or ("+" not in text and path.is_file()):
+            try:
+                text = path.read_text().strip()
+            except OSError as exc:
+                self.fail(f"cannot read the key file {str(path)!r}: {exc.strerror}", param, ctx)
+        try:
+            parse_witness_key(text)
+        except CosignatureError as exc:
+            self.fail(f"{exc} (give the key, @FILE, or a file holding it)", param, ctx)
+        return text
+
+
+WITNESS_KEY = _WitnessKey()
 
 _URL = click.option(
     "--url",
@@ -41,6 +66,8 @@ def _render(report: Report) -> str:
     if report.consistent_with:
         sizes = ", ".join(str(s) for s in report.consistent_with)
         lines.append(f"consistent with earlier checkpoints: {sizes}")
+    if report.witnessed_by:
+        lines.append(f"cosigned by: {', '.join(report.witnessed_by)}")
     if report.events_checked:
         checked, unsealed = report.events_checked, report.events_unsealed
         lines.append(f"export: {checked} events checked, {unsealed} not sealed yet")
@@ -81,9 +108,27 @@ def _render(report: Report) -> str:
     show_envvar=True,
     help="An export of the events, one JSON object per line, in seq order.",
 )
+@click.option(
+    "--witness-key",
+    "witness_keys",
+    multiple=True,
+    type=WITNESS_KEY,
+    envvar="REGISTRY_VERIFY_WITNESS_KEYS",
+    show_envvar=True,
+    help="A witness's verifier key (cosignature/v1), @FILE, or a file holding it: the "
+    "checkpoint must carry a valid cosignature by it. Repeat for several witnesses (in the "
+    "environment: separated by spaces).",
+)
 @shared_options
 @pass_state
-def verify(state: State, url: str, key: str, state_path: Path, events: Path | None) -> int:
+def verify(
+    state: State,
+    url: str,
+    key: str,
+    state_path: Path,
+    events: Path | None,
+    witness_keys: tuple[str, ...],
+) -> int:
     """Verify a registry's signed checkpoints and, given an export, its events.
 
     Exits 0 when everything checks out, 3 when something does not.
@@ -101,7 +146,9 @@ def verify(state: State, url: str, key: str, state_path: Path, events: Path | No
 
     async def go() -> Report:
         async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-            return await verify_registry(http, verifier_key=key, state=seen, export=events)
+            return await verify_registry(
+                http, verifier_key=key, state=seen, export=events, witness_keys=witness_keys
+            )
 
     report = asyncio.run(go())
     if report.ok:

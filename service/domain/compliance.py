@@ -24,6 +24,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import compliance as q
+from service.domain.periods import report_period
 from service.domain.platforms import get_platform
 from service.errors import NotFound
 from service.schemas.compliance import (
@@ -157,13 +158,15 @@ async def build_report(
     """The report for [since, until), for one platform (by slug) or the whole registry with
     a breakdown per platform. Run it in one REPEATABLE READ transaction for a consistent
     picture."""
+    # Every path (API, snapshot, console) gets the same checks on the period, as a 422.
+    period = report_period(since, until)
+    since, until, previous_from = period.since, period.until, period.previous_from
     platform_id = None
     if platform is not None:
         try:
             platform_id = (await get_platform(conn, slug=platform)).id
         except NotFound as exc:
             raise NotFound(f"no platform {platform!r}") from exc
-    previous_from = since - (until - since)
     overall = await _scope(
         conn,
         since=since,

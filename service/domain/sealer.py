@@ -28,6 +28,7 @@ import msgspec
 
 from service.db.pool import DB_FAILURES, connection
 from service.db.queries import ledger_tree as q
+from service.db.queries import witnesses as witness_q
 from service.domain import merkle
 from service.domain.checkpoints import Signer, format_body
 from service.domain.jcs import NotCanonical
@@ -204,7 +205,13 @@ async def get_checkpoint(
         raise NotFound(
             "no checkpoint has been published" + (f" at size {tree_size}" if tree_size else "")
         )
-    return _checkpoint(row)
+    checkpoint = _checkpoint(row)
+    # The witnesses' cosignature lines follow the log's own signature (C2SP tlog-cosignature).
+    cosignatures = await witness_q.select_cosignatures(conn, tree_size=checkpoint.tree_size)
+    if not cosignatures:
+        return checkpoint
+    note = checkpoint.note + "".join(f"{line}\n" for line in cosignatures)
+    return msgspec.structs.replace(checkpoint, note=note)
 
 
 async def list_recent_checkpoints(conn: asyncpg.Connection, *, limit: int) -> list[CheckpointOut]:

@@ -20,7 +20,7 @@ The ``verify`` and ``ledger-export`` commands are thin shells over this module.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import msgspec
 from service.domain import merkle
 from service.domain.checkpoints import Checkpoint, CheckpointError, open_checkpoint
 from service.domain.ledger import LEAF_FORMAT_JCS, canonical_entry
+from service.domain.witnesses import CosignatureError, parse_witness_key, verify_cosignature
 
 __all__ = ["Mismatch", "Report", "Seen", "export_events", "read_export", "verify_registry"]
 
@@ -60,6 +61,8 @@ class Report(msgspec.Struct, kw_only=True):
     sealed_after_export: int = 0
     mismatches: list[Mismatch] = msgspec.field(default_factory=list)
     problems: list[str] = msgspec.field(default_factory=list)
+    #: The witnesses whose cosignature of the checkpoint verified.
+    witnessed_by: list[str] = msgspec.field(default_factory=list)
 
     def fail(self, problem: str) -> None:
         self.ok = False
@@ -227,8 +230,10 @@ async def verify_registry(
     verifier_key: str,
     state: Seen,
     export: Path | None = None,
+    witness_keys: Sequence[str] = (),
 ) -> Report:
-    """Run every check against the registry ``http`` points at; ``state`` gains the checkpoint."""
+    """Run every check against the registry ``http`` points at; ``state`` gains the checkpoint.
+    With ``witness_keys``, the checkpoint must carry a valid cosignature by each."""
     report = Report()
     r = await http.get("/v1/ledger/checkpoint")
     if r.status_code != 200:
@@ -240,6 +245,14 @@ async def verify_registry(
         report.fail(str(exc))
         return report
     report.origin, report.tree_size, report.root_hash = cp.origin, cp.tree_size, _b64(cp.root_hash)
+    for vkey in witness_keys:
+        try:
+            key = parse_witness_key(vkey)
+            verify_cosignature(r.text, key)
+        except CosignatureError as exc:
+            report.fail(f"witness: {exc}")
+        else:
+            report.witnessed_by.append(key.name)
     await _check_consistency(http, report, state, cp)
     if export is not None:
         await _check_export(http, report, cp, export)
