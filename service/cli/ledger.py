@@ -47,8 +47,17 @@ def _render(report: Report) -> str:
     if report.sealed_after_export:
         lines.append(f"export: {report.sealed_after_export} events were sealed after it")
     lines += [
-        f"MISMATCH: leaf {m.leaf_index} (event seq {m.seq}): {m.reason}" for m in report.mismatches
+        f"MISSING: event seq {m.seq} (leaf {m.leaf_index}): {m.reason}"
+        if m.reason.startswith("missing")
+        else f"MISMATCH: leaf {m.leaf_index} (event seq {m.seq}): {m.reason}"
+        for m in report.mismatches
     ]
+    if report.records_checked:
+        counts = ", ".join(f"{n} {d}" for d, n in report.records_checked.items())
+        lines.append(f"records: {counts} checked against their newest events")
+    if report.records_unchecked:
+        lines.append(f"records: {report.records_unchecked} rows with no event to check against")
+    lines += [f"DIVERGENT: {d}" for d in report.divergences]
     lines += [f"PROBLEM: {p}" for p in report.problems]
     lines.append("OK" if report.ok else "FAILED")
     return "\n".join(lines)
@@ -81,10 +90,21 @@ def _render(report: Report) -> str:
     show_envvar=True,
     help="An export of the events, one JSON object per line, in seq order.",
 )
+@click.option(
+    "--records",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="REGISTRY_VERIFY_RECORDS",
+    show_envvar=True,
+    help="A directory of exports (models, hostings, incidents, audits, decisions; or a "
+    "bundle): every row is checked against the newest state its events carry, those of "
+    "--events when given, else the events file in the directory.",
+)
 @shared_options
 @pass_state
-def verify(state: State, url: str, key: str, state_path: Path, events: Path | None) -> int:
-    """Verify a registry's signed checkpoints and, given an export, its events.
+def verify(
+    state: State, url: str, key: str, state_path: Path, events: Path | None, records: Path | None
+) -> int:
+    """Verify a registry's signed checkpoints and, given an export, its events and records.
 
     Exits 0 when everything checks out, 3 when something does not.
     """
@@ -101,7 +121,9 @@ def verify(state: State, url: str, key: str, state_path: Path, events: Path | No
 
     async def go() -> Report:
         async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
-            return await verify_registry(http, verifier_key=key, state=seen, export=events)
+            return await verify_registry(
+                http, verifier_key=key, state=seen, export=events, records=records
+            )
 
     report = asyncio.run(go())
     if report.ok:

@@ -32,6 +32,7 @@ from service.domain.ledger import canonical_entry
 from service.errors import NotFound, Unavailable
 from service.schemas.transparency import (
     CheckpointOut,
+    CheckpointSummary,
     ConsistencyProofOut,
     InclusionProofOut,
     LeafHash,
@@ -44,6 +45,7 @@ __all__ = [
     "get_checkpoint",
     "get_consistency_proof",
     "get_inclusion_proof",
+    "list_checkpoints",
     "list_leaf_hashes",
     "list_recent_checkpoints",
     "run_sealer",
@@ -187,6 +189,22 @@ async def get_checkpoint(
             "no checkpoint has been published" + (f" at size {tree_size}" if tree_size else "")
         )
     return _checkpoint(row)
+
+
+async def list_checkpoints(
+    conn: asyncpg.Connection, *, before: int | None, limit: int
+) -> list[CheckpointSummary]:
+    """Published checkpoints smaller than ``before``, newest first."""
+    rows = await q.select_checkpoints_before(conn, before=before, limit=limit)
+    return [
+        CheckpointSummary(
+            tree_size=r["tree_size"],
+            root_hash=_b64(bytes(r["root_hash"])),
+            last_seq=r["last_seq"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
 
 
 async def list_recent_checkpoints(conn: asyncpg.Connection, *, limit: int) -> list[CheckpointOut]:

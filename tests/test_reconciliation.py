@@ -1,0 +1,280 @@
+"""Records against the ledger: a row changed behind the registry's back is named, with its
+field, by ``verify --records``, by the bundle verifier and by the background pass."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+
+from service.cli import main
+from service.domain.bundles import build_bundle, local_directory
+from service.domain.checkpoints import Signer
+from service.domain.exports import ExportFilters
+from service.domain.reconciler import reconcile_all
+from tests.conftest import PlatformFixture, bearer, make_key, register_model
+from tests.helpers.ledger import seal_all
+from tests.helpers.notices import decide, host
+from tests.test_audits import audit_body, grant, new_auditor
+
+
+@dataclass(frozen=True)
+class World:
+    model: str
+    ids: dict[str, str]  # dataset -> record id
+
+
+#: dataset -> (table, column changed, its export column, the new value)
+TAMPER = {
+    "models": ("models", "provider", "provider", "Forged Inc"),
+    "hostings": ("hostings", "url", "url", "https://forged.example/x"),
+    "incidents": ("incidents", "title", "title", "nothing to see here"),
+    "audits": ("audits", "summary", "summary", "all clear"),
+    "decisions": ("decommissions", "reason", "reason", "forged reason"),
+}
+
+
+@pytest.fixture
+async def world(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> World:
+    name = f"rec{uniq}/model"
+    model = await register_model(client, admin, name, provider="Honest")
+    hosting_id = await host(client, admin, name, platform)
+    r = await client.post(
+        "/v1/incidents",
+        json={
+            "title": "harmful output",
+            "category": "harmful_content",
+            "severity": "high",
+            "models": [name],
+            "hostings": [hosting_id],
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    incident_id = r.json()["id"]
+    auditor = await new_auditor(pool)
+    await grant(client, admin, auditor, name, ["weights"])
+    body = audit_body(name, summary="first look")
+    body["findings"] = [{"title": "leaks", "severity": "high"}]
+    r = await client.post("/v1/audits", json=body, headers=auditor.headers)
+    assert r.status_code == 201, r.text
+    audit_id = r.json()["id"]
+    approver = bearer(await make_key(pool, "admin"))
+    decision = await decide(client, admin, approver, name, notify=False)
+    return World(
+        model=str(model["id"]),
+        ids={
+            "models": str(model["id"]),
+            "hostings": hosting_id,
+            "incidents": incident_id,
+            "audits": audit_id,
+            "decisions": decision["id"],
+        },
+    )
+
+
+async def _tamper(conn: asyncpg.Connection, world: World) -> dict[str, Any]:
+    """Change one field of each record as a superuser would; returns the old values."""
+    old = {}
+    for dataset, (table, column, _, value) in TAMPER.items():
+        record_id = world.ids[dataset]
+        old[dataset] = await conn.fetchval(
+            f"SELECT {column} FROM {table} WHERE id = $1",  # noqa: S608 - constants above
+            record_id,
+        )
+        await conn.execute(
+            f"UPDATE {table} SET {column} = $2 WHERE id = $1",  # noqa: S608 - constants above
+            record_id,
+            value,
+        )
+    return old
+
+
+async def _restore(conn: asyncpg.Connection, world: World, old: dict[str, Any]) -> None:
+    for dataset, (table, column, _, _) in TAMPER.items():
+        await conn.execute(
+            f"UPDATE {table} SET {column} = $2 WHERE id = $1",  # noqa: S608 - constants above
+            world.ids[dataset],
+            old[dataset],
+        )
+
+
+async def _divergences(client: httpx.AsyncClient, admin: dict[str, str]) -> set[tuple[str, ...]]:
+    found: set[tuple[str, ...]] = set()
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200}
+        if cursor:
+            params["cursor"] = cursor
+        r = await client.get("/v1/admin/divergences", params=params, headers=admin)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        found |= {(d["dataset"], d["record_id"], d["field"]) for d in page["items"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def _expected(world: World) -> set[tuple[str, ...]]:
+    return {(d, world.ids[d], TAMPER[d][2]) for d in TAMPER}
+
+
+def _ours(found: set[tuple[str, ...]], world: World) -> set[tuple[str, ...]]:
+    return {f for f in found if f[1] in world.ids.values()}
+
+
+async def test_the_background_pass_names_each_changed_record_and_field(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await reconcile_all(pool, batch_size=500)
+    assert _ours(await _divergences(client, admin), world) == set()
+
+    old = await _tamper(conn, world)
+    try:
+        with caplog.at_level(logging.WARNING, logger="service.domain.reconciler"):
+            await reconcile_all(pool, batch_size=500)
+        assert _ours(await _divergences(client, admin), world) == _expected(world)
+        logged = {
+            (r.__dict__.get("dataset"), r.__dict__.get("record_id"))
+            for r in caplog.records
+            if r.getMessage() == "record differs from its ledger state"
+        }
+        assert {(d, world.ids[d]) for d in TAMPER} <= logged
+        metrics = (await client.get("/metrics")).text
+        line = next(x for x in metrics.splitlines() if x.startswith("registry_records_divergent "))
+        assert float(line.split()[1]) >= len(TAMPER)
+        # Admin only.
+        r = await client.get("/v1/admin/divergences", headers=platform.headers)
+        assert r.status_code == 403
+        r = await client.get("/v1/admin/divergences")
+        assert r.status_code == 401
+    finally:
+        await _restore(conn, world, old)
+    await reconcile_all(pool, batch_size=500)
+    assert _ours(await _divergences(client, admin), world) == set()
+
+
+async def _export_dir(
+    client: httpx.AsyncClient, headers: dict[str, str], world: World, out: Path, fmt: str
+) -> None:
+    out.mkdir()
+    for dataset in TAMPER:
+        r = await client.get(
+            f"/v1/exports/{dataset}",
+            params={"format": fmt, "model_id": world.model},
+            headers=headers,
+        )
+        assert r.status_code == 200, r.text
+        (out / f"{dataset}.{fmt}").write_bytes(r.content)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+async def test_verify_records_names_each_changed_row_and_field(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    database_url: str,
+    regulator: dict[str, str],
+    auditor: dict[str, str],
+    world: World,
+    signer: Signer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+) -> None:
+    from tests.helpers.ledger import ORIGIN, write_test_key
+    from tests.live_service import LiveService
+
+    await seal_all(pool, signer)
+    key_file = write_test_key(tmp_path / "key.pem")
+    (tmp_path / "vkey").write_text(signer.verifier_key + "\n")
+    clean, tampered = tmp_path / "clean", tmp_path / "tampered"
+    await _export_dir(client, regulator, world, clean, fmt)
+    old = await _tamper(conn, world)
+    try:
+        await _export_dir(client, regulator, world, tampered, fmt)
+    finally:
+        await _restore(conn, world, old)
+    async with LiveService(
+        database_url,
+        tmp_path,
+        REGISTRY_SIGNING_KEY_FILE=str(key_file),
+        REGISTRY_CHECKPOINT_ORIGIN=ORIGIN,
+        REGISTRY_RECONCILER="false",
+    ) as live:
+        events = tmp_path / "events.jsonl"
+        token = auditor["Authorization"].removeprefix("Bearer ")
+        args = ["ledger-export", "--url", live.base_url, "--api-key", token]
+        assert await asyncio.to_thread(main, [*args, "--output", str(events)]) == 0
+        verify = ["verify", "--url", live.base_url, "--key", f"@{tmp_path / 'vkey'}"]
+        verify += ["--state", str(tmp_path / "seen.json"), "--events", str(events)]
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, [*verify, "--records", str(clean)]) == 0
+        out = capsys.readouterr().out
+        assert "DIVERGENT" not in out, out
+        assert await asyncio.to_thread(main, [*verify, "--records", str(tampered), "--json"]) == 3
+        report = msgspec.json.decode(capsys.readouterr().out)
+    assert report["ok"] is False
+    for dataset, (_, _, column, _) in TAMPER.items():
+        named = [d for d in report["divergences"] if world.ids[dataset] in d]
+        assert named, (dataset, report["divergences"])
+        assert any(f"{column} is" in d for d in named), named
+    assert all(any(i in d for i in world.ids.values()) for d in report["divergences"])
+
+
+async def test_the_bundle_verifier_names_each_changed_row_and_field(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    world: World,
+    signer: Signer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await seal_all(pool, signer)
+    (tmp_path / "vkey").write_text(signer.verifier_key + "\n")
+    datasets = ["events", *TAMPER]
+
+    async def bundle(out: Path) -> None:
+        async with pool.acquire() as c:
+            await build_bundle(
+                c,
+                datasets=datasets,
+                fmt="jsonl",
+                filters=ExportFilters(),
+                platform=None,
+                signer=signer,
+                open_file=local_directory(out),
+            )
+
+    old = await _tamper(conn, world)
+    try:
+        await bundle(tmp_path / "bundle")
+    finally:
+        await _restore(conn, world, old)
+    verify = ["verify-export", str(tmp_path / "bundle"), "--key", str(tmp_path / "vkey")]
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, [*verify, "--json"]) == 1
+    problems = msgspec.json.decode(capsys.readouterr().out)["problems"]
+    for dataset, (_, _, column, _) in TAMPER.items():
+        assert any(
+            d.startswith(f"{dataset} {world.ids[dataset]}: {column} is") for d in problems
+        ), (dataset, problems)
