@@ -187,7 +187,6 @@ async def _export_dir(
         (out / f"{dataset}.{fmt}").write_bytes(r.content)
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 async def test_verify_records_names_each_changed_row_and_field(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
@@ -199,7 +198,6 @@ async def test_verify_records_names_each_changed_row_and_field(
     signer: Signer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    fmt: str,
 ) -> None:
     from tests.helpers.ledger import ORIGIN, write_test_key
     from tests.live_service import LiveService
@@ -207,13 +205,16 @@ async def test_verify_records_names_each_changed_row_and_field(
     await seal_all(pool, signer)
     key_file = write_test_key(tmp_path / "key.pem")
     (tmp_path / "vkey").write_text(signer.verifier_key + "\n")
-    clean, tampered = tmp_path / "clean", tmp_path / "tampered"
-    await _export_dir(client, regulator, world, clean, fmt)
+    formats = ("jsonl", "csv")
+    for fmt in formats:
+        await _export_dir(client, regulator, world, tmp_path / f"clean-{fmt}", fmt)
     old = await _tamper(conn, world)
     try:
-        await _export_dir(client, regulator, world, tampered, fmt)
+        for fmt in formats:
+            await _export_dir(client, regulator, world, tmp_path / f"tampered-{fmt}", fmt)
     finally:
         await _restore(conn, world, old)
+    reports = {}
     async with LiveService(
         database_url,
         tmp_path,
@@ -227,18 +228,22 @@ async def test_verify_records_names_each_changed_row_and_field(
         assert await asyncio.to_thread(main, [*args, "--output", str(events)]) == 0
         verify = ["verify", "--url", live.base_url, "--key", f"@{tmp_path / 'vkey'}"]
         verify += ["--state", str(tmp_path / "seen.json"), "--events", str(events)]
-        capsys.readouterr()
-        assert await asyncio.to_thread(main, [*verify, "--records", str(clean)]) == 0
-        out = capsys.readouterr().out
-        assert "DIVERGENT" not in out, out
-        assert await asyncio.to_thread(main, [*verify, "--records", str(tampered), "--json"]) == 3
-        report = msgspec.json.decode(capsys.readouterr().out)
-    assert report["ok"] is False
-    for dataset, (_, _, column, _) in TAMPER.items():
-        named = [d for d in report["divergences"] if world.ids[dataset] in d]
-        assert named, (dataset, report["divergences"])
-        assert any(f"{column} is" in d for d in named), named
-    assert all(any(i in d for i in world.ids.values()) for d in report["divergences"])
+        for fmt in formats:
+            capsys.readouterr()
+            clean = ["--records", str(tmp_path / f"clean-{fmt}")]
+            assert await asyncio.to_thread(main, [*verify, *clean]) == 0
+            out = capsys.readouterr().out
+            assert "DIVERGENT" not in out, out
+            tampered = ["--records", str(tmp_path / f"tampered-{fmt}"), "--json"]
+            assert await asyncio.to_thread(main, [*verify, *tampered]) == 3
+            reports[fmt] = msgspec.json.decode(capsys.readouterr().out)
+    for fmt, report in reports.items():
+        assert report["ok"] is False
+        for dataset, (_, _, column, _) in TAMPER.items():
+            named = [d for d in report["divergences"] if world.ids[dataset] in d]
+            assert named, (fmt, dataset, report["divergences"])
+            assert any(f"{column} is" in d for d in named), (fmt, named)
+        assert all(any(i in d for i in world.ids.values()) for d in report["divergences"])
 
 
 async def test_the_bundle_verifier_names_each_changed_row_and_field(

@@ -35,10 +35,29 @@ RECONCILE_LOCK_KEY = 0x7265636F6E63
 _NO_FILTERS = (None, None, None, None, None)
 
 
+#: dataset -> the table holding its records.
+TABLES = {
+    "models": "models",
+    "hostings": "hostings",
+    "incidents": "incidents",
+    "audits": "audits",
+    "decisions": "decommissions",
+}
+
+
+def _ids_query(dataset: str) -> str:
+    return (
+        f"SELECT id FROM {TABLES[dataset]} WHERE ($1::uuid IS NULL OR id > $1) "
+        "ORDER BY id LIMIT $2"
+    )
+
+
 def _batch_query(dataset: str) -> str:
+    # The ids first, then the export's query for them alone: its joins then touch a batch,
+    # not every row after the keyset.
     return (
         f"SELECT x.id, row_to_json(x)::text AS row FROM ({query_for(dataset)}) x "
-        "WHERE ($6::uuid IS NULL OR x.id > $6) ORDER BY x.id LIMIT $7"
+        "WHERE x.id = ANY($6::uuid[]) ORDER BY x.id"
     )
 
 
@@ -103,7 +122,10 @@ async def select_batch(
     conn: asyncpg.Connection, *, dataset: str, after_id: UUID | None, limit: int
 ) -> list[tuple[UUID, str]]:
     """Up to ``limit`` rows of the dataset after ``after_id``, as the JSON lines export."""
-    rows = await conn.fetch(_batch_query(dataset), *_NO_FILTERS, after_id, limit)
+    ids = [r["id"] for r in await conn.fetch(_ids_query(dataset), after_id, limit)]
+    if not ids:
+        return []
+    rows = await conn.fetch(_batch_query(dataset), *_NO_FILTERS, ids)
     return [(r["id"], r["row"]) for r in rows]
 
 
