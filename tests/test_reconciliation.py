@@ -7,7 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -261,7 +261,7 @@ async def test_the_bundle_verifier_names_each_changed_row_and_field(
     async def bundle(out: Path) -> None:
         async with pool.acquire() as c:
             await build_bundle(
-                c,
+                cast("asyncpg.Connection", c),
                 datasets=datasets,
                 fmt="jsonl",
                 filters=ExportFilters(),

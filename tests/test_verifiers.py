@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import httpx
@@ -33,7 +34,7 @@ async def _bundle(
 ) -> Manifest:
     async with pool.acquire() as c:
         return await build_bundle(
-            c,
+            cast("asyncpg.Connection", c),
             datasets=["events", "models"],
             fmt="jsonl",
             filters=ExportFilters(model_id=model_id),  # type: ignore[arg-type]

@@ -47,8 +47,7 @@ TABLES = {
 
 def _ids_query(dataset: str) -> str:
     return (
-        f"SELECT id FROM {TABLES[dataset]} WHERE ($1::uuid IS NULL OR id > $1) "
-        "ORDER BY id LIMIT $2"
+        f"SELECT id FROM {TABLES[dataset]} WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
     )
 
 
