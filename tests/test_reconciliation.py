@@ -29,6 +29,7 @@ from tests.test_audits import audit_body, grant, new_auditor
 class World:
     model: str
     ids: dict[str, str]  # dataset -> record id
+    auditor: dict[str, str]
 
 
 #: dataset -> (table, column changed, its export column, the new value)
@@ -83,6 +84,7 @@ async def world(
             "audits": audit_id,
             "decisions": decision["id"],
         },
+        auditor=auditor.headers,
     )
 
 
@@ -283,3 +285,99 @@ async def test_the_bundle_verifier_names_each_changed_row_and_field(
         assert any(
             d.startswith(f"{dataset} {world.ids[dataset]}: {column} is") for d in problems
         ), (dataset, problems)
+
+
+async def test_records_written_on_every_path_agree_with_their_ledger_state(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    world: World,
+    uniq: str,
+) -> None:
+    """No false alarm: webhooks (each message kind that writes a record), REST updates,
+    triage, audit completion and findings, a decision notified and confirmed."""
+    from tests.helpers.notices import confirm_target
+    from tests.helpers.webhooks import deliver, event, new_secret
+
+    secret = await new_secret(client, admin, platform.slug)
+    name, hooked = f"rec{uniq}/model", f"rec{uniq}/hooked"
+    touched = set(world.ids.values())
+
+    async def send(kind: str, data: dict[str, Any]) -> None:
+        r = await deliver(client, platform.slug, secret, event(kind, data))
+        assert r.status_code == 202, (kind, r.text)
+
+    await send("model.hosted", {"model": hooked, "url": f"https://hub.example/{hooked}"})
+    await send(
+        "model.updated",
+        {
+            "model": hooked,
+            "revision": "r2",
+            "licence": "mit",
+            "downloads": 12,
+            "documentation": {"model_card": {"present": True, "url": "https://hub.example/c"}},
+        },
+    )
+    await send("model.downloads", {"counts": [{"model": hooked, "downloads": 40}]})
+    await send("model.restricted", {"model": hooked, "reason": "gated for review"})
+    await send(
+        "model.renamed",
+        {"model": hooked, "name": f"{hooked}-v2", "url": f"https://hub.example/{hooked}-v2"},
+    )
+    await send(
+        "incident.reported",
+        {"title": "leaks data", "category": "privacy", "severity": "medium", "models": [name]},
+    )
+    rows = await pool.fetch(
+        "SELECT h.id FROM hostings h JOIN models m ON m.id = h.model_id WHERE m.name = $1",
+        hooked,
+    )
+    touched |= {str(r["id"]) for r in rows}
+    touched |= {
+        str(r["subject_id"])
+        for r in await pool.fetch(
+            "SELECT subject_id FROM events WHERE kind = 'incident.reported' AND model_id = $1",
+            world.model,
+        )
+    }
+    r = await client.patch(
+        f"/v1/models/{world.model}",
+        json={"tasks": ["chat"], "provider": "Honest Labs"},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.patch(
+        f"/v1/hostings/{world.ids['hostings']}",
+        json={"licence": "apache-2.0", "gated": True},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    incident = world.ids["incidents"]
+    for step in ("triaged", "investigating", "mitigated"):
+        r = await client.post(
+            f"/v1/incidents/{incident}/transitions", json={"to": step}, headers=admin
+        )
+        assert r.status_code == 200, (step, r.text)
+    audit = world.ids["audits"]
+    r = await client.post(
+        f"/v1/audits/{audit}/complete", json={"outcome": "conditional"}, headers=world.auditor
+    )
+    assert r.status_code == 200, r.text
+    finding = r.json()["findings"][0]["id"]
+    r = await client.post(
+        f"/v1/audits/{audit}/findings/{finding}/status",
+        json={"status": "remediated"},
+        headers=world.auditor,
+    )
+    assert r.status_code == 200, r.text
+    decision_id = world.ids["decisions"]
+    r = await client.post(f"/v1/decommissions/{decision_id}/notify", headers=admin)
+    assert r.status_code == 200, r.text
+    decision = r.json()
+    for target in decision["targets"]:
+        await confirm_target(pool, decision, target)
+
+    await reconcile_all(pool, batch_size=500)
+    found = await _divergences(client, admin)
+    assert {f for f in found if f[1] in touched} == set()
