@@ -7,14 +7,14 @@
   that replicas taking turns continue one another's pass instead of starting over.
 
 Revision ID: 0016_reconciliation
-Revises: 0014_model_names_fold
+Revises: 0021_hosting_names_fold
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0016_reconciliation"
-down_revision = "0014_model_names_fold"
+down_revision = "0021_hosting_names_fold"
 branch_labels = None
 depends_on = None
 
