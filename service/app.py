@@ -20,6 +20,7 @@ from service.api.compliance import ComplianceController
 from service.api.decommissions import DecommissionController
 from service.api.delivery_log import DeliveryLogController
 from service.api.deps import dependencies
+from service.api.divergences import DivergenceController
 from service.api.endpoints import (
     EndpointController,
     NotificationController,
@@ -64,6 +65,7 @@ BEARER = {"BearerAuth": []}  # type: ignore[var-annotated]
 PROTECTED = [
     PlatformController,
     KeyController,
+    DivergenceController,
     ModelController,
     HostingController,
     EventController,

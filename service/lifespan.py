@@ -10,10 +10,11 @@ Two kinds, both put on the app's state by ``service.app.create_app``:
   when it stops: the asyncpg pool and the shared ``httpx.AsyncClient`` (unless the caller
   passed its own, which it keeps open), the checkpoint signer, then the background workers
   the settings turn on: the ledger sealer (with, when witnesses are configured, the worker
-  showing them each new checkpoint), the notice delivery worker and the export worker.
-  Each worker is a plain coroutine of its domain module run by ``background``: on shutdown
-  the sealer and the delivery worker finish the round in hand; an export in progress is
-  abandoned (its lease lapses and another worker takes it up again).
+  showing them each new checkpoint), the notice delivery worker, the export worker and the
+  records reconciler. Each worker is a plain coroutine of its domain module run by
+  ``background``: on shutdown the sealer, the delivery worker and the reconciler finish the
+  round in hand; an export in progress is abandoned (its lease lapses and another worker
+  takes it up again).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from service.domain.export_jobs import run_export_worker
 from service.domain.group_commit import GroupCommit
 from service.domain.limits import TokenBucket
 from service.domain.receiving import LOG_BURST, LOG_RATE, Gate, SigningCache
+from service.domain.reconciler import run_reconciler
 from service.domain.sealer import run_sealer
 from service.domain.vault import Vault, open_vault, seal_plaintext
 from service.domain.witnesses import parse_witnesses, run_witnesses
@@ -173,6 +175,17 @@ def lifespan(
                         lambda stop: run_delivery_worker(state.pool, state.http, config, stop=stop)
                     )
                 )
+            if settings.reconciler:
+                await stack.enter_async_context(
+                    background(
+                        lambda stop: run_reconciler(
+                            state.pool,
+                            batch_size=settings.reconcile_batch_size,
+                            interval=settings.reconcile_interval_seconds,
+                            stop=stop,
+                        )
+                    )
+                )
             if settings.export_worker:
                 exporter = signer or load_or_create_signer(path, name=settings.checkpoint_origin)
                 # Set by a job queued through this process, so the worker need not poll.
@@ -186,6 +199,7 @@ def lifespan(
                             poll_interval=settings.export_poll_seconds,
                             wake=wake,
                             stop=stop,
+                            seal_wait=settings.export_seal_wait_seconds,
                         ),
                         abandon=True,
                     )

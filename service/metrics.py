@@ -19,6 +19,7 @@ functions below; values that live in the database or the pool are read at scrape
     registry_checkpoint_lag_events                              gauge (probe)
     registry_checkpoint_lag_seconds                             gauge (probe)
     registry_ledger_head_seq                                    gauge (probe)
+    registry_records_divergent                                  gauge (probe)
     registry_db_pool_connections{state}                         gauge (scrape time)
     registry_db_pool_max_connections                            gauge (scrape time)
     registry_metrics_probe_failures_total{probe}                counter
@@ -56,6 +57,7 @@ from prometheus_client.process_collector import ProcessCollector
 from service.db.pool import DB_FAILURES, connection
 from service.db.queries import ledger_tree as ledger_q
 from service.db.queries import outbox as outbox_q
+from service.db.queries import reconciliation as reconciliation_q
 from service.errors import Unavailable
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "probe_checkpoint_lag",
     "probe_ledger_head",
     "probe_outbox",
+    "probe_records_divergent",
     "record_delivery",
     "record_outbox_attempt",
     "run_probes",
@@ -165,6 +168,11 @@ CHECKPOINT_LAG_SECONDS = Gauge(
 LEDGER_HEAD = Gauge(
     "registry_ledger_head_seq",
     "Sequence number of the newest ledger event.",
+    registry=REGISTRY,
+)
+RECORDS_DIVERGENT = Gauge(
+    "registry_records_divergent",
+    "Records the background reconciliation found differing from their newest ledger state.",
     registry=REGISTRY,
 )
 POOL_CONNECTIONS = Gauge(
@@ -299,8 +307,18 @@ async def probe_outbox(conn: asyncpg.Connection) -> None:
     set_outbox_backlog(pending=pending, oldest_age_seconds=oldest)
 
 
+async def probe_records_divergent(conn: asyncpg.Connection) -> None:
+    """Records found differing from their ledger state (by any replica's reconciler)."""
+    RECORDS_DIVERGENT.set(await reconciliation_q.count_divergent_records(conn))
+
+
 #: Probes every app runs; a capability with gauges of its own adds its probe here.
-DEFAULT_PROBES: tuple[Probe, ...] = (probe_ledger_head, probe_checkpoint_lag, probe_outbox)
+DEFAULT_PROBES: tuple[Probe, ...] = (
+    probe_ledger_head,
+    probe_checkpoint_lag,
+    probe_outbox,
+    probe_records_divergent,
+)
 
 
 def observe_pool(pool: Any) -> None:

@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     csaf_publisher_namespace: str = "https://risk-registry.example"
     #: Run the export bundle worker in this process; unset means "yes for ``serve``".
     export_worker: bool | None = None
+    #: Seconds a bundle waits for the sealer to cover the newest event before it cuts its
+    #: events at the newest checkpoint instead (and says so in its manifest).
+    export_seal_wait_seconds: float = 20.0
     #: Seconds the export worker sleeps when it finds no job (a local request wakes it).
     export_poll_seconds: float = 2.0
     #: Requests one client address may make to the public report channel per window.
@@ -125,6 +128,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     outbox_poll_seconds: float = 1.0
     #: Seconds between sweeps for hostings that came into a notified decision's scope.
     outbox_sweep_seconds: float = 5.0
+    #: Run the background reconciliation of records with the ledger in this process; unset
+    #: means "yes for ``serve``, no otherwise". Replicas take turns (an advisory lock).
+    reconciler: bool | None = None
+    #: Seconds between reconciliation rounds; each round compares up to
+    #: ``reconcile_batch_size`` records of each dataset with their newest ledger state.
+    reconcile_interval_seconds: float = 5.0
+    reconcile_batch_size: int = 1000
     #: Hours after notification by which platforms must confirm a decision (overdue after).
     decommission_confirm_hours: float = 168.0
     #: The largest NDJSON catalogue a platform may sync (spooled to disk, never held).

@@ -136,7 +136,7 @@ async def test_sealed_tree_matches_pymerkle_and_proofs_verify(
     hashes = [base64.b64decode(h) for h in r.json()["hashes"]]
     from tests.helpers.merkle import rfc_verify_consistency
 
-    earlier = await client.get("/v1/ledger/checkpoints", params={"tree_size": first_size})
+    earlier = await client.get(f"/v1/ledger/checkpoints/{first_size}")
     assert earlier.status_code == 200
     first_root = open_checkpoint(earlier.json()["note"], key).root_hash
     assert first_root == reference.get_root(first_size)
@@ -157,7 +157,7 @@ async def test_proofs_beyond_the_sealed_tree_are_404(
     assert r.status_code == 404
     r = await client.get("/v1/ledger/proofs/consistency", params={"first": 3, "second": 2})
     assert r.status_code == 422
-    r = await client.get("/v1/ledger/checkpoints", params={"tree_size": size + 1000})
+    r = await client.get(f"/v1/ledger/checkpoints/{size + 1000}")
     assert r.status_code == 404
 
 

@@ -68,7 +68,7 @@ async def test_each_new_checkpoint_is_cosigned_and_verify_requires_it(
     note = (await client.get("/v1/ledger/checkpoint")).text
     assert note.splitlines()[-1].startswith(f"\u2014 {witness.name} ")
     assert verify_cosignature(note, configured.key) > 0
-    r = await client.get("/v1/ledger/checkpoints", params={"tree_size": first})
+    r = await client.get(f"/v1/ledger/checkpoints/{first}")
     assert r.json()["note"] == note
 
     report = await verify_registry(

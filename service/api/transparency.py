@@ -13,12 +13,14 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from service.api.deps import Db
+from service.api.pagination import Cursor, Limit, decode_seq_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import sealer
 from service.domain.checkpoints import Signer
 from service.errors import InvalidInput, NotFound
 from service.schemas.transparency import (
     CheckpointOut,
+    CheckpointPage,
     ConsistencyProofOut,
     InclusionProofOut,
     LeafFormats,
@@ -54,17 +56,27 @@ class TransparencyController(Controller):
 
     @get(
         "/checkpoints",
+        operation_id="listCheckpoints",
+        summary="The published checkpoints, newest first: sizes, roots and times",
+        opt=PUBLIC,
+        responses=problem_responses(400),
+    )
+    async def checkpoints(self, db: Db, limit: Limit = 50, cursor: Cursor = None) -> CheckpointPage:
+        items = await sealer.list_checkpoints(db, before=decode_seq_cursor(cursor), limit=limit + 1)
+        page, next_cursor = paginate(items, limit, lambda c: c.tree_size)
+        return CheckpointPage(items=page, next_cursor=next_cursor)
+
+    @get(
+        "/checkpoints/{tree_size:int}",
         operation_id="getCheckpoint",
-        summary="The newest checkpoint, or the one published at a tree size, with its details",
+        summary="The checkpoint published at a tree size, with its signed note",
         opt=PUBLIC,
         responses=problem_responses(400, 404),
     )
     async def checkpoint(
         self,
         db: Db,
-        tree_size: Annotated[
-            int | None, Parameter(ge=1, le=BIGINT, description="Omit for the newest checkpoint.")
-        ] = None,
+        tree_size: Annotated[int, Parameter(ge=1, le=BIGINT, description="Its tree size.")],
     ) -> CheckpointOut:
         return await sealer.get_checkpoint(db, tree_size=tree_size)
 

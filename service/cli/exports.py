@@ -155,6 +155,7 @@ def export(
                 open_file=local_directory(out),
                 progress=progress,
                 seconds=settings.export_timeout_seconds,
+                seal_wait=settings.export_seal_wait_seconds,
             )
         finally:
             await conn.close()

@@ -74,8 +74,17 @@ def _render(report: Report) -> str:
     if report.sealed_after_export:
         lines.append(f"export: {report.sealed_after_export} events were sealed after it")
     lines += [
-        f"MISMATCH: leaf {m.leaf_index} (event seq {m.seq}): {m.reason}" for m in report.mismatches
+        f"MISSING: event seq {m.seq} (leaf {m.leaf_index}): {m.reason}"
+        if m.reason.startswith("missing")
+        else f"MISMATCH: leaf {m.leaf_index} (event seq {m.seq}): {m.reason}"
+        for m in report.mismatches
     ]
+    if report.records_checked:
+        counts = ", ".join(f"{n} {d}" for d, n in report.records_checked.items())
+        lines.append(f"records: {counts} checked against their newest events")
+    if report.records_unchecked:
+        lines.append(f"records: {report.records_unchecked} rows with no event to check against")
+    lines += [f"DIVERGENT: {d}" for d in report.divergences]
     lines += [f"PROBLEM: {p}" for p in report.problems]
     lines.append("OK" if report.ok else "FAILED")
     return "\n".join(lines)
@@ -119,6 +128,15 @@ def _render(report: Report) -> str:
     "checkpoint must carry a valid cosignature by it. Repeat for several witnesses (in the "
     "environment: separated by spaces).",
 )
+@click.option(
+    "--records",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="REGISTRY_VERIFY_RECORDS",
+    show_envvar=True,
+    help="A directory of exports (models, hostings, incidents, audits, decisions; or a "
+    "bundle): every row is checked against the newest state its events carry, those of "
+    "--events when given, else the events file in the directory.",
+)
 @shared_options
 @pass_state
 def verify(
@@ -127,9 +145,10 @@ def verify(
     key: str,
     state_path: Path,
     events: Path | None,
+    records: Path | None,
     witness_keys: tuple[str, ...],
 ) -> int:
-    """Verify a registry's signed checkpoints and, given an export, its events.
+    """Verify a registry's signed checkpoints and, given an export, its events and records.
 
     Exits 0 when everything checks out, 3 when something does not.
     """
@@ -147,7 +166,12 @@ def verify(
     async def go() -> Report:
         async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
             return await verify_registry(
-                http, verifier_key=key, state=seen, export=events, witness_keys=witness_keys
+                http,
+                verifier_key=key,
+                state=seen,
+                export=events,
+                records=records,
+                witness_keys=witness_keys,
             )
 
     report = asyncio.run(go())

@@ -79,6 +79,8 @@ def serve(state: State) -> int:
         worker = True if settings.outbox_worker is None else settings.outbox_worker
         # ... and builds export bundles unless told not to (REGISTRY_EXPORT_WORKER=false).
         exporter = True if settings.export_worker is None else settings.export_worker
+        # ... and reconciles records with the ledger unless told not to (REGISTRY_RECONCILER).
+        reconciler = True if settings.reconciler is None else settings.reconciler
         app = create_app(
             msgspec.structs.replace(
                 settings,
@@ -86,6 +88,7 @@ def serve(state: State) -> int:
                 sealer=sealer,
                 outbox_worker=worker,
                 export_worker=exporter,
+                reconciler=reconciler,
             )
         )
         if settings.trusted_proxies.strip() == "*":

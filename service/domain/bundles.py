@@ -20,10 +20,12 @@ All files are built from one REPEATABLE READ snapshot, so they agree with each o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import csv
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 
 from service.db.queries import exports as q
 from service.db.queries import ledger_tree as ledger_q
+from service.domain.bundle_checks import check_coverage, check_records_against
 from service.domain.checkpoints import CheckpointError, Signer, open_checkpoint, parse_verifier_key
 from service.domain.exports import ExportFilters, Format
 
@@ -55,6 +58,9 @@ BUNDLE_FORMAT = "risk-registry-export/1"
 _SIGNED_TEXT = "risk-registry export manifest"
 _DASH = "\u2014"
 _manifest_encoder = msgspec.json.Encoder(order="sorted")
+_SEAL_POLL_SECONDS = 0.2
+#: No new checkpoint for this long: no sealer is running, and waiting longer is pointless.
+_IDLE_SEALER_SECONDS = 5.0
 
 
 class BundleFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +76,8 @@ class BundleCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
     root_hash: str
     #: The signed checkpoint note itself, verifiable with the registry's key.
     note: str
+    #: The seq of the checkpoint's last leaf: the bundle's events go no further.
+    last_seq: int | None = None
 
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +90,12 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     ledger_max_seq: int
     checkpoint: BundleCheckpoint | None
     files: list[BundleFile]
+    #: Events recorded in the snapshot after the checkpoint's last one, left out of the
+    #: events file (the export cut at the checkpoint rather than wait longer for it).
+    events_left_out: int = 0
+    #: The records those events concern: their rows may be newer than the events file,
+    #: so the records check passes over them.
+    changed_after_checkpoint: list[str] = msgspec.field(default_factory=list)
 
 
 class FileSink(Protocol):
@@ -131,11 +145,37 @@ async def count_rows(
     datasets: Iterable[str],
     filters: ExportFilters,
     seconds: float | None = None,
+    through_seq: int | None = None,
 ) -> int:
     params = filters.as_params()
     return sum(
-        [await q.count_rows(conn, dataset=d, filters=params, seconds=seconds) for d in datasets]
+        [
+            await q.count_rows(
+                conn, dataset=d, filters=params, seconds=seconds, through_seq=through_seq
+            )
+            for d in datasets
+        ]
     )
+
+
+async def wait_for_seal(conn: asyncpg.Connection, *, seconds: float) -> bool:
+    """Wait up to ``seconds`` for a checkpoint covering the ledger's newest event; True if
+    one does. Gives up early when no checkpoint has appeared for a while (no sealer runs)."""
+    deadline = time.monotonic() + seconds
+    last_size, moved_at = -1, time.monotonic()
+    while True:
+        head = await ledger_q.select_ledger_head(conn)
+        row = await ledger_q.select_latest_checkpoint(conn)
+        sealed = int(row["last_seq"]) if row is not None else 0
+        if sealed >= head:
+            return True
+        size = int(row["tree_size"]) if row is not None else 0
+        now = time.monotonic()
+        if size != last_size:
+            last_size, moved_at = size, now
+        if now >= deadline or now - moved_at > _IDLE_SEALER_SECONDS:
+            return False
+        await asyncio.sleep(_SEAL_POLL_SECONDS)
 
 
 async def build_bundle(
@@ -150,17 +190,30 @@ async def build_bundle(
     progress: Progress | None = None,
     seconds: float = 3600.0,
     redact: bool = False,
+    seal_wait: float = 0.0,
 ) -> Manifest:
-    """Write every file of a bundle through ``open_file``; returns the manifest written."""
+    """Write every file of a bundle through ``open_file``; returns the manifest written.
+
+    Every event in the bundle is covered by the checkpoint its manifest names: the export
+    first waits up to ``seal_wait`` seconds for the sealer to cover the ledger's head, then
+    cuts the events file at the newest checkpoint and says in the manifest what it left out.
+    """
     for dataset in datasets:
         if dataset not in q.DATASETS:
             raise ValueError(f"no dataset {dataset!r}")
+    await wait_for_seal(conn, seconds=seal_wait)
     files: list[BundleFile] = []
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await q.set_export_session(conn)
-        total = await count_rows(conn, datasets=datasets, filters=filters, seconds=seconds)
-        max_seq = await ledger_q.select_ledger_head(conn)
         row = await ledger_q.select_latest_checkpoint(conn)
+        through = int(row["last_seq"]) if row is not None else 0
+        total = await count_rows(
+            conn, datasets=datasets, filters=filters, seconds=seconds, through_seq=through
+        )
+        max_seq = await ledger_q.select_ledger_head(conn)
+        left_out, changed = 0, list[str]()
+        if max_seq > through:
+            left_out, changed = await q.select_subjects_after(conn, seq=through)
         done_before = 0
         for dataset in datasets:
             name = f"{dataset}.{fmt}"
@@ -179,6 +232,7 @@ async def build_bundle(
                 output=counting,
                 seconds=seconds,
                 redact=redact,
+                through_seq=through,
             )
             await sink.close()
             rows = int(status.split()[-1])
@@ -198,6 +252,7 @@ async def build_bundle(
             tree_size=row["tree_size"],
             root_hash=base64.b64encode(bytes(row["root_hash"])).decode(),
             note=row["note"],
+            last_seq=through,
         )
     manifest = Manifest(
         format=BUNDLE_FORMAT,
@@ -208,6 +263,8 @@ async def build_bundle(
         ledger_max_seq=max_seq,
         checkpoint=checkpoint,
         files=files,
+        events_left_out=left_out if "events" in datasets else 0,
+        changed_after_checkpoint=changed,
     )
     encoded = msgspec.json.format(_manifest_encoder.encode(manifest), indent=2) + b"\n"
     for name, data in ((MANIFEST, encoded), (SIGNATURE, sign_manifest(signer, encoded))):
@@ -314,7 +371,9 @@ def verify_bundle(directory: Path, vkey: str) -> list[str]:
                 problems.append("checkpoint: the note does not say what the manifest says")
             if checkpoint.tree_size > manifest.ledger_max_seq:
                 problems.append("checkpoint: covers more events than the bundle's snapshot")
-    return problems
+    if problems:
+        return problems
+    return check_coverage(directory, manifest) + check_records_against(directory, manifest)
 
 
 class LocalFile:

@@ -191,8 +191,11 @@ class _DatabaseFile:
             self._buffer.clear()
 
 
-async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3600.0) -> bool:
-    """Claim and build one job; False when there was none to do."""
+async def run_next_job(
+    pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3600.0, seal_wait: float = 0.0
+) -> bool:
+    """Claim and build one job; False when there was none to do. The bundle waits up to
+    ``seal_wait`` seconds for the sealer to cover the newest event (see ``build_bundle``)."""
     async with connection(pool) as conn:
         row = await q.claim_job(conn, lease_seconds=LEASE_SECONDS)
     if row is None:
@@ -242,6 +245,7 @@ async def run_next_job(pool: asyncpg.Pool, *, signer: Signer, seconds: float = 3
                 progress=progress,
                 seconds=seconds,
                 redact=filters.get("redacted") == "true",
+                seal_wait=seal_wait,
             )
     except (asyncpg.PostgresError, OSError, ValueError) as exc:
         log.exception("export job failed", extra={"job_id": str(job_id)})
@@ -274,12 +278,13 @@ async def run_export_worker(
     poll_interval: float,
     wake: asyncio.Event,
     stop: asyncio.Event,
+    seal_wait: float = 0.0,
 ) -> None:
     """Run queued jobs until ``stop`` is set; when none is queued, sleep ``poll_interval``
     seconds or until ``wake`` is set (a job queued through this process)."""
     while not stop.is_set():
         try:
-            busy = await run_next_job(pool, signer=signer, seconds=seconds)
+            busy = await run_next_job(pool, signer=signer, seconds=seconds, seal_wait=seal_wait)
         except (asyncpg.PostgresError, OSError, Unavailable) as exc:
             log.warning("export worker: database unavailable (%s)", type(exc).__name__)
             busy = False

@@ -36,6 +36,7 @@ from service.domain.ledger import LEAF_FORMAT_JCS, canonical_entry
 from service.errors import NotFound, Unavailable
 from service.schemas.transparency import (
     CheckpointOut,
+    CheckpointSummary,
     ConsistencyProofOut,
     InclusionProofOut,
     LeafFormatRange,
@@ -51,6 +52,7 @@ __all__ = [
     "get_consistency_proof",
     "get_inclusion_proof",
     "get_leaf_formats",
+    "list_checkpoints",
     "list_leaf_hashes",
     "list_recent_checkpoints",
     "run_sealer",
@@ -212,6 +214,22 @@ async def get_checkpoint(
         return checkpoint
     note = checkpoint.note + "".join(f"{line}\n" for line in cosignatures)
     return msgspec.structs.replace(checkpoint, note=note)
+
+
+async def list_checkpoints(
+    conn: asyncpg.Connection, *, before: int | None, limit: int
+) -> list[CheckpointSummary]:
+    """Published checkpoints smaller than ``before``, newest first."""
+    rows = await q.select_checkpoints_before(conn, before=before, limit=limit)
+    return [
+        CheckpointSummary(
+            tree_size=r["tree_size"],
+            root_hash=_b64(bytes(r["root_hash"])),
+            last_seq=r["last_seq"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
 
 
 async def list_recent_checkpoints(conn: asyncpg.Connection, *, limit: int) -> list[CheckpointOut]:

@@ -30,6 +30,8 @@ import msgspec
 from service.domain import merkle
 from service.domain.checkpoints import Checkpoint, CheckpointError, open_checkpoint
 from service.domain.ledger import LEAF_FORMAT_JCS, canonical_entry
+from service.domain.reconciliation import describe
+from service.domain.record_check import check_records
 from service.domain.witnesses import CosignatureError, parse_witness_key, verify_cosignature
 
 __all__ = ["Mismatch", "Report", "Seen", "export_events", "read_export", "verify_registry"]
@@ -60,6 +62,10 @@ class Report(msgspec.Struct, kw_only=True):
     events_unsealed: int = 0
     sealed_after_export: int = 0
     mismatches: list[Mismatch] = msgspec.field(default_factory=list)
+    #: ``--records``: rows compared per dataset, rows left unchecked, and each that differs.
+    records_checked: dict[str, int] = msgspec.field(default_factory=dict)
+    records_unchecked: int = 0
+    divergences: list[str] = msgspec.field(default_factory=list)
     problems: list[str] = msgspec.field(default_factory=list)
     #: The witnesses whose cosignature of the checkpoint verified.
     witnessed_by: list[str] = msgspec.field(default_factory=list)
@@ -216,12 +222,31 @@ async def _check_export(
     if merkle.root_from_leaf_hashes(h for _, h in published) != cp.root_hash:
         report.fail("the registry's published leaf hashes do not match its signed checkpoint")
         return
-    for index, (pub, (seq, _), mine) in enumerate(zip(published, sealed, leaves, strict=False)):
-        if pub[1] != mine:
-            why = "the event's content differs from what was sealed"
-            if seq != pub[0]:
-                why = f"expected the event with seq {pub[0]} here"
+    # Matched by seq, not by position: an event missing from the export is named once,
+    # and the events after it still line up with their leaves.
+    mine: dict[int | None, bytes] = {}
+    for seq, entry in entries:
+        mine.setdefault(seq, merkle.leaf_hash(entry))
+    last_sealed = published[-1][0] if published else 0
+    newest = max((s for s, _ in entries if s is not None), default=0)
+    for index, (seq, leaf) in enumerate(published):
+        if seq > newest:
+            break  # sealed after the export was taken
+        if seq not in mine:
+            why = "missing from the export: it holds no event with this seq"
             report.mismatches.append(Mismatch(leaf_index=index, seq=seq, reason=why))
+        elif mine[seq] != leaf:
+            why = "the event's content differs from what was sealed"
+            report.mismatches.append(Mismatch(leaf_index=index, seq=seq, reason=why))
+    sealed_seqs = {seq for seq, _ in published}
+    for seq, _ in entries:
+        if seq is None or (seq <= last_sealed and seq not in sealed_seqs):
+            why = "in the export but not in the sealed ledger"
+            report.mismatches.append(Mismatch(leaf_index=-1, seq=seq, reason=why))
+    present = sum(1 for seq, _ in entries if seq in sealed_seqs)
+    report.events_checked = present
+    report.events_unsealed = sum(1 for s, _ in entries if s is not None and s > last_sealed)
+    report.sealed_after_export = sum(1 for seq, _ in published if seq > newest)
 
 
 async def verify_registry(
@@ -230,10 +255,15 @@ async def verify_registry(
     verifier_key: str,
     state: Seen,
     export: Path | None = None,
+    records: Path | None = None,
     witness_keys: Sequence[str] = (),
 ) -> Report:
     """Run every check against the registry ``http`` points at; ``state`` gains the checkpoint.
-    With ``witness_keys``, the checkpoint must carry a valid cosignature by each."""
+
+    ``records`` (a directory of exports, or a bundle) is checked row by row against the
+    events of ``export`` once they are proved sealed (else against the events file in it).
+    With ``witness_keys``, the checkpoint must carry a valid cosignature by each.
+    """
     report = Report()
     r = await http.get("/v1/ledger/checkpoint")
     if r.status_code != 200:
@@ -256,7 +286,14 @@ async def verify_registry(
     await _check_consistency(http, report, state, cp)
     if export is not None:
         await _check_export(http, report, cp, export)
-    if report.mismatches:
+    if records is not None:
+        found = check_records(records, events=export)
+        report.records_checked = found.checked
+        report.records_unchecked = found.unchecked
+        report.divergences = [describe(d) for d in found.divergences]
+        for problem in found.problems:
+            report.fail(f"records: {problem}")
+    if report.mismatches or report.divergences:
         report.ok = False
     if report.ok:
         state.origin = cp.origin

@@ -8,6 +8,8 @@ import msgspec
 
 __all__ = [
     "CheckpointOut",
+    "CheckpointPage",
+    "CheckpointSummary",
     "ConsistencyProofOut",
     "InclusionProofOut",
     "LeafFormatRange",
@@ -26,6 +28,21 @@ class CheckpointOut(msgspec.Struct, frozen=True, kw_only=True):
     #: The signed note (C2SP tlog-checkpoint), exactly as signed.
     note: str
     created_at: datetime
+
+
+class CheckpointSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A published checkpoint in a listing: its size, root and time (the note is at
+    ``/v1/ledger/checkpoints/{tree_size}``)."""
+
+    tree_size: int
+    root_hash: str
+    last_seq: int
+    created_at: datetime
+
+
+class CheckpointPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[CheckpointSummary]
+    next_cursor: str | None
 
 
 class InclusionProofOut(msgspec.Struct, frozen=True, kw_only=True):

@@ -356,8 +356,8 @@ async function checkConsistency(form, target) {
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(second) || first < 1 || first > second) {
       throw new CheckFailed("give two tree sizes, the older one first");
     }
-    const older = await openNote((await fetchOk(`/v1/ledger/checkpoints?tree_size=${first}`, "json")).note, vkey);
-    const newer = await openNote((await fetchOk(`/v1/ledger/checkpoints?tree_size=${second}`, "json")).note, vkey);
+    const older = await openNote((await fetchOk(`/v1/ledger/checkpoints/${first}`, "json")).note, vkey);
+    const newer = await openNote((await fetchOk(`/v1/ledger/checkpoints/${second}`, "json")).note, vkey);
     if (older.size !== first || newer.size !== second) throw new CheckFailed("a checkpoint is not for the size asked");
     steps.push(`Both checkpoints (sizes ${first} and ${second}) are signed by ${vkey.name}.`);
     const proof = await fetchOk(`/v1/ledger/proofs/consistency?first=${first}&second=${second}`, "json");

@@ -37,6 +37,7 @@ __all__ = [
     "count_rows",
     "csv_query_for",
     "query_for",
+    "select_subjects_after",
     "set_export_session",
 ]
 
@@ -447,6 +448,13 @@ def csv_query_for(dataset: str, *, redact: bool = False) -> str:
     return CSV_DATASETS[dataset]
 
 
+def _through(query: str, dataset: str, through_seq: int | None) -> tuple[str, tuple[Any, ...]]:
+    """The events query cut at ``through_seq`` (a bundle's checkpoint), and its parameter."""
+    if dataset != "events" or through_seq is None:
+        return query, ()
+    return f"SELECT * FROM ({query}) c WHERE c.seq <= $6", (through_seq,)
+
+
 async def copy_csv(
     conn: asyncpg.Connection,
     *,
@@ -455,14 +463,18 @@ async def copy_csv(
     output: Sink,
     seconds: float,
     redact: bool = False,
+    through_seq: int | None = None,
 ) -> str:
     """Stream the dataset as RFC 4180 CSV with a header row; returns ``COPY <rows>``.
 
     A text cell that a spreadsheet would run as a formula starts with ``'`` (see above).
+    ``through_seq`` cuts the events at that seq (other datasets ignore it).
     """
+    query, extra = _through(csv_query_for(dataset, redact=redact), dataset, through_seq)
     return await conn.copy_from_query(
-        csv_query_for(dataset, redact=redact),
+        query,
         *filters,
+        *extra,
         output=output,
         format="csv",
         header=True,
@@ -478,6 +490,7 @@ async def copy_jsonl(
     output: Sink,
     seconds: float,
     redact: bool = False,
+    through_seq: int | None = None,
 ) -> str:
     """Stream the dataset as one JSON object per line; returns ``COPY <rows>``.
 
@@ -486,10 +499,12 @@ async def copy_jsonl(
     delimiter from that excluded range then passes each row through untouched, where its
     text mode would double every backslash.
     """
-    query = f"SELECT row_to_json(x) FROM ({query_for(dataset, redact=redact)}) x"
+    query, extra = _through(query_for(dataset, redact=redact), dataset, through_seq)
+    query = f"SELECT row_to_json(x) FROM ({query}) x"
     return await conn.copy_from_query(
         query,
         *filters,
+        *extra,
         output=output,
         format="csv",
         quote="\x01",
@@ -499,11 +514,34 @@ async def copy_jsonl(
 
 
 async def count_rows(
-    conn: asyncpg.Connection, *, dataset: str, filters: Filters, seconds: float | None = None
+    conn: asyncpg.Connection,
+    *,
+    dataset: str,
+    filters: Filters,
+    seconds: float | None = None,
+    through_seq: int | None = None,
 ) -> int:
     """Rows a dataset holds; ``seconds`` overrides the pool's answer timeout (a big count)."""
-    query = f"SELECT count(*) FROM ({DATASETS[dataset]}) x"
-    return int(await conn.fetchval(query, *filters, timeout=seconds))
+    query, extra = _through(DATASETS[dataset], dataset, through_seq)
+    query = f"SELECT count(*) FROM ({query}) x"
+    return int(await conn.fetchval(query, *filters, *extra, timeout=seconds))
+
+
+#: The subjects of events after a seq (a bundle's cut), a bounded list.
+SUBJECTS_AFTER = """
+SELECT count(*) AS events, coalesce(
+  (SELECT array_agg(DISTINCT s.subject_id::text) FROM (
+     SELECT subject_id FROM events WHERE seq > $1 ORDER BY seq LIMIT 100000) s), '{}'
+) AS subjects
+FROM events WHERE seq > $1
+"""
+
+
+async def select_subjects_after(conn: asyncpg.Connection, *, seq: int) -> tuple[int, list[str]]:
+    """How many events follow ``seq``, and the subjects of (up to 100,000 of) them."""
+    row = await conn.fetchrow(SUBJECTS_AFTER, seq)
+    assert row is not None  # noqa: S101 - an aggregate always yields a row
+    return int(row["events"]), sorted(row["subjects"])
 
 
 #: A bulk read runs as long as it needs, and renders times in UTC whatever the server's zone.

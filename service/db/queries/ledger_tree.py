@@ -20,6 +20,7 @@ __all__ = [
     "insert_nodes",
     "select_checkpoint",
     "select_checkpoint_lag",
+    "select_checkpoints_before",
     "select_events_after",
     "select_hashes",
     "select_latest_checkpoint",
@@ -142,6 +143,12 @@ SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMI
 
 CHECKPOINT = f"SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size = $1"
 
+CHECKPOINTS_BEFORE = f"""
+SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints
+WHERE ($1::bigint IS NULL OR tree_size < $1)
+ORDER BY tree_size DESC LIMIT $2
+"""
+
 RECENT_CHECKPOINTS = f"""
 SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT $1
 """
@@ -236,6 +243,13 @@ async def select_recent_checkpoints(
     conn: asyncpg.Connection, *, limit: int
 ) -> list[asyncpg.Record]:
     return list(await conn.fetch(RECENT_CHECKPOINTS, limit))
+
+
+async def select_checkpoints_before(
+    conn: asyncpg.Connection, *, before: int | None, limit: int
+) -> list[asyncpg.Record]:
+    """Checkpoints smaller than ``before`` (all when None), newest first."""
+    return list(await conn.fetch(CHECKPOINTS_BEFORE, before, limit))
 
 
 async def select_checkpoint(conn: asyncpg.Connection, *, tree_size: int) -> asyncpg.Record | None:
