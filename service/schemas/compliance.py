@@ -101,6 +101,15 @@ class Respond(msgspec.Struct, frozen=True, kw_only=True):
     overdue_platforms: list[OverduePlatform]
 
 
+class FigureRecords(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Where the records a figure counts are (see ``service.domain.figure_records``)."""
+
+    #: The export (``/v1/exports/...``, with its filters) returning exactly those records.
+    export: str | None = None
+    #: The console list showing them (it may show more: it is not bounded by the period).
+    console: str | None = None
+
+
 class Scope(msgspec.Struct, frozen=True, kw_only=True):
     #: The platform's slug, or null for the whole registry.
     platform: str | None
@@ -108,6 +117,9 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
     detect: Detect
     audits: Audits
     respond: Respond
+    #: Each figure's path in this scope (``prevent.documentation.model_card``,
+    #: ``detect.current.deadlines.missed``, ...) and where the records it counts are.
+    records: dict[str, FigureRecords] = msgspec.field(default_factory=dict)
 
 
 class ComplianceReport(msgspec.Struct, frozen=True, kw_only=True):

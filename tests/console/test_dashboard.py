@@ -24,7 +24,22 @@ def _figures(report: dict[str, Any]) -> dict[str, str]:
         "prevent.downloads": prevent["downloads"],
         "deadlines.reported": current["reported"],
         "overdue.count": len(overall["respond"]["overdue_platforms"]),
+        "decisions.proposed": overall["respond"]["proposed"],
+        "watch.count": len(prevent["watch_list"]),
     }
+    for m in prevent["watch_list"]:
+        out[f"watch.{m['model']}.downloads"] = m["downloads"]
+        out[f"watch.{m['model']}.share"] = m["share"]
+        out[f"watch.{m['model']}.gaps"] = (
+            ", ".join(g.replace("_", " ") for g in m["gaps"]) or "none"
+        )
+    for scope in report["platforms"]:
+        slug = scope["platform"]
+        out[f"platform.{slug}.hostings"] = scope["prevent"]["hostings"]
+        out[f"platform.{slug}.reported"] = scope["detect"]["current"]["reported"]
+        out[f"platform.{slug}.missed"] = scope["detect"]["current"]["deadlines"]["missed"]
+        for name, share in scope["prevent"]["documentation"].items():
+            out[f"platform.{slug}.{name}"] = share["share"]
     for name, share in prevent["documentation"].items():
         out[f"documentation.{name}.count"] = share["count"]
         out[f"documentation.{name}.share"] = share["share"]
