@@ -65,7 +65,9 @@ async def test_the_command_line_prints_the_dashboard_as_pdf(
 ) -> None:
     report = await _report(seeded)
     out = tmp_path / "compliance.pdf"
-    result = cli(seeded_url, "report", "--pdf", str(out), "--from", "2026-01-01", "--to", "2026-01-31")
+    result = cli(
+        seeded_url, "report", "--pdf", str(out), "--from", "2026-01-01", "--to", "2026-01-31"
+    )
     assert str(out) in result.stdout
     assert_report_numbers(pdf_text(out.read_bytes(), tmp_path), report)
 
@@ -104,7 +106,9 @@ async def test_the_api_serves_the_same_pdf(seeded: Seeded, tmp_path: Path) -> No
     )
     assert r2.headers["content-type"] == "application/pdf"
     r3 = await client.get(
-        "/v1/reports/compliance", params={**PERIOD, "format": "pdf", "platform": "hub"}, headers=headers
+        "/v1/reports/compliance",
+        params={**PERIOD, "format": "pdf", "platform": "hub"},
+        headers=headers,
     )
     assert r3.status_code == 422, r3.text
 

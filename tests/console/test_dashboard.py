@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import bearer, make_key, make_platform, register_model
 from tests.console.conftest import Browsing
+from tests.test_compliance_pdf import pdf_text
 
 
 def _figures(report: dict[str, Any]) -> dict[str, str]:
@@ -67,7 +69,11 @@ async def _shown(tab: Browsing) -> dict[str, str]:
 
 
 async def test_the_dashboard_shows_the_api_figures_for_the_period(
-    tab: Browsing, client: httpx.AsyncClient, pool: asyncpg.Pool, admin: dict[str, str]
+    tab: Browsing,
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     uniq = uuid.uuid4().hex[:8]
     hub = await make_platform(client, pool, admin, f"dash-{uniq}")
@@ -132,6 +138,35 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
         for k in ("share", "download_share")
     ]
     await tab.check("compliance-dashboard")
+
+    # Every figure's export link is the one the API names for it.
+    links: dict[str, str] = await tab.page.eval_on_selector_all(
+        "a[data-export]",
+        "as => Object.fromEntries(as.map(a => [a.dataset.export, a.getAttribute('href')]))",
+    )
+    records = r.json()["overall"]["records"]
+    assert "detect.current.deadlines.missed" in links
+    assert links == {key: records[key]["export"] for key in links}
+    # One of them, followed: the export returns the serious incidents the page counts.
+    exported = await client.get(
+        links["detect.current.deadlines.serious"] + "&format=jsonl",
+        headers=bearer(await make_key(pool, "regulator")),
+    )
+    assert len(exported.content.splitlines()) == int(expected["deadlines.serious"])
+
+    # The download button gives the same page printed by Chromium, figures included.
+    async with tab.page.expect_download() as info:
+        await tab.page.get_by_role("link", name="Download PDF").click()
+    download = await info.value
+    assert download.suggested_filename == f"compliance-{since}-to-{today}.pdf"
+    saved = tmp_path / "dashboard.pdf"
+    await download.save_as(saved)
+    text = pdf_text(saved.read_bytes(), tmp_path)
+    assert f"{expected['prevent.models']} models" in text
+    rows = [" ".join(line.split()) for line in text.splitlines()]
+    missed = next(line for line in rows if line.startswith("Deadline missed"))
+    assert missed.split()[2] == expected["deadlines.missed"], missed
+    assert "Download PDF" not in text
 
     # Printed, the page keeps its figures and charts and drops the navigation and the picker.
     await tab.page.emulate_media(media="print")
