@@ -127,3 +127,44 @@ async def test_a_dataset_refuses_filters_it_has_no_field_for(seeded: Seeded) -> 
     assert r.status_code == 400, r.text
     r = await client.get("/v1/exports/incidents", params={"serious": "maybe"}, headers=headers)
     assert r.status_code == 400, r.text
+
+
+async def test_the_series_count_the_reports_incidents_by_week_and_time_to_triage(
+    seeded: Seeded,
+) -> None:
+    report = await _report(seeded)
+    series = report["series"]
+    # January 2026 touches five weeks (Mondays, UTC); the merged duplicate is left out.
+    assert series["incidents_per_week"] == [
+        {"week": "2025-12-29", "by_category": {}},
+        {
+            "week": "2026-01-05",
+            "by_category": {"harmful_content": 1, "security_vulnerability": 1},
+        },
+        {"week": "2026-01-12", "by_category": {"bias_discrimination": 1}},
+        {"week": "2026-01-19", "by_category": {}},
+        {"week": "2026-01-26", "by_category": {"misuse": 1}},
+    ]
+    # The weeks add up to the report's own count by category.
+    totals: dict[str, int] = {}
+    for week in series["incidents_per_week"]:
+        for category, n in week["by_category"].items():
+            totals[category] = totals.get(category, 0) + n
+    assert totals == report["overall"]["detect"]["current"]["by_category"]
+    # Triage took 1 h, 3 h and 5 h.
+    assert [
+        (b["from_seconds"], b["to_seconds"], b["incidents"]) for b in series["time_to_triage"]
+    ] == [
+        (0, 3600, 0),
+        (3600, 14400, 2),
+        (14400, 86400, 1),
+        (86400, 259200, 0),
+        (259200, 604800, 0),
+        (604800, None, 0),
+    ]
+    # Narrowed to a platform, the series narrow too: forge reported only R-3.
+    forge = await _report(seeded, platform="forge")
+    assert [w["by_category"] for w in forge["series"]["incidents_per_week"]][2] == {
+        "bias_discrimination": 1
+    }
+    assert sum(b["incidents"] for b in forge["series"]["time_to_triage"]) == 1

@@ -17,6 +17,7 @@ from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.console.dashboard import dashboard_pdf, pdf_name
 from service.domain import compliance as domain
+from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.errors import InvalidInput
 from service.schemas.compliance import ComplianceReport
@@ -52,7 +53,8 @@ class ComplianceController(Controller):
             "median and 90th-percentile times to triage, mitigate and close, and the change "
             "against the previous period of equal length; audits, outcomes and open "
             "findings; decisions by action, time from proposal to execution, and platforms "
-            "overdue on confirmation. `from`/`to` default to the last 30 days. Each "
+            "overdue on confirmation; `series` gives incidents per week by category and the "
+            "distribution of times to triage. `from`/`to` default to the last 30 days. Each "
             "scope's `records` names, per figure, the export (`/v1/exports/...` with its "
             "filters) that returns exactly the records it counts, and the console list. "
             "`format=csv` (or `Accept: text/csv`) gives one row per figure (a text cell "
@@ -118,6 +120,8 @@ class ComplianceController(Controller):
         # One snapshot for every figure in the report.
         async with db.transaction(isolation="repeatable_read", readonly=True):
             report = await domain.build_report(db, since=since, until=until, platform=platform)
+            if fmt != "csv":
+                report = await with_series(db, report)
         if fmt == "csv":
             return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
         return Response(with_records(report))

@@ -21,9 +21,10 @@ from litestar.response import Template
 from service.api.deps import Db
 from service.console.charts import bars
 from service.console.printing import find_chromium, print_pdf
-from service.console.report_charts import pareto, pipeline
+from service.console.report_charts import pareto, pipeline, triage_times, weekly
 from service.console.web import Viewer, page, require, template_environment
 from service.domain import compliance as domain
+from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.errors import InvalidInput
 
@@ -54,7 +55,8 @@ async def dashboard_context(
 ) -> dict[str, Any]:
     """Everything the page shows, for the page, its PDF and the command line alike."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        report = with_records(await domain.build_report(conn, since=start, until=end))
+        report = await domain.build_report(conn, since=start, until=end)
+        report = with_records(await with_series(conn, report))
         before = await domain.build_report(conn, since=report.previous_from, until=start)
     now, then = report.overall, before.overall
     docs = now.prevent.documentation
@@ -86,6 +88,9 @@ async def dashboard_context(
         ),
         "watch_chart": pareto("watch-chart", now.prevent.watch_list),
         "pipeline_chart": pipeline("pipeline-chart", now.respond.by_status),
+        "series": report.series,
+        "weekly_chart": weekly("weekly-chart", report.series),
+        "triage_chart": triage_times("triage-chart", report.series),
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import msgspec
@@ -129,3 +129,30 @@ class ComplianceReport(msgspec.Struct, frozen=True, kw_only=True):
     generated_at: datetime
     overall: Scope
     platforms: list[Scope]
+    #: Incidents per week and the distribution of times to triage, for the whole report's
+    #: scope (``service.domain.compliance_series``); the CSV leaves them out.
+    series: Series | None = None
+
+
+class WeekCount(msgspec.Struct, frozen=True, kw_only=True):
+    #: The Monday (UTC) the week begins on.
+    week: date
+    #: Incidents reported that week by category (merged duplicates left out).
+    by_category: dict[str, int]
+
+
+class TriageBucket(msgspec.Struct, frozen=True, kw_only=True):
+    #: Seconds from report to triage: at least ``from_seconds``, under ``to_seconds``
+    #: (null: no upper bound).
+    from_seconds: int
+    to_seconds: int | None
+    incidents: int
+
+
+class Series(msgspec.Struct, frozen=True, kw_only=True):
+    """The report's incidents over time, for charts: the same incidents as ``detect``."""
+
+    #: Every week the period touches, in order, empty weeks included.
+    incidents_per_week: list[WeekCount]
+    #: Triaged incidents by how long triage took.
+    time_to_triage: list[TriageBucket]

@@ -35,6 +35,14 @@ def _figures(report: dict[str, Any]) -> dict[str, str]:
         out[f"watch.{m['model']}.gaps"] = (
             ", ".join(g.replace("_", " ") for g in m["gaps"]) or "none"
         )
+    categories = sorted(
+        {c for w in report["series"]["incidents_per_week"] for c in w["by_category"]}
+    )
+    for w in report["series"]["incidents_per_week"]:
+        for c in categories:
+            out[f"week.{w['week']}.{c}"] = w["by_category"].get(c, 0)
+    for b in report["series"]["time_to_triage"]:
+        out[f"triage.{b['from_seconds']}"] = b["incidents"]
     for scope in report["platforms"]:
         slug = scope["platform"]
         out[f"platform.{slug}.hostings"] = scope["prevent"]["hostings"]
@@ -177,7 +185,7 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
     await tab.page.emulate_media(media="screen")
 
     # The period picker: another period is another report.
-    await tab.page.get_by_label("From").fill(str(today - timedelta(days=400)))
+    await tab.page.get_by_label("From", exact=True).fill(str(today - timedelta(days=400)))
     await tab.page.get_by_role("button", name="Show").click()
     await tab.page.wait_for_load_state()
     assert f"from={today - timedelta(days=400)}" in tab.page.url
