@@ -83,7 +83,8 @@ def test_the_command_line_says_when_there_is_no_chromium(seeded_url: str, tmp_pa
         env={"REGISTRY_CHROMIUM_PATH": str(tmp_path / "no-chromium")},
     )
     assert result.returncode == 1
-    assert "needs Chromium" in result.stderr and "REGISTRY_CHROMIUM_PATH" in result.stderr
+    assert "needs Chromium" in result.stderr
+    assert "REGISTRY_CHROMIUM_PATH" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
 

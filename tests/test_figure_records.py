@@ -108,7 +108,6 @@ async def test_the_figure_exports_are_filters_a_reader_can_use(seeded: Seeded) -
         "&documented=safety_testing"
     )
     # Without ``duplicates=false`` the merged duplicate is exported too: one more row.
-    client, headers = seeded
     everything = await _rows(
         seeded, f"/v1/exports/incidents?from={PERIOD['from']}&to={PERIOD['to']}"
     )
