@@ -23,12 +23,24 @@ __all__ = ["report"]
     required=True,
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write the PDF here.",
+    envvar="REGISTRY_REPORT_PDF",
+    show_envvar=True,
 )
 @click.option(
-    "--from", "since", type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC, inclusive)."
+    "--from",
+    "since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day (UTC, inclusive).",
+    envvar="REGISTRY_REPORT_FROM",
+    show_envvar=True,
 )
 @click.option(
-    "--to", "through", type=click.DateTime(["%Y-%m-%d"]), help="Last day (UTC, inclusive)."
+    "--to",
+    "through",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last day (UTC, inclusive).",
+    envvar="REGISTRY_REPORT_TO",
+    show_envvar=True,
 )
 @shared_options
 @pass_state

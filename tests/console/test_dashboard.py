@@ -189,6 +189,11 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
     await tab.page.get_by_role("button", name="Show").click()
     await tab.page.wait_for_load_state()
     assert f"from={today - timedelta(days=400)}" in tab.page.url
+    await tab.check("compliance-dashboard-long-period")
+    # A period with nothing in it: empty charts and tables, still accessible.
+    assert await tab.goto("/console/compliance?from=2000-01-01&to=2000-01-31") == 200
+    assert await tab.page.locator("#watch-chart").count() == 0
+    await tab.check("compliance-dashboard-empty")
 
 
 @pytest.mark.parametrize("role", ["auditor", "platform"])
