@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Route, async_playwright
+from typing import TYPE_CHECKING
 
 from service.console.web import HERE
 from service.errors import Unavailable
+
+if TYPE_CHECKING:
+    from playwright.async_api import Route
 
 __all__ = ["find_chromium", "print_pdf"]
 
@@ -68,6 +69,10 @@ async def _answer(route: Route, html: str, path: str) -> None:
 
 async def print_pdf(html: str, *, chromium: Path, seconds: float, path: str = "/") -> bytes:
     """``html`` (a console page, as served at ``path``) printed to A4 PDF."""
+    # Imported here: Playwright costs every process's start-up, and only printing needs it.
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import async_playwright
+
     try:
         async with asyncio.timeout(seconds), async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=str(chromium), args=FLAGS)
