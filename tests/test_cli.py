@@ -326,7 +326,8 @@ def test_every_option_of_every_command_has_an_environment_variable() -> None:
         if isinstance(option, click.Option) and option.name != "help" and not option.envvar
     ]
     assert missing == []
-    assert len(list(commands(root, "risk-registry"))) == 19  # with secrets-key create, rotate
+    # With secrets-key create, rotate, verify-report and report.
+    assert len(list(commands(root, "risk-registry"))) == 20
     assert all(o.envvar for o in root.params if isinstance(o, click.Option) and o.name != "help")
 
 
