@@ -145,6 +145,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     catalogue_upload_seconds: float = 900.0
     #: How long the database may take over one catalogue once it has arrived.
     catalogue_timeout_seconds: float = 1800.0
+    #: The Chromium (or Chrome) binary that prints the compliance report as PDF; empty means
+    #: ``chromium`` on PATH. Without one, asking for the PDF answers 503.
+    chromium_path: str = ""
+    #: Seconds one PDF may take to print before it is given up on (503).
+    pdf_timeout_seconds: float = 30.0
 
     @property
     def pg_data_dir(self) -> Path:

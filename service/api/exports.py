@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
@@ -42,6 +42,11 @@ _OFFERS: dict[str, Format] = {
 }
 
 
+Document = Literal["model_card", "safety_testing", "risk_analysis", "use_guidance"]
+Article73 = Literal["met", "recorded_late", "missed", "pending"]
+Word = Annotated[str | None, QueryParameter(max_length=40, pattern=r"^[a-z_]+$")]
+
+
 def _columns_doc() -> str:
     return "\n".join(f"- `{name}`: {', '.join(cols)}" for name, cols in domain.COLUMNS.items())
 
@@ -63,7 +68,13 @@ class ExportController(Controller):
             "records. Rows come in a stable order (sequence or id). In CSV, a text cell "
             "that begins with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'`, so no "
             "spreadsheet runs it as a formula; numbers are unchanged, and JSON lines carry "
-            "every value as stored. Columns, in order:\n\n" + _columns_doc()
+            "every value as stored. Narrowing filters, each the rows' own field: hostings "
+            "take `status`, `documented` and `undocumented` (a documentation element); "
+            "incidents take `status`, `category`, `serious`, `duplicates=false` (leave out "
+            "merged duplicates) and `article73` (the deadline outcome, as the compliance "
+            "report counts it); decisions take `status` and `action`. Another dataset "
+            "refuses them (422). The compliance report names, for each figure, the export "
+            "that returns exactly the records it counts. Columns, in order:\n\n" + _columns_doc()
         ),
         responses={
             200: ResponseSpec(
@@ -72,7 +83,7 @@ class ExportController(Controller):
                 media_type="text/csv",
                 generate_examples=False,
             ),
-            **problem_responses(400, 401, 403, 404, 406),
+            **problem_responses(400, 401, 403, 404, 406, 422),
         },
     )
     async def export(
@@ -91,6 +102,14 @@ class ExportController(Controller):
         platform: Annotated[str | None, QueryParameter(max_length=63)] = None,
         stage: FromQuery[Stage | None] = None,
         model_id: FromQuery[UUID | None] = None,
+        status: Word = None,
+        documented: FromQuery[Document | None] = None,
+        undocumented: FromQuery[Document | None] = None,
+        category: Word = None,
+        serious: FromQuery[bool | None] = None,
+        duplicates: FromQuery[bool | None] = None,
+        article73: FromQuery[Article73 | None] = None,
+        action: Word = None,
         format: FromQuery[Format | None] = None,
     ) -> Stream:
         principal = principal_of(request)
@@ -105,7 +124,22 @@ class ExportController(Controller):
             state.pool,
             dataset=dataset,
             fmt=fmt,
-            filters=domain.ExportFilters(since=since, until=until, stage=stage, model_id=model_id),
+            filters=domain.ExportFilters(
+                since=since,
+                until=until,
+                stage=stage,
+                model_id=model_id,
+                narrow={
+                    "status": status,
+                    "documented": documented,
+                    "undocumented": undocumented,
+                    "category": category,
+                    "serious": serious,
+                    "duplicates": duplicates,
+                    "article73": article73,
+                    "action": action,
+                },
+            ),
             platform=platform,
             seconds=settings.export_timeout_seconds,
             acquire_timeout=state.acquire_timeout,

@@ -59,19 +59,29 @@ def catalogue() -> None:
     "fmt",
     type=click.Choice(sorted(_MEDIA)),
     default=None,
+    envvar="REGISTRY_CATALOGUE_FORMAT",
+    show_envvar=True,
     help="ndjson or cyclonedx (default: by the file's name, .json is cyclonedx).",
 )
 @click.option(
     "--complete",
     is_flag=True,
+    envvar="REGISTRY_CATALOGUE_COMPLETE",
+    show_envvar=True,
     help="The file is the whole catalogue: hostings absent from it are removed.",
 )
 @click.option(
-    "--all-or-nothing", is_flag=True, help="Refuse the whole catalogue if any line is rejected."
+    "--all-or-nothing",
+    is_flag=True,
+    envvar="REGISTRY_CATALOGUE_ALL_OR_NOTHING",
+    show_envvar=True,
+    help="Refuse the whole catalogue if any line is rejected.",
 )
 @click.option(
     "--delivery-id",
     default=None,
+    envvar="REGISTRY_CATALOGUE_DELIVERY_ID",
+    show_envvar=True,
     help="The delivery id (default: a new one); resending it is idempotent.",
 )
 def push(

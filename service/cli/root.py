@@ -24,6 +24,7 @@ from service.cli.ledger import checkpoint_key, ledger_export, verify
 from service.cli.migrate import migrate
 from service.cli.openapi import openapi
 from service.cli.platforms import platforms
+from service.cli.report import report
 from service.cli.reports import verify_report
 from service.cli.secrets import secrets
 from service.cli.secrets_key import secrets_key
@@ -60,6 +61,7 @@ for command in (
     export,
     verify_export,
     verify_report,
+    report,
     openapi,
 ):
     cli.add_command(command)

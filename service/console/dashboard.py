@@ -10,19 +10,25 @@ show, and each comes with a table of the same numbers for screen readers.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+import asyncpg
+from litestar import Controller, Response, get
+from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import Template
 
 from service.api.deps import Db
 from service.console.charts import bars
-from service.console.web import Viewer, page, require
+from service.console.printing import find_chromium, print_pdf
+from service.console.report_charts import pareto, pipeline, triage_times, weekly
+from service.console.web import Viewer, page, require, template_environment
 from service.domain import compliance as domain
+from service.domain.compliance_series import with_series
+from service.domain.figure_records import with_records
 from service.errors import InvalidInput
 
-__all__ = ["DashboardController"]
+__all__ = ["DashboardController", "dashboard_context", "dashboard_pdf"]
 
 DEFAULT_DAYS = 30
 
@@ -44,6 +50,73 @@ def period(since: date | None, through: date | None, *, today: date) -> tuple[da
     return start, end
 
 
+async def dashboard_context(
+    conn: asyncpg.Connection, *, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Everything the page shows, for the page, its PDF and the command line alike."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        report = await domain.build_report(conn, since=start, until=end)
+        report = with_records(await with_series(conn, report))
+        before = await domain.build_report(conn, since=report.previous_from, until=start)
+    now, then = report.overall, before.overall
+    docs = now.prevent.documentation
+    return {
+        "title": "Compliance dashboard",
+        "report": report,
+        "now": now,
+        "then": then,
+        "records": now.records,
+        "since": start.date(),
+        "through": (end - timedelta(days=1)).date(),
+        "documents": domain.DOCUMENTS,
+        "docs_chart": bars(
+            "docs-chart",
+            [
+                (name.replace("_", " "), [docs[name].share, docs[name].download_share])
+                for name in domain.DOCUMENTS
+            ],
+            series=["by count", "by downloads"],
+            percent=True,
+        ),
+        "deadlines_chart": bars(
+            "deadlines-chart",
+            [
+                (outcome.replace("_", " "), [getattr(now.detect.current.deadlines, outcome)])
+                for outcome in ("met", "recorded_late", "missed", "pending")
+            ],
+            series=["serious incidents"],
+        ),
+        "watch_chart": pareto("watch-chart", now.prevent.watch_list),
+        "pipeline_chart": pipeline("pipeline-chart", now.respond.by_status),
+        "series": report.series,
+        "weekly_chart": weekly("weekly-chart", report.series),
+        "triage_chart": triage_times("triage-chart", report.series),
+    }
+
+
+async def dashboard_pdf(
+    conn: asyncpg.Connection,
+    *,
+    start: datetime,
+    end: datetime,
+    chromium_path: str,
+    seconds: float,
+) -> bytes:
+    """The dashboard for the period, printed: the same template, without the navigation."""
+    chromium = find_chromium(chromium_path)
+    context = await dashboard_context(conn, start=start, end=end)
+    html = (
+        template_environment()
+        .get_template("dashboard.html")
+        .render(viewer=None, nav=[], printed=True, **context)
+    )
+    return await print_pdf(html, chromium=chromium, seconds=seconds, path="/console/compliance")
+
+
+def pdf_name(start: datetime, end: datetime) -> str:
+    return f"compliance-{start.date()}-to-{(end - timedelta(days=1)).date()}.pdf"
+
+
 class DashboardController(Controller):
     path = "/console/compliance"
 
@@ -57,36 +130,30 @@ class DashboardController(Controller):
     ) -> Template:
         require(viewer, "admin", "regulator")
         start, end = period(since, through, today=datetime.now(UTC).date())
-        async with db.transaction(isolation="repeatable_read", readonly=True):
-            report = await domain.build_report(db, since=start, until=end)
-            before = await domain.build_report(db, since=report.previous_from, until=start)
-        now, then = report.overall, before.overall
-        docs = now.prevent.documentation
-        return page(
-            "dashboard.html",
-            viewer=viewer,
-            title="Compliance dashboard",
-            report=report,
-            now=now,
-            then=then,
-            since=start.date(),
-            through=(end - timedelta(days=1)).date(),
-            documents=domain.DOCUMENTS,
-            docs_chart=bars(
-                "docs-chart",
-                [
-                    (name.replace("_", " "), [docs[name].share, docs[name].download_share])
-                    for name in domain.DOCUMENTS
-                ],
-                series=["by count", "by downloads"],
-                percent=True,
-            ),
-            deadlines_chart=bars(
-                "deadlines-chart",
-                [
-                    (outcome.replace("_", " "), [getattr(now.detect.current.deadlines, outcome)])
-                    for outcome in ("met", "recorded_late", "missed", "pending")
-                ],
-                series=["serious incidents"],
-            ),
+        context = await dashboard_context(db, start=start, end=end)
+        return page("dashboard.html", viewer=viewer, printed=False, **context)
+
+    @get("/pdf")
+    async def pdf(
+        self,
+        db: Db,
+        viewer: Viewer,
+        state: State,
+        since: Annotated[date | None, QueryParameter(name="from")] = None,
+        through: Annotated[date | None, QueryParameter(name="to")] = None,
+    ) -> Response[bytes]:
+        require(viewer, "admin", "regulator")
+        start, end = period(since, through, today=datetime.now(UTC).date())
+        settings = state.settings
+        body = await dashboard_pdf(
+            db,
+            start=start,
+            end=end,
+            chromium_path=settings.chromium_path,
+            seconds=settings.pdf_timeout_seconds,
+        )
+        return Response(
+            body,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{pdf_name(start, end)}"'},
         )

@@ -54,6 +54,7 @@ __all__ = [
     "require",
     "security_headers",
     "template_config",
+    "template_environment",
 ]
 
 HERE = Path(__file__).parent
@@ -363,7 +364,8 @@ def _label(value: str | None) -> str:
     return "—" if value is None else value.replace("_", " ")
 
 
-def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+def template_environment() -> Environment:
+    """The console's Jinja environment: its templates and filters."""
     environment = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=True,
@@ -374,4 +376,8 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment.filters["when"] = _when
     environment.filters["duration"] = _duration
     environment.filters["label"] = _label
-    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
+    return environment
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(template_environment()))

@@ -10,10 +10,7 @@ decommissioning decisions with platforms overdue on confirmation. See
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
-import html
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,7 +39,7 @@ from service.schemas.compliance import (
     WatchedModel,
 )
 
-__all__ = ["STYLE_HASH", "build_report", "render_csv", "render_html"]
+__all__ = ["build_report", "render_csv"]
 
 DOCUMENTS = ("model_card", "safety_testing", "risk_analysis", "use_guidance")
 
@@ -244,37 +241,3 @@ def render_csv(report: ComplianceReport) -> bytes:
     for row in _rows(report):
         writer.writerow([_cell(v) for v in row])
     return out.getvalue().encode()
-
-
-#: The page's one stylesheet, inline; its hash admits it under the page's CSP.
-STYLE = (
-    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-    "margin-bottom:2em}td,th{border:1px solid #999;padding:.2em .6em;text-align:left}"
-    "td.v{text-align:right;font-variant-numeric:tabular-nums}"
-)
-STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-
-
-def render_html(report: ComplianceReport) -> bytes:
-    """A plain, printable page: one table per scope."""
-    esc = html.escape
-    parts = [
-        "<!doctype html><html lang=en><meta charset=utf-8>",
-        "<title>Compliance report</title>",
-        f"<style>{STYLE}</style>",
-        f"<h1>Compliance report</h1><p>Period {esc(report.period_from.isoformat())} to "
-        f"{esc(report.period_to.isoformat())} (previous period from "
-        f"{esc(report.previous_from.isoformat())}); generated "
-        f"{esc(report.generated_at.isoformat())}.</p>",
-    ]
-    current = None
-    for label, metric, value in _rows(report):
-        if label != current:
-            if current is not None:
-                parts.append("</table>")
-            parts.append(f"<h2>{esc(label)}</h2><table><tr><th>figure</th><th>value</th></tr>")
-            current = label
-        shown = "" if value is None else str(value)
-        parts.append(f"<tr><td>{esc(metric)}</td><td class=v>{esc(shown)}</td></tr>")
-    parts.append("</table></html>\n")
-    return "".join(parts).encode()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Literal, cast
 from uuid import UUID
@@ -45,9 +45,11 @@ def redacts_for(caller: Principal, *, redact_for_regulators: bool) -> bool:
 
 
 class ExportFilters:
-    """What to export: a time range, a platform, a stage, a model (each optional)."""
+    """What to export: a time range, a platform, a stage, a model (each optional), and
+    ``narrow``, filters on the rows' own fields that only some datasets take (see
+    ``q.NARROWING``): the compliance report names them as the export of what it counts."""
 
-    __slots__ = ("model_id", "platform_id", "since", "stage", "until")
+    __slots__ = ("model_id", "narrow", "platform_id", "since", "stage", "until")
 
     def __init__(
         self,
@@ -57,9 +59,11 @@ class ExportFilters:
         platform_id: UUID | None = None,
         stage: str | None = None,
         model_id: UUID | None = None,
+        narrow: Mapping[str, str | bool | None] | None = None,
     ) -> None:
         if since is not None and until is not None and since >= until:
             raise InvalidInput("'from' must be before 'to'", key="from")
+        self.narrow = {k: v for k, v in (narrow or {}).items() if v is not None} or None
         self.since = since
         self.until = until
         self.platform_id = platform_id
@@ -67,7 +71,16 @@ class ExportFilters:
         self.model_id = model_id
 
     def as_params(self) -> q.Filters:
-        return (self.since, self.until, self.platform_id, self.stage, self.model_id)
+        return (self.since, self.until, self.platform_id, self.stage, self.model_id, self.narrow)
+
+    def check_dataset(self, dataset: str) -> None:
+        """Refuse a narrowing filter the dataset has no field for."""
+        extra = sorted(set(self.narrow or ()) - q.NARROWING.get(dataset, frozenset()))
+        if extra:
+            raise InvalidInput(
+                f"the {dataset} export takes no filter {', '.join(map(repr, extra))}",
+                key=extra[0],
+            )
 
     def with_platform(self, platform_id: UUID) -> ExportFilters:
         return ExportFilters(
@@ -76,6 +89,7 @@ class ExportFilters:
             platform_id=platform_id,
             stage=self.stage,
             model_id=self.model_id,
+            narrow=self.narrow,
         )
 
 
@@ -98,6 +112,7 @@ async def start_export(
     """
     if dataset not in q.DATASETS:
         raise InvalidInput(f"no dataset {dataset!r}", key="dataset")
+    filters.check_dataset(dataset)
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
 
     async def sink(chunk: bytes) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import msgspec
@@ -101,6 +101,15 @@ class Respond(msgspec.Struct, frozen=True, kw_only=True):
     overdue_platforms: list[OverduePlatform]
 
 
+class FigureRecords(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Where the records a figure counts are (see ``service.domain.figure_records``)."""
+
+    #: The export (``/v1/exports/...``, with its filters) returning exactly those records.
+    export: str | None = None
+    #: The console list showing them (it may show more: it is not bounded by the period).
+    console: str | None = None
+
+
 class Scope(msgspec.Struct, frozen=True, kw_only=True):
     #: The platform's slug, or null for the whole registry.
     platform: str | None
@@ -108,6 +117,9 @@ class Scope(msgspec.Struct, frozen=True, kw_only=True):
     detect: Detect
     audits: Audits
     respond: Respond
+    #: Each figure's path in this scope (``prevent.documentation.model_card``,
+    #: ``detect.current.deadlines.missed``, ...) and where the records it counts are.
+    records: dict[str, FigureRecords] = msgspec.field(default_factory=dict)
 
 
 class ComplianceReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,3 +129,30 @@ class ComplianceReport(msgspec.Struct, frozen=True, kw_only=True):
     generated_at: datetime
     overall: Scope
     platforms: list[Scope]
+    #: Incidents per week and the distribution of times to triage, for the whole report's
+    #: scope (``service.domain.compliance_series``); the CSV leaves them out.
+    series: Series | None = None
+
+
+class WeekCount(msgspec.Struct, frozen=True, kw_only=True):
+    #: The Monday (UTC) the week begins on.
+    week: date
+    #: Incidents reported that week by category (merged duplicates left out).
+    by_category: dict[str, int]
+
+
+class TriageBucket(msgspec.Struct, frozen=True, kw_only=True):
+    #: Seconds from report to triage: at least ``from_seconds``, under ``to_seconds``
+    #: (null: no upper bound).
+    from_seconds: int
+    to_seconds: int | None
+    incidents: int
+
+
+class Series(msgspec.Struct, frozen=True, kw_only=True):
+    """The report's incidents over time, for charts: the same incidents as ``detect``."""
+
+    #: Every week the period touches, in order, empty weeks included.
+    incidents_per_week: list[WeekCount]
+    #: Triaged incidents by how long triage took.
+    time_to_triage: list[TriageBucket]

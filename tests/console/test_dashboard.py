@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import bearer, make_key, make_platform, register_model
 from tests.console.conftest import Browsing
+from tests.test_compliance_pdf import pdf_text
 
 
 def _figures(report: dict[str, Any]) -> dict[str, str]:
@@ -24,7 +26,30 @@ def _figures(report: dict[str, Any]) -> dict[str, str]:
         "prevent.downloads": prevent["downloads"],
         "deadlines.reported": current["reported"],
         "overdue.count": len(overall["respond"]["overdue_platforms"]),
+        "decisions.proposed": overall["respond"]["proposed"],
+        "watch.count": len(prevent["watch_list"]),
     }
+    for m in prevent["watch_list"]:
+        out[f"watch.{m['model']}.downloads"] = m["downloads"]
+        out[f"watch.{m['model']}.share"] = m["share"]
+        out[f"watch.{m['model']}.gaps"] = (
+            ", ".join(g.replace("_", " ") for g in m["gaps"]) or "none"
+        )
+    categories = sorted(
+        {c for w in report["series"]["incidents_per_week"] for c in w["by_category"]}
+    )
+    for w in report["series"]["incidents_per_week"]:
+        for c in categories:
+            out[f"week.{w['week']}.{c}"] = w["by_category"].get(c, 0)
+    for b in report["series"]["time_to_triage"]:
+        out[f"triage.{b['from_seconds']}"] = b["incidents"]
+    for scope in report["platforms"]:
+        slug = scope["platform"]
+        out[f"platform.{slug}.hostings"] = scope["prevent"]["hostings"]
+        out[f"platform.{slug}.reported"] = scope["detect"]["current"]["reported"]
+        out[f"platform.{slug}.missed"] = scope["detect"]["current"]["deadlines"]["missed"]
+        for name, share in scope["prevent"]["documentation"].items():
+            out[f"platform.{slug}.{name}"] = share["share"]
     for name, share in prevent["documentation"].items():
         out[f"documentation.{name}.count"] = share["count"]
         out[f"documentation.{name}.share"] = share["share"]
@@ -52,7 +77,11 @@ async def _shown(tab: Browsing) -> dict[str, str]:
 
 
 async def test_the_dashboard_shows_the_api_figures_for_the_period(
-    tab: Browsing, client: httpx.AsyncClient, pool: asyncpg.Pool, admin: dict[str, str]
+    tab: Browsing,
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     uniq = uuid.uuid4().hex[:8]
     hub = await make_platform(client, pool, admin, f"dash-{uniq}")
@@ -118,6 +147,35 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
     ]
     await tab.check("compliance-dashboard")
 
+    # Every figure's export link is the one the API names for it.
+    links: dict[str, str] = await tab.page.eval_on_selector_all(
+        "a[data-export]",
+        "as => Object.fromEntries(as.map(a => [a.dataset.export, a.getAttribute('href')]))",
+    )
+    records = r.json()["overall"]["records"]
+    assert "detect.current.deadlines.missed" in links
+    assert links == {key: records[key]["export"] for key in links}
+    # One of them, followed: the export returns the serious incidents the page counts.
+    exported = await client.get(
+        links["detect.current.deadlines.serious"] + "&format=jsonl",
+        headers=bearer(await make_key(pool, "regulator")),
+    )
+    assert len(exported.content.splitlines()) == int(expected["deadlines.serious"])
+
+    # The download button gives the same page printed by Chromium, figures included.
+    async with tab.page.expect_download() as info:
+        await tab.page.get_by_role("link", name="Download PDF").click()
+    download = await info.value
+    assert download.suggested_filename == f"compliance-{since}-to-{today}.pdf"
+    saved = tmp_path / "dashboard.pdf"
+    await download.save_as(saved)
+    text = pdf_text(saved.read_bytes(), tmp_path)
+    assert f"{expected['prevent.models']} models" in text
+    rows = [" ".join(line.split()) for line in text.splitlines()]
+    missed = next(line for line in rows if line.startswith("Deadline missed"))
+    assert missed.split()[2] == expected["deadlines.missed"], missed
+    assert "Download PDF" not in text
+
     # Printed, the page keeps its figures and charts and drops the navigation and the picker.
     await tab.page.emulate_media(media="print")
     assert not await tab.page.locator("header nav").is_visible()
@@ -127,10 +185,15 @@ async def test_the_dashboard_shows_the_api_figures_for_the_period(
     await tab.page.emulate_media(media="screen")
 
     # The period picker: another period is another report.
-    await tab.page.get_by_label("From").fill(str(today - timedelta(days=400)))
+    await tab.page.get_by_label("From", exact=True).fill(str(today - timedelta(days=400)))
     await tab.page.get_by_role("button", name="Show").click()
     await tab.page.wait_for_load_state()
     assert f"from={today - timedelta(days=400)}" in tab.page.url
+    await tab.check("compliance-dashboard-long-period")
+    # A period with nothing in it: empty charts and tables, still accessible.
+    assert await tab.goto("/console/compliance?from=2000-01-01&to=2000-01-31") == 200
+    assert await tab.page.locator("#watch-chart").count() == 0
+    await tab.check("compliance-dashboard-empty")
 
 
 @pytest.mark.parametrize("role", ["auditor", "platform"])

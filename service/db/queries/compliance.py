@@ -30,6 +30,7 @@ from uuid import UUID
 import asyncpg
 
 __all__ = [
+    "INCIDENTS_THEN",
     "select_audits",
     "select_decisions",
     "select_documentation",
@@ -145,6 +146,9 @@ FROM (SELECT i_then.r
               WHERE ih.incident_id = i.id AND h.platform_id = $3))) i
 WHERE r IS NOT NULL
 """
+
+#: The period's incidents as the ledger held them at ``$2`` (for the series too).
+INCIDENTS_THEN = _INCIDENTS
 
 
 def _seconds(column: str) -> str:

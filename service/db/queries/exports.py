@@ -2,8 +2,10 @@
 
 Every query takes the same five filters, in this order, each NULL when unused:
 ``$1`` from (inclusive), ``$2`` to (exclusive), ``$3`` platform id, ``$4`` stage,
-``$5`` model id. The time range applies to ``recorded_at`` for events and to
-``created_at`` for records. Rows come in a stable order (sequence or id), so two exports of
+``$5`` model id, and ``$6``, a JSON object of narrowing filters (see ``NARROWING``) that
+only hostings, incidents and decisions take. The time range applies to ``recorded_at`` for
+events and to ``created_at`` for records (``reported_at`` for incidents, ``proposed_at`` for
+decisions). Rows come in a stable order (sequence or id), so two exports of
 the same range are byte-identical.
 
 The column lists here are the export's contract: CSV headers and JSON keys, in order.
@@ -25,12 +27,14 @@ from uuid import UUID
 import asyncpg
 
 __all__ = [
+    "ARTICLE73",
     "COLUMNS",
     "CONSTRAINED",
     "CSV_DATASETS",
     "DATASETS",
     "FORMULA_STARTS",
     "GUARDED",
+    "NARROWING",
     "REDACTED",
     "copy_csv",
     "copy_jsonl",
@@ -57,6 +61,7 @@ WHERE ($1::timestamptz IS NULL OR e.recorded_at >= $1)
   AND ($3::uuid IS NULL OR e.platform_id = $3)
   AND ($4::text IS NULL OR e.stage = $4)
   AND ($5::uuid IS NULL OR e.model_id = $5)
+  AND $6::jsonb IS NULL
 ORDER BY e.seq
 """
 
@@ -71,8 +76,41 @@ WHERE ($1::timestamptz IS NULL OR m.created_at >= $1)
         SELECT 1 FROM hostings h WHERE h.model_id = m.id AND h.platform_id = $3))
   AND ($4::text IS NULL OR $4 = 'prevent')
   AND ($5::uuid IS NULL OR m.id = $5)
+  AND $6::jsonb IS NULL
 ORDER BY m.id
 """
+
+#: The documentation elements a hosting records, each as ``<element>_present``.
+DOCUMENTS = ("model_card", "safety_testing", "risk_analysis", "use_guidance")
+
+
+def _document(alias: str, element: str) -> str:
+    """Whether the hosting has the element named by the SQL text ``element``."""
+    cases = " ".join(f"WHEN '{d}' THEN {alias}.{d}_present" for d in DOCUMENTS)
+    return f"CASE {element} {cases} END"
+
+
+#: Article 73 outcomes of a serious incident, as the compliance report counts them: only
+#: incidents on the clock (serious, neither rejected nor a duplicate) have one.
+ARTICLE73 = {
+    "met": "i.article73_clock AND i.authority_initial_report_at <= i.report_due_at"
+    " AND coalesce(i.authority_initial_report_recorded_at, i.authority_initial_report_at)"
+    " <= i.report_due_at",
+    "recorded_late": "i.article73_clock AND i.authority_initial_report_at <= i.report_due_at"
+    " AND i.authority_initial_report_recorded_at > i.report_due_at",
+    "missed": "i.article73_clock AND (i.authority_initial_report_at > i.report_due_at"
+    " OR (i.authority_initial_report_at IS NULL AND i.report_due_at < coalesce($2, now())))",
+    "pending": "i.article73_clock AND i.authority_initial_report_at IS NULL"
+    " AND i.report_due_at >= coalesce($2, now())",
+}
+_ARTICLE73_CASES = "".join(f"\n       WHEN '{k}' THEN {v}" for k, v in ARTICLE73.items())
+
+#: The narrowing filters (``$6``) each dataset takes; any other dataset takes none.
+NARROWING: dict[str, frozenset[str]] = {
+    "hostings": frozenset({"status", "documented", "undocumented"}),
+    "incidents": frozenset({"status", "category", "serious", "duplicates", "article73"}),
+    "decisions": frozenset({"status", "action"}),
+}
 
 HOSTINGS = f"""
 SELECT h.id, h.model_id, m.name AS model, h.platform_id, p.slug AS platform, h.external_id,
@@ -86,10 +124,14 @@ WHERE ($1::timestamptz IS NULL OR h.created_at >= $1)
   AND ($3::uuid IS NULL OR h.platform_id = $3)
   AND ($4::text IS NULL OR $4 = 'prevent')
   AND ($5::uuid IS NULL OR h.model_id = $5)
+  AND ($6::jsonb->>'status' IS NULL OR h.status::text = $6::jsonb->>'status')
+  AND ($6::jsonb->>'documented' IS NULL OR {_document("h", "$6::jsonb->>'documented'")})
+  AND ($6::jsonb->>'undocumented' IS NULL
+       OR NOT {_document("h", "$6::jsonb->>'undocumented'")})
 ORDER BY h.id
 """
 
-_INCIDENT_FROM = """
+_INCIDENT_FROM = f"""
 FROM incidents i LEFT JOIN platforms rp ON rp.id = i.reporter_platform_id
 WHERE ($1::timestamptz IS NULL OR i.reported_at >= $1)
   AND ($2::timestamptz IS NULL OR i.reported_at < $2)
@@ -99,6 +141,12 @@ WHERE ($1::timestamptz IS NULL OR i.reported_at >= $1)
   AND ($4::text IS NULL OR $4 = 'detect')
   AND ($5::uuid IS NULL OR EXISTS (
         SELECT 1 FROM incident_models im WHERE im.incident_id = i.id AND im.model_id = $5))
+  AND ($6::jsonb->>'status' IS NULL OR i.status::text = $6::jsonb->>'status')
+  AND ($6::jsonb->>'category' IS NULL OR i.category::text = $6::jsonb->>'category')
+  AND ($6::jsonb->>'serious' IS NULL OR i.serious = ($6::jsonb->>'serious')::boolean)
+  AND ($6::jsonb->>'duplicates' IS NULL OR ($6::jsonb->>'duplicates')::boolean
+       OR i.status::text <> 'duplicate')
+  AND ($6::jsonb->>'article73' IS NULL OR CASE $6::jsonb->>'article73'{_ARTICLE73_CASES} END)
 ORDER BY i.id
 """
 
@@ -158,6 +206,7 @@ WHERE ($1::timestamptz IS NULL OR a.started_at >= $1)
   AND ($4::text IS NULL OR $4 = 'detect')
   AND ($5::uuid IS NULL OR EXISTS (
         SELECT 1 FROM audit_models am WHERE am.audit_id = a.id AND am.model_id = $5))
+  AND $6::jsonb IS NULL
 ORDER BY a.id
 """
 
@@ -187,6 +236,8 @@ WHERE ($1::timestamptz IS NULL OR d.proposed_at >= $1)
           AND t.platform_id = $3))
   AND ($4::text IS NULL OR $4 = 'respond')
   AND ($5::uuid IS NULL OR d.model_id = $5)
+  AND ($6::jsonb->>'status' IS NULL OR d.status::text = $6::jsonb->>'status')
+  AND ($6::jsonb->>'action' IS NULL OR d.action::text = $6::jsonb->>'action')
 ORDER BY d.id
 """
 
@@ -432,7 +483,9 @@ def _csv(dataset: str, query: str) -> str:
 CSV_DATASETS: dict[str, str] = {name: _csv(name, sql) for name, sql in DATASETS.items()}
 CSV_REDACTED: dict[str, str] = {name: _csv(name, sql) for name, sql in REDACTED.items()}
 
-Filters = tuple[datetime | None, datetime | None, UUID | None, str | None, UUID | None]
+Filters = tuple[
+    datetime | None, datetime | None, UUID | None, str | None, UUID | None, dict[str, Any] | None
+]
 Sink = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
