@@ -214,3 +214,34 @@ async def test_the_bom_sent_back_as_a_catalogue_yields_the_same_family(
     assert after.json() == lineage.json()
     r = await client.get(f"/v1/models/{synced[child]['model_id']}", headers=admin)
     assert (r.json()["base_model"], r.json()["derivation"]) == (model, "adapter")
+
+
+async def test_the_bom_under_new_names_registers_the_same_lineage(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """Sent back under names the registry does not know, the components' pedigree registers
+    the same lineage (the intake reads ``components``, not ``metadata.component``: the
+    model itself arrives as the base model its descendant names)."""
+    base, model, child, model_id = await _family(client, admin, platform.slug, uniq)
+    r = await client.get(f"/v1/models/{model_id}/bom", headers=admin)
+    assert r.status_code == 200, r.text
+    fresh = uniq[::-1] + "x"
+    body = r.content.replace(uniq.encode(), fresh.encode())
+    secret = await new_secret(client, admin, other_platform.slug)
+    sync = await push(client, other_platform.slug, secret, body, media=CYCLONEDX)
+    assert sync.status_code == 200, sync.text
+    assert sync.json()["rejected"] == [], sync.text
+    assert sync.json()["registered"] == 3, sync.text
+    new = {name: name.replace(uniq, fresh) for name in (base, model, child)}
+    found = {}
+    for old, name in new.items():
+        r = await client.get("/v1/models", params={"name": name}, headers=admin)
+        [found[old]] = r.json()["items"]
+    assert (found[child]["base_model"], found[child]["derivation"]) == (new[model], "adapter")
+    assert found[base]["base_model"] is None
+    lineage = await client.get(f"/v1/models/{found[child]['id']}/lineage", headers=admin)
+    assert [a["name"] for a in lineage.json()["ancestors"]] == [new[model]]
