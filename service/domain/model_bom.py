@@ -30,11 +30,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 from packageurl import PackageURL
 
 from service.db.queries import decommissions as dq
+from service.db.queries import hostings as hq
 from service.domain.decommissions import get_decision
-from service.domain.hostings import list_hostings
 from service.domain.models import get_lineage
 from service.errors import NotFound
 from service.schemas.hostings import Hosting
@@ -46,7 +47,6 @@ SPEC_VERSION = "1.6"
 #: The annotator of every decision: the registry itself.
 REGISTRY = "AI lifecycle risk registry"
 _PURL_TYPES = frozenset({"huggingface", "github", "mlflow"})
-_HOSTINGS_PER_MODEL = 200
 
 
 def model_purl(*, platform: str, name: str, revision: str | None) -> str:
@@ -156,12 +156,16 @@ def _component(
 
 
 async def _hostings_of(
-    conn: asyncpg.Connection, *, model_id: UUID, visible_to: UUID | None
-) -> list[Hosting]:
-    found = await list_hostings(
-        conn, visible_to=visible_to, model_id=model_id, limit=_HOSTINGS_PER_MODEL
+    conn: asyncpg.Connection, *, model_ids: list[UUID], visible_to: UUID | None
+) -> dict[UUID, list[Hosting]]:
+    """Each model's hostings not removed; a platform (``visible_to``) sees its own only."""
+    rows = await hq.select_live_hostings_of_models(
+        conn, model_ids=model_ids, platform_id=visible_to
     )
-    return [h for h in found if h.status != "removed"]
+    found: dict[UUID, list[Hosting]] = {}
+    for row in rows:
+        found.setdefault(row["model_id"], []).append(msgspec.convert(dict(row), Hosting))
+    return found
 
 
 async def _annotations(
@@ -213,12 +217,14 @@ async def build_model_bom(
         return base_id, names.get(base_id, model.base_model or str(base_id))
 
     now = datetime.now(UTC)
+    family = [model.id, *(n.id for n in lineage.ancestors), *(n.id for n in lineage.descendants)]
+    hostings = await _hostings_of(conn, model_ids=family, visible_to=visible_to)
     top = _component(
         model_id=model.id,
         name=model.name,
         base=base_of(model.base_model_id),
         derivation=model.derivation,
-        hostings=await _hostings_of(conn, model_id=model.id, visible_to=visible_to),
+        hostings=hostings.get(model.id, []),
     )
     components = [
         _component(
@@ -226,11 +232,10 @@ async def build_model_bom(
             name=node.name,
             base=base_of(node.base_model_id),
             derivation=node.derivation,
-            hostings=await _hostings_of(conn, model_id=node.id, visible_to=visible_to),
+            hostings=hostings.get(node.id, []),
         )
         for node in [*lineage.ancestors, *lineage.descendants]
     ]
-    family = [model.id, *(n.id for n in lineage.ancestors), *(n.id for n in lineage.descendants)]
     bom: dict[str, Any] = {
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,
