@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, get, patch, post
+import msgspec
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from service.api.auth import ADMIN, ANY_ROLE, allow
 from service.api.deps import Caller, Db
+from service.api.negotiation import negotiate
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
+from service.domain import model_bom
 from service.domain import models as domain
-from service.errors import InvalidInput
+from service.errors import InvalidInput, NotAcceptable
 from service.platforms.cyclonedx import model_of_purl
 from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatch
 
-__all__ = ["ModelController"]
+__all__ = ["BOM_MEDIA_TYPE", "ModelController"]
+
+BOM_MEDIA_TYPE = f"application/vnd.cyclonedx+json; version={model_bom.SPEC_VERSION}"
+_BOM_OFFERS = {"application/vnd.cyclonedx+json": "bom", "application/json": "bom"}
+_bom_json = msgspec.json.Encoder()
 
 NameFilter = Annotated[
     str | None,
@@ -129,6 +137,41 @@ class ModelController(Controller):
     )
     async def lineage(self, model_id: FromPath[UUID], db: Db) -> Lineage:
         return await domain.get_lineage(db, model_id=model_id)
+
+    @get(
+        "/{model_id:uuid}/bom",
+        operation_id="getModelBom",
+        summary="The model's lineage family as a CycloneDX 1.6 ML-BOM",
+        description=(
+            "The model (`metadata.component`) and its ancestors and descendants "
+            "(`components`), each a `machine-learning-model` with its package URL, "
+            "licences, base model (`pedigree.ancestors`) and a `modelCard` drawn from the "
+            "documentation evidence of its hostings; each decision in force over the family "
+            "is an annotation. A platform sees its own hostings and the decisions notified "
+            "to it only. Served as `application/vnd.cyclonedx+json; version=1.6` to an "
+            "`Accept` naming it, `application/json` or `*/*`; anything else is 406. A "
+            "platform may send the BOM back as its catalogue."
+        ),
+        guards=[allow(*ANY_ROLE)],
+        responses={
+            200: ResponseSpec(
+                data_container=dict[str, Any],
+                description="A CycloneDX 1.6 JSON BOM.",
+                media_type=BOM_MEDIA_TYPE,
+                generate_examples=False,
+            ),
+            **problem_responses(400, 401, 403, 404, 406),
+        },
+    )
+    async def bom(
+        self, request: Request[Any, Any, Any], model_id: FromPath[UUID], db: Db, principal: Caller
+    ) -> Response[bytes]:
+        if negotiate(request, None, offers=_BOM_OFFERS, default="bom") is None:
+            raise NotAcceptable(f"a model's BOM is served as {BOM_MEDIA_TYPE}")
+        document = await model_bom.build_model_bom(
+            db, model_id=model_id, visible_to=principal.platform_id
+        )
+        return Response(_bom_json.encode(document), media_type=BOM_MEDIA_TYPE)
 
     @patch(
         "/{model_id:uuid}",

@@ -14,6 +14,7 @@ __all__ = [
     "select_hosting_by_external_id",
     "select_hostings",
     "select_hostings_of",
+    "select_live_hostings_of_models",
     "update_hosting",
     "update_hostings",
     "writable_values",
@@ -292,3 +293,18 @@ async def rename_hosting(
             return await conn.fetchrow(RENAME, hosting_id, name, url, external_id)
     except asyncpg.UniqueViolationError:
         return None
+
+
+# The hostings not removed of many models (a lineage family), on one platform or all.
+SELECT_LIVE_OF_MODELS = f"""
+SELECT {COLUMNS} {FROM}
+WHERE h.model_id = ANY ($1::uuid[]) AND h.status <> 'removed'
+  AND ($2::uuid IS NULL OR h.platform_id = $2)
+ORDER BY h.model_id, p.slug, h.id
+"""
+
+
+async def select_live_hostings_of_models(
+    conn: asyncpg.Connection, *, model_ids: list[UUID], platform_id: UUID | None
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_LIVE_OF_MODELS, model_ids, platform_id))
