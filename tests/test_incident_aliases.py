@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import PlatformFixture, register_model
 from tests.helpers.webhooks import deliver, event, hosted, new_secret
+from tests.test_audits import grant, new_auditor
 
 
 def body(model: str, **fields: object) -> dict[str, object]:
@@ -285,3 +286,46 @@ async def test_triage_adds_aliases_as_a_ledger_event_seen_as_of_and_exported(
     r = await client.get("/v1/exports/incidents", params={"format": "csv"}, headers=regulator)
     assert r.status_code == 200, r.text
     assert f"{{cve:{cve(uniq)}}}" in r.text
+
+
+async def test_an_audit_finding_opens_an_incident_with_aliases_seen_by_granted_auditors(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    pool: asyncpg.Pool,
+    uniq: str,
+) -> None:
+    name = f"audited-{uniq}/m"
+    await register_model(client, admin, name)
+    auditor, stranger = await new_auditor(pool), await new_auditor(pool)
+    await grant(client, admin, auditor, name, ["weights"])
+    r = await client.post(
+        "/v1/audits",
+        json={
+            "models": [name],
+            "method": "red_team",
+            "components": ["weights"],
+            "findings": [{"title": "jailbreak", "severity": "high"}],
+        },
+        headers=auditor.headers,
+    )
+    assert r.status_code == 201, r.text
+    audit = r.json()
+    avid = f"AVID-2026-V{int(uniq, 16) % 10**6:06d}"
+    r = await client.post(
+        f"/v1/audits/{audit['id']}/findings/{audit['findings'][0]['id']}/incident",
+        json={
+            "title": "jailbreak found in audit",
+            "category": "security_vulnerability",
+            "severity": "high",
+            "aliases": [{"scheme": "avid", "value": avid.lower()}],
+        },
+        headers=auditor.headers,
+    )
+    assert r.status_code == 201, r.text
+    incident = r.json()
+    assert incident["aliases"] == [{"scheme": "avid", "value": avid}]
+    r = await client.get("/v1/incidents", params={"alias": avid}, headers=auditor.headers)
+    assert [i["id"] for i in r.json()["items"]] == [incident["id"]]
+    r = await client.get("/v1/incidents", params={"alias": avid}, headers=stranger.headers)
+    assert r.status_code == 200
+    assert r.json()["items"] == []
