@@ -22,6 +22,7 @@ from service.api.problems import problem_responses
 from service.domain import incidents as domain
 from service.domain import reporters, triage
 from service.schemas.incidents import (
+    AliasesIn,
     AuthorityReportIn,
     Category,
     Channel,
@@ -57,7 +58,7 @@ class IncidentController(Controller):
         operation_id="reportIncident",
         summary="Report an incident (a platform key may name only its own hostings)",
         guards=[allow(*ANY_ROLE)],
-        responses=problem_responses(400, 401, 403, 413, 415, 422),
+        responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
     )
     async def create(self, data: JSONBody[IncidentIn], db: Db, principal: Caller) -> IncidentView:
         incident, _ = await domain.record_incident(
@@ -74,7 +75,7 @@ class IncidentController(Controller):
         operation_id="listIncidents",
         summary="List incidents; with model_id, also those on its lineage (flagged inherited)",
         guards=[allow(*ANY_ROLE)],
-        responses=problem_responses(400, 401, 403),
+        responses=problem_responses(400, 401, 403, 422),
     )
     async def index(
         self,
@@ -100,11 +101,25 @@ class IncidentController(Controller):
                 "descendants, flagged `inherited`."
             ),
         ] = True,
+        alias: Annotated[
+            str | None,
+            Parameter(
+                description="The incident holding this alias in another incident database: "
+                "`scheme:value` (schemes aiid, oecd, avid, cve) or a self-describing id such "
+                "as `CVE-2026-12345`, `AVID-2023-V001`, `AIID-123`. At most one incident "
+                "answers (if you may read it); the other filters and the cursor are not "
+                "applied. Not an alias: 422.",
+                max_length=300,
+            ),
+        ] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> IncidentPage:
         now = datetime.now(UTC)
         scope = await domain.scope_for(db, principal=principal, now=now)
+        if alias is not None:
+            found = await domain.find_by_alias(db, alias=alias, scope=scope, now=now)
+            return IncidentPage(items=found, next_cursor=None)
         items = await domain.list_incidents(
             db,
             scope=scope,
@@ -209,6 +224,23 @@ class IncidentController(Controller):
     ) -> IncidentView:
         incident = await triage.record_authority_report(
             db, incident_id=incident_id, data=data, actor_id=principal.id
+        )
+        return domain.to_view(incident, now=datetime.now(UTC))
+
+    @post(
+        "/{incident_id:uuid}/aliases",
+        operation_id="addIncidentAliases",
+        summary="Add identifiers from other incident databases (one held by another "
+        "incident is 409)",
+        guards=[allow(*ADMIN)],
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422),
+    )
+    async def add_aliases(
+        self, incident_id: FromPath[UUID], data: JSONBody[AliasesIn], db: Db, principal: Caller
+    ) -> IncidentView:
+        incident = await triage.add_incident_aliases(
+            db, incident_id=incident_id, aliases=data.aliases, actor_id=principal.id
         )
         return domain.to_view(incident, now=datetime.now(UTC))
 

@@ -20,10 +20,12 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from service.db.queries import incident_aliases as alias_q
 from service.db.queries import incidents as q
 from service.domain import reporters
 from service.domain.as_of import state_as_of, states_as_of
 from service.domain.deadlines import compute_deadline, is_overdue, remaining_seconds
+from service.domain.incident_aliases import add_aliases, parse_alias
 from service.domain.ledger import record_event, to_state
 from service.domain.models import resolve_model_id
 from service.domain.times import check_claimed
@@ -42,6 +44,7 @@ __all__ = [
     "Scope",
     "add_note",
     "check_seriousness",
+    "find_by_alias",
     "get_incident",
     "list_duplicate_candidates",
     "list_incidents",
@@ -257,6 +260,7 @@ async def record_incident(
     )
     await q.link_models(conn, incident_id=incident_id, model_ids=model_ids)
     await q.link_hostings(conn, incident_id=incident_id, hosting_ids=hosting_ids)
+    await add_aliases(conn, incident_id=incident_id, aliases=data.aliases)
     incident = await get_incident(conn, incident_id=incident_id)
     seq = await record_incident_event(
         conn, incident, kind="incident.reported", actor_id=actor_id, occurred_at=now, extra=extra
@@ -413,6 +417,24 @@ async def list_incidents(
         )
         for row in rows
     ]
+
+
+async def find_by_alias(
+    conn: asyncpg.Connection, *, alias: str, scope: Scope, now: datetime
+) -> list[IncidentView]:
+    """The incident holding ``alias`` (``scheme:value`` or ``CVE-…``, ``AVID-…``,
+    ``AIID-…``), if the scope reaches it: a list of one, or empty."""
+    wanted = parse_alias(alias)
+    incident_id = await alias_q.select_incident_by_alias(
+        conn, scheme=wanted.scheme, value=wanted.value
+    )
+    if incident_id is None:
+        return []
+    try:
+        incident = await get_incident(conn, incident_id=incident_id, visible_to=scope)
+    except NotFound:
+        return []
+    return [to_view(incident, now=now, redact_reporter=scope.redact_reporter)]
 
 
 #: The triage queue's orders: by report (oldest or newest first), by the pending Article 73

@@ -16,6 +16,9 @@ evidence, but keeps its own classification and Article 73 clock (triage reclassi
 the duplicate told of something more serious). A duplicate or rejected incident cannot be a
 survivor; a duplicate's own clock stops.
 
+Aliases (identifiers in other incident databases) may be added in any status: a CVE is
+often assigned after an incident is closed.
+
 Every move is a ``detect`` ledger event with its actor and time.
 """
 
@@ -29,15 +32,23 @@ import msgspec
 
 from service.db.queries import incidents as q
 from service.domain.deadlines import compute_deadline
+from service.domain.incident_aliases import add_aliases
 from service.domain.incidents import check_seriousness, get_incident, record_incident_event
 from service.domain.ledger import diff, to_state
 from service.domain.policies import propose_for_incident
 from service.domain.times import check_claimed
 from service.errors import Conflict, InvalidInput, NotFound
-from service.schemas.incidents import AuthorityReportIn, Incident, IncidentPatch, TransitionIn
+from service.schemas.incidents import (
+    Alias,
+    AuthorityReportIn,
+    Incident,
+    IncidentPatch,
+    TransitionIn,
+)
 
 __all__ = [
     "TRANSITIONS",
+    "add_incident_aliases",
     "record_authority_report",
     "transition_incident",
     "update_incident",
@@ -252,5 +263,25 @@ async def record_authority_report(
         occurred_at=at,
         changes=diff(to_state(before), to_state(after)),
         extra={"report": data.kind},
+    )
+    return after
+
+
+async def add_incident_aliases(
+    conn: asyncpg.Connection, *, incident_id: UUID, aliases: list[Alias], actor_id: UUID | None
+) -> Incident:
+    """Add aliases to an incident; one ledger event if any is new (repeats change nothing)."""
+    before = await get_incident(conn, incident_id=incident_id, for_update=True)
+    added = await add_aliases(conn, incident_id=before.id, aliases=aliases)
+    if not added:
+        return before
+    after = await get_incident(conn, incident_id=before.id)
+    await record_incident_event(
+        conn,
+        after,
+        kind="incident.aliases_added",
+        actor_id=actor_id,
+        changes=diff(to_state(before), to_state(after)),
+        extra={"aliases": [f"{a.scheme}:{a.value}" for a in added]},
     )
     return after

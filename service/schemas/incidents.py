@@ -20,6 +20,9 @@ __all__ = [
     "INCIDENT_STATUSES",
     "SERIOUS_KINDS",
     "SEVERITIES",
+    "Alias",
+    "AliasScheme",
+    "AliasesIn",
     "AuthorityReportIn",
     "Category",
     "Channel",
@@ -89,6 +92,41 @@ def _doc(text: str) -> msgspec.Meta:
     return msgspec.Meta(description=text)
 
 
+#: Other incident databases an incident may be listed in: the AI Incident Database, the
+#: OECD AI Incidents Monitor, AVID and CVE.
+AliasScheme = Literal["aiid", "oecd", "avid", "cve"]
+
+
+class Alias(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The incident's identifier in another incident database.
+
+    Formats: ``aiid`` an AI Incident Database number (``123`` or ``AIID-123``); ``oecd`` the
+    OECD AI Incidents Monitor's id (the last part of its ``oecd.ai/en/incidents/`` address,
+    or that address); ``avid`` ``AVID-2023-V001``; ``cve`` ``CVE-2026-12345``. The registry
+    stores and shows the canonical form (``123``, ``AVID-2023-V001``, ``CVE-2026-12345``).
+    """
+
+    scheme: Annotated[AliasScheme, _doc("Which database the identifier is from.")]
+    value: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=200,
+            description="The identifier in that database.",
+            examples=["CVE-2026-12345", "AVID-2023-V001", "123"],
+        ),
+    ]
+
+
+Aliases = Annotated[list[Alias], msgspec.Meta(max_length=16)]
+
+
+class AliasesIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Aliases to add to an incident (those it holds already change nothing)."""
+
+    aliases: Annotated[list[Alias], msgspec.Meta(min_length=1, max_length=16)]
+
+
 class IncidentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A new incident report, from any channel.
 
@@ -152,6 +190,13 @@ class IncidentIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "when it is recorded."
         ),
     ] = None
+    aliases: Annotated[
+        Aliases,
+        _doc(
+            "Its identifiers in other incident databases; each names one incident in the "
+            "registry (one already taken is 409). Absent: none."
+        ),
+    ] = msgspec.field(default_factory=list)
 
 
 class IncidentPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -274,6 +319,9 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True):
     #: time claimed for it, which may be earlier (a report sent by e-mail, recorded later).
     authority_initial_report_recorded_at: datetime | None = None
     authority_complete_report_recorded_at: datetime | None = None
+    #: Its identifiers in other incident databases, by scheme then value (absent from states
+    #: the ledger recorded before incidents had aliases).
+    aliases: list[Alias] = msgspec.field(default_factory=list)
 
 
 class IncidentView(Incident, frozen=True, kw_only=True):

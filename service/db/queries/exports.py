@@ -167,6 +167,8 @@ SELECT i.id, i.ref, {text}, i.category, i.subcategory, i.harm_types,
        i.unlisted_models,
        ARRAY(SELECT ih.hosting_id FROM incident_hostings ih WHERE ih.incident_id = i.id
              ORDER BY ih.hosting_id) AS hostings,
+       ARRAY(SELECT a.scheme || ':' || a.value FROM incident_aliases a
+             WHERE a.incident_id = i.id ORDER BY a.scheme, a.value) AS aliases,
        i.evidence_urls, {_ts("i.occurred_at")}, {_ts("i.aware_at")}, {_ts("i.reported_at")},
        {_ts("i.triaged_at")}, {_ts("i.mitigated_at")}, {_ts("i.closed_at")},
        {_ts("i.report_due_at")}, {_ts("i.authority_initial_report_at")},
@@ -333,6 +335,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "models",
         "unlisted_models",
         "hostings",
+        "aliases",
         "evidence_urls",
         "occurred_at",
         "aware_at",
@@ -505,7 +508,7 @@ def _through(query: str, dataset: str, through_seq: int | None) -> tuple[str, tu
     """The events query cut at ``through_seq`` (a bundle's checkpoint), and its parameter."""
     if dataset != "events" or through_seq is None:
         return query, ()
-    return f"SELECT * FROM ({query}) c WHERE c.seq <= $6", (through_seq,)
+    return f"SELECT * FROM ({query}) c WHERE c.seq <= $7", (through_seq,)
 
 
 async def copy_csv(

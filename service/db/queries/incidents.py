@@ -43,7 +43,10 @@ coalesce((SELECT array_agg(ih.hosting_id ORDER BY ih.hosting_id) FROM incident_h
 i.evidence_urls, i.occurred_at, i.aware_at, i.reported_at, i.triaged_at, i.mitigated_at,
 i.closed_at, i.authority_initial_report_at, i.authority_complete_report_at, i.report_due_at,
 i.created_at, i.updated_at, i.article73_clock, i.authority_initial_report_recorded_at,
-i.authority_complete_report_recorded_at
+i.authority_complete_report_recorded_at,
+coalesce((SELECT jsonb_agg(jsonb_build_object('scheme', a.scheme, 'value', a.value)
+                           ORDER BY a.scheme, a.value)
+          FROM incident_aliases a WHERE a.incident_id = i.id), '[]') AS aliases
 """
 
 INSERT = """

@@ -32,7 +32,7 @@ __all__ = [
 #: An arbitrary constant naming the reconciler's advisory lock ("reconc" as ASCII).
 RECONCILE_LOCK_KEY = 0x7265636F6E63
 
-_NO_FILTERS = (None, None, None, None, None)
+_NO_FILTERS = (None, None, None, None, None, None)
 
 
 #: dataset -> the table holding its records.
@@ -56,7 +56,7 @@ def _batch_query(dataset: str) -> str:
     # not every row after the keyset.
     return (
         f"SELECT x.id, row_to_json(x)::text AS row FROM ({query_for(dataset)}) x "
-        "WHERE x.id = ANY($6::uuid[]) ORDER BY x.id"
+        "WHERE x.id = ANY($7::uuid[]) ORDER BY x.id"
     )
 
 
