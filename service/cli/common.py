@@ -25,7 +25,7 @@ import msgspec
 from service.database import Database, open_database
 from service.db.migrate import check_revision
 from service.db.pool import init_connection
-from service.domain.checkpoints import CheckpointError, parse_verifier_key
+from service.domain.checkpoints import parse_verifier_key
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
 
@@ -33,6 +33,7 @@ __all__ = [
     "DATETIME",
     "VERIFIER_KEY",
     "CliError",
+    "KeyParam",
     "State",
     "emit",
     "open_registry",
@@ -181,11 +182,13 @@ def run_in_transaction(db: Database, work: Callable[[asyncpg.Connection], Awaita
     return asyncio.run(go())
 
 
-class _VerifierKey(click.ParamType[str]):
-    """A checkpoint verifier key (``name+id+key``), given as itself, as ``@FILE``, or as
-    the name of a file holding it: the one way every verifier command reads its key."""
+class KeyParam(click.ParamType[str]):
+    """A verifier key given as itself, as ``@FILE``, or as the name of a file holding it:
+    the one way every verifier command reads a key. ``check`` says whether it is one."""
 
-    name = "KEY"
+    def check(self, text: str) -> None:
+        """Raise ValueError (or a subclass) when ``text`` is not a key of this kind."""
+        raise NotImplementedError
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
@@ -196,10 +199,19 @@ class _VerifierKey(click.ParamType[str]):
             except OSError as exc:
                 self.fail(f"cannot read the key file {str(path)!r}: {exc.strerror}", param, ctx)
         try:
-            parse_verifier_key(text)
-        except CheckpointError as exc:
+            self.check(text)
+        except ValueError as exc:
             self.fail(f"{exc} (give the key, @FILE, or a file holding it)", param, ctx)
         return text
+
+
+class _VerifierKey(KeyParam):
+    """A checkpoint verifier key (``name+id+key``)."""
+
+    name = "KEY"
+
+    def check(self, text: str) -> None:
+        parse_verifier_key(text)
 
 
 class _DateTime(click.ParamType[datetime]):

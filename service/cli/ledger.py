@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import click
 import httpx
@@ -16,34 +15,23 @@ import msgspec
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from service.cli.common import VERIFIER_KEY, State, pass_state, shared_options
+from service.cli.common import VERIFIER_KEY, KeyParam, State, pass_state, shared_options
 from service.domain.checkpoints import load_or_create_signer
 from service.domain.verification import Report, Seen, export_events, verify_registry
-from service.domain.witnesses import CosignatureError, parse_witness_key
+from service.domain.witnesses import parse_witness_key
 
 __all__ = ["checkpoint_key", "ledger_export", "verify"]
 
 DEFAULT_STATE = Path(".risk-registry-verify.json")
 
 
-class _WitnessKey(click.ParamType[str]):
-    """A witness verifier key, ``@FILE``, or a file holding it."""
+class _WitnessKey(KeyParam):
+    """A witness verifier key (``cosignature/v1``)."""
 
     name = "WITNESS_KEY"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value).strip()
-        path = Path(text[1:]) if text.startswith("@") else Path(text)
-        if text.startswith("@") or ("+" not in text and path.is_file()):
-            try:
-                text = path.read_text().strip()
-            except OSError as exc:
-                self.fail(f"cannot read the key file {str(path)!r}: {exc.strerror}", param, ctx)
-        try:
-            parse_witness_key(text)
-        except CosignatureError as exc:
-            self.fail(f"{exc} (give the key, @FILE, or a file holding it)", param, ctx)
-        return text
+    def check(self, text: str) -> None:
+        parse_witness_key(text)
 
 
 WITNESS_KEY = _WitnessKey()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import csv
 import hashlib
 import time
@@ -33,12 +32,16 @@ from typing import Any, Protocol
 
 import asyncpg
 import msgspec
-from cryptography.exceptions import InvalidSignature
 
 from service.db.queries import exports as q
 from service.db.queries import ledger_tree as ledger_q
 from service.domain.bundle_checks import check_coverage, check_records_against
-from service.domain.checkpoints import CheckpointError, Signer, open_checkpoint, parse_verifier_key
+from service.domain.checkpoints import (
+    CheckpointError,
+    Signer,
+    open_checkpoint,
+    signed_text,
+)
 from service.domain.exports import ExportFilters, Format
 
 __all__ = [
@@ -284,31 +287,6 @@ def sign_manifest(signer: Signer, manifest: bytes) -> bytes:
 # -- verification ------------------------------------------------------------------------------
 
 
-def _check_signature(note: str, vkey: str) -> str:
-    """The signed text of ``note`` if the verifier key signed it; else CheckpointError."""
-    name, kid, public = parse_verifier_key(vkey)
-    body, sep, sigs = note.partition("\n\n")
-    if not sep or not body:
-        raise CheckpointError("the signature file is not a signed note")
-    body += "\n"
-    for line in sigs.splitlines():
-        parts = line.split(" ")
-        if len(parts) != 3 or parts[0] != _DASH or parts[1] != name:
-            continue
-        try:
-            raw = base64.b64decode(parts[2], validate=True)
-        except (ValueError, binascii.Error):
-            continue
-        if raw[:4] != kid:
-            continue
-        try:
-            public.verify(raw[4:], body.encode())
-        except InvalidSignature:
-            continue
-        return body
-    raise CheckpointError("the manifest carries no valid signature by this key")
-
-
 def _count_rows(path: Path, fmt: str) -> int:
     with path.open(newline="", encoding="utf-8") as f:
         if fmt == "csv":
@@ -325,7 +303,7 @@ def verify_bundle(directory: Path, vkey: str) -> list[str]:
     except OSError as exc:
         return [f"cannot read the manifest or its signature: {exc.strerror}"]
     try:
-        body = _check_signature(note, vkey)
+        body = signed_text(note, vkey, what="the manifest")
     except CheckpointError as exc:
         return [str(exc)]
     if body != f"{_SIGNED_TEXT}\nsha256:{hashlib.sha256(manifest_bytes).hexdigest()}\n":

@@ -35,6 +35,7 @@ __all__ = [
     "load_or_create_signer",
     "open_checkpoint",
     "parse_verifier_key",
+    "signed_text",
 ]
 
 _ED25519 = b"\x01"
@@ -121,6 +122,32 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes, Ed25519PublicKey]:
     if key_id(name, raw[1:]) != kid:
         raise CheckpointError("the verifier key's id does not match its key")
     return name, kid, Ed25519PublicKey.from_public_bytes(raw[1:])
+
+
+def signed_text(note: str, vkey: str, *, what: str = "the note") -> str:
+    """The text of the signed note ``note`` if it carries a valid signature by the verifier
+    key ``vkey``; else CheckpointError, naming ``what`` the note is."""
+    name, kid, public = parse_verifier_key(vkey)
+    body, sep, sigs = note.partition("\n\n")
+    if not sep or not body:
+        raise CheckpointError(f"{what} is not a signed note")
+    body += "\n"
+    for line in sigs.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != _DASH or parts[1] != name:
+            continue
+        try:
+            raw = base64.b64decode(parts[2], validate=True)
+        except (ValueError, binascii.Error):
+            continue
+        if raw[:4] != kid:
+            continue
+        try:
+            public.verify(raw[4:], body.encode())
+        except InvalidSignature:
+            continue
+        return body
+    raise CheckpointError(f"{what} carries no valid signature by this key")
 
 
 def open_checkpoint(note: str, vkey: str, *, origin: str | None = None) -> Checkpoint:

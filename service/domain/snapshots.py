@@ -22,21 +22,19 @@ on; the checkpoint's own note is served beside them.
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import msgspec
-from cryptography.exceptions import InvalidSignature
 
 from service.db.queries import report_snapshots as q
 from service.domain.checkpoints import (
     CheckpointError,
     Signer,
     open_checkpoint,
-    parse_verifier_key,
+    signed_text,
 )
 from service.domain.compliance import build_report
 from service.domain.compliance_series import with_series
@@ -157,32 +155,6 @@ async def get_snapshot(conn: asyncpg.Connection, *, snapshot_id: UUID) -> Report
 # -- offline verification ---------------------------------------------------------------------
 
 
-def _signed_text(note: str, vkey: str) -> str:
-    """The text of ``note`` if it carries a valid signature by ``vkey``; else
-    CheckpointError."""
-    name, kid, public = parse_verifier_key(vkey)
-    body, sep, sigs = note.partition("\n\n")
-    if not sep or not body:
-        raise CheckpointError("the note is not a signed note")
-    body += "\n"
-    for line in sigs.splitlines():
-        parts = line.split(" ")
-        if len(parts) != 3 or parts[0] != _DASH or parts[1] != name:
-            continue
-        try:
-            raw = base64.b64decode(parts[2], validate=True)
-        except (ValueError, binascii.Error):
-            continue
-        if raw[:4] != kid:
-            continue
-        try:
-            public.verify(raw[4:], body.encode())
-        except InvalidSignature:
-            continue
-        return body
-    raise CheckpointError("the note carries no valid signature by this key")
-
-
 class _Document(msgspec.Struct, kw_only=True):
     checkpoint: SnapshotCheckpoint
     report: dict[str, Any]
@@ -198,7 +170,7 @@ def verify_snapshot(document: bytes, vkey: str) -> list[str]:
     except (msgspec.DecodeError, RecursionError) as exc:
         return [f"not a report snapshot: {exc}"]
     try:
-        text = _signed_text(doc.note, vkey)
+        text = signed_text(doc.note, vkey)
     except CheckpointError as exc:
         return [f"signature: {exc}"]
     lines = text.split("\n")
