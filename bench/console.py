@@ -39,6 +39,7 @@ from bench import console_seed, history
 from bench.common import (
     fresh_database,
     hey_load,
+    instrument,
     pg_server,
     serving,
     with_database,
@@ -205,7 +206,7 @@ def measure(
         "benchmark": "console",
         "concurrency": concurrency,
         "seconds": seconds,
-        "load_generator": "hey",
+        "load_generator": instrument("hey"),
         "target_p99_ms": TARGET_P99_MS,
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
