@@ -273,6 +273,8 @@ def hostile(client: httpx.Client, operations: list[Any], seeds: Seeds, findings:
         url = path
         for name, value in {"slug": seeds.platform, "platform": seeds.platform}.items():
             url = url.replace("{" + name + "}", value)
+        # An integer path parameter (a tree size) gets a number, any other an id.
+        url = url.replace("{tree_size}", "1")
         url = re.sub(r"\{[^}]+\}", seeds.path_values["model_id"], url)
         for role, role_headers in sorted(seeds.keys.items()):
             label = f"{operation.method.upper()} {path} [{role}]"

@@ -22,6 +22,7 @@ ANY_ID = "00000000-0000-7000-8000-000000000001"
 def _concrete(path: str, slug: str) -> str:
     """A route's path with its parameters filled in (a platform's slug where one fits)."""
     path = re.sub(r"\{(platform|slug)(:[a-z]+)?\}", slug, path)
+    path = re.sub(r"\{[^}:]+:int\}", "1", path)
     return re.sub(r"\{[^}]+\}", ANY_ID, path)
 
 

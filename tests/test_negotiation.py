@@ -14,7 +14,7 @@ EXPORT_CASES = [
     ("application/jsonl;q=0.3, */*;q=0.8", "text/csv"),
 ]
 REPORT_CASES = [
-    ("text/csv;q=0.5, text/html", "text/html"),
+    ("text/csv;q=0.5, application/json", "application/json"),
     ("application/json;q=0.1, text/csv;q=0.9", "text/csv"),
     ("text/html;q=0.4, application/json", "application/json"),
 ]
