@@ -21,7 +21,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from service.api.deps import Db
-from service.console.web import Form, Viewer, page, require
+from service.console.web import Form, Viewer, form_body, page, require
 from service.domain import audits as domain
 from service.domain.grants import list_grants
 from service.domain.history import list_events
@@ -51,14 +51,6 @@ def _text(form: FormMultiDict, name: str) -> str:
 
 def _all(form: FormMultiDict, name: str) -> list[str]:
     return [v for v in form.getall(name, []) if isinstance(v, str) and v]
-
-
-def _convert(data: dict[str, Any], kind: type[Any]) -> Any:
-    """The form as the API's request body: the same checks apply to both."""
-    try:
-        return msgspec.convert(data, kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(str(exc)) from exc
 
 
 def _back(audit_id: UUID, anchor: str = "") -> Redirect:
@@ -101,7 +93,7 @@ class AuditPageController(Controller):
         require(viewer, "auditor")
         if not _all(form, "models"):
             raise InvalidInput("choose at least one granted model", key="models")
-        data = _convert(
+        data = form_body(
             {
                 "models": _all(form, "models"),
                 "method": _text(form, "method"),
@@ -135,7 +127,7 @@ class AuditPageController(Controller):
         self, audit_id: FromPath[UUID], db: Db, viewer: Viewer, form: Form
     ) -> Redirect:
         require(viewer, "auditor")
-        finding = _convert(
+        finding = form_body(
             {
                 "title": _text(form, "title"),
                 "severity": _text(form, "severity"),
@@ -161,7 +153,7 @@ class AuditPageController(Controller):
         if not math.isfinite(number):
             # JSON, and so the API, carries finite numbers only.
             raise InvalidInput(f"the value is not a number: {value!r}", key="value")
-        evaluation = _convert(
+        evaluation = form_body(
             {
                 "metric": _text(form, "metric"),
                 "value": number,
@@ -179,7 +171,7 @@ class AuditPageController(Controller):
         self, audit_id: FromPath[UUID], db: Db, viewer: Viewer, form: Form
     ) -> Redirect:
         require(viewer, "auditor")
-        artefact = _convert(
+        artefact = form_body(
             {"url": _text(form, "url"), "sha256": _text(form, "sha256").lower()}, ArtefactIn
         )
         await domain.add_artefacts(
@@ -195,6 +187,6 @@ class AuditPageController(Controller):
         fields: dict[str, Any] = {"outcome": _text(form, "outcome")}
         if summary := _text(form, "summary"):
             fields["summary"] = summary
-        data = _convert(fields, AuditCompleteIn)
+        data = form_body(fields, AuditCompleteIn)
         await domain.complete_audit(db, audit_id=audit_id, auditor=viewer.principal, data=data)
         return _back(audit_id)

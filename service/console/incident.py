@@ -9,7 +9,7 @@ back and answers with its 4xx.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -19,7 +19,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from service.api.deps import Db
-from service.console.web import Form, Viewer, page, require
+from service.console.web import Form, Viewer, form_body, page, require
 from service.domain import incidents as domain
 from service.domain import triage
 from service.domain.decommissions import list_decisions
@@ -49,13 +49,6 @@ def parse_as_of(value: str | None) -> datetime | None:
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"'as of' is not a moment: {value!r}", key="as_of") from exc
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _convert(data: dict[str, Any], kind: type[Any]) -> Any:
-    try:
-        return msgspec.convert(data, kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(str(exc)) from exc
 
 
 def _back(incident_id: UUID, anchor: str = "") -> Redirect:
@@ -143,7 +136,7 @@ class IncidentPageController(Controller):
         self, incident_id: FromPath[UUID], db: Db, viewer: Viewer, form: Form
     ) -> Redirect:
         require(viewer, "admin")
-        data = _convert(
+        data = form_body(
             {"to": _field(form, "to"), "reason": _field(form, "reason") or None}, TransitionIn
         )
         if data.to == "duplicate":
@@ -159,7 +152,7 @@ class IncidentPageController(Controller):
     ) -> Redirect:
         """Merge a duplicate candidate into this incident (the survivor)."""
         require(viewer, "admin")
-        duplicate = _convert({"id": _field(form, "duplicate")}, _DuplicateIn)
+        duplicate = form_body({"id": _field(form, "duplicate")}, _DuplicateIn)
         await triage.transition_incident(
             db,
             incident_id=duplicate.id,
@@ -173,7 +166,7 @@ class IncidentPageController(Controller):
         self, incident_id: FromPath[UUID], db: Db, viewer: Viewer, form: Form
     ) -> Redirect:
         require(viewer, "admin")
-        data = _convert(
+        data = form_body(
             {
                 "body": _field(form, "body"),
                 "share_with_reporter": form.get("share_with_reporter") == "yes",
@@ -191,7 +184,7 @@ class IncidentPageController(Controller):
         self, incident_id: FromPath[UUID], db: Db, viewer: Viewer, form: Form
     ) -> Redirect:
         require(viewer, "admin")
-        data = _convert({"kind": _field(form, "kind")}, AuthorityReportIn)
+        data = form_body({"kind": _field(form, "kind")}, AuthorityReportIn)
         await triage.record_authority_report(
             db, incident_id=incident_id, data=data, actor_id=viewer.principal.id
         )

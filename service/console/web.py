@@ -37,7 +37,7 @@ from litestar.template.config import TemplateConfig
 from service.api.deps import Db
 from service.api.problems import exception_handlers as problem_handlers
 from service.domain.console_sessions import ConsoleSession, find_session
-from service.errors import RegistryError
+from service.errors import InvalidInput, RegistryError
 from service.logs import request_id
 from service.schemas.keys import Role
 from service.settings import Settings
@@ -50,6 +50,7 @@ __all__ = [
     "Viewer",
     "console_dependencies",
     "console_exception_handlers",
+    "form_body",
     "page",
     "require",
     "security_headers",
@@ -381,3 +382,11 @@ def template_environment() -> Environment:
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(template_environment()))
+
+
+def form_body(data: dict[str, Any], kind: type[Any]) -> Any:
+    """A form's fields as the API's request body ``kind``: the same checks apply to both."""
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(str(exc)) from exc
