@@ -65,18 +65,25 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def live(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LiveService]:
     """One live service for the console's browser tests (the API seeds it in process).
 
     It holds the run's checkpoint key from the start, so it publishes the verifier key
-    and its export worker signs bundles with a key the tests can check them against."""
+    and its export worker signs bundles with a key the tests can check them against.
+    It stops when the console's tests are over and sends no notices: its workers share
+    the database with every later test, and a delivery worker of its own would make
+    attempts on their notices that those tests do not expect."""
     here = tmp_path_factory.mktemp("console-live")
     key = write_test_key(here / "checkpoint.pem")
     async with LiveService(
-        database_url, here, REGISTRY_SIGNING_KEY_FILE=str(key), REGISTRY_CHECKPOINT_ORIGIN=ORIGIN
+        database_url,
+        here,
+        REGISTRY_SIGNING_KEY_FILE=str(key),
+        REGISTRY_CHECKPOINT_ORIGIN=ORIGIN,
+        REGISTRY_OUTBOX_WORKER="false",
     ) as service:
         yield service
 
