@@ -181,3 +181,99 @@ INSERT INTO events (stage, kind, subject_type, subject_id, actor_id, occurred_at
         ]
     finally:
         pg_server.drop_database(url)
+
+
+#: Records pointing at the models the fold merges, each with an event carrying its state
+#: as the service writes it (only the fields the fold moves matter here).
+MOVED = """
+INSERT INTO decommissions (id, model_id, action, reason, effective_at, sunset_at,
+                           successor_model_id)
+VALUES ('00000000-0000-7000-8000-0000000000d1', '00000000-0000-7000-8000-000000000003',
+        'deprecate', 'old', '2026-04-01', '2026-06-01', '00000000-0000-7000-8000-000000000002');
+INSERT INTO events (stage, kind, subject_type, subject_id, model_id, occurred_at, payload)
+VALUES
+  ('prevent', 'hosting.created', 'hosting', '00000000-0000-7000-8000-0000000000b1',
+   '00000000-0000-7000-8000-000000000002', '2026-02-01',
+   '{"state": {"id": "00000000-0000-7000-8000-0000000000b1",
+               "model_id": "00000000-0000-7000-8000-000000000002", "model": "acme/chat-7b",
+               "url": "https://hub/acme/chat-7b", "status": "hosted"}}'),
+  ('prevent', 'model.registered', 'model', '00000000-0000-7000-8000-000000000004',
+   '00000000-0000-7000-8000-000000000004', '2026-01-01',
+   '{"state": {"id": "00000000-0000-7000-8000-000000000004", "name": "acme/other",
+               "base_model_id": "00000000-0000-7000-8000-000000000002",
+               "base_model": "acme/chat-7b", "provider": null}}'),
+  ('prevent', 'model.updated', 'model', '00000000-0000-7000-8000-000000000001',
+   '00000000-0000-7000-8000-000000000001', '2026-01-02',
+   '{"state": {"id": "00000000-0000-7000-8000-000000000001", "name": "Acme/Chat-7B",
+               "base_model_id": null, "provider": null}}'),
+  ('respond', 'decommission.proposed', 'decommission', '00000000-0000-7000-8000-0000000000d1',
+   '00000000-0000-7000-8000-000000000003', '2026-04-01',
+   '{"state": {"id": "00000000-0000-7000-8000-0000000000d1",
+               "model_id": "00000000-0000-7000-8000-000000000003", "model": "ACME/CHAT-7B",
+               "successor_model_id": "00000000-0000-7000-8000-000000000002"}}');
+UPDATE models SET provider = NULL WHERE id = '00000000-0000-7000-8000-000000000001';
+"""
+
+#: The fields the fold moves, as the reconciliation names them.
+MOVED_FIELDS = ("model_id", "base_model_id", "provider")
+
+
+async def _reconcile(url: str) -> list[dict[str, Any]]:
+    from service.domain.reconciler import reconcile_all
+
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        await reconcile_all(pool, batch_size=100)
+        rows = await pool.fetch(
+            "SELECT dataset, record_id::text, field, found, expected FROM record_divergences"
+            " WHERE field = ANY($1::text[]) ORDER BY dataset, record_id, field",
+            list(MOVED_FIELDS),
+        )
+        return [dict(r) for r in rows]
+    finally:
+        await pool.close()
+
+
+def test_records_the_fold_moved_agree_with_the_ledger(pg_server: PgServer) -> None:
+    """An auditor reconciling an upgraded registry finds no record the fold moved reported
+    as differing from its ledger state, and each moved record's new state is an event."""
+    url = pg_server.create_database("rr_fold_restate")
+    try:
+        upgrade(url, BEFORE)
+        asyncio.run(_run(url, SEED + MOVED))
+        before = asyncio.run(_fetch(url, "SELECT seq, payload::text FROM events ORDER BY seq"))
+        upgrade(url)
+
+        assert asyncio.run(_reconcile(url)) == []
+        after = asyncio.run(
+            _fetch(
+                url,
+                "SELECT seq, kind, subject_id::text, payload::text FROM events ORDER BY seq",
+            )
+        )
+        assert [(e["seq"], e["payload"]) for e in after[: len(before)]] == [
+            (e["seq"], e["payload"]) for e in before
+        ]
+        restated = {
+            (e["kind"], e["subject_id"]): json.loads(e["payload"])
+            for e in after[len(before) :]
+            if e["kind"] != "model.merged"
+        }
+        hosting = restated["hosting.model_merged", "00000000-0000-7000-8000-0000000000b1"]
+        assert hosting["state"]["model_id"] == KEEP
+        assert hosting["state"]["model"] == "Acme/Chat-7B"
+        assert hosting["state"]["url"] == "https://hub/acme/chat-7b"  # the rest unchanged
+        assert hosting["changes"] == {
+            "model_id": {"from": "00000000-0000-7000-8000-000000000002", "to": KEEP}
+        }
+        based = restated["model.merge_restated", "00000000-0000-7000-8000-000000000004"]
+        assert based["state"]["base_model_id"] == KEEP
+        assert based["state"]["base_model"] == "Acme/Chat-7B"
+        survivor = restated["model.merge_restated", KEEP]
+        assert survivor["changes"]["provider"] == {"from": None, "to": "Acme"}
+        decision = restated["decommission.model_merged", "00000000-0000-7000-8000-0000000000d1"]
+        assert decision["state"]["model_id"] == KEEP
+        assert decision["state"]["successor_model_id"] == KEEP
+        assert len(restated) == 4
+    finally:
+        pg_server.drop_database(url)
