@@ -35,7 +35,7 @@ def test_kit_snippets_compile_and_name_what_the_kit_exports() -> None:
     assert len(blocks) == 2
     kit_readme = (REPO_ROOT / "kit" / "README.md").read_text()
     blocks += _blocks(kit_readme, "python")
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     for block in blocks:
         tree = ast.parse(block)
         imported = [

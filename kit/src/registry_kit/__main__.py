@@ -7,6 +7,11 @@ keeps it out of the shell history).
 ``registry-kit test-notice REGISTRY ENDPOINT_ID``: have the registry send the endpoint a test
 notice and report its first attempt; exit 0 when the receiver accepted it. The platform's
 key is ``--key`` or ``REGISTRY_KIT_KEY``.
+
+``registry-kit catalogue push REGISTRY PLATFORM FILE``: send FILE (NDJSON, or CycloneDX
+JSON for a ``.json`` name) as the platform's whole catalogue; progress on stderr, the
+registry's summary as JSON on stdout; exit 0 when it was applied. The platform's webhook
+secret is ``--secret`` or ``REGISTRY_KIT_WEBHOOK_SECRET``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import sys
 from collections.abc import Sequence
 
 import httpx
+import msgspec
 
+from registry_kit.catalogue import CatalogueError, push_catalogue
 from registry_kit.conformance import run_conformance
 from registry_kit.probe import ProbeError, send_test_notice
 
@@ -40,7 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     probe.add_argument("endpoint_id", help="the endpoint's id")
     probe.add_argument("--key", help="the platform's rr_ key (or REGISTRY_KIT_KEY)")
     probe.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it")
+    _catalogue_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "catalogue":
+        secret = args.secret or os.environ.get("REGISTRY_KIT_WEBHOOK_SECRET", "")
+        if not secret.startswith("whsec_"):
+            parser.error("a whsec_ secret is needed: --secret or REGISTRY_KIT_WEBHOOK_SECRET")
+        return _push(args, secret)
     if args.command == "test-notice":
         key = args.key or os.environ.get("REGISTRY_KIT_KEY", "")
         if not key:
@@ -59,6 +72,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"{len(failed)} of {len(results)} checks failed\n")
         return 1
     sys.stdout.write(f"all {len(results)} checks passed\n")
+    return 0
+
+
+def _catalogue_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("catalogue", help="the platform's catalogue of hostings")
+    actions = group.add_subparsers(dest="action", required=True)
+    push = actions.add_parser("push", help="send a file as the platform's whole catalogue")
+    push.add_argument("registry", help="the registry's base URL")
+    push.add_argument("platform", help="the platform's slug")
+    push.add_argument("file", help="the catalogue: NDJSON, or CycloneDX JSON")
+    push.add_argument(
+        "--secret", help="the platform's whsec_ webhook secret (or REGISTRY_KIT_WEBHOOK_SECRET)"
+    )
+    push.add_argument(
+        "--format", choices=["ndjson", "cyclonedx"], help="default: .json is cyclonedx"
+    )
+    push.add_argument(
+        "--complete", action="store_true", help="hostings absent from the file are removed"
+    )
+    push.add_argument(
+        "--all-or-nothing", action="store_true", help="refuse it all if any line is rejected"
+    )
+    push.add_argument(
+        "--delivery-id", help="the delivery id (default: a new one); resending it is safe"
+    )
+
+
+def _push(args: argparse.Namespace, secret: str) -> int:
+    shown = {"percent": -1}
+
+    def progress(sent: int, total: int) -> None:
+        percent = 100 * sent // total if total else 100
+        if percent != shown["percent"]:
+            shown["percent"] = percent
+            sys.stderr.write(f"sent {sent} of {total} bytes ({percent}%)\n")
+
+    try:
+        summary = push_catalogue(
+            args.registry,
+            args.platform,
+            secret,
+            args.file,
+            format=args.format,
+            complete=args.complete,
+            all_or_nothing=args.all_or_nothing,
+            delivery_id=args.delivery_id,
+            progress=progress,
+        )
+    except CatalogueError as exc:
+        sys.stderr.write(f"FAIL  {exc} (delivery id {exc.msg_id})\n")
+        if exc.problem is not None:
+            sys.stdout.write(msgspec.json.encode(exc.problem).decode() + "\n")
+        return 1
+    except OSError as exc:
+        sys.stderr.write(f"FAIL  {exc}\n")
+        return 1
+    sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+    rejected = len(summary.rejected) + summary.rejected_more
+    sys.stderr.write(
+        f"applied: {summary.added} added, {summary.changed} changed, {summary.removed} "
+        f"removed, {summary.unchanged} unchanged, {rejected} rejected"
+        + (" (a repeat: nothing written)" if summary.duplicate else "")
+        + "\n"
+    )
     return 0
 
 

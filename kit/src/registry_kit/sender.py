@@ -124,10 +124,19 @@ def _decode(response: httpx.Response) -> Any:
 class _Plan:
     """What to do after each attempt; shared by the two senders."""
 
-    def __init__(self, policy: RetryPolicy, msg_id: str) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        msg_id: str,
+        *,
+        what: str = "event",
+        error: type[SendError] = SendError,
+    ) -> None:
         self.policy = policy
         self.msg_id = msg_id
         self.attempts = 0
+        self.what = what
+        self.error = error
 
     def after(self, response: httpx.Response | None, error: Exception | None) -> float | Delivery:
         """The delay before the next attempt, or the delivery; raises ``SendError``."""
@@ -138,15 +147,15 @@ class _Plan:
         problem = None if response is None else _decode(response)
         reason = f"HTTP {status}" if response is not None else f"{type(error).__name__}: {error}"
         if status is not None and status not in RETRYABLE:
-            raise SendError(
-                f"the registry refused the event: {reason}",
+            raise self.error(
+                f"the registry refused the {self.what}: {reason}",
                 msg_id=self.msg_id,
                 attempts=self.attempts,
                 status_code=status,
                 problem=problem,
             )
         if self.attempts >= self.policy.max_attempts:
-            raise SendError(
+            raise self.error(
                 f"gave up after {self.attempts} attempts; last: {reason}",
                 msg_id=self.msg_id,
                 attempts=self.attempts,
@@ -156,7 +165,7 @@ class _Plan:
         asked = None if response is None else parse_retry_after(response.headers.get("retry-after"))
         if asked is not None:
             if asked > self.policy.max_retry_after:
-                raise SendError(
+                raise self.error(
                     f"the registry asked to wait {asked:.0f} s, more than allowed",
                     msg_id=self.msg_id,
                     attempts=self.attempts,
