@@ -1,8 +1,8 @@
 """``/console/incidents/{id}``: one incident, its ledger timeline, and triage actions.
 
 Reads go through the same domain functions as ``GET /v1/incidents/{id}`` (scope, as-of,
-view); actions through those of the transition, note, merge and authority-report routes,
-for admins only. Each action posts a form and is one transaction; a refused action rolls
+view); actions through those of the transition, note, merge, alias and authority-report
+routes, for admins only. Each action posts a form and is one transaction; a refused action rolls
 back and answers with its 4xx.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import quote
 from uuid import UUID
 
 import msgspec
@@ -26,10 +27,38 @@ from service.domain.decommissions import list_decisions
 from service.domain.history import list_events
 from service.domain.keys import name_principals
 from service.errors import InvalidInput
-from service.schemas.incidents import AuthorityReportIn, NoteIn, TransitionIn
+from service.schemas.incidents import (
+    Alias,
+    AliasesIn,
+    AuthorityReportIn,
+    NoteIn,
+    TransitionIn,
+)
 from service.settings import Settings
 
-__all__ = ["IncidentPageController"]
+__all__ = ["ALIAS_SCHEMES", "IncidentPageController", "alias_url"]
+
+#: The alias schemes, as the form offers them.
+ALIAS_SCHEMES = {
+    "aiid": "AI Incident Database",
+    "oecd": "OECD AI Incidents Monitor",
+    "avid": "AVID",
+    "cve": "CVE",
+}
+
+#: Each database's public page for one of its ids, where it has a stable address form.
+#: AVID's pages have none that its ids map to reliably: shown as text.
+_ALIAS_PAGES = {
+    "aiid": "https://incidentdatabase.ai/cite/{}",
+    "oecd": "https://oecd.ai/en/incidents/{}",
+    "cve": "https://www.cve.org/CVERecord?id={}",
+}
+
+
+def alias_url(alias: Alias) -> str | None:
+    """The public page of an alias (in canonical form) in its database, if it has one."""
+    form = _ALIAS_PAGES.get(alias.scheme)
+    return None if form is None else form.format(quote(alias.value, safe=""))
 
 
 def _field(form: FormMultiDict, name: str) -> str:
@@ -129,6 +158,8 @@ class IncidentPageController(Controller):
             else [],
             moves=moves,
             admin=admin and moment is None,
+            aliases=[(a, alias_url(a)) for a in view.aliases],
+            alias_schemes=ALIAS_SCHEMES,
         )
 
     @post("/transitions")
@@ -178,6 +209,22 @@ class IncidentPageController(Controller):
             db, incident=incident, author="registry", actor_id=viewer.principal.id, data=data
         )
         return _back(incident_id, "#notes")
+
+    @post("/aliases")
+    async def add_alias(
+        self, incident_id: FromPath[UUID], db: Db, viewer: Viewer, form: Form
+    ) -> Redirect:
+        """Add one alias, as ``POST /v1/incidents/{id}/aliases`` does (409 if another
+        incident holds it, 422 if it is not its scheme's format)."""
+        require(viewer, "admin")
+        data = form_body(
+            {"aliases": [{"scheme": _field(form, "scheme"), "value": _field(form, "value")}]},
+            AliasesIn,
+        )
+        await triage.add_incident_aliases(
+            db, incident_id=incident_id, aliases=data.aliases, actor_id=viewer.principal.id
+        )
+        return _back(incident_id, "#aliases")
 
     @post("/authority-reports")
     async def authority_report(

@@ -2,7 +2,8 @@
 
 The list is ``domain.incidents.list_incidents`` under the viewer's scope, as
 ``GET /v1/incidents`` reads it; a platform filter narrows the scope the same way a
-platform key's own scope does.
+platform key's own scope does. An alias (``CVE-2026-12345``, ``aiid:123`` ...) finds the one
+incident holding it, as ``GET /v1/incidents?alias=`` does: the other filters do not apply.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class TriageFilters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     platform: PlatformSlug | None = None
     model: ModelName | None = None
     q: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    #: An identifier in another incident database: the incident holding it, alone.
+    alias: Annotated[str, msgspec.Meta(max_length=300)] | None = None
     #: Oldest report first (the default), newest first, soonest Article 73 deadline first, or
     #: most severe first.
     sort: domain.QueueSort | None = None
@@ -124,6 +127,9 @@ class TriageController(Controller):
             )
         now = datetime.now(UTC)
         scope = await domain.scope_for(db, principal=viewer.principal, now=now)
+        if filters.alias is not None:
+            found = await domain.find_by_alias(db, alias=filters.alias, scope=scope, now=now)
+            return self._render(viewer, filters, found, filters.sort or "oldest", None, None, None)
         if filters.platform is not None:
             platform = await get_platform(
                 db, slug=filters.platform, visible_to=viewer.principal.platform_id
@@ -176,15 +182,28 @@ class TriageController(Controller):
             next_url = "?" + _query(paged, cursor=encode_cursor(shown[-1], sort))
         if has_prev:
             prev_url = "?" + _query(paged, before=encode_cursor(shown[0], sort))
+        first_url = None if given is None else "?" + _query(paged)
+        return self._render(viewer, filters, shown, sort, next_url, prev_url, first_url)
+
+    @staticmethod
+    def _render(
+        viewer: Viewer,
+        filters: TriageFilters,
+        items: list[IncidentView],
+        sort: domain.QueueSort,
+        next_url: str | None,
+        prev_url: str | None,
+        first_url: str | None,
+    ) -> Template:
         return page(
             "triage.html",
             viewer=viewer,
             title="Triage queue" if viewer.principal.role == "admin" else "Incidents",
             filters=filters,
-            items=shown,
+            items=items,
             next_url=next_url,
             prev_url=prev_url,
-            first_url=None if given is None else "?" + _query(paged),
+            first_url=first_url,
             sorts=SORT_LABELS,
             sort=sort,
             statuses=INCIDENT_STATUSES,
