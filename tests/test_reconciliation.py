@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -18,7 +19,9 @@ from service.cli import main
 from service.domain.bundles import build_bundle, local_directory
 from service.domain.checkpoints import Signer
 from service.domain.exports import ExportFilters
+from service.domain.models import update_model
 from service.domain.reconciler import reconcile_all
+from service.schemas.models import ModelPatch
 from tests.conftest import PlatformFixture, bearer, make_key, register_model
 from tests.helpers.ledger import seal_all
 from tests.helpers.notices import decide, host
@@ -381,3 +384,53 @@ async def test_records_written_on_every_path_agree_with_their_ledger_state(
     await reconcile_all(pool, batch_size=500)
     found = await _divergences(client, admin)
     assert {f for f in found if f[1] in touched} == set()
+
+
+async def test_a_record_written_during_a_pass_is_not_reported(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    uniq: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An operator watching the divergence log while platforms keep writing: a model
+    changed the registry's way (row and event in one transaction) between the pass's read
+    of the row and its read of the ledger is not reported as differing."""
+    model = await register_model(client, admin, f"race{uniq}/model", provider="Before")
+    model_id = UUID(str(model["id"]))
+    await reconcile_all(pool, batch_size=100_000)
+    async with pool.acquire() as held:
+        writer = cast("asyncpg.Connection", held)
+        tx = writer.transaction()
+        await tx.start()
+        # The pass reads the models' rows, then waits for the ledger, which this holds.
+        await writer.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        with caplog.at_level(logging.WARNING, logger="service.domain.reconciler"):
+            passing = asyncio.create_task(reconcile_all(pool, batch_size=100_000))
+            await _until_waiting_for(writer, "events")
+            await update_model(
+                writer, model_id=model_id, patch=ModelPatch(provider="After"), actor_id=None
+            )
+            await tx.commit()
+            await passing
+    reported = {
+        r.__dict__.get("record_id")
+        for r in caplog.records
+        if r.getMessage() == "record differs from its ledger state"
+    }
+    assert str(model_id) not in reported
+    await reconcile_all(pool, batch_size=100_000)
+    assert str(model_id) not in {d[1] for d in await _divergences(client, admin)}
+
+
+async def _until_waiting_for(conn: asyncpg.Connection, table: str) -> None:
+    """Until another backend waits for a lock on ``table``."""
+    for _ in range(400):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
+            table,
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"nothing waited for {table}")

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -101,6 +102,11 @@ async def _dataset_batch(
 
 _MAX_UUID = UUID(int=(1 << 128) - 1)
 
+#: A round reads its records and their newest events in one snapshot. Under read committed
+#: each statement sees its own, and a record written between the two reads (its row and its
+#: event commit together) would be compared across two moments and reported as differing.
+ROUND_ISOLATION: Literal["repeatable_read"] = "repeatable_read"
+
 
 async def reconcile_round(conn: asyncpg.Connection, *, batch_size: int) -> RoundResult | None:
     """One batch of each dataset, in the caller's transaction; None if another replica is
@@ -124,7 +130,7 @@ async def reconcile_all(pool: asyncpg.Pool, *, batch_size: int) -> tuple[int, in
     """
     pending, rows, divergent = set(DATASETS), 0, 0
     while pending:
-        async with connection(pool) as conn, conn.transaction():
+        async with connection(pool) as conn, conn.transaction(isolation=ROUND_ISOLATION):
             result = await reconcile_round(conn, batch_size=batch_size)
         if result is None:
             await asyncio.sleep(0.05)
@@ -142,7 +148,7 @@ async def run_reconciler(
     while not stop.is_set():
         began = time.monotonic()
         try:
-            async with connection(pool) as conn, conn.transaction():
+            async with connection(pool) as conn, conn.transaction(isolation=ROUND_ISOLATION):
                 result = await reconcile_round(conn, batch_size=batch_size)
             log.debug(
                 "reconciliation round",
