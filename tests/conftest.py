@@ -39,6 +39,7 @@ from service.settings import Settings, load_settings
 
 # Fixtures that several modules share live in helper modules, loaded as plugins.
 pytest_plugins = [
+    "tests.helpers.compliance",
     "tests.helpers.hostings",
     "tests.helpers.ledger",
     "tests.helpers.notices",

@@ -224,7 +224,7 @@ async def decide(
     **fields: Any,
 ) -> dict[str, Any]:
     """Propose, approve (by a second admin) and notify a recall of ``model``."""
-    decision = await propose(client, proposer, model, **fields)
+    decision: dict[str, Any] = await propose(client, proposer, model, **fields)
     r = await client.post(f"/v1/decommissions/{decision['id']}/approve", headers=approver)
     assert r.status_code == 200, r.text
     decision = r.json()
