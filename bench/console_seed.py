@@ -18,7 +18,8 @@ from service.db.pool import init_connection
 from service.db.queries.models import select_ancestors, select_descendants
 from service.domain.decommissions import propose_decision
 from service.domain.hostings import record_hosting
-from service.domain.incidents import add_note, get_incident, record_incident
+from service.domain.incident_notes import add_note
+from service.domain.incidents import get_incident, record_incident
 from service.domain.models import update_model
 from service.domain.triage import transition_incident
 from service.schemas.decommissions import DecisionIn

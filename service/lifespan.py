@@ -29,6 +29,7 @@ from typing import Any, cast
 import asyncpg
 import httpx
 
+from service.console.printing import PrintSlots
 from service.db.pool import create_pool
 from service.domain.checkpoints import load_or_create_signer
 from service.domain.delivery_worker import WorkerConfig, run_delivery_worker
@@ -65,6 +66,7 @@ def process_state(settings: Settings) -> dict[str, Any]:
         "public_limiter": TokenBucket.per_window(
             limit=settings.public_rate_limit, window=settings.public_rate_window_seconds
         ),
+        "print_slots": PrintSlots(settings.pdf_concurrency),
     }
 
 

@@ -148,8 +148,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: The Chromium (or Chrome) binary that prints the compliance report as PDF; empty means
     #: ``chromium`` on PATH. Without one, asking for the PDF answers 503.
     chromium_path: str = ""
-    #: Seconds one PDF may take to print before it is given up on (503).
+    #: Seconds one PDF may take to print before it is given up on (503); also how long a
+    #: request waits for its turn to print before it is answered 503.
     pdf_timeout_seconds: float = 30.0
+    #: PDFs one process prints at once (each is a Chromium of its own); more wait their turn.
+    pdf_concurrency: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
 
     @property
     def pg_data_dir(self) -> Path:

@@ -38,7 +38,13 @@ from service.schemas.keys import ApiKeyIn, Role
 from service.settings import Settings, load_settings
 
 # Fixtures that several modules share live in helper modules, loaded as plugins.
-pytest_plugins = ["tests.helpers.ledger", "tests.helpers.notices", "tests.helpers.own_postgres"]
+pytest_plugins = [
+    "tests.helpers.compliance",
+    "tests.helpers.hostings",
+    "tests.helpers.ledger",
+    "tests.helpers.notices",
+    "tests.helpers.own_postgres",
+]
 
 
 def with_database(url: str, name: str) -> str:

@@ -3,7 +3,6 @@ completed, corrections as ledger events, findings that open incidents)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
@@ -12,28 +11,11 @@ import asyncpg
 import httpx
 import pytest
 
-from service.domain.keys import create_key
-from service.schemas.keys import ApiKeyIn
-from tests.conftest import PlatformFixture, bearer, register_model
+from tests.conftest import PlatformFixture, register_model
+from tests.helpers.audits import Auditor, audit_body, grant, new_auditor
 
 SHA = "ab" * 32
 ALL = ["weights", "code", "data", "documentation"]
-
-
-@dataclass(frozen=True)
-class Auditor:
-    id: str
-    headers: dict[str, str]
-
-
-async def new_auditor(pool: asyncpg.Pool) -> Auditor:
-    async with pool.acquire() as c, c.transaction():
-        created = await create_key(
-            cast("asyncpg.Connection", c),
-            data=ApiKeyIn(role="auditor", name="auditor"),
-            actor_id=None,
-        )
-    return Auditor(id=str(created.api_key.principal_id), headers=bearer(created.key))
 
 
 @pytest.fixture
@@ -44,41 +26,6 @@ async def auditor_a(pool: asyncpg.Pool) -> Auditor:
 @pytest.fixture
 async def auditor_b(pool: asyncpg.Pool) -> Auditor:
     return await new_auditor(pool)
-
-
-async def grant(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    auditor: Auditor,
-    model: str,
-    components: list[str],
-    *,
-    start: datetime | None = None,
-    until: datetime | None = None,
-) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    body: dict[str, object] = {
-        "auditor_id": auditor.id,
-        "model": model,
-        "components": components,
-        "valid_until": (until or now + timedelta(days=30)).isoformat(),
-    }
-    if start is not None:
-        body["valid_from"] = start.isoformat()
-    r = await client.post("/v1/audit-grants", json=body, headers=admin)
-    assert r.status_code == 201, r.text
-    return cast("dict[str, Any]", r.json())
-
-
-def audit_body(
-    *models: str, components: list[str] | None = None, **fields: object
-) -> dict[str, object]:
-    return {
-        "models": list(models),
-        "method": "red_team",
-        "components": components or ["weights"],
-        **fields,
-    }
 
 
 async def test_grant_rules(

@@ -17,22 +17,15 @@ from service.app import create_app
 from service.settings import Settings
 from tests.conftest import PlatformFixture, register_model
 from tests.helpers.catalogue import CYCLONEDX, NDJSON, bom, line, ndjson, push
+from tests.helpers.hostings import platform_hostings
 from tests.helpers.webhooks import deliver, hosted, new_secret, signed
-
-
-@pytest.fixture
-async def secret(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
-) -> str:
-    return await new_secret(client, admin, platform.slug)
 
 
 async def _hostings(
     client: httpx.AsyncClient, admin: dict[str, str], slug: str
 ) -> dict[str, dict[str, Any]]:
-    r = await client.get("/v1/hostings", params={"platform": slug, "limit": 200}, headers=admin)
-    assert r.status_code == 200, r.text
-    return {h["name"]: h for h in r.json()["items"]}
+    """The platform's hostings by the name it hosts each under."""
+    return {h["name"]: h for h in await platform_hostings(client, admin, slug)}
 
 
 async def _events(conn: asyncpg.Connection, platform_id: str) -> list[asyncpg.Record]:

@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import PlatformFixture, register_model
 from tests.helpers.catalogue import line, ndjson, push
 from tests.helpers.notices import Receiver
+from tests.helpers.recalls import assert_late_again, recall_carried_out
 from tests.helpers.webhooks import new_secret
-from tests.test_recalls_in_force import _assert_late_again, _recall_carried_out
 
 pytestmark = pytest.mark.usefixtures("quiet_endpoints")
 
@@ -32,14 +32,14 @@ async def test_recalled_model_rehosted_through_a_sync_is_late(
         r = await push(client, platform.slug, secret, ndjson([line(model, revision="abc123")]))
         assert r.status_code == 200, r.text
 
-    decision, hosting_id = await _recall_carried_out(
+    decision, hosting_id = await recall_carried_out(
         client, pool, admin, platform, secret, receiver, model, create=by_catalogue
     )
     # The confirmed removal left the hosting removed; the catalogue lists it again.
     r = await push(client, platform.slug, secret, ndjson([line(model, revision="abc123")]))
     assert r.status_code == 200, r.text
     assert r.json()["changed"] == 1, r.text
-    await _assert_late_again(client, admin, platform, decision, hosting_id)
+    await assert_late_again(client, admin, platform, decision, hosting_id)
 
 
 async def test_recalled_model_newly_hosted_through_a_sync_is_a_late_target(
@@ -54,7 +54,7 @@ async def test_recalled_model_newly_hosted_through_a_sync_is_a_late_target(
     secret = await new_secret(client, admin, platform.slug)
     model = f"acme/recalled-new-{uniq}"
     await register_model(client, admin, model)
-    decision, _ = await _recall_carried_out(client, pool, admin, platform, secret, receiver, model)
+    decision, _ = await recall_carried_out(client, pool, admin, platform, secret, receiver, model)
     other_secret = await new_secret(client, admin, other_platform.slug)
     r = await push(client, other_platform.slug, other_secret, ndjson([line(model)]))
     assert r.status_code == 200, r.text

@@ -4,38 +4,17 @@ poppler-utils) so the numbers in it are checked, not only its existence."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
-import pytest
 from litestar import Litestar
 
 from service.app import create_app
 from service.db.pool import create_pool
 from service.settings import Settings
-from tests.test_cli import cli
-from tests.test_compliance import PERIOD, _report, seeded, seeded_url
-
-__all__ = ["seeded", "seeded_url"]
-
-Seeded = tuple[httpx.AsyncClient, dict[str, str]]
-
-
-def pdf_text(pdf: bytes, tmp_path: Path) -> str:
-    """The PDF's text, as poppler's ``pdftotext`` reads it (layout kept)."""
-    tool = shutil.which("pdftotext")
-    if tool is None:
-        pytest.fail("reading the PDF needs pdftotext (Debian: `apt-get install poppler-utils`)")
-    assert pdf.startswith(b"%PDF-"), pdf[:20]
-    source = tmp_path / "report.pdf"
-    source.write_bytes(pdf)
-    done = subprocess.run(  # noqa: S603 - a fixed tool on our own file
-        [tool, "-layout", str(source), "-"], capture_output=True, check=True, timeout=60
-    )
-    return done.stdout.decode()
+from tests.helpers.cli import cli
+from tests.helpers.compliance import PERIOD, Seeded, compliance_report, pdf_text
 
 
 def assert_report_numbers(text: str, report: dict[str, Any]) -> None:
@@ -63,7 +42,7 @@ def assert_report_numbers(text: str, report: dict[str, Any]) -> None:
 async def test_the_command_line_prints_the_dashboard_as_pdf(
     seeded: Seeded, seeded_url: str, tmp_path: Path
 ) -> None:
-    report = await _report(seeded)
+    report = await compliance_report(seeded)
     out = tmp_path / "compliance.pdf"
     result = cli(
         seeded_url, "report", "--pdf", str(out), "--from", "2026-01-01", "--to", "2026-01-31"
@@ -91,7 +70,7 @@ def test_the_command_line_says_when_there_is_no_chromium(seeded_url: str, tmp_pa
 
 async def test_the_api_serves_the_same_pdf(seeded: Seeded, tmp_path: Path) -> None:
     client, headers = seeded
-    report = await _report(seeded)
+    report = await compliance_report(seeded)
     r = await client.get(
         "/v1/reports/compliance",
         params={"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z", "format": "pdf"},

@@ -11,7 +11,7 @@ import pytest
 from csaf.csaf.v20._validator import validate
 
 from tests.conftest import PlatformFixture, register_model
-from tests.helpers.notices import admin_headers, confirm_target, decide, host
+from tests.helpers.notices import admin_headers, confirm_target, decide, host, recall_hosted_model
 
 
 def assert_valid(doc: dict[str, Any]) -> None:
@@ -104,11 +104,10 @@ async def test_other_actions_are_valid_advisories(
     fields: dict[str, Any],
     category: str,
 ) -> None:
-    second = await admin_headers(pool)
     model = f"acme/csaf-{fields['action']}-{uniq}"
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    decision = await decide(client, admin, second, model, notify=False, **fields)
+    decision = await recall_hosted_model(
+        client, pool, admin, platform, model, notify=False, **fields
+    )
     doc = await _advisory(client, regulator, decision["id"])
     assert_valid(doc)
     assert doc["vulnerabilities"][0]["remediations"][0]["category"] == category
@@ -123,11 +122,8 @@ async def test_a_withdrawn_decision_is_a_final_advisory_without_remediation(
     platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    second = await admin_headers(pool)
     model = f"acme/csaf-withdrawn-{uniq}"
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    decision = await decide(client, admin, second, model, notify=False)
+    decision = await recall_hosted_model(client, pool, admin, platform, model, notify=False)
     r = await client.post(
         f"/v1/decommissions/{decision['id']}/withdraw",
         json={"reason": "false report"},

@@ -27,6 +27,8 @@ from tests.helpers.notices import (
     decide,
     drain,
     host,
+    propose,
+    recall_hosted_model,
 )
 
 
@@ -46,14 +48,7 @@ async def test_four_eyes_and_illegal_transitions(
     second = await admin_headers(pool)
     model = f"acme/foureyes-{uniq}"
     await register_model(client, admin, model)
-    r = await client.post(
-        "/v1/decommissions",
-        json={"model": model, "action": "recall", "reason": "leaks training data"},
-        headers=admin,
-    )
-    assert r.status_code == 201, r.text
-    decision = r.json()
-    assert decision["status"] == "proposed"
+    decision = await propose(client, admin, model, reason="leaks training data")
     path = f"/v1/decommissions/{decision['id']}"
 
     # Notifying before approval, or executing, is not a legal move.
@@ -332,11 +327,9 @@ async def test_confirming_a_decision_not_yet_notified_is_a_conflict(
     platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    second = await admin_headers(pool)
-    model = f"acme/early-{uniq}"
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    decision = await decide(client, admin, second, model, notify=False)
+    decision = await recall_hosted_model(
+        client, pool, admin, platform, f"acme/early-{uniq}", notify=False
+    )
     target = decision["targets"][0]
     with pytest.raises(Conflict):
         await confirm_target(pool, decision, target)
@@ -396,9 +389,9 @@ async def test_platform_sees_only_notified_decisions_that_apply_to_it(
 ) -> None:
     second = await admin_headers(pool)
     model = f"acme/visible-{uniq}"
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    pending = await decide(client, admin, second, model, notify=False)
+    pending = await recall_hosted_model(
+        client, pool, admin, platform, model, approver=second, notify=False
+    )
     assert (
         await client.get(f"/v1/decommissions/{pending['id']}", headers=platform.headers)
     ).status_code == 404

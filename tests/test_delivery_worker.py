@@ -25,7 +25,17 @@ from service.domain.delivery_worker import (
 from service.metrics import REGISTRY
 from service.settings import Settings
 from tests.conftest import LOOPBACK, TEST_VAULT, PlatformFixture, make_platform, register_model
-from tests.helpers.notices import FAST, Receiver, add_endpoint, admin_headers, decide, drain, host
+from tests.helpers.notices import (
+    FAST,
+    Receiver,
+    add_endpoint,
+    admin_headers,
+    decide,
+    drain,
+    host,
+    notices_for,
+    recall_hosted_model,
+)
 
 
 def test_default_retry_schedule_spans_more_than_a_day() -> None:
@@ -53,32 +63,6 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert parse_retry_after("99999999", now=now) == 24 * 3600
 
 
-async def _one_notice(
-    client: httpx.AsyncClient,
-    pool: asyncpg.Pool,
-    admin: dict[str, str],
-    receiver: Receiver,
-    platform: PlatformFixture,
-    model: str,
-    *,
-    endpoint: bool = True,
-) -> dict[str, Any]:
-    second = await admin_headers(pool)
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    if endpoint:
-        await add_endpoint(client, admin, receiver, platform)
-    return await decide(client, admin, second, model)
-
-
-async def _notices(
-    client: httpx.AsyncClient, admin: dict[str, str], decision_id: str
-) -> list[dict[str, Any]]:
-    r = await client.get("/v1/notifications", params={"decision_id": decision_id}, headers=admin)
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
-
-
 async def test_a_failing_receiver_that_recovers_gets_the_notice_once(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
@@ -92,7 +76,9 @@ async def test_a_failing_receiver_that_recovers_gets_the_notice_once(
     path = f"/hooks/{platform.slug}"
     receiver.answer(path, 500, 503, (429, {"Retry-After": "1"}), 200, 200)
     counted_before = {k: _attempts_counted(k) for k in ("retry", "delivered")}
-    decision = await _one_notice(client, pool, admin, receiver, platform, f"acme/flaky-{uniq}")
+    decision = await recall_hosted_model(
+        client, pool, admin, platform, f"acme/flaky-{uniq}", receiver=receiver
+    )
     await drain(pool, http, lambda: len(receiver.delivered()) == 1)
     # More rounds deliver nothing more: the receiver answered 2xx once.
     for _ in range(10):
@@ -103,7 +89,7 @@ async def test_a_failing_receiver_that_recovers_gets_the_notice_once(
     assert len({h.msg_id for h in hits}) == 1
     assert all(h.verified for h in hits)
 
-    [notice] = await _notices(client, admin, decision["id"])
+    [notice] = await notices_for(client, admin, decision["id"])
     assert notice["status"] == "delivered"
     assert notice["attempts"] == 4
     r = await client.get(f"/v1/notifications/{notice['id']}/attempts", headers=platform.headers)
@@ -150,10 +136,8 @@ async def test_an_unreachable_receiver_is_recorded_as_an_error(
     )
     assert r.status_code == 201
     endpoint_id = r.json()["endpoint"]["id"]
-    decision = await _one_notice(
-        client, pool, admin, receiver, platform, f"acme/unreachable-{uniq}", endpoint=False
-    )
-    [notice] = await _notices(client, admin, decision["id"])
+    decision = await recall_hosted_model(client, pool, admin, platform, f"acme/unreachable-{uniq}")
+    [notice] = await notices_for(client, admin, decision["id"])
     await drain(pool, http, lambda: True)
     r = await client.get(f"/v1/notifications/{notice['id']}/attempts", headers=admin)
     [attempt] = r.json()["items"]
@@ -240,9 +224,11 @@ async def test_a_410_disables_the_endpoint_until_an_admin_enables_it(
 ) -> None:
     path = f"/hooks/{platform.slug}"
     receiver.answer(path, 410)
-    first = await _one_notice(client, pool, admin, receiver, platform, f"acme/gone-{uniq}")
+    first = await recall_hosted_model(
+        client, pool, admin, platform, f"acme/gone-{uniq}", receiver=receiver
+    )
     await drain(pool, http, lambda: len(receiver.to(path)) == 1)
-    [notice] = await _notices(client, admin, first["id"])
+    [notice] = await notices_for(client, admin, first["id"])
     assert notice["status"] == "failed"
     assert notice["last_status"] == 410
     r = await client.get("/v1/endpoints", headers=platform.headers)
@@ -251,15 +237,11 @@ async def test_a_410_disables_the_endpoint_until_an_admin_enables_it(
     assert "410" in endpoint["disabled_reason"]
 
     # While disabled, new notices wait.
-    second = await admin_headers(pool)
-    model = f"acme/gone-two-{uniq}"
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    waiting = await decide(client, admin, second, model)
+    waiting = await recall_hosted_model(client, pool, admin, platform, f"acme/gone-two-{uniq}")
     for _ in range(5):
         await drain(pool, http, lambda: True)
     assert len(receiver.to(path)) == 1
-    [pending] = await _notices(client, admin, waiting["id"])
+    [pending] = await notices_for(client, admin, waiting["id"])
     assert pending["status"] == "pending"
 
     r = await client.patch(
@@ -287,7 +269,9 @@ async def test_the_worker_finishes_its_batch_on_shutdown(
     quiet_endpoints: None,
 ) -> None:
     receiver.delay = 0.5
-    decision = await _one_notice(client, pool, admin, receiver, platform, f"acme/shutdown-{uniq}")
+    decision = await recall_hosted_model(
+        client, pool, admin, platform, f"acme/shutdown-{uniq}", receiver=receiver
+    )
     stop = asyncio.Event()
     worker = asyncio.create_task(run_delivery_worker(pool, http, FAST, stop=stop))
     deadline = time.monotonic() + 10
@@ -296,7 +280,7 @@ async def test_the_worker_finishes_its_batch_on_shutdown(
         await asyncio.sleep(0.01)
     stop.set()  # mid-send
     await worker
-    [notice] = await _notices(client, admin, decision["id"])
+    [notice] = await notices_for(client, admin, decision["id"])
     assert notice["status"] == "delivered"
     assert len(receiver.delivered()) == 1
 
@@ -312,7 +296,9 @@ async def test_the_app_runs_the_worker_when_its_setting_says_so(
     uniq: str,
     quiet_endpoints: None,
 ) -> None:
-    await _one_notice(client, pool, admin, receiver, platform, f"acme/lifespan-{uniq}")
+    await recall_hosted_model(
+        client, pool, admin, platform, f"acme/lifespan-{uniq}", receiver=receiver
+    )
     on = msgspec.structs.replace(settings, outbox_worker=True, outbox_poll_seconds=0.02)
     app = create_app(on, pool=pool, http=http)
     async with app.lifespan():
@@ -338,7 +324,9 @@ async def test_a_worker_lost_mid_send_resends_with_the_same_webhook_id(
     Receivers must therefore drop a ``webhook-id`` they have already processed.
     """
     receiver.delay = 0.3
-    decision = await _one_notice(client, pool, admin, receiver, platform, f"acme/lost-{uniq}")
+    decision = await recall_hosted_model(
+        client, pool, admin, platform, f"acme/lost-{uniq}", receiver=receiver
+    )
     lost = asyncio.create_task(deliver_batch(pool, http, FAST))
     deadline = time.monotonic() + 10
     while receiver.started == 0:
@@ -347,7 +335,7 @@ async def test_a_worker_lost_mid_send_resends_with_the_same_webhook_id(
     lost.cancel()  # the worker dies while the receiver is answering
     with contextlib.suppress(asyncio.CancelledError):
         await lost
-    [notice] = await _notices(client, admin, decision["id"])
+    [notice] = await notices_for(client, admin, decision["id"])
     assert notice["status"] == "pending"
     assert notice["attempts"] == 0
     receiver.delay = 0

@@ -6,14 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import msgspec
 
-from tests.test_compliance import PERIOD, _report, seeded, seeded_url
-
-__all__ = ["seeded", "seeded_url"]
-
-Seeded = tuple[httpx.AsyncClient, dict[str, str]]
+from tests.helpers.compliance import PERIOD, Seeded, compliance_report
 
 
 async def _rows(seeded: Seeded, url: str) -> list[dict[str, Any]]:
@@ -61,7 +56,7 @@ def _expected(scope: dict[str, Any], key: str, rows: list[dict[str, Any]]) -> tu
 async def test_every_figure_export_returns_exactly_the_records_it_counts(
     seeded: Seeded,
 ) -> None:
-    report = await _report(seeded)
+    report = await compliance_report(seeded)
     scopes = [report["overall"], *report["platforms"]]
     assert [s["platform"] for s in scopes] == [None, "forge", "hub"]
     checked = 0
@@ -97,7 +92,7 @@ async def test_every_figure_export_returns_exactly_the_records_it_counts(
 
 
 async def test_the_figure_exports_are_filters_a_reader_can_use(seeded: Seeded) -> None:
-    report = await _report(seeded)
+    report = await compliance_report(seeded)
     records = report["overall"]["records"]
     assert records["detect.current.deadlines.missed"] == {
         "export": "/v1/exports/incidents?from=2026-01-01T00%3A00%3A00Z"
@@ -133,7 +128,7 @@ async def test_a_dataset_refuses_filters_it_has_no_field_for(seeded: Seeded) -> 
 async def test_the_series_count_the_reports_incidents_by_week_and_time_to_triage(
     seeded: Seeded,
 ) -> None:
-    report = await _report(seeded)
+    report = await compliance_report(seeded)
     series = report["series"]
     # January 2026 touches five weeks (Mondays, UTC); the merged duplicate is left out.
     assert series["incidents_per_week"] == [
@@ -164,7 +159,7 @@ async def test_the_series_count_the_reports_incidents_by_week_and_time_to_triage
         (604800, None, 0),
     ]
     # Narrowed to a platform, the series narrow too: forge reported only R-3.
-    forge = await _report(seeded, platform="forge")
+    forge = await compliance_report(seeded, platform="forge")
     assert [w["by_category"] for w in forge["series"]["incidents_per_week"]][2] == {
         "bias_discrimination": 1
     }

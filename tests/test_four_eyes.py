@@ -5,13 +5,11 @@ seqs of those two events."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture, bearer, register_model
-from tests.helpers.notices import Receiver, add_endpoint, admin_headers, drain, host
+from tests.helpers.notices import Receiver, admin_headers, drain, propose, recall_hosted_model
 
 
 async def _mint_admin(client: httpx.AsyncClient, by: dict[str, str], name: str) -> dict[str, str]:
@@ -19,17 +17,6 @@ async def _mint_admin(client: httpx.AsyncClient, by: dict[str, str], name: str) 
     r = await client.post("/v1/keys", json={"role": "admin", "name": name}, headers=by)
     assert r.status_code == 201, r.text
     return bearer(r.json()["key"])
-
-
-async def _propose(client: httpx.AsyncClient, by: dict[str, str], model: str) -> dict[str, Any]:
-    r = await client.post(
-        "/v1/decommissions",
-        json={"model": model, "action": "recall", "reason": "leaks training data"},
-        headers=by,
-    )
-    assert r.status_code == 201, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 async def test_the_proposer_in_another_key_may_not_approve(
@@ -46,7 +33,7 @@ async def test_the_proposer_in_another_key_may_not_approve(
     by_independent = await _mint_admin(client, independent, "minted by the second admin")
     model = f"acme/four-eyes-{uniq}"
     await register_model(client, admin, model)
-    decision = await _propose(client, admin, model)
+    decision = await propose(client, admin, model, reason="leaks training data")
     approve = f"/v1/decommissions/{decision['id']}/approve"
     late = await admin_headers(pool)
     late_minted = await _mint_admin(client, independent, "minted after the proposal")
@@ -82,7 +69,7 @@ async def test_a_chain_of_two_is_followed_down_from_the_proposer_not_up(
     grandchild = await _mint_admin(client, child, "grandchild")
     model = f"acme/four-eyes-chain-{uniq}"
     await register_model(client, admin, model)
-    decision = await _propose(client, proposer, model)
+    decision = await propose(client, proposer, model, reason="leaks training data")
     approve = f"/v1/decommissions/{decision['id']}/approve"
     assert (await client.post(approve, headers=grandchild)).status_code == 403
     assert (await client.post(approve, headers=child)).status_code == 403
@@ -100,24 +87,22 @@ async def test_the_notice_names_proposer_and_approver_with_their_ledger_seqs(
     uniq: str,
     quiet_endpoints: None,
 ) -> None:
-    second = await admin_headers(pool)
-    model = f"acme/four-eyes-notice-{uniq}"
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    await add_endpoint(client, admin, receiver, platform)
-    decision = await _propose(client, admin, model)
-    path = f"/v1/decommissions/{decision['id']}"
-    assert (await client.post(f"{path}/approve", headers=second)).status_code == 200
-    r = await client.post(f"{path}/notify", headers=second)
-    assert r.status_code == 200, r.text
-    decided = r.json()
+    decided = await recall_hosted_model(
+        client,
+        pool,
+        admin,
+        platform,
+        f"acme/four-eyes-notice-{uniq}",
+        receiver=receiver,
+        reason="leaks training data",
+    )
 
     await drain(pool, http, lambda: len(receiver.delivered()) == 1)
     [hit] = receiver.delivered()
     assert hit.verified
     assert hit.payload is not None
     data = hit.payload["data"]
-    r = await client.get("/v1/events", params={"subject_id": decision["id"]}, headers=admin)
+    r = await client.get("/v1/events", params={"subject_id": decided["id"]}, headers=admin)
     events = {e["kind"]: e for e in r.json()["items"]}
     proposed, approved = events["decommission.proposed"], events["decommission.approved"]
     approvals = {a["step"]: a for a in data["approvals"]}

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import PlatformFixture
 from tests.helpers.adapters import gh_repository, gh_send, hf_payload, hf_send
-from tests.helpers.webhooks import deliver, hosted, new_secret
+from tests.helpers.hostings import deliver_ok, hosting_of
+from tests.helpers.webhooks import hosted
 
 FULL: dict[str, Any] = {
     "external_id": "ext-1",
@@ -24,22 +24,6 @@ FULL: dict[str, Any] = {
         "safety_testing": {"present": True, "url": "https://hub.example/safety"},
     },
 }
-
-
-@pytest.fixture
-async def secret(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
-) -> str:
-    return await new_secret(client, admin, platform.slug)
-
-
-async def _hosting(
-    client: httpx.AsyncClient, admin: dict[str, str], slug: str, model: str
-) -> dict[str, Any]:
-    r = await client.get("/v1/hostings", params={"platform": slug}, headers=admin)
-    found: list[dict[str, Any]] = [h for h in r.json()["items"] if h["model"] == model]
-    assert len(found) == 1, r.text
-    return found[0]
 
 
 def _kept(h: dict[str, Any]) -> dict[str, Any]:
@@ -65,11 +49,6 @@ EXPECTED = {
 }
 
 
-async def _send(client: httpx.AsyncClient, slug: str, secret: str, body: bytes) -> None:
-    r = await deliver(client, slug, secret, body)
-    assert r.status_code in (200, 202), r.text
-
-
 async def test_model_hosted_with_only_model_and_url_keeps_the_rest(
     client: httpx.AsyncClient,
     admin: dict[str, str],
@@ -78,10 +57,10 @@ async def test_model_hosted_with_only_model_and_url_keeps_the_rest(
     uniq: str,
 ) -> None:
     model = f"acme/kept-{uniq}"
-    await _send(client, platform.slug, secret, hosted(model, **FULL))
-    assert _kept(await _hosting(client, admin, platform.slug, model)) == EXPECTED
-    await _send(client, platform.slug, secret, hosted(model))
-    assert _kept(await _hosting(client, admin, platform.slug, model)) == EXPECTED
+    await deliver_ok(client, platform.slug, secret, hosted(model, **FULL))
+    assert _kept(await hosting_of(client, admin, platform.slug, model)) == EXPECTED
+    await deliver_ok(client, platform.slug, secret, hosted(model))
+    assert _kept(await hosting_of(client, admin, platform.slug, model)) == EXPECTED
 
 
 async def test_model_hosted_with_explicit_nulls_clears_them(
@@ -92,11 +71,11 @@ async def test_model_hosted_with_explicit_nulls_clears_them(
     uniq: str,
 ) -> None:
     model = f"acme/cleared-{uniq}"
-    await _send(client, platform.slug, secret, hosted(model, **FULL))
+    await deliver_ok(client, platform.slug, secret, hosted(model, **FULL))
     nulls = {"revision": None, "licence": None, "external_id": None, "downloads": None}
     docs = {"documentation": {"safety_testing": {"present": False}}}
-    await _send(client, platform.slug, secret, hosted(model, **nulls, **docs))
-    h = await _hosting(client, admin, platform.slug, model)
+    await deliver_ok(client, platform.slug, secret, hosted(model, **nulls, **docs))
+    h = await hosting_of(client, admin, platform.slug, model)
     assert _kept(h) == {
         **EXPECTED,
         **nulls,
@@ -113,8 +92,8 @@ async def test_a_new_hosting_takes_the_defaults_for_what_is_omitted(
     uniq: str,
 ) -> None:
     model = f"acme/fresh-{uniq}"
-    await _send(client, platform.slug, secret, hosted(model))
-    h = await _hosting(client, admin, platform.slug, model)
+    await deliver_ok(client, platform.slug, secret, hosted(model))
+    h = await hosting_of(client, admin, platform.slug, model)
     assert (h["revision"], h["licence"], h["gated"], h["downloads"]) == (None, None, False, None)
     assert h["documentation"]["model_card"] == {"present": False, "url": None}
 
@@ -127,12 +106,12 @@ async def test_huggingface_create_for_a_hosting_that_exists_keeps_the_rest(
     uniq: str,
 ) -> None:
     model = f"hf-{uniq}/kept"
-    await _send(client, platform.slug, secret, hosted(model, **FULL))
+    await deliver_ok(client, platform.slug, secret, hosted(model, **FULL))
     r = await hf_send(
         client, platform.slug, secret, hf_payload(model, action="create", scope="repo")
     )
     assert r.status_code == 202, r.text
-    h = await _hosting(client, admin, platform.slug, model)
+    h = await hosting_of(client, admin, platform.slug, model)
     # The Hub's payload carries the repository id and head commit; nothing else is touched.
     assert _kept(h) == {
         **EXPECTED,
@@ -149,10 +128,10 @@ async def test_github_publicized_for_a_hosting_that_exists_keeps_the_rest(
     uniq: str,
 ) -> None:
     model = f"gh-{uniq}/kept"
-    await _send(client, platform.slug, secret, hosted(model, **FULL))
+    await deliver_ok(client, platform.slug, secret, hosted(model, **FULL))
     payload = {"action": "publicized", "repository": gh_repository(model)}
     r = await gh_send(client, platform.slug, secret, "repository", payload)
     assert r.status_code == 202, r.text
-    h = await _hosting(client, admin, platform.slug, model)
+    h = await hosting_of(client, admin, platform.slug, model)
     # GitHub's payload carries the repository id and its licence; nothing else is touched.
     assert _kept(h) == {**EXPECTED, "external_id": "1296269"}

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import PlatformFixture, register_model
+from tests.helpers.audits import grant, new_auditor
 from tests.helpers.webhooks import deliver, event, hosted, new_secret
-from tests.test_audits import grant, new_auditor
 
 
 def body(model: str, **fields: object) -> dict[str, object]:

@@ -14,6 +14,7 @@ from service.domain.incidents import record_incident
 from service.errors import Forbidden, InvalidInput
 from service.schemas.incidents import IncidentIn
 from tests.conftest import PlatformFixture, register_model
+from tests.helpers.incidents import incident_body
 
 
 async def hosting(
@@ -26,16 +27,6 @@ async def hosting(
     )
     assert r.status_code == 201, r.text
     return cast("dict[str, Any]", r.json())
-
-
-def incident_body(*models: str, **fields: object) -> dict[str, object]:
-    return {
-        "title": "model produces harmful content",
-        "category": "harmful_content",
-        "severity": "high",
-        "models": list(models),
-        **fields,
-    }
 
 
 async def test_platform_reports_through_the_api_and_the_ledger_records_it(

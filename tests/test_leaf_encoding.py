@@ -24,29 +24,15 @@ from service.domain.jcs import MAX_SAFE_INTEGER, NotCanonical, canonicalize
 from service.domain.ledger import canonical_entry
 from service.domain.verification import Seen, export_events, verify_registry
 from tests.conftest import PlatformFixture, register_model
+from tests.helpers.audits import audit_body, grant, new_auditor
+from tests.helpers.jcs import jcs_leaf, read_event, read_number
 from tests.helpers.ledger import seal_all
-from tests.test_audits import audit_body, grant, new_auditor
 
 VECTORS = Path(__file__).parent / "vectors" / "leaves.json"
 
 
-def _number(text: str) -> int | float:
-    """A JSON integer as RFC 8785 reads it: a double, kept as an int while exact."""
-    value = int(text)
-    return value if abs(value) <= MAX_SAFE_INTEGER else float(text)
-
-
-def read_event(text: str | bytes) -> Any:
-    return json.loads(text, parse_int=_number)
-
-
-def jcs_leaf(event: Any) -> bytes:
-    """The leaf hash, by the independent implementation."""
-    return hashlib.sha256(b"\x00" + rfc8785.dumps(event)).digest()
-
-
 def test_vectors_recompute_with_an_independent_implementation() -> None:
-    vectors = json.loads(VECTORS.read_text(encoding="utf-8"), parse_int=_number)
+    vectors = json.loads(VECTORS.read_text(encoding="utf-8"), parse_int=read_number)
     assert {v["name"] for v in vectors} >= {"floats", "integers", "strings", "key-order"}
     text = VECTORS.read_text(encoding="utf-8")
     for needle in ("1e-07", "1e+21", "-0.0", "1000000000000000000000", "\u2028", "\U0001f600"):
@@ -105,7 +91,7 @@ async def _served_events(client: httpx.AsyncClient, headers: dict[str, str]) -> 
             params["cursor"] = cursor
         r = await client.get("/v1/events", params=params, headers=headers)
         assert r.status_code == 200, r.text
-        page = json.loads(r.content, parse_int=_number)
+        page = json.loads(r.content, parse_int=read_number)
         texts.extend(json.dumps(item).encode() for item in page["items"])
         cursor = page["next_cursor"]
         if cursor is None:

@@ -9,8 +9,8 @@ import httpx
 
 from tests.conftest import PlatformFixture, register_model
 from tests.helpers.adapters import gh_repository, gh_send
+from tests.helpers.audits import audit_body, grant, new_auditor
 from tests.helpers.webhooks import deliver, event, hosted, new_secret
-from tests.test_audits import audit_body, grant, new_auditor
 
 
 async def test_one_model_whatever_the_case(

@@ -17,6 +17,7 @@ from tests.helpers.notices import (
     decide,
     drain,
     host,
+    recall_hosted_model,
 )
 
 
@@ -122,12 +123,8 @@ async def test_withdrawal_of_a_notified_decision_is_announced(
     uniq: str,
     quiet_endpoints: None,
 ) -> None:
-    second = await admin_headers(pool)
     model = f"acme/withdrawn-{uniq}"
-    await register_model(client, admin, model)
-    await host(client, admin, model, platform)
-    await add_endpoint(client, admin, receiver, platform)
-    decision = await decide(client, admin, second, model)
+    decision = await recall_hosted_model(client, pool, admin, platform, model, receiver=receiver)
     r = await client.post(
         f"/v1/decommissions/{decision['id']}/withdraw",
         json={"reason": "the incident was a false report"},

@@ -21,8 +21,7 @@ from service.app import create_app
 from service.domain.delivery_worker import FAILURE_TEXT
 from service.settings import Settings
 from tests.conftest import PlatformFixture
-from tests.helpers.notices import FAST, Receiver, drain
-from tests.test_delivery_worker import _notices, _one_notice
+from tests.helpers.notices import FAST, Receiver, drain, notices_for, recall_hosted_model
 
 #: Every kind of address a notice must not reach, in the spellings an attacker would try.
 FORBIDDEN = [
@@ -127,8 +126,8 @@ async def test_an_endpoint_that_now_points_inside_is_refused_at_send_time(
 ) -> None:
     """An endpoint registered while its name was public whose name now resolves to loopback
     (DNS rebinding): the worker, allowed no private network, must not call it."""
-    decision = await _one_notice(
-        client, pool, admin, receiver, platform, f"acme/rebind-{spelling}-{uniq}"
+    decision = await recall_hosted_model(
+        client, pool, admin, platform, f"acme/rebind-{spelling}-{uniq}", receiver=receiver
     )
     await conn.execute(
         "UPDATE notification_endpoints SET url = replace(url, '127.0.0.1', $2) "
@@ -137,7 +136,7 @@ async def test_an_endpoint_that_now_points_inside_is_refused_at_send_time(
         spelling,
     )
     public_only = dataclasses.replace(FAST, allowed_networks=())
-    [notice] = await _notices(client, admin, decision["id"])
+    [notice] = await notices_for(client, admin, decision["id"])
     await drain(pool, http, lambda: True, config=public_only)
     assert receiver.hits == []
     assert receiver.started == 0
@@ -172,8 +171,10 @@ async def test_redirects_are_not_followed(
 ) -> None:
     path = f"/hooks/{platform.slug}"
     receiver.answer(path, (302, {"Location": "http://169.254.169.254/latest/meta-data/"}))
-    decision = await _one_notice(client, pool, admin, receiver, platform, f"acme/redir-{uniq}")
-    [notice] = await _notices(client, admin, decision["id"])
+    decision = await recall_hosted_model(
+        client, pool, admin, platform, f"acme/redir-{uniq}", receiver=receiver
+    )
+    [notice] = await notices_for(client, admin, decision["id"])
     follows = httpx.AsyncClient(follow_redirects=True)
     async with follows:
         await drain(pool, follows, lambda: len(receiver.to(path)) >= 1)

@@ -10,7 +10,7 @@ GitHub) and the REST ``PATCH``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, cast
 from uuid import UUID
 
@@ -24,92 +24,12 @@ from service.app import create_app
 from service.settings import Settings
 from tests.conftest import PlatformFixture, register_model
 from tests.helpers.adapters import gh_repository, gh_send, hf_payload, hf_send
+from tests.helpers.hostings import deliver_ok, hosting_of
 from tests.helpers.notices import Receiver, add_endpoint, admin_headers, decide
-from tests.helpers.webhooks import deliver, event, hosted, new_secret
+from tests.helpers.recalls import assert_late_again, recall_carried_out
+from tests.helpers.webhooks import deliver, event, hosted
 
 pytestmark = pytest.mark.usefixtures("quiet_endpoints")
-
-
-@pytest.fixture
-async def secret(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
-) -> str:
-    return await new_secret(client, admin, platform.slug)
-
-
-async def _hosting_id(
-    client: httpx.AsyncClient, admin: dict[str, str], slug: str, model: str
-) -> str:
-    r = await client.get("/v1/hostings", params={"platform": slug}, headers=admin)
-    assert r.status_code == 200, r.text
-    found = [h["id"] for h in r.json()["items"] if h["model"] == model]
-    assert len(found) == 1, r.text
-    return str(found[0])
-
-
-async def _send(client: httpx.AsyncClient, slug: str, secret: str, body: bytes) -> None:
-    r = await deliver(client, slug, secret, body)
-    assert r.status_code in (200, 202), r.text
-
-
-async def _recall_carried_out(
-    client: httpx.AsyncClient,
-    pool: asyncpg.Pool,
-    admin: dict[str, str],
-    platform: PlatformFixture,
-    secret: str,
-    receiver: Receiver,
-    model: str,
-    *,
-    create: Callable[[], Awaitable[None]] | None = None,
-) -> tuple[dict[str, Any], str]:
-    """The platform hosts ``model`` (through ``create``, or ``model.hosted``), a recall is
-    notified, and the platform confirms it removed: the decision is executed. Returns the
-    decision and the hosting id."""
-    await add_endpoint(client, admin, receiver, platform)
-    if create is None:
-        await _send(client, platform.slug, secret, hosted(model, revision="abc123"))
-    else:
-        await create()
-    hosting_id = await _hosting_id(client, admin, platform.slug, model)
-    decision = await decide(client, admin, await admin_headers(pool), model)
-    done = event(
-        "decommission.executed",
-        {"decision_id": decision["id"], "model": model, "outcome": "removed"},
-    )
-    await _send(client, platform.slug, secret, done)
-    r = await client.get(f"/v1/decommissions/{decision['id']}", headers=admin)
-    assert r.json()["status"] == "executed", r.text
-    [target] = r.json()["targets"]
-    assert (target["hosting_id"], target["outcome"]) == (hosting_id, "removed")
-    return decision, hosting_id
-
-
-async def _assert_late_again(
-    client: httpx.AsyncClient,
-    admin: dict[str, str],
-    platform: PlatformFixture,
-    decision: dict[str, Any],
-    hosting_id: str,
-) -> None:
-    """The hosting is a late target awaiting confirmation, and its platform was told once
-    more, in one notice listing it."""
-    r = await client.get(f"/v1/decommissions/{decision['id']}", headers=admin)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["status"] == "executed"
-    [target] = [t for t in body["targets"] if t["hosting_id"] == hosting_id]
-    assert target["late"] is True
-    assert (target["confirmed_at"], target["outcome"]) == (None, None)
-    r = await client.get(
-        "/v1/notifications", params={"decision_id": decision["id"]}, headers=platform.headers
-    )
-    assert r.status_code == 200, r.text
-    notices = sorted(r.json()["items"], key=lambda n: n["created_at"])
-    assert len(notices) == 2, notices  # the first notice, and the one for the late hosting
-    late = notices[-1]["payload"]
-    hostings = late.get("data", late)["hostings"]
-    assert [(h["hosting_id"], h["late"]) for h in hostings] == [(hosting_id, True)]
 
 
 async def test_model_hosted_again_is_late_and_overdue_until_confirmed_again(
@@ -123,11 +43,11 @@ async def test_model_hosted_again_is_late_and_overdue_until_confirmed_again(
 ) -> None:
     model = f"acme/rehosted-{uniq}"
     await register_model(client, admin, model)
-    decision, hosting_id = await _recall_carried_out(
+    decision, hosting_id = await recall_carried_out(
         client, pool, admin, platform, secret, receiver, model
     )
-    await _send(client, platform.slug, secret, hosted(model))
-    await _assert_late_again(client, admin, platform, decision, hosting_id)
+    await deliver_ok(client, platform.slug, secret, hosted(model))
+    await assert_late_again(client, admin, platform, decision, hosting_id)
 
     # Past the deadline, the platform is overdue with its late hosting until it confirms.
     async with pool.acquire() as c:
@@ -144,7 +64,7 @@ async def test_model_hosted_again_is_late_and_overdue_until_confirmed_again(
         "decommission.executed",
         {"decision_id": decision["id"], "model": model, "outcome": "removed"},
     )
-    await _send(client, platform.slug, secret, done)
+    await deliver_ok(client, platform.slug, secret, done)
     r = await client.get(path, params={"decision_id": decision["id"]}, headers=admin)
     assert r.json()["items"] == []
 
@@ -162,13 +82,13 @@ async def test_model_updated_to_hosted_on_the_batch_path(
     assert app.state.webhook_gate.group_commit is not None  # a lone model.updated is batched
     model = f"acme/updated-batch-{uniq}"
     await register_model(client, admin, model)
-    decision, hosting_id = await _recall_carried_out(
+    decision, hosting_id = await recall_carried_out(
         client, pool, admin, platform, secret, receiver, model
     )
-    await _send(
+    await deliver_ok(
         client, platform.slug, secret, event("model.updated", {"model": model, "status": "hosted"})
     )
-    await _assert_late_again(client, admin, platform, decision, hosting_id)
+    await assert_late_again(client, admin, platform, decision, hosting_id)
 
 
 @pytest.fixture
@@ -192,12 +112,12 @@ async def test_model_updated_to_hosted_on_the_regular_path(
 ) -> None:
     model = f"acme/updated-one-{uniq}"
     await register_model(client, admin, model)
-    decision, hosting_id = await _recall_carried_out(
+    decision, hosting_id = await recall_carried_out(
         client, pool, admin, platform, secret, receiver, model
     )
     body = event("model.updated", {"model": model, "status": "hosted"})
-    await _send(unbatched, platform.slug, secret, body)
-    await _assert_late_again(client, admin, platform, decision, hosting_id)
+    await deliver_ok(unbatched, platform.slug, secret, body)
+    await assert_late_again(client, admin, platform, decision, hosting_id)
 
 
 async def test_patch_hosting_to_hosted(
@@ -211,12 +131,12 @@ async def test_patch_hosting_to_hosted(
 ) -> None:
     model = f"acme/patched-{uniq}"
     await register_model(client, admin, model)
-    decision, hosting_id = await _recall_carried_out(
+    decision, hosting_id = await recall_carried_out(
         client, pool, admin, platform, secret, receiver, model
     )
     r = await client.patch(f"/v1/hostings/{hosting_id}", json={"status": "hosted"}, headers=admin)
     assert r.status_code == 200, r.text
-    await _assert_late_again(client, admin, platform, decision, hosting_id)
+    await assert_late_again(client, admin, platform, decision, hosting_id)
 
 
 @pytest.mark.parametrize(
@@ -246,7 +166,7 @@ async def test_huggingface_hosting_again(
         body = hf_payload(model, action="create", scope="repo")
         assert (await hf_send(client, platform.slug, secret, body)).status_code == 202
 
-    decision, hosting_id = await _recall_carried_out(
+    decision, hosting_id = await recall_carried_out(
         client, pool, admin, platform, secret, receiver, model, create=create
     )
     again = hf_payload(model, action=action, scope=scope, **extra)
@@ -254,7 +174,7 @@ async def test_huggingface_hosting_again(
     again = again.replace(b"c1a2b3d4e5f60718293a4b5c6d7e8f9012345678", b"ffee" * 10)
     r = await hf_send(client, platform.slug, secret, again)
     assert r.status_code == 202, r.text
-    await _assert_late_again(client, admin, platform, decision, hosting_id)
+    await assert_late_again(client, admin, platform, decision, hosting_id)
 
 
 @pytest.mark.parametrize("action", ["created", "unarchived", "publicized"])
@@ -275,13 +195,13 @@ async def test_github_hosting_again(
         r = await gh_send(client, platform.slug, secret, "repository", payload)
         assert r.status_code == 202, r.text
 
-    decision, hosting_id = await _recall_carried_out(
+    decision, hosting_id = await recall_carried_out(
         client, pool, admin, platform, secret, receiver, model, create=create
     )
     payload = {"action": action, "repository": gh_repository(model)}
     r = await gh_send(client, platform.slug, secret, "repository", payload)
     assert r.status_code == 202, r.text
-    await _assert_late_again(client, admin, platform, decision, hosting_id)
+    await assert_late_again(client, admin, platform, decision, hosting_id)
 
 
 async def test_a_hosting_removed_before_the_notice_is_late_when_hosted_again(
@@ -299,9 +219,9 @@ async def test_a_hosting_removed_before_the_notice_is_late_when_hosted_again(
     model = f"acme/gone-before-{uniq}"
     await register_model(client, admin, model)
     await add_endpoint(client, admin, receiver, platform)
-    await _send(client, platform.slug, secret, hosted(model))
-    await _send(client, platform.slug, secret, event("model.removed", {"model": model}))
-    hosting_id = await _hosting_id(client, admin, platform.slug, model)
+    await deliver_ok(client, platform.slug, secret, hosted(model))
+    await deliver_ok(client, platform.slug, secret, event("model.removed", {"model": model}))
+    hosting_id = (await hosting_of(client, admin, platform.slug, model))["id"]
     # The decision reaches another platform's hosting, so it is notified with targets.
     r = await client.post(
         "/v1/hostings",
@@ -312,7 +232,7 @@ async def test_a_hosting_removed_before_the_notice_is_late_when_hosted_again(
     decision = await decide(client, admin, await admin_headers(pool), model)
     assert hosting_id not in [t["hosting_id"] for t in decision["targets"]]
 
-    await _send(client, platform.slug, secret, hosted(model))
+    await deliver_ok(client, platform.slug, secret, hosted(model))
     r = await client.get(f"/v1/decommissions/{decision['id']}", headers=admin)
     [target] = [t for t in r.json()["targets"] if t["hosting_id"] == hosting_id]
     assert (target["late"], target["confirmed_at"]) == (True, None)
@@ -340,8 +260,8 @@ async def test_one_notice_lists_all_of_a_platforms_late_hostings(
     await register_model(client, admin, child, base_model=base, derivation="adapter")
     await add_endpoint(client, admin, receiver, platform)
     for name in (base, child):
-        await _send(client, platform.slug, secret, hosted(name))
-    ids = {n: await _hosting_id(client, admin, platform.slug, n) for n in (base, child)}
+        await deliver_ok(client, platform.slug, secret, hosted(name))
+    ids = {n: (await hosting_of(client, admin, platform.slug, n))["id"] for n in (base, child)}
     decision = await decide(
         client, admin, await admin_headers(pool), base, include_derivatives=True
     )
@@ -350,9 +270,9 @@ async def test_one_notice_lists_all_of_a_platforms_late_hostings(
             "decommission.executed",
             {"decision_id": decision["id"], "model": name, "outcome": "removed"},
         )
-        await _send(client, platform.slug, secret, done)
+        await deliver_ok(client, platform.slug, secret, done)
     for name in (base, child):
-        await _send(client, platform.slug, secret, hosted(name))
+        await deliver_ok(client, platform.slug, secret, hosted(name))
     r = await client.get(
         "/v1/notifications", params={"decision_id": decision["id"]}, headers=platform.headers
     )
@@ -389,8 +309,8 @@ async def test_a_confirmation_must_carry_out_what_was_asked(
     mismatch is 422 naming both, and writes nothing (the hosting keeps its status)."""
     model = f"acme/matrix-{uniq}"
     await register_model(client, admin, model)
-    await _send(client, platform.slug, secret, hosted(model))
-    hosting_id = await _hosting_id(client, admin, platform.slug, model)
+    await deliver_ok(client, platform.slug, secret, hosted(model))
+    hosting_id = (await hosting_of(client, admin, platform.slug, model))["id"]
     fields: dict[str, Any] = {"action": action}
     if action == "deprecate":
         fields["sunset_at"] = "2031-01-01T00:00:00Z"

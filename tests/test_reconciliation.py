@@ -23,9 +23,9 @@ from service.domain.models import update_model
 from service.domain.reconciler import reconcile_all
 from service.schemas.models import ModelPatch
 from tests.conftest import PlatformFixture, bearer, make_key, register_model
+from tests.helpers.audits import audit_body, grant, new_auditor
 from tests.helpers.ledger import seal_all
 from tests.helpers.notices import decide, host
-from tests.test_audits import audit_body, grant, new_auditor
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from service.domain.bundles import (
 from service.domain.checkpoints import Signer
 from service.domain.exports import ExportFilters
 from tests.conftest import register_model
+from tests.helpers.cli import cli
 from tests.helpers.ledger import seal_all
-from tests.test_cli import cli
 
 
 async def _bundle(

@@ -25,12 +25,12 @@ from litestar import Litestar
 from service.domain.checkpoints import Signer
 from service.domain.reporters import commit
 from tests.conftest import PlatformFixture, register_model
+from tests.helpers.audits import audit_body, grant, new_auditor
+from tests.helpers.incidents import incident_body
+from tests.helpers.jcs import jcs_leaf, read_event
 from tests.helpers.ledger import seal_all
 from tests.helpers.notices import admin_headers, decide, host
 from tests.helpers.webhooks import deliver, event, new_secret
-from tests.test_audits import audit_body, grant, new_auditor
-from tests.test_incidents import incident_body
-from tests.test_leaf_encoding import jcs_leaf, read_event
 
 pytestmark = pytest.mark.usefixtures("quiet_endpoints")
 

@@ -20,13 +20,6 @@ from tests.conftest import PlatformFixture, bearer, make_key, register_model
 from tests.helpers.webhooks import deliver, event, hosted, new_secret, signed
 
 
-@pytest.fixture
-async def secret(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
-) -> str:
-    return await new_secret(client, admin, platform.slug)
-
-
 async def test_hosted_registers_the_model_and_its_base_and_links_the_delivery(
     client: httpx.AsyncClient,
     admin: dict[str, str],

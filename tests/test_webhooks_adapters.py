@@ -8,20 +8,11 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import msgspec
-import pytest
 
 from tests.conftest import PlatformFixture
 from tests.helpers.adapters import gh_repository, gh_send, hf_payload, hf_send
-from tests.helpers.webhooks import new_secret
 
 _json = msgspec.json.Encoder()
-
-
-@pytest.fixture
-async def secret(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
-) -> str:
-    return await new_secret(client, admin, platform.slug)
 
 
 async def hosting_of(

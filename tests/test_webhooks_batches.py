@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
-import pytest
 
 from tests.conftest import PlatformFixture
-from tests.helpers.webhooks import deliver, event, hosted, new_secret
-
-
-@pytest.fixture
-async def secret(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
-) -> str:
-    return await new_secret(client, admin, platform.slug)
+from tests.helpers.webhooks import deliver, event, hosted
 
 
 async def _downloads_of(conn: asyncpg.Connection, platform_id: str) -> dict[str, int | None]:

@@ -7,17 +7,9 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
-import pytest
 
 from tests.conftest import PlatformFixture
 from tests.helpers.webhooks import deliver, event, hosted, new_secret
-
-
-@pytest.fixture
-async def secret(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: PlatformFixture
-) -> str:
-    return await new_secret(client, admin, platform.slug)
 
 
 async def _decision(

@@ -6,7 +6,7 @@ GitHub's ``repository.renamed`` and ``repository.transferred``."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -16,6 +16,7 @@ from service.domain.keys import create_key
 from service.schemas.keys import ApiKeyIn
 from tests.conftest import PlatformFixture, bearer
 from tests.helpers.adapters import gh_repository, gh_send, hf_payload, hf_send
+from tests.helpers.hostings import platform_hostings
 from tests.helpers.notices import (
     Receiver,
     add_endpoint,
@@ -24,15 +25,6 @@ from tests.helpers.notices import (
     drain,
 )
 from tests.helpers.webhooks import deliver, event, hosted, new_secret
-
-
-async def _hostings(
-    client: httpx.AsyncClient, admin: dict[str, str], slug: str
-) -> list[dict[str, Any]]:
-    r = await client.get("/v1/hostings", params={"platform": slug}, headers=admin)
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
 
 
 async def _kinds(client: httpx.AsyncClient, admin: dict[str, str], hosting_id: str) -> list[str]:
@@ -58,7 +50,7 @@ async def test_model_renamed_moves_the_hosting_and_keeps_its_record(
     old, new = f"org-{uniq}/llm", f"neworg-{uniq}/llm-v2"
     r = await deliver(client, platform.slug, secret, hosted(old, external_id="r-1"))
     assert r.status_code == 202, r.text
-    [before] = await _hostings(client, admin, platform.slug)
+    [before] = await platform_hostings(client, admin, platform.slug)
     second = await admin_headers(pool)
     decision = await decide(client, admin, second, old, notify=False)
 
@@ -66,7 +58,7 @@ async def test_model_renamed_moves_the_hosting_and_keeps_its_record(
     r = await deliver(client, platform.slug, secret, body)
     assert r.status_code == 202, r.text
     [seq] = r.json()["events"]
-    [after] = await _hostings(client, admin, platform.slug)
+    [after] = await platform_hostings(client, admin, platform.slug)
     assert (after["id"], after["model_id"], after["model"]) == (
         before["id"],
         before["model_id"],
@@ -98,7 +90,7 @@ async def test_model_renamed_moves_the_hosting_and_keeps_its_record(
         event("model.downloads", {"counts": [{"model": new, "downloads": 5}]}),
     )
     assert r.status_code == 202, r.text
-    [later] = await _hostings(client, admin, platform.slug)
+    [later] = await platform_hostings(client, admin, platform.slug)
     assert (later["id"], later["revision"], later["downloads"]) == (before["id"], "v2", 5)
     # The old name no longer finds it.
     r = await deliver(
@@ -164,7 +156,10 @@ async def test_a_rename_onto_a_name_in_use_or_of_an_unknown_hosting_writes_nothi
     )
     r = await deliver(client, platform.slug, secret, foreign)
     assert r.status_code == 403, r.text
-    assert sorted(h["name"] for h in await _hostings(client, admin, platform.slug)) == [a, b]
+    assert sorted(h["name"] for h in await platform_hostings(client, admin, platform.slug)) == [
+        a,
+        b,
+    ]
     assert (
         await conn.fetchval(
             "SELECT count(*) FROM events WHERE seq > $1 AND platform_id = $2", before, platform.id
@@ -180,7 +175,7 @@ async def test_huggingface_repo_move_renames_the_hosting(
     old, new = f"hf-{uniq}/tiny", f"hf-new-{uniq}/tiny-renamed"
     r = await hf_send(client, platform.slug, secret, hf_payload(old, action="create", scope="repo"))
     assert r.status_code == 202, r.text
-    [before] = await _hostings(client, admin, platform.slug)
+    [before] = await platform_hostings(client, admin, platform.slug)
     moved = hf_payload(
         old,
         action="move",
@@ -189,7 +184,7 @@ async def test_huggingface_repo_move_renames_the_hosting(
     )
     r = await hf_send(client, platform.slug, secret, moved)
     assert r.status_code == 202, r.text
-    [after] = await _hostings(client, admin, platform.slug)
+    [after] = await platform_hostings(client, admin, platform.slug)
     assert (after["id"], after["model"]) == (before["id"], old)
     assert (after["name"], after["url"]) == (new, f"https://huggingface.co/{new}")
     assert await _kinds(client, admin, after["id"]) == ["hosting.recorded", "hosting.renamed"]
@@ -197,7 +192,9 @@ async def test_huggingface_repo_move_renames_the_hosting(
     update = hf_payload(new, action="update", scope="repo.content")
     r = await hf_send(client, platform.slug, secret, update)
     assert r.status_code == 202, r.text
-    assert [h["id"] for h in await _hostings(client, admin, platform.slug)] == [before["id"]]
+    assert [h["id"] for h in await platform_hostings(client, admin, platform.slug)] == [
+        before["id"]
+    ]
 
 
 async def test_github_renamed_and_transferred_rename_the_hosting(
@@ -208,7 +205,7 @@ async def test_github_renamed_and_transferred_rename_the_hosting(
     created = {"action": "created", "repository": gh_repository(first)}
     r = await gh_send(client, platform.slug, secret, "repository", created)
     assert r.status_code == 202, r.text
-    [before] = await _hostings(client, admin, platform.slug)
+    [before] = await platform_hostings(client, admin, platform.slug)
 
     renamed = {
         "action": "renamed",
@@ -217,7 +214,7 @@ async def test_github_renamed_and_transferred_rename_the_hosting(
     }
     r = await gh_send(client, platform.slug, secret, "repository", renamed)
     assert r.status_code == 202, r.text
-    [after] = await _hostings(client, admin, platform.slug)
+    [after] = await platform_hostings(client, admin, platform.slug)
     assert (after["id"], after["name"], after["url"]) == (
         before["id"],
         second,
@@ -231,7 +228,7 @@ async def test_github_renamed_and_transferred_rename_the_hosting(
     }
     r = await gh_send(client, platform.slug, secret, "repository", transferred)
     assert r.status_code == 202, r.text
-    [after] = await _hostings(client, admin, platform.slug)
+    [after] = await platform_hostings(client, admin, platform.slug)
     assert (after["id"], after["model"], after["name"], after["url"]) == (
         before["id"],
         first,
@@ -251,13 +248,13 @@ async def test_github_renamed_and_transferred_rename_the_hosting(
     }
     r = await gh_send(client, platform.slug, secret, "repository", back)
     assert r.status_code == 202, r.text
-    [after] = await _hostings(client, admin, platform.slug)
+    [after] = await platform_hostings(client, admin, platform.slug)
     assert after["name"] == f"gh-back-{uniq}/llm-2"
     # A delivery that does not say the old name is followed by the repository's id.
     bare = {"action": "renamed", "repository": gh_repository(f"gh-back-{uniq}/llm-3")}
     r = await gh_send(client, platform.slug, secret, "repository", bare)
     assert r.status_code == 202, r.text
-    [after] = await _hostings(client, admin, platform.slug)
+    [after] = await platform_hostings(client, admin, platform.slug)
     assert (after["id"], after["name"]) == (before["id"], f"gh-back-{uniq}/llm-3")
 
     # A repository the registry never heard of, renamed: recorded under its new name, as
@@ -269,7 +266,9 @@ async def test_github_renamed_and_transferred_rename_the_hosting(
     }
     r = await gh_send(client, platform.slug, secret, "repository", unknown)
     assert r.status_code == 202, r.text
-    names = {h["name"]: h["external_id"] for h in await _hostings(client, admin, platform.slug)}
+    names = {
+        h["name"]: h["external_id"] for h in await platform_hostings(client, admin, platform.slug)
+    }
     assert names == {f"gh-back-{uniq}/llm-3": "1296269", f"gh-{uniq}/other-2": "99"}
 
 
@@ -285,7 +284,7 @@ async def test_a_hosting_recorded_before_hostings_had_names_reads_back_as_of_the
     secret = await new_secret(client, admin, platform.slug)
     model = f"org-{uniq}/legacy"
     assert (await deliver(client, platform.slug, secret, hosted(model))).status_code == 202
-    [hosting] = await _hostings(client, admin, platform.slug)
+    [hosting] = await platform_hostings(client, admin, platform.slug)
     r = await client.get("/v1/events", params={"subject_id": hosting["id"]}, headers=admin)
     [recorded] = r.json()["items"]
     state = dict(recorded["payload"]["state"])
@@ -317,7 +316,7 @@ async def test_an_auditors_grant_outlives_the_rename_and_shows_the_new_url(
     old, new = f"org-{uniq}/graded", f"org-{uniq}/graded-v2"
     r = await deliver(client, platform.slug, secret, hosted(old, external_id="g-1"))
     assert r.status_code == 202, r.text
-    [hosting] = await _hostings(client, admin, platform.slug)
+    [hosting] = await platform_hostings(client, admin, platform.slug)
     async with pool.acquire() as c, c.transaction():
         created = await create_key(
             cast("asyncpg.Connection", c),
@@ -373,5 +372,5 @@ async def test_github_changes_of_other_shapes_are_no_reason_to_refuse(
     }
     r = await gh_send(client, platform.slug, secret, "repository", odd)
     assert r.status_code == 202, r.text
-    [after] = await _hostings(client, admin, platform.slug)
+    [after] = await platform_hostings(client, admin, platform.slug)
     assert after["name"] == f"gh-new-{uniq}/shapes"

@@ -11,11 +11,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
 from service.api.auth import allow
-from service.api.deps import Db
 from service.api.negotiation import negotiate
 from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.console.dashboard import dashboard_pdf, pdf_name
+from service.db.pool import connection
 from service.domain import compliance as domain
 from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
@@ -79,7 +79,6 @@ class ComplianceController(Controller):
     async def report(
         self,
         request: Request[Any, Any, Any],
-        db: Db,
         state: State,
         since: Annotated[
             datetime | None, QueryParameter(name="from", description="Period start (inclusive).")
@@ -104,11 +103,12 @@ class ComplianceController(Controller):
             end = datetime.combine(last, time(), tzinfo=UTC) + timedelta(days=1)
             settings = state.settings
             body = await dashboard_pdf(
-                db,
+                lambda: connection(state.pool, timeout=state.acquire_timeout),
                 start=start,
                 end=end,
                 chromium_path=settings.chromium_path,
                 seconds=settings.pdf_timeout_seconds,
+                slots=state.print_slots,
             )
             return Response(
                 body,
@@ -116,7 +116,10 @@ class ComplianceController(Controller):
                 headers={"Content-Disposition": f'attachment; filename="{pdf_name(start, end)}"'},
             )
         # One snapshot for every figure in the report.
-        async with db.transaction(isolation="repeatable_read", readonly=True):
+        async with (
+            connection(state.pool, timeout=state.acquire_timeout) as db,
+            db.transaction(isolation="repeatable_read", readonly=True),
+        ):
             report = await domain.build_report(db, since=since, until=until, platform=platform)
             if fmt != "csv":
                 report = await with_series(db, report)

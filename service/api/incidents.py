@@ -19,8 +19,8 @@ from service.api.auth import ADMIN, ANY_ROLE, allow
 from service.api.deps import Caller, Db
 from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
+from service.domain import incident_lists, incident_notes, reporters, triage
 from service.domain import incidents as domain
-from service.domain import reporters, triage
 from service.schemas.incidents import (
     AliasesIn,
     AuthorityReportIn,
@@ -118,9 +118,9 @@ class IncidentController(Controller):
         now = datetime.now(UTC)
         scope = await domain.scope_for(db, principal=principal, now=now)
         if alias is not None:
-            found = await domain.find_by_alias(db, alias=alias, scope=scope, now=now)
+            found = await incident_lists.find_by_alias(db, alias=alias, scope=scope, now=now)
             return IncidentPage(items=found, next_cursor=None)
-        items = await domain.list_incidents(
+        items = await incident_lists.list_incidents(
             db,
             scope=scope,
             now=now,
@@ -253,7 +253,7 @@ class IncidentController(Controller):
     )
     async def duplicates(self, incident_id: FromPath[UUID], db: Db, state: State) -> IncidentList:
         settings: Settings = state.settings
-        items = await domain.list_duplicate_candidates(
+        items = await incident_lists.list_duplicate_candidates(
             db,
             incident_id=incident_id,
             window=timedelta(hours=settings.duplicate_window_hours),
@@ -272,7 +272,7 @@ class IncidentController(Controller):
     async def notes(self, incident_id: FromPath[UUID], db: Db) -> NoteList:
         await domain.get_incident(db, incident_id=incident_id)
         return NoteList(
-            items=await domain.list_notes(db, incident_id=incident_id, reporter_view=False)
+            items=await incident_notes.list_notes(db, incident_id=incident_id, reporter_view=False)
         )
 
     @post(
@@ -286,6 +286,6 @@ class IncidentController(Controller):
         self, incident_id: FromPath[UUID], data: JSONBody[NoteIn], db: Db, principal: Caller
     ) -> Note:
         incident = await domain.get_incident(db, incident_id=incident_id)
-        return await domain.add_note(
+        return await incident_notes.add_note(
             db, incident=incident, author="registry", actor_id=principal.id, data=data
         )

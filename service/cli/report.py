@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,19 +59,24 @@ def report(state: State, out: Path, since: datetime | None, through: datetime | 
         today=datetime.now(UTC).date(),
     )
 
-    async def go(url: str) -> bytes:
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
         conn = await asyncpg.connect(url)
         try:
             await init_connection(conn)
-            return await dashboard_pdf(
-                conn,
-                start=start,
-                end=end,
-                chromium_path=settings.chromium_path,
-                seconds=settings.pdf_timeout_seconds,
-            )
+            yield conn
         finally:
             await conn.close()
+
+    async def go(url: str) -> bytes:
+        # The connection is closed once the figures are read, before Chromium prints.
+        return await dashboard_pdf(
+            lambda: connect(url),
+            start=start,
+            end=end,
+            chromium_path=settings.chromium_path,
+            seconds=settings.pdf_timeout_seconds,
+        )
 
     with open_registry(settings) as db:
         body = asyncio.run(go(db.url))

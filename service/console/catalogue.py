@@ -20,6 +20,7 @@ from service.api.deps import Db
 from service.console.charts import downloads_chart, lineage_graph
 from service.console.incident import parse_as_of
 from service.console.web import Viewer, page
+from service.domain import incident_lists
 from service.domain import incidents as incidents_domain
 from service.domain.audits import list_audits
 from service.domain.decommissions import list_decisions
@@ -112,7 +113,7 @@ class CatalogueController(Controller):
             db, visible_to=principal.platform_id, model_id=model_id, limit=200, as_of=moment
         )
         scope = await incidents_domain.scope_for(db, principal=principal, now=now)
-        incidents = await incidents_domain.list_incidents(
+        incidents = await incident_lists.list_incidents(
             db, scope=scope, now=now, model_id=model_id, limit=100, as_of=moment
         )
         audits = []

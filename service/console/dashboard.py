@@ -9,20 +9,23 @@ show, and each comes with a table of the same numbers for screen readers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import Template
 
 from service.api.deps import Db
 from service.console.charts import bars
-from service.console.printing import find_chromium, print_pdf
+from service.console.printing import PrintSlots, find_chromium, print_pdf
 from service.console.report_charts import pareto, pipeline, triage_times, weekly
-from service.console.web import Viewer, page, require, template_environment
+from service.console.web import Viewer, find_viewer, page, require, template_environment
+from service.db.pool import connection
 from service.domain import compliance as domain
 from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
@@ -94,23 +97,36 @@ async def dashboard_context(
     }
 
 
+def dashboard_html(context: dict[str, Any]) -> str:
+    """The page as printed: the same template, without the navigation."""
+    return (
+        template_environment()
+        .get_template("dashboard.html")
+        .render(viewer=None, nav=[], printed=True, **context)
+    )
+
+
 async def dashboard_pdf(
-    conn: asyncpg.Connection,
+    connect: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
     *,
     start: datetime,
     end: datetime,
     chromium_path: str,
     seconds: float,
+    slots: PrintSlots | None = None,
 ) -> bytes:
-    """The dashboard for the period, printed: the same template, without the navigation."""
+    """The dashboard for the period, printed.
+
+    The figures are read on a connection from ``connect``, given back before Chromium
+    starts: a print takes seconds, and a pooled connection held through it is one fewer for
+    every other request. With ``slots``, the print waits its turn (at most ``seconds``).
+    """
     chromium = find_chromium(chromium_path)
-    context = await dashboard_context(conn, start=start, end=end)
-    html = (
-        template_environment()
-        .get_template("dashboard.html")
-        .render(viewer=None, nav=[], printed=True, **context)
-    )
-    return await print_pdf(html, chromium=chromium, seconds=seconds, path="/console/compliance")
+    async with slots.held(wait=seconds) if slots is not None else nullcontext():
+        async with connect() as conn:
+            context = await dashboard_context(conn, start=start, end=end)
+        html = dashboard_html(context)
+        return await print_pdf(html, chromium=chromium, seconds=seconds, path="/console/compliance")
 
 
 def pdf_name(start: datetime, end: datetime) -> str:
@@ -136,21 +152,25 @@ class DashboardController(Controller):
     @get("/pdf")
     async def pdf(
         self,
-        db: Db,
-        viewer: Viewer,
+        request: Request[Any, Any, Any],
         state: State,
         since: Annotated[date | None, QueryParameter(name="from")] = None,
         through: Annotated[date | None, QueryParameter(name="to")] = None,
     ) -> Response[bytes]:
+        # No request-long connection (``Db``, ``Viewer``): the page takes one for the session
+        # and one for the figures, and holds none while Chromium prints.
+        async with connection(state.pool, timeout=state.acquire_timeout) as conn:
+            viewer = await find_viewer(request, conn)
         require(viewer, "admin", "regulator")
         start, end = period(since, through, today=datetime.now(UTC).date())
         settings = state.settings
         body = await dashboard_pdf(
-            db,
+            lambda: connection(state.pool, timeout=state.acquire_timeout),
             start=start,
             end=end,
             chromium_path=settings.chromium_path,
             seconds=settings.pdf_timeout_seconds,
+            slots=state.print_slots,
         )
         return Response(
             body,

@@ -21,8 +21,8 @@ from litestar.response import Redirect, Template
 
 from service.api.deps import Db
 from service.console.web import Form, Viewer, form_body, page, require
+from service.domain import incident_lists, incident_notes, triage
 from service.domain import incidents as domain
-from service.domain import triage
 from service.domain.decommissions import list_decisions
 from service.domain.history import list_events
 from service.domain.keys import name_principals
@@ -116,13 +116,13 @@ class IncidentPageController(Controller):
             )
         notes = []
         if principal.role in ("admin", "regulator"):
-            notes = await domain.list_notes(
+            notes = await incident_notes.list_notes(
                 db, incident_id=incident_id, reporter_view=False, as_of=moment
             )
         candidates = []
         if admin and moment is None:
             settings: Settings = state.settings
-            candidates = await domain.list_duplicate_candidates(
+            candidates = await incident_lists.list_duplicate_candidates(
                 db,
                 incident_id=incident_id,
                 window=timedelta(hours=settings.duplicate_window_hours),
@@ -205,7 +205,7 @@ class IncidentPageController(Controller):
             NoteIn,
         )
         incident = await domain.get_incident(db, incident_id=incident_id)
-        await domain.add_note(
+        await incident_notes.add_note(
             db, incident=incident, author="registry", actor_id=viewer.principal.id, data=data
         )
         return _back(incident_id, "#notes")

@@ -6,12 +6,18 @@ only inside the browser: its HTML and the console's static files are answered fr
 and disk, every other request is refused, and scripts are off, so printing reaches
 nothing outside the process. The print stylesheet (``console.css``) applies, as it does
 when a reader prints the page.
+
+Each print is a Chromium of its own (a few hundred MB, and a core while it lays out), so
+``PrintSlots`` lets only so many print at once in a process (``REGISTRY_PDF_CONCURRENCY``);
+a print that cannot start within the PDF timeout is refused with 503 and ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +27,7 @@ from service.errors import Unavailable
 if TYPE_CHECKING:
     from playwright.async_api import Route
 
-__all__ = ["find_chromium", "print_pdf"]
+__all__ = ["PrintSlots", "find_chromium", "print_pdf"]
 
 ORIGIN = "http://registry.invalid"
 STATIC = (HERE / "static").resolve()
@@ -35,6 +41,30 @@ FLAGS = [
     "--no-first-run",
 ]
 _TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".js": "text/javascript"}
+
+
+class PrintSlots:
+    """At most ``size`` prints at once; the rest wait their turn, for a while."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = asyncio.Semaphore(size)
+
+    @asynccontextmanager
+    async def held(self, *, wait: float) -> AsyncIterator[None]:
+        """A slot for the block, or Unavailable if none frees within ``wait`` seconds."""
+        try:
+            async with asyncio.timeout(wait):
+                await self._free.acquire()
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"the service is printing as many PDFs as it may at once ({self.size}) and "
+                f"none finished within {wait:g} s; retry shortly"
+            ) from exc
+        try:
+            yield
+        finally:
+            self._free.release()
 
 
 def find_chromium(configured: str) -> Path:

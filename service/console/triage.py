@@ -1,6 +1,6 @@
 """``/console/incidents``: the triage queue, with filters in the URL and keyset paging.
 
-The list is ``domain.incidents.list_incidents`` under the viewer's scope, as
+The list is ``domain.incident_lists.list_incidents`` under the viewer's scope, as
 ``GET /v1/incidents`` reads it; a platform filter narrows the scope the same way a
 platform key's own scope does. An alias (``CVE-2026-12345``, ``aiid:123`` ...) finds the one
 incident holding it, as ``GET /v1/incidents?alias=`` does: the other filters do not apply.
@@ -19,6 +19,7 @@ from litestar.response import Template
 
 from service.api.deps import Db
 from service.console.web import Viewer, page
+from service.domain import incident_lists
 from service.domain import incidents as domain
 from service.domain.models import get_model
 from service.domain.platforms import get_platform
@@ -53,7 +54,7 @@ class TriageFilters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     alias: Annotated[str, msgspec.Meta(max_length=300)] | None = None
     #: Oldest report first (the default), newest first, soonest Article 73 deadline first, or
     #: most severe first.
-    sort: domain.QueueSort | None = None
+    sort: incident_lists.QueueSort | None = None
     #: The page after this keyset (``next_url``) ...
     cursor: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     #: ... or the page before it (``prev_url``).
@@ -68,14 +69,16 @@ SORT_LABELS = {
 }
 
 
-def encode_cursor(incident: IncidentView, sort: domain.QueueSort) -> str:
+def encode_cursor(incident: IncidentView, sort: incident_lists.QueueSort) -> str:
     """The keyset of ``incident`` in ``sort``: its sort key and its id, readable in a URL."""
-    key = domain.queue_key(incident, sort)
+    key = incident_lists.queue_key(incident, sort)
     text = "" if key is None else key.isoformat() if isinstance(key, datetime) else str(key)
     return f"{text}~{incident.id}"
 
 
-def decode_cursor(cursor: str, sort: domain.QueueSort) -> tuple[datetime | int | None, UUID]:
+def decode_cursor(
+    cursor: str, sort: incident_lists.QueueSort
+) -> tuple[datetime | int | None, UUID]:
     """The keyset a cursor from ``encode_cursor`` names; ``ValueError`` if it is not one."""
     text, _, raw_id = cursor.rpartition("~")
     incident_id = UUID(raw_id)
@@ -128,7 +131,9 @@ class TriageController(Controller):
         now = datetime.now(UTC)
         scope = await domain.scope_for(db, principal=viewer.principal, now=now)
         if filters.alias is not None:
-            found = await domain.find_by_alias(db, alias=filters.alias, scope=scope, now=now)
+            found = await incident_lists.find_by_alias(
+                db, alias=filters.alias, scope=scope, now=now
+            )
             return self._render(viewer, filters, found, filters.sort or "oldest", None, None, None)
         if filters.platform is not None:
             platform = await get_platform(
@@ -138,7 +143,7 @@ class TriageController(Controller):
         model_id = None
         if filters.model is not None:
             model_id = (await get_model(db, name=filters.model)).id
-        sort: domain.QueueSort = filters.sort or "oldest"
+        sort: incident_lists.QueueSort = filters.sort or "oldest"
         backwards = filters.before is not None and filters.cursor is None
         try:
             key, after = (None, None)
@@ -153,7 +158,7 @@ class TriageController(Controller):
                 detail="the page link is not one this console made: start from the first page",
                 status_code=400,
             )
-        items = await domain.list_incidents(
+        items = await incident_lists.list_incidents(
             db,
             scope=scope,
             now=now,
@@ -190,7 +195,7 @@ class TriageController(Controller):
         viewer: Viewer,
         filters: TriageFilters,
         items: list[IncidentView],
-        sort: domain.QueueSort,
+        sort: incident_lists.QueueSort,
         next_url: str | None,
         prev_url: str | None,
         first_url: str | None,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 import msgspec
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import Request, Response
@@ -137,6 +138,12 @@ Viewer = NamedDependency[ConsoleSession]
 
 
 async def provide_viewer(request: Request[Any, Any, Any], db: Db) -> ConsoleSession:
+    return await find_viewer(request, db)
+
+
+async def find_viewer(request: Request[Any, Any, Any], db: asyncpg.Connection) -> ConsoleSession:
+    """The signed-in person, for a page that takes its connection for part of its work only
+    (``provide_viewer`` holds the request's through the whole page)."""
     cookie = request.cookies.get(SESSION_COOKIE, "")
     session = await find_session(db, cookie=cookie, idle=idle_timeout(request))
     if session is None:

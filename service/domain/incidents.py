@@ -1,10 +1,12 @@
-"""Incidents: recording reports from every channel and reading them back.
+"""Incidents: recording reports from every channel and reading one back.
 
 Who reads what: admins and regulators read every incident; a platform reads the incidents
 it reported and those naming one of its hostings; an auditor reads the incidents on models
 it holds an active grant for, without the reporter's identity. Reporters' contact details
 are never part of an incident (see ``service.domain.reports``). Triage (the workflow,
-merging, reclassification, authority reports) is in ``service.domain.triage``.
+merging, reclassification, authority reports) is in ``service.domain.triage``; lists of
+incidents (the register, the triage queue, by alias, likely duplicates) are in
+``service.domain.incident_lists``, and notes in ``service.domain.incident_notes``.
 
 Every change appends one ``detect`` ledger event with the incident's full state, its first
 model as ``model_id`` and every model id in the payload.
@@ -13,19 +15,18 @@ model as ``model_id`` and every model id in the payload.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 import msgspec
 
-from service.db.queries import incident_aliases as alias_q
 from service.db.queries import incidents as q
 from service.domain import reporters
-from service.domain.as_of import state_as_of, states_as_of
+from service.domain.as_of import state_as_of
 from service.domain.deadlines import compute_deadline, is_overdue, remaining_seconds
-from service.domain.incident_aliases import add_aliases, parse_alias
+from service.domain.incident_aliases import add_aliases
 from service.domain.ledger import record_event, to_state
 from service.domain.models import resolve_model_id
 from service.domain.times import check_claimed
@@ -34,25 +35,20 @@ from service.schemas.incidents import (
     Incident,
     IncidentIn,
     IncidentView,
-    Note,
-    NoteIn,
     ResponseMetrics,
 )
 from service.schemas.keys import Principal
 
 __all__ = [
     "Scope",
-    "add_note",
     "check_seriousness",
-    "find_by_alias",
     "get_incident",
-    "list_duplicate_candidates",
-    "list_incidents",
-    "list_notes",
     "new_ref",
     "record_incident",
     "record_incident_event",
+    "reporter_fields",
     "scope_for",
+    "to_incident",
     "to_view",
 ]
 
@@ -77,7 +73,8 @@ def _seconds(start: datetime, end: datetime | None) -> float | None:
     return None if end is None else (end - start).total_seconds()
 
 
-def _to_incident(row: asyncpg.Record) -> Incident:
+def to_incident(row: asyncpg.Record) -> Incident:
+    """An incident row as the record, with its Article 73 deadline and response times."""
     values = dict(row)
     values["deadline"] = compute_deadline(
         serious=values["serious"],
@@ -94,7 +91,7 @@ def _to_incident(row: asyncpg.Record) -> Incident:
     return msgspec.convert(values, Incident)
 
 
-def _reporter(row: asyncpg.Record) -> dict[str, Any]:
+def reporter_fields(row: asyncpg.Record) -> dict[str, Any]:
     """The reporter fields of an incident row (never in its ledger events, never changed)."""
     return {field: row[field] for field in reporters.REPORTER_FIELDS}
 
@@ -317,7 +314,7 @@ async def get_incident(
             subject_id=incident_id,
             as_of=as_of,
             record=Incident,
-            kept_apart=None if now_row is None else _reporter(now_row),
+            kept_apart=None if now_row is None else reporter_fields(now_row),
         )
         if then is None:
             raise NotFound(f"no incident {incident_id} was recorded at {as_of.isoformat()}")
@@ -326,210 +323,7 @@ async def get_incident(
         row = await q.select_incident(conn, incident_id=incident_id, ref=ref, for_update=for_update)
         if row is None:
             raise NotFound(f"no incident {ref or incident_id}")
-        incident = _to_incident(row)
+        incident = to_incident(row)
     if visible_to is not None:
         await _check_visible(conn, incident=incident, scope=visible_to)
     return incident
-
-
-async def list_incidents(
-    conn: asyncpg.Connection,
-    *,
-    scope: Scope,
-    now: datetime,
-    status: str | None = None,
-    category: str | None = None,
-    severity: str | None = None,
-    serious: bool | None = None,
-    overdue: bool | None = None,
-    channel: str | None = None,
-    model_id: UUID | None = None,
-    include_lineage: bool = True,
-    after: UUID | None = None,
-    limit: int,
-    text: str | None = None,
-    newest_first: bool = False,
-    as_of: datetime | None = None,
-    sort: QueueSort | None = None,
-    sort_key: datetime | int | None = None,
-    backwards: bool = False,
-) -> list[IncidentView]:
-    """Incidents by filter; with ``model_id``, also those on its ancestors and descendants
-    (flagged ``inherited``) unless ``include_lineage`` is false; with ``text``, only those
-    whose title or description holds it (ignoring case). Oldest first unless
-    ``newest_first``; ``after`` continues from an id in the same order.
-
-    With ``as_of``, each incident as recorded then and its clock read at that moment, leaving
-    out those not reported yet; the filters select by today's values.
-
-    ``sort`` orders the triage queue (see ``QueueSort``); its keyset is ``(sort_key, after)``
-    with ``sort_key`` from ``queue_key`` of the last item shown. ``backwards`` reads the page
-    before that item instead, still in the queue's order."""
-    rows = await q.select_incidents(
-        conn,
-        status=status,
-        category=category,
-        severity=severity,
-        serious=serious,
-        overdue=overdue,
-        channel=channel,
-        visible_platform=scope.platform_id,
-        visible_models=scope.model_ids,
-        model_id=model_id,
-        include_lineage=include_lineage,
-        now=now,
-        after=after,
-        limit=limit,
-        text=text,
-        newest_first=newest_first,
-        sort=sort,
-        sort_key=sort_key,
-        backwards=backwards,
-    )
-    if backwards:
-        rows.reverse()
-    if as_of is not None:
-        ids = [row["id"] for row in rows]
-        then = await states_as_of(
-            conn,
-            subject_type="incident",
-            subject_ids=ids,
-            as_of=as_of,
-            record=Incident,
-            kept_apart={row["id"]: _reporter(row) for row in rows},
-        )
-        return [
-            to_view(
-                then[row["id"]],
-                now=as_of,
-                inherited=row["inherited"],
-                redact_reporter=scope.redact_reporter,
-            )
-            for row in rows
-            if row["id"] in then
-        ]
-    return [
-        to_view(
-            _to_incident(row),
-            now=now,
-            inherited=row["inherited"],
-            redact_reporter=scope.redact_reporter,
-        )
-        for row in rows
-    ]
-
-
-async def find_by_alias(
-    conn: asyncpg.Connection, *, alias: str, scope: Scope, now: datetime
-) -> list[IncidentView]:
-    """The incident holding ``alias`` (``scheme:value`` or ``CVE-…``, ``AVID-…``,
-    ``AIID-…``), if the scope reaches it: a list of one, or empty."""
-    wanted = parse_alias(alias)
-    incident_id = await alias_q.select_incident_by_alias(
-        conn, scheme=wanted.scheme, value=wanted.value
-    )
-    if incident_id is None:
-        return []
-    try:
-        incident = await get_incident(conn, incident_id=incident_id, visible_to=scope)
-    except NotFound:
-        return []
-    return [to_view(incident, now=now, redact_reporter=scope.redact_reporter)]
-
-
-#: The triage queue's orders: by report (oldest or newest first), by the pending Article 73
-#: deadline (soonest first, those with none last) or by severity (critical first); ties by report.
-QueueSort = Literal["oldest", "newest", "deadline", "severity"]
-_SEVERITY_RANK = {"critical": 1, "high": 2, "medium": 3, "low": 4}
-
-
-def queue_key(incident: Incident, sort: QueueSort) -> datetime | int | None:
-    """The value ``sort`` orders ``incident`` by beside its id (``None``: the id alone, or no
-    pending deadline), as the queue's SQL computes it."""
-    if sort == "severity":
-        return _SEVERITY_RANK[incident.severity]
-    if sort == "deadline":
-        pending = (
-            incident.serious
-            and incident.deadline is not None
-            and incident.authority_initial_report_at is None
-            and incident.status not in ("duplicate", "rejected")
-        )
-        return incident.deadline.due_at if pending and incident.deadline else None
-    return None
-
-
-async def list_duplicate_candidates(
-    conn: asyncpg.Connection, *, incident_id: UUID, window: timedelta, now: datetime, limit: int
-) -> list[IncidentView]:
-    """Open incidents naming one of the same models (registered, or unlisted by the same
-    name), in the same category, reported within ``window`` either side of this one: likely
-    duplicates, offered for merging."""
-    incident = await get_incident(conn, incident_id=incident_id)
-    rows = await q.select_duplicate_candidates(
-        conn,
-        incident_id=incident.id,
-        category=incident.category,
-        since=incident.reported_at - window,
-        until=incident.reported_at + window,
-        unlisted_models=incident.unlisted_models,
-        limit=limit,
-    )
-    return [to_view(_to_incident(row), now=now) for row in rows]
-
-
-async def add_note(
-    conn: asyncpg.Connection,
-    *,
-    incident: Incident,
-    author: str,
-    actor_id: UUID | None,
-    data: NoteIn,
-) -> Note:
-    """Add information to an incident: from its reporter, or from the registry's triage."""
-    row = await q.insert_note(
-        conn,
-        incident_id=incident.id,
-        author=author,
-        actor_id=actor_id,
-        body=data.body,
-        evidence_urls=list(data.evidence_urls),
-        share_with_reporter=data.share_with_reporter or author == "reporter",
-    )
-    note = msgspec.convert(dict(row), Note)
-    await record_event(
-        conn,
-        stage="detect",
-        kind="incident.note_added",
-        subject_type="incident_note",
-        subject_id=note.id,
-        model_id=incident.model_ids[0] if incident.model_ids else None,
-        actor_id=actor_id,
-        occurred_at=note.created_at,
-        state=to_state(note),
-        extra={"incident_id": str(incident.id), "model_ids": [str(m) for m in incident.model_ids]},
-    )
-    return note
-
-
-async def list_notes(
-    conn: asyncpg.Connection,
-    *,
-    incident_id: UUID,
-    reporter_view: bool,
-    as_of: datetime | None = None,
-) -> list[Note]:
-    """Notes oldest first; the reporter's view holds its own notes and those shared with it.
-    With ``as_of``, only the notes the ledger had recorded by then."""
-    rows = await q.select_notes(conn, incident_id=incident_id, reporter_view=reporter_view)
-    notes = [msgspec.convert(dict(row), Note) for row in rows]
-    if as_of is not None:
-        then = await states_as_of(
-            conn,
-            subject_type="incident_note",
-            subject_ids=[n.id for n in notes],
-            as_of=as_of,
-            record=Note,
-        )
-        notes = [n for n in notes if n.id in then]
-    return notes

@@ -24,7 +24,8 @@ import asyncpg
 import msgspec
 
 from service.db.queries import incidents as q
-from service.domain.incidents import add_note, get_incident, list_notes, record_incident
+from service.domain.incident_notes import add_note, list_notes
+from service.domain.incidents import get_incident, record_incident
 from service.errors import NotFound
 from service.schemas.incidents import Incident, IncidentIn, Note, NoteIn
 from service.schemas.reports import Contact, ReportIn, ReportNote, ReportReceipt, ReportStatus

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import make_key, make_platform, register_model
 from tests.console.conftest import Browsing
-from tests.test_audits import grant, new_auditor
+from tests.helpers.audits import grant, new_auditor
 
 
 async def test_an_auditor_records_and_completes_an_audit(

@@ -13,8 +13,8 @@ import httpx
 
 from tests.conftest import PlatformFixture, bearer, make_key, make_platform, register_model
 from tests.console.conftest import Browsing
+from tests.helpers.audits import audit_body, grant, new_auditor
 from tests.helpers.notices import drain
-from tests.test_audits import audit_body, grant, new_auditor
 
 
 async def _hosting(

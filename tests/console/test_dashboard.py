@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import bearer, make_key, make_platform, register_model
 from tests.console.conftest import Browsing
-from tests.test_compliance_pdf import pdf_text
+from tests.helpers.compliance import pdf_text
 
 
 def _figures(report: dict[str, Any]) -> dict[str, str]:

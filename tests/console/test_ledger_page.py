@@ -165,7 +165,7 @@ async def test_the_browser_encodes_each_leaf_in_its_format(
     writes differently from Python both verify when pasted, in any spacing."""
     from service.domain import sealer
     from service.domain.ledger import canonical_entry
-    from tests.test_audits import audit_body, grant, new_auditor
+    from tests.helpers.audits import audit_body, grant, new_auditor
 
     uniq = uuid.uuid4().hex[:8]
     old = await register_model(client, admin, f"ledger-{uniq}/legacy", provider="Caf\u00e9 \u2028")

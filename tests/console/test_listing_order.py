@@ -8,7 +8,8 @@ from typing import cast
 import asyncpg
 import httpx
 
-from service.domain.incidents import Scope, list_incidents
+from service.domain.incident_lists import list_incidents
+from service.domain.incidents import Scope
 from service.domain.models import get_model
 from tests.conftest import register_model
 

@@ -23,7 +23,7 @@ from standardwebhooks import Webhook
 
 from service.domain.decommission_targets import record_confirmation
 from service.domain.delivery_worker import WorkerConfig, deliver_batch
-from tests.conftest import LOOPBACK, TEST_VAULT, PlatformFixture
+from tests.conftest import LOOPBACK, TEST_VAULT, PlatformFixture, register_model
 
 FAST = WorkerConfig(
     batch_size=20,
@@ -194,6 +194,26 @@ async def host(
     return hosting_id
 
 
+async def propose(
+    client: httpx.AsyncClient,
+    proposer: dict[str, str],
+    model: str,
+    *,
+    reason: str = "unsafe outputs",
+    **fields: Any,
+) -> dict[str, Any]:
+    """Propose a recall of ``model`` (or another action, through ``fields``); not yet approved."""
+    r = await client.post(
+        "/v1/decommissions",
+        json={"model": model, "action": "recall", "reason": reason, **fields},
+        headers=proposer,
+    )
+    assert r.status_code == 201, r.text
+    decision: dict[str, Any] = r.json()
+    assert decision["status"] == "proposed", decision
+    return decision
+
+
 async def decide(
     client: httpx.AsyncClient,
     proposer: dict[str, str],
@@ -204,13 +224,7 @@ async def decide(
     **fields: Any,
 ) -> dict[str, Any]:
     """Propose, approve (by a second admin) and notify a recall of ``model``."""
-    r = await client.post(
-        "/v1/decommissions",
-        json={"model": model, "action": "recall", "reason": "unsafe outputs", **fields},
-        headers=proposer,
-    )
-    assert r.status_code == 201, r.text
-    decision: dict[str, Any] = r.json()
+    decision: dict[str, Any] = await propose(client, proposer, model, **fields)
     r = await client.post(f"/v1/decommissions/{decision['id']}/approve", headers=approver)
     assert r.status_code == 200, r.text
     decision = r.json()
@@ -219,6 +233,39 @@ async def decide(
         assert r.status_code == 200, r.text
         decision = r.json()
     return decision
+
+
+async def recall_hosted_model(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    model: str,
+    *,
+    receiver: Receiver | None = None,
+    approver: dict[str, str] | None = None,
+    notify: bool = True,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The whole way to one notice: register ``model``, host it on ``platform`` (with an
+    endpoint at ``receiver``, if given), and have ``admin`` propose a recall that a second
+    admin (``approver``, or a new one) approves and, unless ``notify`` is false, notifies."""
+    approver = approver or await admin_headers(pool)
+    await register_model(client, admin, model)
+    await host(client, admin, model, platform)
+    if receiver is not None:
+        await add_endpoint(client, admin, receiver, platform)
+    return await decide(client, admin, approver, model, notify=notify, **fields)
+
+
+async def notices_for(
+    client: httpx.AsyncClient, headers: dict[str, str], decision_id: str
+) -> list[dict[str, Any]]:
+    """The notices of one decision, as ``headers``' holder may list them."""
+    r = await client.get("/v1/notifications", params={"decision_id": decision_id}, headers=headers)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
 
 
 async def drain(
