@@ -8,9 +8,13 @@ packageurl-python, which applies the purl specification's rules for each type:
   case, the revision (a commit hash) is lower-cased;
 - ``github``, ``gitlab``, ``bitbucket``: ``pkg:github/<owner>/<repo>@<revision>``; owner and
   name are lower-cased (the forges treat them case-insensitively), the revision is kept;
-- ``mlflow``: the specification gives MLflow models no namespace; the hosting's whole name
-  is the purl's name, which packageurl-python writes out as ``pkg:mlflow/<owner>/<name>``
-  (it does not escape the ``/``); the version is the model version (the revision).
+- ``mlflow``: ``pkg:mlflow/<name>@<revision>``. The specification prohibits a namespace
+  for MLflow models (packageurl-python's validation refuses one), and packageurl-python
+  does not escape a ``/`` inside a name, so the owner has no place: the purl names the
+  model by its name without the owner, as the MLflow registry does, and keeps its case
+  (lower-cased only for Databricks, which is told by a ``repository_url`` qualifier that
+  the registry does not write). Two owners' models of one name on one MLflow platform
+  share a purl, and a lookup by it finds both.
 
 Where the revision is unknown the purl has no version. The purl is stored on the hosting
 (``hostings.purl``) whenever its name, its revision or its platform's type changes
@@ -25,7 +29,7 @@ from collections.abc import Iterable
 from uuid import UUID
 
 import asyncpg
-from packageurl import PackageURL
+from packageurl import PackageURL, ValidationSeverity
 
 from service.db.queries import purls as q
 from service.errors import InvalidInput
@@ -60,11 +64,8 @@ def hosting_purl(*, purl_type: str | None, name: str, revision: str | None) -> s
     ``purl_type``, with ``revision`` as its version; None for a platform without a type."""
     if purl_type is None:
         return None
-    if purl_type == "mlflow":
-        namespace, short = None, name
-    else:
-        owner, _, short = name.rpartition("/")
-        namespace = owner or None
+    owner, _, short = name.rpartition("/")
+    namespace = None if purl_type == "mlflow" else owner or None
     return PackageURL(
         type=purl_type, namespace=namespace, name=short, version=revision or None
     ).to_string()
@@ -124,11 +125,20 @@ class PurlQuery:
 
 def parse_purl_query(text: str) -> PurlQuery:
     """The purl ``text`` in the form :func:`hosting_purl` writes (the type's case rules
-    applied; qualifiers and subpath dropped); ``InvalidInput`` if it is not a purl."""
+    applied; qualifiers and subpath dropped); ``InvalidInput`` if it is not a purl, breaks
+    its type's rules (a namespace required or prohibited) or is of a type no platform has."""
     try:
         parsed = PackageURL.from_string(text)
     except ValueError as exc:
         raise InvalidInput(f"not a package URL: {exc}", key="purl") from None
+    if parsed.type not in PURL_TYPES:
+        raise InvalidInput(
+            f"purl type {parsed.type!r} is not one a platform can have: " + ", ".join(PURL_TYPES),
+            key="purl",
+        )
+    faults = [m.message for m in parsed.validate() if m.severity == ValidationSeverity.ERROR]
+    if faults:
+        raise InvalidInput(f"not a valid package URL: {'; '.join(faults)}", key="purl")
     base = PackageURL(type=parsed.type, namespace=parsed.namespace, name=parsed.name)
     if parsed.version is None:
         plain = base.to_string()
