@@ -226,11 +226,11 @@ async def test_exports_carry_the_purls(
     name = f"Acme{uniq}/Exported"
     created = await register_model(client, admin, name)
     await _typed(client, admin, platform, "huggingface")
-    await _typed(client, admin, other_platform, "gitlab")
+    await _typed(client, admin, other_platform, "bitbucket")
     one = await _host(client, admin, name, platform, revision="f00d")
     two = await _host(client, admin, name, other_platform, revision="v1.0")
     purls = (await _model(client, admin, created["id"]))["purls"]
-    assert purls == [f"pkg:gitlab/acme{uniq}/exported@v1.0", f"pkg:huggingface/{name}@f00d"]
+    assert purls == [f"pkg:bitbucket/acme{uniq}/exported@v1.0", f"pkg:huggingface/{name}@f00d"]
     params = {"model_id": created["id"]}
     r = await client.get(
         "/v1/exports/models", params={**params, "format": "jsonl"}, headers=regulator
@@ -324,3 +324,30 @@ async def test_a_platform_finds_the_model_it_hosted_by_the_purl_of_its_own_hub(
     assert r.status_code == 202, r.text
     found = await _lookup(client, platform.headers, f"pkg:huggingface/Org{uniq}/Llama-Tune@ffee")
     assert found == [name]
+
+
+async def test_the_command_line_sets_a_platforms_purl_type(
+    database_url: str, client: httpx.AsyncClient, admin: dict[str, str], uniq: str
+) -> None:
+    from tests.test_cli import cli
+
+    slug = f"cli-purl-{uniq}"
+    add = ["platforms", "add", slug, "--name", "Forge", "--kind", "code_forge", "--json"]
+    added = json.loads(cli(database_url, *add, "--purl-type", "github").stdout)
+    assert added["purl_type"] == "github"
+    name = f"Team{uniq}/Model"
+    await register_model(client, admin, name)
+    r = await client.post(
+        "/v1/hostings",
+        json={"model": name, "url": "https://forge.example/m", "platform": slug, "revision": "v2"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    assert await _lookup(client, admin, f"pkg:github/team{uniq}/model@v2") == [name]
+    cli(database_url, "platforms", "set-purl-type", slug, "bitbucket")
+    assert await _lookup(client, admin, f"pkg:bitbucket/team{uniq}/model") == [name]
+    assert await _lookup(client, admin, f"pkg:github/team{uniq}/model") == []
+    cleared = cli(database_url, "platforms", "set-purl-type", slug, "none", "--json")
+    assert json.loads(cleared.stdout)["purl_type"] is None
+    bad = cli(database_url, "platforms", "set-purl-type", slug, "gitlab", check=False)
+    assert bad.returncode == 2

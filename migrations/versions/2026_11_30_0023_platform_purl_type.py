@@ -1,7 +1,7 @@
 """Platforms name their package-URL type; hostings keep the package URL it gives them.
 
 A platform's ``purl_type`` says which package-URL ecosystem its hostings belong to
-(``huggingface``, ``github``, ``gitlab``, ``bitbucket``, ``mlflow``), or NULL for none. Every
+(``huggingface``, ``github``, ``bitbucket``, ``mlflow``), or NULL for none. Every
 existing platform gets NULL: which ecosystem a platform is cannot be read from its slug or
 kind with certainty, so an administrator sets it; until then its hostings carry no purl.
 
@@ -27,7 +27,7 @@ depends_on = None
 def upgrade() -> None:
     run_script("""
     ALTER TABLE platforms ADD COLUMN purl_type text
-      CHECK (purl_type IN ('huggingface', 'github', 'gitlab', 'bitbucket', 'mlflow'));
+      CHECK (purl_type IN ('huggingface', 'github', 'bitbucket', 'mlflow'));
     ALTER TABLE hostings ADD COLUMN purl text CHECK (length(purl) BETWEEN 7 AND 1000);
     CREATE INDEX hostings_purl ON hostings ((purl COLLATE "C")) WHERE purl IS NOT NULL;
     """)

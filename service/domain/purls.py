@@ -6,7 +6,7 @@ packageurl-python, which applies the purl specification's rules for each type:
 
 - ``huggingface``: ``pkg:huggingface/<owner>/<name>@<revision>``; owner and name keep their
   case, the revision (a commit hash) is lower-cased;
-- ``github``, ``gitlab``, ``bitbucket``: ``pkg:github/<owner>/<repo>@<revision>``; owner and
+- ``github``, ``bitbucket``: ``pkg:github/<owner>/<repo>@<revision>``; owner and
   name are lower-cased (the forges treat them case-insensitively), the revision is kept;
 - ``mlflow``: ``pkg:mlflow/<name>@<revision>``. The specification prohibits a namespace
   for MLflow models (packageurl-python's validation refuses one), and packageurl-python

@@ -22,9 +22,10 @@ __all__ = [
 
 PlatformKind = Literal["model_hub", "code_forge", "cloud_catalogue", "app_provider"]
 
-#: The package-URL types a platform may name: those of the purl specification (as
-#: packageurl-python knows them) that identify a model or a repository by owner and name.
-PURL_TYPES = ("huggingface", "github", "gitlab", "bitbucket", "mlflow")
+#: The package-URL types a platform may name: those of the purl specification that
+#: identify a model or a repository and that packageurl-python validates (it has no rules
+#: for ``gitlab``, so a gitlab purl could not be checked: not offered).
+PURL_TYPES = ("huggingface", "github", "bitbucket", "mlflow")
 
 # Checked by the domain, not here, so that an unknown type is a 422 naming the types known.
 PurlTypeName = Annotated[
