@@ -39,6 +39,8 @@ def platforms() -> None:
     "--purl-type",
     type=click.Choice(PURL_TYPES),
     default=None,
+    envvar="REGISTRY_PLATFORM_PURL_TYPE",
+    show_envvar=True,
     help="The package-URL type of its hostings (none if not given).",
 )
 @shared_options
