@@ -334,6 +334,7 @@ async def test_models_found_by_package_url(
         media=CYCLONEDX,
     )
     assert r.status_code == 200, r.text
+    base = f"pkg:huggingface/{owner}/Chat"
     # The synced hosting carries the purl its hub gives it: found by it, with any version
     # or its own; another version, another case or another ecosystem is not it.
     for purl, found in (
@@ -345,6 +346,19 @@ async def test_models_found_by_package_url(
     ):
         r = await client.get("/v1/models", params={"purl": purl}, headers=platform.headers)
         assert r.status_code == 200, r.text
+        assert [m["name"] for m in r.json()["items"]] == found, purl
+    # A new revision synced moves the hosting's purl with it.
+    r = await push(
+        client,
+        platform.slug,
+        secret,
+        bom([_component(f"pkg:huggingface/{owner}/Chat@def")]),
+        media=CYCLONEDX,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["changed"] == 1, r.text
+    for purl, found in ((f"{base}@def", [f"{owner}/Chat"]), (f"{base}@abc", [])):
+        r = await client.get("/v1/models", params={"purl": purl}, headers=platform.headers)
         assert [m["name"] for m in r.json()["items"]] == found, purl
     r = await client.get("/v1/models", params={"purl": "not a purl"}, headers=admin)
     assert r.status_code == 422, r.text
