@@ -231,7 +231,7 @@ async def test_exports_carry_the_purls(
     two = await _host(client, admin, name, other_platform, revision="v1.0")
     purls = (await _model(client, admin, created["id"]))["purls"]
     assert purls == [f"pkg:bitbucket/acme{uniq}/exported@v1.0", f"pkg:huggingface/{name}@f00d"]
-    params = {"model_id": created["id"]}
+    params = {"model_id": str(created["id"])}
     r = await client.get(
         "/v1/exports/models", params={**params, "format": "jsonl"}, headers=regulator
     )

@@ -12,14 +12,14 @@ index serves the lookup of models by purl, with or without a version (a range of
 C-collated text).
 
 Revision ID: 0023_platform_purl_type
-Revises: 0022_incident_aliases_purls
+Revises: 0024_restate_folded
 Create Date: 2026-11-30
 """
 
 from service.db.migrate import run_script
 
 revision = "0023_platform_purl_type"
-down_revision = "0022_incident_aliases_purls"
+down_revision = "0024_restate_folded"
 branch_labels = None
 depends_on = None
 
