@@ -315,6 +315,10 @@ async def test_models_found_by_package_url(
     uniq: str,
 ) -> None:
     owner = f"Acme{uniq}"
+    r = await client.patch(
+        f"/v1/platforms/{platform.slug}", json={"purl_type": "huggingface"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
     r = await push(
         client,
         platform.slug,
@@ -323,14 +327,32 @@ async def test_models_found_by_package_url(
         media=CYCLONEDX,
     )
     assert r.status_code == 200, r.text
-    for purl in (
-        f"pkg:huggingface/{owner}/Chat",
-        f"pkg:huggingface/{owner.lower()}/chat@other",
-        f"pkg:github/{owner}/Chat",
+    base = f"pkg:huggingface/{owner}/Chat"
+    # The synced hosting carries the purl its hub gives it: found by it, with any version
+    # or its own; another version, another case or another ecosystem is not it.
+    for purl, found in (
+        (f"pkg:huggingface/{owner}/Chat", [f"{owner}/Chat"]),
+        (f"pkg:huggingface/{owner}/Chat@ABC", [f"{owner}/Chat"]),
+        (f"pkg:huggingface/{owner}/Chat@other", []),
+        (f"pkg:huggingface/{owner.lower()}/chat@abc", []),
+        (f"pkg:github/{owner}/Chat", []),
     ):
         r = await client.get("/v1/models", params={"purl": purl}, headers=platform.headers)
         assert r.status_code == 200, r.text
-        assert [m["name"] for m in r.json()["items"]] == [f"{owner}/Chat"], purl
+        assert [m["name"] for m in r.json()["items"]] == found, purl
+    # A new revision synced moves the hosting's purl with it.
+    r = await push(
+        client,
+        platform.slug,
+        secret,
+        bom([_component(f"pkg:huggingface/{owner}/Chat@def")]),
+        media=CYCLONEDX,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["changed"] == 1, r.text
+    for purl, found in ((f"{base}@def", [f"{owner}/Chat"]), (f"{base}@abc", [])):
+        r = await client.get("/v1/models", params={"purl": purl}, headers=platform.headers)
+        assert [m["name"] for m in r.json()["items"]] == found, purl
     r = await client.get("/v1/models", params={"purl": "not a purl"}, headers=admin)
     assert r.status_code == 422, r.text
     r = await client.get("/v1/models", params={"purl": "pkg:huggingface/noowner"}, headers=admin)

@@ -299,8 +299,9 @@ def test_every_option_of_every_command_has_an_environment_variable() -> None:
         if isinstance(option, click.Option) and option.name != "help" and not option.envvar
     ]
     assert missing == []
-    # With secrets-key create, rotate, verify-report, report and catalogue push.
-    assert len(list(commands(root, "risk-registry"))) == 21
+    # With secrets-key create, rotate, verify-report, report, catalogue push and
+    # platforms set-purl-type.
+    assert len(list(commands(root, "risk-registry"))) == 22
     assert all(o.envvar for o in root.params if isinstance(o, click.Option) and o.name != "help")
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from csaf.csaf.v20._validator import validate
 
-from tests.conftest import PlatformFixture, register_model
+from tests.conftest import PlatformFixture, make_platform, register_model
 from tests.helpers.notices import admin_headers, confirm_target, decide, host, recall_hosted_model
 
 
@@ -139,3 +139,56 @@ async def test_a_withdrawn_decision_is_a_final_advisory_without_remediation(
     assert r.status_code == 403
     r = await client.get(f"/v1/exports/csaf/decisions/{UUID(int=1)}", headers=regulator)
     assert r.status_code == 404
+
+
+async def test_products_carry_their_purls(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    regulator: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """CSAF 2.0 has one ``purl`` per product: the first of the model's, the others as
+    ``x_generic_uris`` under the purl specification; a model without any has no helper."""
+    second = await admin_headers(pool)
+    model, child = f"Acme{uniq}/Csaf-Purl", f"Acme{uniq}/Csaf-Plain"
+    await register_model(client, admin, model)
+    await register_model(client, admin, child, base_model=model, derivation="adapter")
+    for fixture, purl_type in ((platform, "huggingface"), (other_platform, "github")):
+        r = await client.patch(
+            f"/v1/platforms/{fixture.slug}", json={"purl_type": purl_type}, headers=admin
+        )
+        assert r.status_code == 200, r.text
+        r = await client.post(
+            "/v1/hostings",
+            json={
+                "model": model,
+                "url": f"https://{fixture.slug}.example/{model}",
+                "platform": fixture.slug,
+                "revision": "9F2C",
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+    plain = await make_platform(client, pool, admin, f"plain-{uniq}")
+    await host(client, admin, child, plain)
+    decision = await decide(client, admin, second, model, include_derivatives=True)
+    doc = await _advisory(client, regulator, decision["id"])
+    assert_valid(doc)
+    products = {p["name"]: p for p in doc["product_tree"]["full_product_names"]}
+    assert products[model]["product_identification_helper"] == {
+        "purl": f"pkg:github/acme{uniq.lower()}/csaf-purl@9F2C",
+        "x_generic_uris": [
+            {
+                "namespace": "https://github.com/package-url/purl-spec",
+                "uri": f"pkg:huggingface/Acme{uniq}/Csaf-Purl@9f2c",
+            }
+        ],
+    }
+    assert "product_identification_helper" not in products[child]
+    r = await client.get(
+        "/v1/models", params={"purl": f"pkg:github/acme{uniq}/csaf-purl"}, headers=regulator
+    )
+    assert [m["id"] for m in r.json()["items"]] == [decision["model_id"]]

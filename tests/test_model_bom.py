@@ -56,7 +56,11 @@ DOCS = {
 async def _family(
     client: httpx.AsyncClient, admin: dict[str, str], slug: str, uniq: str
 ) -> tuple[str, str, str, str]:
-    """base <- model (fine-tune) <- child (adapter), each hosted on ``slug``; the model's id."""
+    """base <- model (fine-tune) <- child (adapter), each hosted on ``slug`` (a Hugging Face
+    hub: its hostings have purls); the model's id."""
+    typed = {"purl_type": "huggingface"}
+    r = await client.patch(f"/v1/platforms/{slug}", json=typed, headers=admin)
+    assert r.status_code == 200, r.text
     base, model, child = (f"acme/bom-{n}-{uniq}" for n in ("base", "model", "child"))
     await register_model(client, admin, base)
     created = await register_model(client, admin, model, base_model=base, derivation="fine_tune")
@@ -84,7 +88,8 @@ async def test_the_bom_is_the_lineage_family_with_pedigree_and_model_card(
     assert (doc["bomFormat"], doc["specVersion"]) == ("CycloneDX", "1.6")
     top = doc["metadata"]["component"]
     assert (top["type"], top["name"], top["version"]) == ("machine-learning-model", model, "m2")
-    assert top["purl"] == f"pkg:generic/acme/bom-model-{uniq}@m2"
+    assert top["purl"] == f"pkg:huggingface/acme/bom-model-{uniq}@m2"
+    assert top["pedigree"]["ancestors"][0]["purl"] == f"pkg:huggingface/acme/bom-base-{uniq}@b1"
     assert top["licenses"] == [{"license": {"name": "mit"}}]
     assert [a["name"] for a in top["pedigree"]["ancestors"]] == [base]
     assert {"name": "registry:relation", "value": "fine_tune"} in top["properties"]
@@ -95,7 +100,7 @@ async def test_the_bom_is_the_lineage_family_with_pedigree_and_model_card(
     assert "pedigree" not in components[base]
     assert components[base]["licenses"] == [{"license": {"name": "apache-2.0"}}]
     assert [a["name"] for a in components[child]["pedigree"]["ancestors"]] == [model]
-    assert components[child]["purl"] == f"pkg:generic/acme/bom-child-{uniq}@c3"
+    assert components[child]["purl"] == f"pkg:huggingface/acme/bom-child-{uniq}@c3"
     # The model card from the documentation evidence; absent where there is none.
     card = top["modelCard"]
     assert card["considerations"]["useCases"] == [

@@ -21,7 +21,7 @@ from service.api.openapi_extras import also_served_as
 from service.api.problems import problem_responses
 from service.domain import export_jobs as jobs
 from service.domain import exports as domain
-from service.domain.csaf import decision_advisory
+from service.domain.csaf import build_decision_advisory
 from service.domain.decommissions import get_decision
 from service.domain.export_archive import archive_name, archive_size, stream_archive
 from service.errors import Conflict, NotAcceptable
@@ -262,7 +262,9 @@ class ExportController(Controller):
             "The decision's model and the descendants it reaches are the products; the "
             "action is the remediation (recall, restriction, licence change: mitigation; "
             "deprecation: vendor_fix with a successor, else no_fix_planned); each workflow "
-            "step is a revision."
+            "step is a revision. Each product carries its package URLs "
+            "(`product_identification_helper`: the first as `purl`, any others as "
+            "`x_generic_uris` under the purl specification's namespace)."
         ),
         responses=problem_responses(400, 401, 403, 404),
     )
@@ -271,7 +273,8 @@ class ExportController(Controller):
     ) -> dict[str, Any]:
         decision = await get_decision(db, decision_id=decision_id)
         settings = state.settings
-        return decision_advisory(
+        return await build_decision_advisory(
+            db,
             decision,
             publisher_name=settings.csaf_publisher_name,
             publisher_namespace=settings.csaf_publisher_namespace,

@@ -18,8 +18,8 @@ from service.api.pagination import Cursor, Limit, decode_uuid_cursor, paginate
 from service.api.problems import problem_responses
 from service.domain import model_bom
 from service.domain import models as domain
-from service.errors import InvalidInput, NotAcceptable
-from service.platforms.cyclonedx import model_of_purl
+from service.domain.purls import find_models_by_purl
+from service.errors import NotAcceptable
 from service.schemas.models import Lineage, Model, ModelIn, ModelPage, ModelPatch
 
 __all__ = ["BOM_MEDIA_TYPE", "ModelController"]
@@ -45,8 +45,9 @@ PurlFilter = Annotated[
         max_length=400,
         description=(
             "A package URL (`pkg:huggingface/owner/name@revision`, `pkg:github/owner/repo`, "
-            "`pkg:mlflow/...`): the model it names, whatever its version. Not a package URL: "
-            "422."
+            "`pkg:mlflow/...`): the models with a hosting (not removed) of that purl, as its "
+            "platform's purl type forms it; without a version, of any version. Qualifiers "
+            "and subpath are ignored. Not a package URL: 422."
         ),
     ),
 ]
@@ -77,6 +78,7 @@ class ModelController(Controller):
     async def index(
         self,
         db: Db,
+        principal: Caller,
         name: NameFilter = None,
         purl: PurlFilter = None,
         prefix: PrefixFilter = None,
@@ -88,13 +90,20 @@ class ModelController(Controller):
         cursor: Cursor = None,
     ) -> ModelPage:
         after = decode_uuid_cursor(cursor)
+        visible_to = principal.platform_id
         if purl is not None:
-            try:
-                name = model_of_purl(purl)[0]
-            except ValueError as exc:
-                raise InvalidInput(f"not a package URL naming a model: {exc}", key="purl") from None
-        if name is not None:
-            found = await domain.list_models(db, name_prefix=name, limit=limit + 1, after=after)
+            ids = await find_models_by_purl(db, purl=purl)
+            found = await domain.get_models(db, model_ids=ids, visible_to=visible_to)
+            items = [
+                m
+                for m in found
+                if (after is None or m.id > after)
+                and (name is None or m.name.lower() == name.lower())
+            ][: limit + 1]
+        elif name is not None:
+            found = await domain.list_models(
+                db, name_prefix=name, limit=limit + 1, after=after, visible_to=visible_to
+            )
             items = [m for m in found if m.name.lower() == name.lower()]
         else:
             items = await domain.list_models(
@@ -106,6 +115,7 @@ class ModelController(Controller):
                 modality=modality,
                 after=after,
                 limit=limit + 1,
+                visible_to=visible_to,
             )
         page, next_cursor = paginate(items, limit, lambda m: m.id)
         return ModelPage(items=page, next_cursor=next_cursor)
@@ -121,12 +131,20 @@ class ModelController(Controller):
         self,
         model_id: FromPath[UUID],
         db: Db,
+        principal: Caller,
         as_of: Annotated[
             datetime | None,
-            Parameter(description="RFC 3339 moment: the model as the registry recorded it then."),
+            Parameter(
+                description=(
+                    "RFC 3339 moment: the model as the registry recorded it then (without "
+                    "purls: they are drawn from its hostings, not recorded with the model)."
+                )
+            ),
         ] = None,
     ) -> Model:
-        return await domain.get_model(db, model_id=model_id, as_of=as_of)
+        return await domain.get_model(
+            db, model_id=model_id, as_of=as_of, visible_to=principal.platform_id
+        )
 
     @get(
         "/{model_id:uuid}/lineage",
@@ -135,8 +153,8 @@ class ModelController(Controller):
         guards=[allow(*ANY_ROLE)],
         responses=problem_responses(400, 401, 403, 404),
     )
-    async def lineage(self, model_id: FromPath[UUID], db: Db) -> Lineage:
-        return await domain.get_lineage(db, model_id=model_id)
+    async def lineage(self, model_id: FromPath[UUID], db: Db, principal: Caller) -> Lineage:
+        return await domain.get_lineage(db, model_id=model_id, visible_to=principal.platform_id)
 
     @get(
         "/{model_id:uuid}/bom",

@@ -30,7 +30,7 @@ class PlatformController(Controller):
         operation_id="createPlatform",
         summary="Register a hosting platform",
         guards=[allow(*ADMIN)],
-        responses=problem_responses(400, 401, 403, 409, 413, 415),
+        responses=problem_responses(400, 401, 403, 409, 413, 415, 422),
     )
     async def create(self, data: JSONBody[PlatformIn], db: Db, principal: Caller) -> Platform:
         return await domain.create_platform(db, data=data, actor_id=principal.id)
@@ -72,9 +72,13 @@ class PlatformController(Controller):
     @patch(
         "/{slug:str}",
         operation_id="updatePlatform",
-        summary="Change a platform's name or kind",
+        summary="Change a platform's name, kind or package-URL type",
+        description=(
+            "Changing `purl_type` rewrites the purl of every hosting of the platform in the "
+            "same transaction; null clears it. An unknown type is 422."
+        ),
         guards=[allow(*ADMIN)],
-        responses=problem_responses(400, 401, 403, 404, 413, 415),
+        responses=problem_responses(400, 401, 403, 404, 413, 415, 422),
     )
     async def update(
         self,

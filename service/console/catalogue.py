@@ -107,7 +107,9 @@ class CatalogueController(Controller):
             raise InvalidInput(f"no stage {stage!r}", key="stage")
         kind = _blank(kind)
         # The lineage carries the model itself (now, or as of the moment): one read, not two.
-        lineage = await get_lineage(db, model_id=model_id, as_of=moment)
+        lineage = await get_lineage(
+            db, model_id=model_id, as_of=moment, visible_to=principal.platform_id
+        )
         model = lineage.model
         hostings = await list_hostings(
             db, visible_to=principal.platform_id, model_id=model_id, limit=200, as_of=moment

@@ -25,7 +25,7 @@ from service.console.web import Form, Viewer, page, require
 from service.domain import decommission_impact as reach
 from service.domain import decommission_targets as targets
 from service.domain import decommissions as domain
-from service.domain.csaf import decision_advisory
+from service.domain.csaf import build_decision_advisory
 from service.domain.keys import name_principals
 from service.errors import InvalidInput
 from service.schemas.decommissions import Decision, DecisionIn, Target, WithdrawIn
@@ -266,7 +266,8 @@ class DecisionPageController(Controller):
         require(viewer, "admin")
         decision = await domain.get_decision(db, decision_id=decision_id)
         settings = state.settings
-        advisory = decision_advisory(
+        advisory = await build_decision_advisory(
+            db,
             decision,
             publisher_name=settings.csaf_publisher_name,
             publisher_namespace=settings.csaf_publisher_namespace,

@@ -31,6 +31,8 @@ import msgspec
 from service.db.queries import catalogue as q
 from service.domain.decommission_targets import flag_hosted
 from service.domain.ledger import NewEvent, diff, record_events, to_state
+from service.domain.models import model_state
+from service.domain.purls import refresh_purls
 from service.errors import Conflict, Forbidden, InvalidInput
 from service.platforms import cyclonedx
 from service.schemas.catalogue import (
@@ -273,7 +275,7 @@ async def sync(
                         platform_id=platform_id,
                         actor_id=None,
                         occurred_at=at,
-                        state=to_state(m),
+                        state=model_state(m),
                     )
                     for m in models
                 ],
@@ -296,6 +298,9 @@ async def sync(
             await q.update_hostings(conn, after=lo, upto=hi, occurred_at=at, seconds=seconds)
         )
         unchanged += len(before) - len(written)
+        await refresh_purls(
+            conn, hosting_ids=[h.id for h in written if h.revision != before[h.id].revision]
+        )
         new_events = []
         for h in written:
             old = before[h.id]
@@ -315,6 +320,7 @@ async def sync(
                 conn, platform_id=platform_id, after=lo, upto=hi, occurred_at=at, seconds=seconds
             )
         )
+        await refresh_purls(conn, hosting_ids=[h.id for h in fresh])
         recorded = [
             _hosting_event("hosting.recorded", h, before=None, occurred_at=at, extra=link)
             for h in fresh

@@ -6,6 +6,13 @@ ingest. A decision maps onto one advisory:
 - the decision's model, and every descendant model it reaches, are products in the
   product tree, named by their canonical names (``org/name``); specific revisions, for
   which CSAF has no field, are listed in the document notes;
+- a product's ``product_identification_helper`` carries its package URLs (those of its
+  hostings not removed, :mod:`service.domain.purls`). CSAF 2.0 gives a product one
+  ``purl``; a model hosted on several platforms has several. The product stays one (the
+  model is what the decision covers, and ``known_affected`` names models), its ``purl`` is
+  the first in sorted order, and each other one is an ``x_generic_uris`` entry whose
+  ``namespace`` is the purl specification (the 2.0 extension point for identifiers of a
+  standard it has no second field for). A model with no purl has no helper;
 - the risk that motivated the decision is one ``vulnerabilities`` entry: its notes carry the
   reason and the policy clause, its ``product_status.known_affected`` lists the products;
 - the action is the remediation: a recall, a restriction and a licence change are
@@ -18,12 +25,20 @@ ingest. A decision maps onto one advisory:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
+import asyncpg
+
+from service.domain.purls import purls_of_models
 from service.schemas.decommissions import Decision
 
-__all__ = ["decision_advisory"]
+__all__ = ["PURL_SPEC", "build_decision_advisory", "decision_advisory"]
+
+#: The namespace of the purls beyond the first, as ``x_generic_uris`` entries.
+PURL_SPEC = "https://github.com/package-url/purl-spec"
 
 _REMEDIATION_TEXT = {
     "recall": "Recall: stop hosting the model (and, where listed, its derivatives); "
@@ -73,10 +88,40 @@ def _remediation(decision: Decision, product_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def decision_advisory(
-    decision: Decision, *, publisher_name: str, publisher_namespace: str
+def _product(product_id: str, name: str, purls: list[str]) -> dict[str, Any]:
+    product: dict[str, Any] = {"product_id": product_id, "name": name}
+    if purls:
+        first, *rest = sorted(purls)
+        helper: dict[str, Any] = {"purl": first}
+        if rest:
+            helper["x_generic_uris"] = [{"namespace": PURL_SPEC, "uri": p} for p in rest]
+        product["product_identification_helper"] = helper
+    return product
+
+
+async def build_decision_advisory(
+    conn: asyncpg.Connection, decision: Decision, *, publisher_name: str, publisher_namespace: str
 ) -> dict[str, Any]:
-    """The CSAF 2.0 ``csaf_security_advisory`` document for one decision."""
+    """:func:`decision_advisory` with each product's purls read from its hostings."""
+    model_ids = [decision.model_id, *(t.model_id for t in decision.targets)]
+    purls = await purls_of_models(conn, model_ids=sorted(set(model_ids)))
+    return decision_advisory(
+        decision,
+        publisher_name=publisher_name,
+        publisher_namespace=publisher_namespace,
+        purls=purls,
+    )
+
+
+def decision_advisory(
+    decision: Decision,
+    *,
+    publisher_name: str,
+    publisher_namespace: str,
+    purls: Mapping[UUID, list[str]] | None = None,
+) -> dict[str, Any]:
+    """The CSAF 2.0 ``csaf_security_advisory`` document for one decision; ``purls``: each
+    model's package URLs."""
     models = {decision.model_id: decision.model}
     for target in decision.targets:
         models.setdefault(target.model_id, target.model)
@@ -126,7 +171,7 @@ def decision_advisory(
         },
         "product_tree": {
             "full_product_names": [
-                {"product_id": product_ids[model_id], "name": name}
+                _product(product_ids[model_id], name, list((purls or {}).get(model_id, [])))
                 for model_id, name in sorted(models.items(), key=lambda kv: kv[1])
             ]
         },

@@ -17,6 +17,7 @@ from service.domain.decommission_targets import flag_hosted
 from service.domain.ledger import NewEvent, diff, record_event, record_events, to_state
 from service.domain.models import resolve_model_id
 from service.domain.platforms import get_platform, platform_scope
+from service.domain.purls import refresh_purls
 from service.domain.times import check_claimed
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
@@ -116,6 +117,7 @@ async def record_hosting(
             + (f" or of external id {data.external_id!r}" if data.external_id else "")
         )
     hosting = msgspec.convert(dict(row), Hosting)
+    await refresh_purls(conn, hosting_ids=[hosting.id])
     seq = await record_event(
         conn,
         stage="prevent",
@@ -214,6 +216,7 @@ async def rename_hosting(
             + (f" or of external id {external!r}" if external != before.external_id else "")
         )
     after = msgspec.convert(dict(row), Hosting)
+    await refresh_purls(conn, hosting_ids=[after.id])
     state = to_state(after)
     seq = await record_event(
         conn,
@@ -303,6 +306,8 @@ async def apply_patch(
         return before, None  # nothing would change: no write, no event
     row = await q.update_hosting(conn, hosting_id=before.id, values=change.values)
     after = msgspec.convert(dict(row), Hosting)
+    if after.revision != before.revision:
+        await refresh_purls(conn, hosting_ids=[after.id])
     event = _event(change, after, actor_id=actor_id, extra=extra)
     seq = None if event is None else (await record_events(conn, [event]))[0]
     await _flag_rehosted(conn, [(before, after)], actor_id=actor_id)
@@ -327,6 +332,8 @@ async def apply_patches(
         return [None] * len(changes)
     rows = await q.update_hostings(conn, [(c.before.id, c.values) for c in written])
     after = {row["id"]: msgspec.convert(dict(row), Hosting) for row in rows}
+    revised = [c.before.id for c in written if after[c.before.id].revision != c.before.revision]
+    await refresh_purls(conn, hosting_ids=revised)
     events = [
         None
         if change is None

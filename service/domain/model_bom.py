@@ -3,10 +3,10 @@
 ``metadata.component`` is the model; ``components`` are its ancestors (nearest first) and
 its descendants, each a ``machine-learning-model``. What each field is drawn from:
 
-- ``purl``: built from the model's first hosting (by platform slug) — the platform's slug
-  as the package type when it is one (``huggingface``, ``github``, ``mlflow``), else
-  ``generic`` — with the model's ``owner/name`` and that hosting's revision as version;
-  every hosting is also an external reference of type ``distribution`` (its URL);
+- ``purl``: the first (in sorted order) of the package URLs of its hostings, as
+  :mod:`service.domain.purls` forms them from each platform's purl type (none when no
+  hosting is on a platform with one); every hosting is also an external reference of type
+  ``distribution`` (its URL), with its own purl in the comment when it has one;
 - ``licenses``: each distinct licence its hostings record, by name;
 - ``pedigree.ancestors``: the base model, by ``bom-ref`` and purl; the property
   ``registry:relation`` says how it derives (``fine_tune``, ``adapter``, ...);
@@ -31,29 +31,21 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from packageurl import PackageURL
 
 from service.db.queries import decommissions as dq
 from service.db.queries import hostings as hq
 from service.domain.decommissions import get_decision
 from service.domain.models import get_lineage
+from service.domain.purls import purls_of_hostings
 from service.errors import NotFound
 from service.schemas.hostings import Hosting
 from service.schemas.models import Model
 
-__all__ = ["REGISTRY", "SPEC_VERSION", "build_model_bom", "model_purl"]
+__all__ = ["REGISTRY", "SPEC_VERSION", "build_model_bom"]
 
 SPEC_VERSION = "1.6"
 #: The annotator of every decision: the registry itself.
 REGISTRY = "AI lifecycle risk registry"
-_PURL_TYPES = frozenset({"huggingface", "github", "mlflow"})
-
-
-def model_purl(*, platform: str, name: str, revision: str | None) -> str:
-    """The package URL of a model as one platform hosts it."""
-    kind = platform if platform in _PURL_TYPES else "generic"
-    owner, _, short = name.rpartition("/")
-    return PackageURL(type=kind, namespace=owner or None, name=short, version=revision).to_string()
 
 
 def _ref(model_id: UUID) -> str:
@@ -113,9 +105,11 @@ def _component(
     base: tuple[UUID, str] | None,
     derivation: str | None,
     hostings: list[Hosting],
+    purls: dict[UUID, str],
+    base_purls: list[str],
 ) -> dict[str, Any]:
     hostings = sorted(hostings, key=lambda h: (h.platform, str(h.id)))
-    first = hostings[0] if hostings else None
+    own = sorted({purls[h.id] for h in hostings if h.id in purls})
     revision = next((h.revision for h in hostings if h.revision is not None), None)
     component: dict[str, Any] = {
         "type": "machine-learning-model",
@@ -124,8 +118,8 @@ def _component(
     }
     if revision is not None:
         component["version"] = revision
-    if first is not None:
-        component["purl"] = model_purl(platform=first.platform, name=name, revision=first.revision)
+    if own:
+        component["purl"] = own[0]
     licences = list(dict.fromkeys(h.licence for h in hostings if h.licence is not None))
     if licences:
         component["licenses"] = [{"license": {"name": lic}} for lic in licences]
@@ -136,12 +130,16 @@ def _component(
             "bom-ref": f"{_ref(base_id)}:as-base-of:{model_id}",
             "name": base_name,
         }
-        if first is not None:
-            ancestor["purl"] = model_purl(platform=first.platform, name=base_name, revision=None)
+        if base_purls:
+            ancestor["purl"] = base_purls[0]
         component["pedigree"] = {"ancestors": [ancestor]}
     card, refs = _documentation(hostings)
     references = [
-        {"type": "distribution", "url": h.url, "comment": f"hosted on {h.platform}"}
+        {
+            "type": "distribution",
+            "url": h.url,
+            "comment": f"hosted on {h.platform}" + (f" as {purls[h.id]}" if h.id in purls else ""),
+        }
         for h in hostings
     ]
     if references or refs:
@@ -205,7 +203,7 @@ async def build_model_bom(
     conn: asyncpg.Connection, *, model_id: UUID, visible_to: UUID | None = None
 ) -> dict[str, Any]:
     """The CycloneDX 1.6 ML-BOM of the model's lineage family (NotFound if none)."""
-    lineage = await get_lineage(conn, model_id=model_id)
+    lineage = await get_lineage(conn, model_id=model_id, visible_to=visible_to)
     model: Model = lineage.model
     names = {model.id: model.name}
     names.update({n.id: n.name for n in lineage.ancestors})
@@ -219,12 +217,24 @@ async def build_model_bom(
     now = datetime.now(UTC)
     family = [model.id, *(n.id for n in lineage.ancestors), *(n.id for n in lineage.descendants)]
     hostings = await _hostings_of(conn, model_ids=family, visible_to=visible_to)
+    purls = await purls_of_hostings(
+        conn, hosting_ids=[h.id for found in hostings.values() for h in found]
+    )
+
+    def purls_of(member: UUID | None) -> list[str]:
+        """A family member's purls, from the hostings the caller sees."""
+        if member is None:
+            return []
+        return sorted({purls[h.id] for h in hostings.get(member, []) if h.id in purls})
+
     top = _component(
         model_id=model.id,
         name=model.name,
         base=base_of(model.base_model_id),
         derivation=model.derivation,
         hostings=hostings.get(model.id, []),
+        purls=purls,
+        base_purls=purls_of(model.base_model_id),
     )
     components = [
         _component(
@@ -233,6 +243,8 @@ async def build_model_bom(
             base=base_of(node.base_model_id),
             derivation=node.derivation,
             hostings=hostings.get(node.id, []),
+            purls=purls,
+            base_purls=purls_of(node.base_model_id),
         )
         for node in [*lineage.ancestors, *lineage.descendants]
     ]

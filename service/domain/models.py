@@ -7,6 +7,7 @@ The lineage graph is a forest: a change that would make a model its own ancestor
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -15,17 +16,35 @@ import msgspec
 from service.db.queries import models as q
 from service.domain.as_of import state_as_of, states_as_of
 from service.domain.ledger import diff, record_event, to_state
+from service.domain.purls import purls_of_models
 from service.errors import Conflict, InvalidInput, NotFound
 from service.schemas.models import Lineage, LineageNode, Model, ModelIn, ModelPatch, Openness
 
 __all__ = [
     "get_lineage",
     "get_model",
+    "get_models",
     "list_models",
+    "model_state",
     "register_model",
     "resolve_model_id",
     "update_model",
 ]
+
+
+def model_state(model: Model) -> dict[str, Any]:
+    """A model as its ledger events carry it: without its purls, which its hostings and
+    their platforms give it (they change without a change of the model)."""
+    state = to_state(model)
+    state.pop("purls", None)
+    return state
+
+
+async def _with_purls(
+    conn: asyncpg.Connection, models: list[Model], *, visible_to: UUID | None
+) -> list[Model]:
+    purls = await purls_of_models(conn, model_ids=[m.id for m in models], visible_to=visible_to)
+    return [msgspec.structs.replace(m, purls=purls[m.id]) if m.id in purls else m for m in models]
 
 
 def _openness(o: Openness) -> tuple[str, str, str, str]:
@@ -80,7 +99,7 @@ async def register_model(
         platform_id=platform_id,
         actor_id=actor_id,
         occurred_at=occurred_at,
-        state=to_state(model),
+        state=model_state(model),
     )
     return model, seq
 
@@ -91,8 +110,10 @@ async def get_model(
     model_id: UUID | None = None,
     name: str | None = None,
     as_of: datetime | None = None,
+    visible_to: UUID | None = None,
 ) -> Model:
-    """One model by id or name, now or as recorded at ``as_of`` (every role sees models)."""
+    """One model by id or name, now or as recorded at ``as_of`` (every role sees models;
+    a platform, ``visible_to``, the purls of its own hostings only)."""
     if as_of is not None:
         if model_id is None:
             raise ValueError("a point-in-time read names the model by id")
@@ -105,7 +126,8 @@ async def get_model(
     row = await q.select_model(conn, model_id=model_id, name=name)
     if row is None:
         raise NotFound(f"no model {name or model_id}")
-    return msgspec.convert(dict(row), Model)
+    [model] = await _with_purls(conn, [msgspec.convert(dict(row), Model)], visible_to=visible_to)
+    return model
 
 
 async def list_models(
@@ -118,6 +140,7 @@ async def list_models(
     modality: str | None = None,
     after: UUID | None = None,
     limit: int,
+    visible_to: UUID | None = None,
 ) -> list[Model]:
     rows = await q.select_models(
         conn,
@@ -129,7 +152,20 @@ async def list_models(
         after=after,
         limit=limit,
     )
-    return [msgspec.convert(dict(row), Model) for row in rows]
+    models = [msgspec.convert(dict(row), Model) for row in rows]
+    return await _with_purls(conn, models, visible_to=visible_to)
+
+
+async def get_models(
+    conn: asyncpg.Connection, *, model_ids: list[UUID], visible_to: UUID | None = None
+) -> list[Model]:
+    """The models of ``model_ids`` that exist, in id order."""
+    models = []
+    for model_id in sorted(set(model_ids)):
+        row = await q.select_model(conn, model_id=model_id)
+        if row is not None:
+            models.append(msgspec.convert(dict(row), Model))
+    return await _with_purls(conn, models, visible_to=visible_to)
 
 
 async def update_model(
@@ -166,7 +202,7 @@ async def update_model(
         openness=_openness(pick(patch.openness, before.openness)),  # type: ignore[arg-type]
     )
     after = await get_model(conn, model_id=model_id)
-    changes = diff(to_state(before), to_state(after))
+    changes = diff(model_state(before), model_state(after))
     if changes:
         await record_event(
             conn,
@@ -176,7 +212,7 @@ async def update_model(
             subject_id=model_id,
             model_id=model_id,
             actor_id=actor_id,
-            state=to_state(after),
+            state=model_state(after),
             changes=changes,
         )
     return after
@@ -191,16 +227,21 @@ async def _refuse_cycle(conn: asyncpg.Connection, *, model_id: UUID, base_id: UU
 
 
 async def get_lineage(
-    conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime | None = None
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID,
+    as_of: datetime | None = None,
+    visible_to: UUID | None = None,
 ) -> Lineage:
-    """The model's ancestors and descendants with their relation.
+    """The model's ancestors and descendants with their relation (the model with the purls
+    a platform, ``visible_to``, may see).
 
     With ``as_of``, the lineage as recorded then: ancestors follow each model's base as it
     stood at that moment; descendants are today's descendants whose recorded base then led
     here (a model re-parented away since is not found)."""
     if as_of is not None:
         return await _lineage_as_of(conn, model_id=model_id, as_of=as_of)
-    model = await get_model(conn, model_id=model_id)
+    model = await get_model(conn, model_id=model_id, visible_to=visible_to)
     ancestors = await q.select_ancestors(conn, model_id=model_id)
     descendants = await q.select_descendants(conn, model_id=model_id)
     return Lineage(

@@ -9,6 +9,7 @@ import msgspec
 
 from service.db.queries import platforms as q
 from service.domain.ledger import diff, record_event, to_state
+from service.domain.purls import check_purl_type, refresh_purls
 from service.errors import Conflict, NotFound
 from service.schemas.platforms import Platform, PlatformIn, PlatformPatch
 
@@ -34,7 +35,13 @@ class PlatformScope(msgspec.Struct, frozen=True, kw_only=True):
 async def create_platform(
     conn: asyncpg.Connection, *, data: PlatformIn, actor_id: UUID | None
 ) -> Platform:
-    row = await q.insert_platform(conn, slug=data.slug, name=data.name, kind=data.kind)
+    row = await q.insert_platform(
+        conn,
+        slug=data.slug,
+        name=data.name,
+        kind=data.kind,
+        purl_type=check_purl_type(data.purl_type),
+    )
     if row is None:
         raise Conflict(f"a platform with slug {data.slug!r} exists already")
     platform = msgspec.convert(dict(row), Platform)
@@ -106,8 +113,16 @@ async def update_platform(
     before = await get_platform(conn, slug=slug)
     name = before.name if patch.name is msgspec.UNSET else patch.name
     kind = before.kind if patch.kind is msgspec.UNSET else patch.kind
-    row = await q.update_platform(conn, platform_id=before.id, name=name, kind=kind)
+    purl_type = (
+        before.purl_type if patch.purl_type is msgspec.UNSET else check_purl_type(patch.purl_type)
+    )
+    row = await q.update_platform(
+        conn, platform_id=before.id, name=name, kind=kind, purl_type=purl_type
+    )
     after = msgspec.convert(dict(row), Platform)
+    if after.purl_type != before.purl_type:
+        # Every hosting's purl follows its platform's type, in the same transaction.
+        await refresh_purls(conn, platform_id=after.id)
     changes = diff(to_state(before), to_state(after))
     if changes:
         await record_event(

@@ -9,7 +9,9 @@ offline verifier (``verify --records``, the bundle verifier) and the background 
 (:mod:`service.domain.reconciler`) use it and :func:`compare_row`, and nothing else.
 
 Only what the event carries is compared. Columns an export derives from other tables are
-not: names joined in (``models.base_model``, ``hostings.model``/``platform``,
+not: package URLs (``models.purls``, ``hostings.purl``: from the hostings' names and
+revisions and their platforms' purl types), names joined in (``models.base_model``,
+``hostings.model``/``platform``,
 ``incidents.models``/``reporter_platform``, ``audits.models``, ``decisions.model``/
 ``successor_model``), ``incidents.report_due_at`` (computed from the deadline rule),
 ``decisions.targets`` (written when hostings come into scope, under other subjects'

@@ -68,6 +68,10 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     base_model: str | None
     derivation: Derivation | None
     openness: Openness
+    #: The package URLs of its hostings not removed, on platforms with a purl type,
+    #: distinct and sorted (a platform sees those of its own hostings). Drawn from the
+    #: hostings, not part of the model's ledger state; a point-in-time read has none.
+    purls: list[str] = msgspec.field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 

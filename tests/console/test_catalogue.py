@@ -323,3 +323,28 @@ async def test_the_model_page_as_of_shows_every_section_as_it_stood(
     totals = await tab.page.locator("#downloads tbody td:nth-child(2)").all_text_contents()
     assert totals == ["1,000", "1,500", "4,500"]
     await tab.check("model-as-of")
+
+
+async def test_the_model_page_lists_its_package_urls(
+    tab: Browsing, pool: asyncpg.Pool, client: httpx.AsyncClient, admin: dict[str, str], uniq: str
+) -> None:
+    seeded = await _seed(client, pool, admin, uniq)
+    path = f"/console/models/{seeded['model']['id']}"
+    await tab.sign_in(await make_key(pool, "admin"))
+    await tab.goto(path)
+    assert "None" in await tab.page.inner_text("#purls")
+    for fixture, purl_type in ((seeded["hub"], "huggingface"), (seeded["forge"], "github")):
+        r = await client.patch(
+            f"/v1/platforms/{fixture.slug}", json={"purl_type": purl_type}, headers=admin
+        )
+        assert r.status_code == 200, r.text
+    await tab.goto(path)
+    shown = await tab.page.locator("#purls li").all_inner_texts()
+    assert shown == [f"pkg:github/acme/tuned-{uniq}", f"pkg:huggingface/acme/tuned-{uniq}"]
+    await tab.check("model-purls")
+    # A platform sees the purl of its own hosting only, as it sees its hostings.
+    hub: PlatformFixture = seeded["hub"]
+    await tab.sign_in(await make_key(pool, "platform", platform=hub.slug))
+    await tab.goto(path)
+    shown = await tab.page.locator("#purls li").all_inner_texts()
+    assert shown == [f"pkg:huggingface/acme/tuned-{uniq}"]

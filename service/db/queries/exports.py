@@ -68,7 +68,12 @@ ORDER BY e.seq
 MODELS = f"""
 SELECT m.id, m.name, m.provider, m.modalities, m.tasks, m.base_model_id, b.name AS base_model,
        m.derivation, m.weights_openness, m.code_openness, m.data_openness,
-       m.model_card_openness, {_ts("m.created_at")}, {_ts("m.updated_at")}
+       m.model_card_openness,
+       ARRAY(SELECT DISTINCT h.purl COLLATE "C" FROM hostings h
+             WHERE h.model_id = m.id AND h.status <> 'removed' AND h.purl IS NOT NULL
+               AND ($3::uuid IS NULL OR h.platform_id = $3)
+             ORDER BY 1) AS purls,
+       {_ts("m.created_at")}, {_ts("m.updated_at")}
 FROM models m LEFT JOIN models b ON b.id = m.base_model_id
 WHERE ($1::timestamptz IS NULL OR m.created_at >= $1)
   AND ($2::timestamptz IS NULL OR m.created_at < $2)
@@ -114,7 +119,7 @@ NARROWING: dict[str, frozenset[str]] = {
 
 HOSTINGS = f"""
 SELECT h.id, h.model_id, m.name AS model, h.platform_id, p.slug AS platform, h.external_id,
-       h.url, h.revision, h.licence, h.gated, h.disabled, h.status, h.downloads,
+       h.url, h.revision, h.purl, h.licence, h.gated, h.disabled, h.status, h.downloads,
        {_ts("h.downloads_at")}, h.model_card_present, h.model_card_url, h.safety_testing_present,
        h.safety_testing_url, h.risk_analysis_present, h.risk_analysis_url,
        h.use_guidance_present, h.use_guidance_url, {_ts("h.created_at")}, {_ts("h.updated_at")}
@@ -284,6 +289,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "code_openness",
         "data_openness",
         "model_card_openness",
+        "purls",
         "created_at",
         "updated_at",
     ),
@@ -296,6 +302,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "external_id",
         "url",
         "revision",
+        "purl",
         "licence",
         "gated",
         "disabled",
@@ -425,6 +432,7 @@ GUARDED: dict[str, frozenset[str]] = {
             "external_id",
             "url",
             "revision",
+            "purl",
             "licence",
             "status",
             "model_card_url",

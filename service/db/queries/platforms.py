@@ -8,10 +8,10 @@ import asyncpg
 
 __all__ = ["insert_platform", "select_platform", "select_platforms", "update_platform"]
 
-COLUMNS = "id, slug, name, kind, created_at, updated_at"
+COLUMNS = "id, slug, name, kind, purl_type, created_at, updated_at"
 
 INSERT = f"""
-INSERT INTO platforms (slug, name, kind) VALUES ($1, $2, $3)
+INSERT INTO platforms (slug, name, kind, purl_type) VALUES ($1, $2, $3, $4)
 ON CONFLICT (slug) DO NOTHING
 RETURNING {COLUMNS}
 """
@@ -33,17 +33,17 @@ LIMIT $4
 """
 
 UPDATE = f"""
-UPDATE platforms SET name = $2, kind = $3, updated_at = now()
+UPDATE platforms SET name = $2, kind = $3, purl_type = $4, updated_at = now()
 WHERE id = $1
 RETURNING {COLUMNS}
 """
 
 
 async def insert_platform(
-    conn: asyncpg.Connection, *, slug: str, name: str, kind: str
+    conn: asyncpg.Connection, *, slug: str, name: str, kind: str, purl_type: str | None
 ) -> asyncpg.Record | None:
     """The new row, or None when the slug is taken."""
-    return await conn.fetchrow(INSERT, slug, name, kind)
+    return await conn.fetchrow(INSERT, slug, name, kind, purl_type)
 
 
 async def select_platform(
@@ -67,9 +67,9 @@ async def select_platforms(
 
 
 async def update_platform(
-    conn: asyncpg.Connection, *, platform_id: UUID, name: str, kind: str
+    conn: asyncpg.Connection, *, platform_id: UUID, name: str, kind: str, purl_type: str | None
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(UPDATE, platform_id, name, kind)
+    row = await conn.fetchrow(UPDATE, platform_id, name, kind, purl_type)
     if row is None:
         raise LookupError(f"platform {platform_id} vanished inside its transaction")
     return row
