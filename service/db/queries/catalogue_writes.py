@@ -92,6 +92,7 @@ ON CONFLICT (folded) DO NOTHING
 
 # One round of registration: the new models whose base is known by now (or who have none);
 # a chain of new models takes one round per link. With ``$1`` the rest go in without base.
+# Those registered leave ``catalogue_new_models``, so a later round reads only the rest.
 REGISTER_ROUND = """
 WITH ins AS (
   INSERT INTO models (name, base_model_id, derivation)
@@ -101,7 +102,9 @@ WITH ins AS (
     AND ($1 OR n.base_model IS NULL OR b.id IS NOT NULL)
   ORDER BY n.folded
   ON CONFLICT ((lower(name))) DO NOTHING
-  RETURNING id
+  RETURNING id, lower(name) AS folded
+), done AS (
+  DELETE FROM catalogue_new_models n USING ins WHERE n.folded = ins.folded
 )
 INSERT INTO catalogue_registered (id) SELECT id FROM ins
 """
