@@ -8,8 +8,11 @@ a ``model.hosted`` webhook would have produced for the same data (``model.regist
 ``hosting.recorded``, ``hosting.updated`` or ``hosting.reinstated``; ``hosting.removed``
 for one absent from a complete catalogue), linked to the stored sync. A hosting recorded
 or hosted again goes through ``flag_hosted``, the one rule that makes a hosting of a model
-under a decision in force a late target. A crash before the commit leaves nothing; the same
-catalogue sent again (under any delivery id) changes nothing.
+under a decision in force a late target. The events of registered models and new hostings
+are built by the statements that write them (``catalogue_writes``), with the bytes
+``to_state`` would give; the rarer changes and removals are compared here, row by row.
+A crash before the commit leaves nothing; the same catalogue sent again (under any delivery
+id) changes nothing.
 
 A line that fails validation is rejected with its number and reason, the rest applied; with
 ``all_or_nothing`` any rejected line refuses the whole catalogue (``InvalidInput``). A line
