@@ -6,8 +6,10 @@ catalogue of ``--hostings`` lines (each a new model, with revision, licence, dow
 model card), starts a real ``serve`` process with the sealer on, and sends the catalogue
 three times over HTTP: first (every model registered and hosted, two ledger events a line),
 again unchanged (nothing written), and with 1% of the lines changed. The service's resident
-memory is sampled throughout, and after the first sync the time until the sealer has sealed
-every event of it is measured. Then ``psql``'s ``\\copy`` (from the embedded server's
+memory is sampled throughout (its peak in each phase is reported), the machine's load
+average is noted before and after each phase (other work on the machine moves every
+figure), and after the first sync the time until the sealer has sealed every event of it is
+measured. Then ``psql``'s ``\\copy`` (from the embedded server's
 package) loads the same rows into ``hostings`` for a second platform: the rate the syncs
 are compared with.
 
@@ -34,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -145,19 +147,26 @@ def _rss_kib(pid: int) -> int:
 
 
 class _Sampler:
-    """The service's peak resident memory while it runs."""
+    """The service's peak resident memory while it runs, and within each phase."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.peak = _rss_kib(pid)
+        self.peak = self.phase_peak = _rss_kib(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_kib(self.pid))
+            rss = _rss_kib(self.pid)
+            self.peak = max(self.peak, rss)
+            self.phase_peak = max(self.phase_peak, rss)
             time.sleep(0.05)
+
+    def end_phase(self) -> float:
+        """The peak since the last phase ended, in MiB; starts the next phase."""
+        peak, self.phase_peak = self.phase_peak, _rss_kib(self.pid)
+        return round(peak / 1024, 1)
 
     def stop(self) -> float:
         self._stop.set()
@@ -249,6 +258,24 @@ def _psql_copy(url: str, csv_path: Path) -> float:
     return time.perf_counter() - started
 
 
+def _load() -> list[float]:
+    """The machine's load averages (1, 5, 15 minutes): the syncs share its cores."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _phase(sampler: _Sampler, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A sync, with the load before and after it and the service's peak memory during it."""
+    load_before = _load()
+    sampler.end_phase()
+    result = run()
+    return {
+        **result,
+        "rss_peak_mib": sampler.end_phase(),
+        "load_before": load_before,
+        "load_after": _load(),
+    }
+
+
 def measure(url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
     run = secrets.token_hex(3)
     secret = asyncio.run(_setup(url))
@@ -261,20 +288,27 @@ def measure(url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
         sampler = _Sampler(proc.pid)
         results["rss_idle_mib"] = round(sampler.peak / 1024, 1)
         print(f"first sync of {hostings} hostings", flush=True)
-        results["first"] = _sync(base, secret, first_path)
+        results["first"] = _phase(sampler, lambda: _sync(base, secret, first_path))
         sealing = time.perf_counter()
         results["sealed_seconds_after_first"] = asyncio.run(_sealed_after(url, sealing, seal_limit))
+        results["rss_peak_mib_sealing"] = sampler.end_phase()
         print("second, identical sync", flush=True)
-        results["second"] = _sync(base, secret, first_path)
+        results["second"] = _phase(sampler, lambda: _sync(base, secret, first_path))
         print("sync with 1% changed", flush=True)
-        results["one_percent"] = _sync(base, secret, changed_path)
+        results["one_percent"] = _phase(sampler, lambda: _sync(base, secret, changed_path))
         results["rss_peak_mib"] = sampler.stop()
     csv_path = tmp / "copy.csv"
     asyncio.run(_copy_rows(url, run, csv_path))
     print("PostgreSQL's COPY of the same rows", flush=True)
+    load_before = _load()
     copy_seconds = _psql_copy(url, csv_path)
     copy_rate = hostings / copy_seconds
-    results["copy"] = {"seconds": round(copy_seconds, 2), "rows_per_second": round(copy_rate)}
+    results["copy"] = {
+        "seconds": round(copy_seconds, 2),
+        "rows_per_second": round(copy_rate),
+        "load_before": load_before,
+        "load_after": _load(),
+    }
     for phase in ("first", "second", "one_percent"):
         rate = hostings / results[phase]["seconds"]
         results[phase]["rows_per_second"] = round(rate)
@@ -296,11 +330,13 @@ def main() -> None:
         f = results[phase]
         print(
             f"{phase:12} {f['seconds']:8.2f} s  {f['rows_per_second']:8} rows/s  "
-            f"ratio to COPY {f['ratio_to_copy']:.3f}  events {f['events']}"
+            f"ratio to COPY {f['ratio_to_copy']:.3f}  events {f['events']}  "
+            f"RSS peak {f['rss_peak_mib']} MiB  load {f['load_before'][0]} -> {f['load_after'][0]}"
         )
+    c = results["copy"]
     print(
-        f"COPY         {results['copy']['seconds']:8.2f} s  "
-        f"{results['copy']['rows_per_second']:8} rows/s"
+        f"COPY         {c['seconds']:8.2f} s  {c['rows_per_second']:8} rows/s  "
+        f"load {c['load_before'][0]} -> {c['load_after'][0]}"
     )
     print(
         f"service RSS {results['rss_idle_mib']} -> {results['rss_peak_mib']} MiB; "

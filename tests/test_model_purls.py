@@ -14,8 +14,8 @@ import pytest
 
 from service.domain.reconciler import reconcile_all
 from tests.conftest import PlatformFixture, register_model
+from tests.helpers.divergences import divergences
 from tests.helpers.webhooks import deliver, hosted, new_secret
-from tests.test_reconciliation import _divergences
 
 
 async def _set_type(
@@ -294,7 +294,7 @@ async def test_records_still_agree_with_the_ledger_after_a_type_change(
     model = await _model(client, admin, created["id"])
     assert model["purls"] == [f"pkg:github/acme{uniq}/reconciled@r2"]
     await reconcile_all(pool, batch_size=500)
-    found = await _divergences(client, admin)
+    found = await divergences(client, admin)
     assert {f for f in found if f[1] in (created["id"], hosting["id"])} == set()
 
 
@@ -329,7 +329,7 @@ async def test_a_platform_finds_the_model_it_hosted_by_the_purl_of_its_own_hub(
 async def test_the_command_line_sets_a_platforms_purl_type(
     database_url: str, client: httpx.AsyncClient, admin: dict[str, str], uniq: str
 ) -> None:
-    from tests.test_cli import cli
+    from tests.helpers.cli import cli
 
     slug = f"cli-purl-{uniq}"
     add = ["platforms", "add", slug, "--name", "Forge", "--kind", "code_forge", "--json"]

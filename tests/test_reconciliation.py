@@ -24,6 +24,7 @@ from service.domain.reconciler import reconcile_all
 from service.schemas.models import ModelPatch
 from tests.conftest import PlatformFixture, bearer, make_key, register_model
 from tests.helpers.audits import audit_body, grant, new_auditor
+from tests.helpers.divergences import divergences
 from tests.helpers.ledger import seal_all
 from tests.helpers.notices import decide, host
 
@@ -117,22 +118,6 @@ async def _restore(conn: asyncpg.Connection, world: World, old: dict[str, Any]) 
         )
 
 
-async def _divergences(client: httpx.AsyncClient, admin: dict[str, str]) -> set[tuple[str, ...]]:
-    found: set[tuple[str, ...]] = set()
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        r = await client.get("/v1/admin/divergences", params=params, headers=admin)
-        assert r.status_code == 200, r.text
-        page = r.json()
-        found |= {(d["dataset"], d["record_id"], d["field"]) for d in page["items"]}
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
-
-
 def _expected(world: World) -> set[tuple[str, ...]]:
     return {(d, world.ids[d], TAMPER[d][2]) for d in TAMPER}
 
@@ -151,13 +136,13 @@ async def test_the_background_pass_names_each_changed_record_and_field(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await reconcile_all(pool, batch_size=500)
-    assert _ours(await _divergences(client, admin), world) == set()
+    assert _ours(await divergences(client, admin), world) == set()
 
     old = await _tamper(conn, world)
     try:
         with caplog.at_level(logging.WARNING, logger="service.domain.reconciler"):
             await reconcile_all(pool, batch_size=500)
-        assert _ours(await _divergences(client, admin), world) == _expected(world)
+        assert _ours(await divergences(client, admin), world) == _expected(world)
         logged = {
             (r.__dict__.get("dataset"), r.__dict__.get("record_id"))
             for r in caplog.records
@@ -175,7 +160,7 @@ async def test_the_background_pass_names_each_changed_record_and_field(
     finally:
         await _restore(conn, world, old)
     await reconcile_all(pool, batch_size=500)
-    assert _ours(await _divergences(client, admin), world) == set()
+    assert _ours(await divergences(client, admin), world) == set()
 
 
 async def _export_dir(
@@ -382,7 +367,7 @@ async def test_records_written_on_every_path_agree_with_their_ledger_state(
         await confirm_target(pool, decision, target)
 
     await reconcile_all(pool, batch_size=500)
-    found = await _divergences(client, admin)
+    found = await divergences(client, admin)
     assert {f for f in found if f[1] in touched} == set()
 
 
@@ -420,7 +405,7 @@ async def test_a_record_written_during_a_pass_is_not_reported(
     }
     assert str(model_id) not in reported
     await reconcile_all(pool, batch_size=100_000)
-    assert str(model_id) not in {d[1] for d in await _divergences(client, admin)}
+    assert str(model_id) not in {d[1] for d in await divergences(client, admin)}
 
 
 async def _until_waiting_for(conn: asyncpg.Connection, table: str) -> None:

@@ -8,8 +8,11 @@ a ``model.hosted`` webhook would have produced for the same data (``model.regist
 ``hosting.recorded``, ``hosting.updated`` or ``hosting.reinstated``; ``hosting.removed``
 for one absent from a complete catalogue), linked to the stored sync. A hosting recorded
 or hosted again goes through ``flag_hosted``, the one rule that makes a hosting of a model
-under a decision in force a late target. A crash before the commit leaves nothing; the same
-catalogue sent again (under any delivery id) changes nothing.
+under a decision in force a late target. The events of registered models and new hostings
+are built by the statements that write them (``catalogue_writes``), with the bytes
+``to_state`` would give; the rarer changes and removals are compared here, row by row.
+A crash before the commit leaves nothing; the same catalogue sent again (under any delivery
+id) changes nothing.
 
 A line that fails validation is rejected with its number and reason, the rest applied; with
 ``all_or_nothing`` any rejected line refuses the whole catalogue (``InvalidInput``). A line
@@ -29,9 +32,9 @@ import asyncpg
 import msgspec
 
 from service.db.queries import catalogue as q
+from service.db.queries import catalogue_writes as w
 from service.domain.decommission_targets import flag_hosted
 from service.domain.ledger import NewEvent, diff, record_events, to_state
-from service.domain.models import model_state
 from service.domain.purls import refresh_purls
 from service.errors import Conflict, Forbidden, InvalidInput
 from service.platforms import cyclonedx
@@ -42,14 +45,17 @@ from service.schemas.catalogue import (
     RejectedLine,
 )
 from service.schemas.hostings import DOCUMENT_KINDS, Hosting
-from service.schemas.models import Model
 
 __all__ = ["MAX_LISTED", "Catalogue", "sync"]
 
 #: Rejected lines listed in the answer; the rest are counted.
 MAX_LISTED = 1000
-#: Lines written per statement after the comparison: bounds the service's memory.
+#: Lines changed or removed per statement: their events are built here, which bounds the
+#: service's memory.
 CHUNK = 2000
+#: New hostings per statement: their events are built by the statement, and only their ids
+#: come back.
+NEW_CHUNK = 20000
 #: Lines COPYed per round trip.
 COPY_BATCH = 5000
 
@@ -173,9 +179,11 @@ async def _stage(
         await q.keep_names(conn, rejections.names, seconds=seconds)
 
 
-async def _chunks(conn: asyncpg.Connection, step: str, seconds: float) -> list[tuple[int, int]]:
-    """The ``(after, upto)`` line ranges of a step's work, ``CHUNK`` items each."""
-    bounds = await q.select_chunk_bounds(conn, step=step, size=CHUNK, seconds=seconds)
+async def _chunks(
+    conn: asyncpg.Connection, step: str, seconds: float, size: int = CHUNK
+) -> list[tuple[int, int]]:
+    """The ``(after, upto)`` line ranges of a step's work, ``size`` items each."""
+    bounds = await q.select_chunk_bounds(conn, step=step, size=size, seconds=seconds)
     return list(zip([0, *bounds], bounds, strict=False))
 
 
@@ -256,31 +264,10 @@ async def sync(
             errors=[(f"line {r.line}", r.reason) for r in listed],
         )
 
-    events = 0
-    registered = await q.register_models(conn, platform_id=platform_id, seconds=seconds)
-    for after in range(0, registered, CHUNK):
-        upto = after + CHUNK
-        rows = await q.select_registered(conn, after=after, upto=upto, seconds=seconds)
-        models = [msgspec.convert(dict(r), Model) for r in rows]
-        events += len(
-            await record_events(
-                conn,
-                [
-                    NewEvent(
-                        stage="prevent",
-                        kind="model.registered",
-                        subject_type="model",
-                        subject_id=m.id,
-                        model_id=m.id,
-                        platform_id=platform_id,
-                        actor_id=None,
-                        occurred_at=at,
-                        state=model_state(m),
-                    )
-                    for m in models
-                ],
-            )
-        )
+    registered = await w.register_models(conn, platform_id=platform_id, seconds=seconds)
+    events = await w.record_registered(
+        conn, platform_id=platform_id, occurred_at=at, seconds=seconds
+    )
 
     changed = added = removed = 0
     await q.find_changed(conn, platform_id=platform_id, seconds=seconds)
@@ -295,7 +282,7 @@ async def sync(
             )
         }
         written = _hostings(
-            await q.update_hostings(conn, after=lo, upto=hi, occurred_at=at, seconds=seconds)
+            await w.update_hostings(conn, after=lo, upto=hi, occurred_at=at, seconds=seconds)
         )
         unchanged += len(before) - len(written)
         await refresh_purls(
@@ -314,21 +301,25 @@ async def sync(
         if rehosted:
             await flag_hosted(conn, hostings=rehosted, actor_id=None)
 
-    for lo, hi in await _chunks(conn, "new", seconds):
-        fresh = _hostings(
-            await q.insert_hostings(
-                conn, platform_id=platform_id, after=lo, upto=hi, occurred_at=at, seconds=seconds
+    for lo, hi in await _chunks(conn, "new", seconds, NEW_CHUNK):
+        fresh = [
+            (r["id"], r["model_id"])
+            for r in await w.insert_hostings(
+                conn,
+                platform_id=platform_id,
+                after=lo,
+                upto=hi,
+                occurred_at=at,
+                sync_id=sync_id,
+                delivery_id=catalogue.delivery_id,
+                seconds=seconds,
             )
-        )
-        await refresh_purls(conn, hosting_ids=[h.id for h in fresh])
-        recorded = [
-            _hosting_event("hosting.recorded", h, before=None, occurred_at=at, extra=link)
-            for h in fresh
         ]
-        events += len(await record_events(conn, [e for e in recorded if e is not None]))
+        await refresh_purls(conn, hosting_ids=[hosting_id for hosting_id, _ in fresh])
+        events += len(fresh)
         added += len(fresh)
         if fresh:
-            await flag_hosted(conn, hostings=[(h.id, h.model_id) for h in fresh], actor_id=None)
+            await flag_hosted(conn, hostings=fresh, actor_id=None)
 
     if catalogue.complete:
         await q.find_gone(conn, platform_id=platform_id, seconds=seconds)
@@ -340,7 +331,7 @@ async def sync(
                     await q.lock_chunk(conn, step="gone", after=lo, upto=hi, seconds=seconds)
                 )
             }
-            written = _hostings(await q.remove_hostings(conn, after=lo, upto=hi, seconds=seconds))
+            written = _hostings(await w.remove_hostings(conn, after=lo, upto=hi, seconds=seconds))
             gone_events = [
                 _hosting_event(
                     "hosting.removed", h, before=before[h.id], occurred_at=at, extra=gone_extra

@@ -1,5 +1,6 @@
 """SQL for catalogue syncs: the ``catalogue_syncs`` table, and the set-wise statements that
 compare a platform's catalogue (COPYed into a temporary staging table) with its hostings.
+The statements that write what the comparison found are in ``catalogue_writes``.
 
 Every temporary table is dropped when the sync's transaction ends. A statement that may
 touch every line of a catalogue is given the sync's own time limit (``timeout``), not the
@@ -9,16 +10,17 @@ request path's.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from service.db.queries.hostings import _AS_RECORD, _RETURNING, COLUMNS, FROM, WRITABLE
-from service.db.queries.models import COLUMNS as MODEL_COLUMNS
+from service.db.queries.hostings import COLUMNS, FROM
 
 __all__ = [
+    "CHANGED",
+    "GIVEN",
+    "NEW",
     "STAGING_COLUMNS",
     "claim_sync",
     "copy_lines",
@@ -27,16 +29,11 @@ __all__ = [
     "find_changed",
     "find_gone",
     "find_new_hostings",
-    "insert_hostings",
     "lock_chunk",
-    "register_models",
     "reject_conflicts",
-    "remove_hostings",
     "select_chunk_bounds",
-    "select_registered",
     "select_sync",
     "set_summary",
-    "update_hostings",
 ]
 
 #: The staging table's columns, in the order ``copy_lines`` takes them. ``given`` says which
@@ -76,8 +73,10 @@ GIVEN = {
     "use_guidance": 256,
 }
 
+# Sorts and hashes over a whole catalogue stay in memory for the sync's transaction only.
 CREATE_STAGING = """
 SET LOCAL statement_timeout = 0;
+SET LOCAL work_mem = '64MB';
 CREATE TEMP TABLE catalogue_lines (
   line int PRIMARY KEY, model text NOT NULL, url text NOT NULL, given int NOT NULL,
   external_id text, revision text, licence text, gated boolean, downloads bigint,
@@ -95,7 +94,7 @@ CREATE TEMP TABLE catalogue_registered (n serial PRIMARY KEY, id uuid NOT NULL) 
 """
 
 # A line's new value for a column: the line's when it gave the field, else the recorded one.
-_NEW = {
+NEW = {
     "url": "s.url",
     "external_id": "CASE WHEN s.given & 1 <> 0 THEN s.external_id ELSE h.external_id END",
     "revision": "CASE WHEN s.given & 2 <> 0 THEN s.revision ELSE h.revision END",
@@ -115,12 +114,8 @@ _NEW = {
         for part in ("present", "url")
     },
 }
-_CHANGED = (
-    "("
-    + ", ".join(_NEW.values())
-    + ") IS DISTINCT FROM ("
-    + ", ".join(f"h.{c}" for c in _NEW)
-    + ")"
+CHANGED = (
+    "(" + ", ".join(NEW.values()) + ") IS DISTINCT FROM (" + ", ".join(f"h.{c}" for c in NEW) + ")"
 )
 
 # Lines naming what they may not: a model named on an earlier line, an external id given
@@ -165,63 +160,13 @@ WITH numbered AS (
 SELECT first.line, first.reason FROM first ORDER BY first.line
 """
 
-# New models: each model a line names that the registry does not know and the platform
-# does not host under that name; then each base model of those it does not know either.
-NEW_MODELS = """
-WITH wanted AS (
-  SELECT DISTINCT ON (lower(s.model)) s.model, s.base_model, s.derivation
-  FROM catalogue_lines s
-  WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(s.model))
-    AND NOT EXISTS (SELECT 1 FROM hostings h
-                    WHERE h.platform_id = $1 AND lower(h.name) = lower(s.model))
-  ORDER BY lower(s.model), s.line
-)
-INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
-SELECT lower(model), model,
-       CASE WHEN lower(base_model) <> lower(model) THEN base_model END,
-       CASE WHEN lower(base_model) <> lower(model) THEN derivation END
-FROM wanted
-"""
-
-NEW_BASES = """
-INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
-SELECT DISTINCT ON (lower(n.base_model)) lower(n.base_model), n.base_model, NULL, NULL
-FROM catalogue_new_models n
-WHERE n.base_model IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(n.base_model))
-ON CONFLICT (folded) DO NOTHING
-"""
-
-# One round of registration: the new models whose base is known by now (or who have none);
-# a chain of new models takes one round per link. With ``$1`` the rest go in without base.
-REGISTER_ROUND = """
-WITH ins AS (
-  INSERT INTO models (name, base_model_id, derivation)
-  SELECT n.name, b.id, CASE WHEN b.id IS NOT NULL THEN coalesce(n.derivation, 'other') END
-  FROM catalogue_new_models n LEFT JOIN models b ON lower(b.name) = lower(n.base_model)
-  WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = n.folded)
-    AND ($1 OR n.base_model IS NULL OR b.id IS NOT NULL)
-  ORDER BY n.folded
-  ON CONFLICT ((lower(name))) DO NOTHING
-  RETURNING id
-)
-INSERT INTO catalogue_registered (id) SELECT id FROM ins
-"""
-
-SELECT_REGISTERED = f"""
-SELECT {MODEL_COLUMNS}
-FROM catalogue_registered r JOIN models m ON m.id = r.id
-LEFT JOIN models b ON b.id = m.base_model_id
-WHERE r.n > $1 AND r.n <= $2
-ORDER BY r.n
-"""
 
 # The platform's hostings a line would change, by line.
 FIND_CHANGED = f"""
 INSERT INTO catalogue_work (step, line, id)
 SELECT 'changed', s.line, h.id
 FROM catalogue_lines s JOIN hostings h ON h.platform_id = $1 AND lower(h.name) = lower(s.model)
-WHERE {_CHANGED}
+WHERE {CHANGED}
 """
 
 # The lines naming no hosting of the platform: new hostings.
@@ -266,60 +211,6 @@ JOIN catalogue_work w ON w.id = h.id
 WHERE w.step = $1 AND w.line > $2 AND w.line <= $3
 ORDER BY h.name
 FOR UPDATE OF h
-"""
-
-# A chunk of changed hostings takes its lines' values, worked out again from the hostings
-# as locked; one that would not change after all is left alone.
-UPDATE_CHANGED = f"""
-WITH h AS (
-  UPDATE hostings h SET ({WRITABLE}, updated_at) = (
-    {_NEW["external_id"]}, s.url, {_NEW["revision"]}, {_NEW["licence"]}, {_NEW["gated"]},
-    h.disabled, 'hosted', {_NEW["downloads"]},
-    CASE WHEN ({_NEW["downloads"]}) IS NOT DISTINCT FROM h.downloads THEN h.downloads_at
-         WHEN ({_NEW["downloads"]}) IS NULL THEN NULL ELSE $3::timestamptz END,
-    {_NEW["model_card_present"]}, {_NEW["model_card_url"]},
-    {_NEW["safety_testing_present"]}, {_NEW["safety_testing_url"]},
-    {_NEW["risk_analysis_present"]}, {_NEW["risk_analysis_url"]},
-    {_NEW["use_guidance_present"]}, {_NEW["use_guidance_url"]}, now())
-  FROM catalogue_work w JOIN catalogue_lines s ON s.line = w.line
-  WHERE w.step = 'changed' AND w.id = h.id AND w.line > $1 AND w.line <= $2 AND {_CHANGED}
-  RETURNING h.id, h.model_id, h.name, h.platform_id, {
-    ", ".join("h." + c.strip() for c in WRITABLE.split(","))
-}, h.created_at, h.updated_at
-)
-{_AS_RECORD}
-"""
-
-INSERT_NEW = f"""
-WITH h AS (
-  INSERT INTO hostings (model_id, platform_id, {WRITABLE}, name)
-  SELECT m.id, $1, s.external_id, s.url, s.revision, s.licence, coalesce(s.gated, false),
-         false, 'hosted', s.downloads, CASE WHEN s.downloads IS NOT NULL THEN $4::timestamptz END,
-         coalesce(s.model_card_present, false), s.model_card_url,
-         coalesce(s.safety_testing_present, false), s.safety_testing_url,
-         coalesce(s.risk_analysis_present, false), s.risk_analysis_url,
-         coalesce(s.use_guidance_present, false), s.use_guidance_url, s.model
-  FROM catalogue_work w JOIN catalogue_lines s ON s.line = w.line
-  JOIN models m ON lower(m.name) = lower(s.model)
-  WHERE w.step = 'new' AND w.line > $2 AND w.line <= $3
-  ORDER BY s.line
-  ON CONFLICT DO NOTHING
-  {_RETURNING}
-)
-{_AS_RECORD}
-"""
-
-REMOVE_GONE = f"""
-WITH h AS (
-  UPDATE hostings h SET (status, updated_at) = ('removed', now())
-  FROM catalogue_work w
-  WHERE w.step = 'gone' AND w.id = h.id AND w.line > $1 AND w.line <= $2
-    AND h.status <> 'removed'
-  RETURNING h.id, h.model_id, h.name, h.platform_id, {
-    ", ".join("h." + c.strip() for c in WRITABLE.split(","))
-}, h.created_at, h.updated_at
-)
-{_AS_RECORD}
 """
 
 CLAIM = """
@@ -374,28 +265,6 @@ async def reject_conflicts(
     return list(await conn.fetch(REJECT_CONFLICTS, platform_id, timeout=seconds))
 
 
-async def register_models(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
-    """Register every model (and base) the catalogue needs and the registry does not know;
-    returns how many. Their ids are numbered in ``catalogue_registered``."""
-    await conn.execute(NEW_MODELS, platform_id, timeout=seconds)
-    await conn.execute(NEW_BASES, timeout=seconds)
-    total = 0
-    while True:
-        status = await conn.execute(REGISTER_ROUND, False, timeout=seconds)
-        added = int(status.split()[-1])
-        total += added
-        if added == 0:
-            break
-    status = await conn.execute(REGISTER_ROUND, True, timeout=seconds)
-    return total + int(status.split()[-1])
-
-
-async def select_registered(
-    conn: asyncpg.Connection, *, after: int, upto: int, seconds: float
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_REGISTERED, after, upto, timeout=seconds))
-
-
 async def find_changed(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
     status = await conn.execute(FIND_CHANGED, platform_id, timeout=seconds)
     return int(status.split()[-1])
@@ -426,32 +295,6 @@ async def lock_chunk(
     conn: asyncpg.Connection, *, step: str, after: int, upto: int, seconds: float
 ) -> list[asyncpg.Record]:
     return list(await conn.fetch(LOCK_CHUNK, step, after, upto, timeout=seconds))
-
-
-async def update_hostings(
-    conn: asyncpg.Connection, *, after: int, upto: int, occurred_at: datetime, seconds: float
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(UPDATE_CHANGED, after, upto, occurred_at, timeout=seconds))
-
-
-async def insert_hostings(
-    conn: asyncpg.Connection,
-    *,
-    platform_id: UUID,
-    after: int,
-    upto: int,
-    occurred_at: datetime,
-    seconds: float,
-) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(INSERT_NEW, platform_id, after, upto, occurred_at, timeout=seconds)
-    )
-
-
-async def remove_hostings(
-    conn: asyncpg.Connection, *, after: int, upto: int, seconds: float
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(REMOVE_GONE, after, upto, timeout=seconds))
 
 
 async def claim_sync(

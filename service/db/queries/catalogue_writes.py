@@ -1,0 +1,249 @@
+"""SQL that writes what a catalogue sync found: the models it registers, the hostings it
+adds, changes and removes, and, for the first two, their ledger events.
+
+The events of registered models and new hostings are built here, in the statement that
+writes them, rather than row by row in Python: their payloads are the records' states
+exactly as ``service.domain.ledger.to_state`` gives them (every field, UUIDs as strings,
+timestamps as msgspec writes them: RFC 3339 in UTC with a ``Z``, microseconds only when not
+zero), so their ledger leaves are the bytes the service's own encoder would have produced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from service.db.queries.catalogue import CHANGED, NEW
+from service.db.queries.hostings import _AS_RECORD, _RETURNING, WRITABLE
+
+__all__ = [
+    "insert_hostings",
+    "record_registered",
+    "register_models",
+    "remove_hostings",
+    "update_hostings",
+]
+
+
+def _timestamp(column: str) -> str:
+    """A ``timestamptz`` column as JSON text, as msgspec encodes the datetime."""
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL "
+        f"WHEN extract(microseconds FROM {column})::bigint % 1000000 = 0 "
+        f"""THEN to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
+        f"""ELSE to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+    )
+
+
+# A model's state (``Model``): ``m`` the model, ``b`` its base model or NULLs.
+MODEL_STATE = f"""jsonb_build_object(
+  'id', m.id, 'name', m.name, 'provider', m.provider, 'modalities', to_jsonb(m.modalities),
+  'tasks', to_jsonb(m.tasks), 'base_model_id', m.base_model_id, 'base_model', b.name,
+  'derivation', m.derivation,
+  'openness', jsonb_build_object('weights', m.weights_openness, 'code', m.code_openness,
+                                 'data', m.data_openness, 'model_card', m.model_card_openness),
+  'created_at', {_timestamp("m.created_at")}, 'updated_at', {_timestamp("m.updated_at")})"""
+
+# A hosting's state (``Hosting``): ``h`` the hosting, ``m`` its model, ``p`` its platform.
+HOSTING_STATE = f"""jsonb_build_object(
+  'id', h.id, 'model_id', h.model_id, 'model', m.name, 'name', h.name,
+  'platform_id', h.platform_id, 'platform', p.slug, 'external_id', h.external_id,
+  'url', h.url, 'revision', h.revision, 'licence', h.licence, 'gated', h.gated,
+  'disabled', h.disabled, 'status', h.status, 'downloads', h.downloads,
+  'downloads_at', {_timestamp("h.downloads_at")},
+  'documentation', jsonb_build_object(
+    'model_card', jsonb_build_object('present', h.model_card_present, 'url', h.model_card_url),
+    'safety_testing', jsonb_build_object('present', h.safety_testing_present,
+                                         'url', h.safety_testing_url),
+    'risk_analysis', jsonb_build_object('present', h.risk_analysis_present,
+                                        'url', h.risk_analysis_url),
+    'use_guidance', jsonb_build_object('present', h.use_guidance_present,
+                                       'url', h.use_guidance_url)),
+  'created_at', {_timestamp("h.created_at")}, 'updated_at', {_timestamp("h.updated_at")})"""
+
+# New models: each model a line names that the registry does not know and the platform
+# does not host under that name; then each base model of those it does not know either.
+NEW_MODELS = """
+WITH wanted AS (
+  SELECT DISTINCT ON (lower(s.model)) s.model, s.base_model, s.derivation
+  FROM catalogue_lines s
+  WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(s.model))
+    AND NOT EXISTS (SELECT 1 FROM hostings h
+                    WHERE h.platform_id = $1 AND lower(h.name) = lower(s.model))
+  ORDER BY lower(s.model), s.line
+)
+INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
+SELECT lower(model), model,
+       CASE WHEN lower(base_model) <> lower(model) THEN base_model END,
+       CASE WHEN lower(base_model) <> lower(model) THEN derivation END
+FROM wanted
+"""
+
+NEW_BASES = """
+INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
+SELECT DISTINCT ON (lower(n.base_model)) lower(n.base_model), n.base_model, NULL, NULL
+FROM catalogue_new_models n
+WHERE n.base_model IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(n.base_model))
+ON CONFLICT (folded) DO NOTHING
+"""
+
+# One round of registration: the new models whose base is known by now (or who have none);
+# a chain of new models takes one round per link. With ``$1`` the rest go in without base.
+# Those registered leave ``catalogue_new_models``, so a later round reads only the rest.
+REGISTER_ROUND = """
+WITH ins AS (
+  INSERT INTO models (name, base_model_id, derivation)
+  SELECT n.name, b.id, CASE WHEN b.id IS NOT NULL THEN coalesce(n.derivation, 'other') END
+  FROM catalogue_new_models n LEFT JOIN models b ON lower(b.name) = lower(n.base_model)
+  WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = n.folded)
+    AND ($1 OR n.base_model IS NULL OR b.id IS NOT NULL)
+  ORDER BY n.folded
+  ON CONFLICT ((lower(name))) DO NOTHING
+  RETURNING id, lower(name) AS folded
+), done AS (
+  DELETE FROM catalogue_new_models n USING ins WHERE n.folded = ins.folded
+)
+INSERT INTO catalogue_registered (id) SELECT id FROM ins
+"""
+
+
+# The ``model.registered`` event of every model the sync registered, in registration order.
+REGISTERED_EVENTS = f"""
+INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
+                    occurred_at, payload)
+SELECT 'prevent', 'model.registered', 'model', m.id, m.id, $1, NULL, $2,
+       jsonb_build_object('state', {MODEL_STATE})
+FROM catalogue_registered r JOIN models m ON m.id = r.id
+LEFT JOIN models b ON b.id = m.base_model_id
+ORDER BY r.n
+"""
+
+# A chunk of changed hostings takes its lines' values, worked out again from the hostings
+# as locked; one that would not change after all is left alone.
+UPDATE_CHANGED = f"""
+WITH h AS (
+  UPDATE hostings h SET ({WRITABLE}, updated_at) = (
+    {NEW["external_id"]}, s.url, {NEW["revision"]}, {NEW["licence"]}, {NEW["gated"]},
+    h.disabled, 'hosted', {NEW["downloads"]},
+    CASE WHEN ({NEW["downloads"]}) IS NOT DISTINCT FROM h.downloads THEN h.downloads_at
+         WHEN ({NEW["downloads"]}) IS NULL THEN NULL ELSE $3::timestamptz END,
+    {NEW["model_card_present"]}, {NEW["model_card_url"]},
+    {NEW["safety_testing_present"]}, {NEW["safety_testing_url"]},
+    {NEW["risk_analysis_present"]}, {NEW["risk_analysis_url"]},
+    {NEW["use_guidance_present"]}, {NEW["use_guidance_url"]}, now())
+  FROM catalogue_work w JOIN catalogue_lines s ON s.line = w.line
+  WHERE w.step = 'changed' AND w.id = h.id AND w.line > $1 AND w.line <= $2 AND {CHANGED}
+  RETURNING h.id, h.model_id, h.name, h.platform_id, {
+    ", ".join("h." + c.strip() for c in WRITABLE.split(","))
+}, h.created_at, h.updated_at
+)
+{_AS_RECORD}
+"""
+
+# A chunk of new hostings, each with its ``hosting.recorded`` event (the sync's link and the
+# hosting's state, as ``to_state`` gives it), in line order: ``(id, model_id)`` of each.
+INSERT_NEW = f"""
+WITH h AS (
+  INSERT INTO hostings (model_id, platform_id, {WRITABLE}, name)
+  SELECT m.id, $1, s.external_id, s.url, s.revision, s.licence, coalesce(s.gated, false),
+         false, 'hosted', s.downloads, CASE WHEN s.downloads IS NOT NULL THEN $4::timestamptz END,
+         coalesce(s.model_card_present, false), s.model_card_url,
+         coalesce(s.safety_testing_present, false), s.safety_testing_url,
+         coalesce(s.risk_analysis_present, false), s.risk_analysis_url,
+         coalesce(s.use_guidance_present, false), s.use_guidance_url, s.model
+  FROM catalogue_work w JOIN catalogue_lines s ON s.line = w.line
+  JOIN models m ON lower(m.name) = lower(s.model)
+  WHERE w.step = 'new' AND w.line > $2 AND w.line <= $3
+  ORDER BY s.line
+  ON CONFLICT DO NOTHING
+  {_RETURNING}
+), recorded AS (
+  INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
+                      occurred_at, payload)
+  SELECT 'prevent', 'hosting.recorded', 'hosting', h.id, h.model_id, h.platform_id, NULL, $4,
+         jsonb_build_object('catalogue', jsonb_build_object('id', $5::uuid, 'delivery_id', $6::text),
+                            'state', {HOSTING_STATE})
+  FROM h JOIN catalogue_lines s ON s.model = h.name AND s.line > $2 AND s.line <= $3
+  JOIN models m ON m.id = h.model_id JOIN platforms p ON p.id = h.platform_id
+  ORDER BY s.line
+)
+SELECT h.id, h.model_id FROM h
+"""
+
+REMOVE_GONE = f"""
+WITH h AS (
+  UPDATE hostings h SET (status, updated_at) = ('removed', now())
+  FROM catalogue_work w
+  WHERE w.step = 'gone' AND w.id = h.id AND w.line > $1 AND w.line <= $2
+    AND h.status <> 'removed'
+  RETURNING h.id, h.model_id, h.name, h.platform_id, {
+    ", ".join("h." + c.strip() for c in WRITABLE.split(","))
+}, h.created_at, h.updated_at
+)
+{_AS_RECORD}
+"""
+
+
+async def register_models(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
+    """Register every model (and base) the catalogue needs and the registry does not know;
+    returns how many. Their ids are numbered in ``catalogue_registered``."""
+    await conn.execute(NEW_MODELS, platform_id, timeout=seconds)
+    await conn.execute(NEW_BASES, timeout=seconds)
+    total = 0
+    while True:
+        status = await conn.execute(REGISTER_ROUND, False, timeout=seconds)
+        added = int(status.split()[-1])
+        total += added
+        if added == 0:
+            break
+    status = await conn.execute(REGISTER_ROUND, True, timeout=seconds)
+    return total + int(status.split()[-1])
+
+
+async def record_registered(
+    conn: asyncpg.Connection, *, platform_id: UUID, occurred_at: datetime, seconds: float
+) -> int:
+    """Append the ``model.registered`` events of the models registered; returns how many."""
+    status = await conn.execute(REGISTERED_EVENTS, platform_id, occurred_at, timeout=seconds)
+    return int(status.split()[-1])
+
+
+async def update_hostings(
+    conn: asyncpg.Connection, *, after: int, upto: int, occurred_at: datetime, seconds: float
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(UPDATE_CHANGED, after, upto, occurred_at, timeout=seconds))
+
+
+async def insert_hostings(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    after: int,
+    upto: int,
+    occurred_at: datetime,
+    sync_id: UUID,
+    delivery_id: str,
+    seconds: float,
+) -> list[asyncpg.Record]:
+    """Insert the new hostings of lines ``after < line <= upto``, each with its event."""
+    return list(
+        await conn.fetch(
+            INSERT_NEW,
+            platform_id,
+            after,
+            upto,
+            occurred_at,
+            sync_id,
+            delivery_id,
+            timeout=seconds,
+        )
+    )
+
+
+async def remove_hostings(
+    conn: asyncpg.Connection, *, after: int, upto: int, seconds: float
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(REMOVE_GONE, after, upto, timeout=seconds))
