@@ -57,7 +57,10 @@ async def dashboard_context(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         report = await domain.build_report(conn, since=start, until=end)
         report = with_records(await with_series(conn, report))
-        before = await domain.build_report(conn, since=report.previous_from, until=start)
+        # The previous period's whole-registry figures only: the page compares no platform's.
+        before = await domain.build_report(
+            conn, since=report.previous_from, until=start, breakdown=False
+        )
     now, then = report.overall, before.overall
     docs = now.prevent.documentation
     return {
