@@ -132,6 +132,28 @@ def server_times(log: Path, start: int) -> tuple[list[float], int]:
     return times, start + len(text)
 
 
+def failures(log: Path, start: int) -> list[str]:
+    """What the service said about the requests it did not answer 200 after byte ``start``
+    of its log: each failed request's access line and every warning or error it logged
+    (the problem's detail, the exception's type), so a failed run says why."""
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read()
+    said = []
+    for line in text.splitlines():
+        try:
+            entry = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            said.append(line.decode(errors="replace"))
+            continue
+        if not isinstance(entry, dict):
+            continue
+        failed = entry.get("logger") == "service.access" and entry.get("status") != 200
+        if failed or entry.get("level") in ("warning", "error", "critical"):
+            said.append(line.decode(errors="replace"))
+    return said
+
+
 def seed(
     url: str, setup: dict[str, Any], *, hostings: int, incidents: int, decisions: int
 ) -> dict[str, Any]:
@@ -186,7 +208,10 @@ def measure(
             )
             cpu = cpu_seconds(proc.pid) - cpu_before
             if set(statuses) != {200}:
-                raise RuntimeError(f"{name}: not every answer was 200: {statuses}")
+                said = "\n".join(failures(log, start)[-20:])
+                raise RuntimeError(
+                    f"{name}: not every answer was 200: {statuses}; the service logged:\n{said}"
+                )
             client = history._summary([latency * 1000 for latency in latencies])
             server, _ = server_times(log, start)
             inside = history._summary(server)
