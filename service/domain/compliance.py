@@ -60,7 +60,7 @@ _NO_INCIDENTS = IncidentFigures(
 )
 
 
-def _prevent(row: asyncpg.Record | None, watch: list[asyncpg.Record]) -> Prevent:
+def _prevent(row: asyncpg.Record | None) -> Prevent:
     if row is None:  # nothing hosted in this scope
         documentation = {
             doc: DocumentShare(count=0, share=None, download_share=None) for doc in DOCUMENTS
@@ -80,7 +80,7 @@ def _prevent(row: asyncpg.Record | None, watch: list[asyncpg.Record]) -> Prevent
             )
             for doc in DOCUMENTS
         },
-        watch_list=[msgspec.convert(dict(r), WatchedModel) for r in watch],
+        watch_list=msgspec.convert(row["watch_list"], list[WatchedModel]),
     )
 
 
@@ -136,8 +136,7 @@ def _detect(current: IncidentFigures, previous: IncidentFigures) -> Detect:
 class _Figures(msgspec.Struct, frozen=True, kw_only=True):
     """Every query's rows for the report, by scope (``None``: the whole report)."""
 
-    documentation: dict[UUID | None, asyncpg.Record]
-    watch: dict[UUID | None, list[asyncpg.Record]]
+    prevent: dict[UUID | None, asyncpg.Record]
     incidents: dict[tuple[UUID | None, datetime], asyncpg.Record]
     audits: dict[UUID | None, asyncpg.Record]
     decisions: dict[UUID | None, asyncpg.Record]
@@ -164,8 +163,7 @@ async def _figures(
     kind of figure, each reading every record once, however many platforms there are."""
     window: q.Window = (since, until, platform_id)
     scoped = {"until": until, "platform_id": platform_id, "breakdown": breakdown}
-    documentation = await q.select_documentation(conn, **scoped)
-    watch = await q.select_watch_list(conn, **scoped)
+    prevent = await q.select_prevent(conn, **scoped)
     incidents = await q.select_incidents(
         conn,
         previous_from=previous_from,
@@ -178,8 +176,7 @@ async def _figures(
     decisions = await q.select_decisions(conn, window, breakdown=breakdown)
     overdue = await q.select_overdue_platforms(conn, **scoped)
     return _Figures(
-        documentation={r["scope"]: r for r in documentation},
-        watch=_grouped(watch),
+        prevent={r["scope"]: r for r in prevent},
         incidents={(r["scope"], r["period_to"]): r for r in incidents},
         audits={r["scope"]: r for r in audits},
         decisions={r["scope"]: r for r in decisions},
@@ -198,7 +195,7 @@ def _scope(
     audits, decisions = figures.audits[key], figures.decisions[key]
     return Scope(
         platform=platform,
-        prevent=_prevent(figures.documentation.get(key), figures.watch.get(key, [])),
+        prevent=_prevent(figures.prevent.get(key)),
         detect=_detect(
             _incidents(figures.incidents.get((key, until))),
             _incidents(figures.incidents.get((key, since))),

@@ -33,11 +33,10 @@ __all__ = [
     "INCIDENTS_THEN",
     "select_audits",
     "select_decisions",
-    "select_documentation",
     "select_incidents",
     "select_overdue_platforms",
     "select_platforms_in_scope",
-    "select_watch_list",
+    "select_prevent",
 ]
 
 
@@ -90,31 +89,11 @@ x AS (SELECT NULL::uuid AS scope, h.* FROM h
       SELECT h.platform_id, h.* FROM h WHERE h.platform_id = ANY($3::uuid[]))
 """
 
-DOCUMENTATION = f"""
-WITH {_HOSTED_IN_SCOPES}
-SELECT scope,
-       count(*) AS hostings,
-       count(DISTINCT model_id) AS models,
-       coalesce(sum(downloads), 0)::bigint AS downloads,
-       count(*) FILTER (WHERE model_card_present) AS model_card,
-       count(*) FILTER (WHERE safety_testing_present) AS safety_testing,
-       count(*) FILTER (WHERE risk_analysis_present) AS risk_analysis,
-       count(*) FILTER (WHERE use_guidance_present) AS use_guidance,
-       coalesce(sum(downloads) FILTER (WHERE model_card_present), 0)::bigint
-         AS model_card_downloads,
-       coalesce(sum(downloads) FILTER (WHERE safety_testing_present), 0)::bigint
-         AS safety_testing_downloads,
-       coalesce(sum(downloads) FILTER (WHERE risk_analysis_present), 0)::bigint
-         AS risk_analysis_downloads,
-       coalesce(sum(downloads) FILTER (WHERE use_guidance_present), 0)::bigint
-         AS use_guidance_downloads
-FROM x
-GROUP BY scope
-"""
-
-# The most-downloaded models that together carry 99% of downloads: a model is on the list
-# while the downloads of the models ranked above it are short of 99% of the total.
-WATCH_LIST = f"""
+# One row per scope with hosted hostings (``scope`` NULL: the whole report): the
+# documentation figures, and the watch list: the most-downloaded models that together carry
+# 99% of downloads (a model is on it while the downloads of the models ranked above it are
+# short of 99% of the total), most first. One query, so each hosting's state is read once.
+PREVENT = f"""
 WITH {_HOSTED_IN_SCOPES},
 per_model AS (
   SELECT scope, model_id, sum(downloads)::bigint AS downloads,
@@ -130,17 +109,44 @@ ranked AS (
            - downloads AS above,
          sum(downloads) OVER (PARTITION BY scope) AS total
   FROM per_model p
+),
+watch AS (
+  SELECT r.scope,
+         jsonb_agg(jsonb_build_object(
+           'model_id', r.model_id, 'model', m.name, 'downloads', r.downloads,
+           'share', round(r.downloads::numeric / r.total, 6)::float8,
+           'gaps', array_remove(ARRAY[
+             CASE WHEN NOT r.model_card THEN 'model_card' END,
+             CASE WHEN NOT r.safety_testing THEN 'safety_testing' END,
+             CASE WHEN NOT r.risk_analysis THEN 'risk_analysis' END,
+             CASE WHEN NOT r.use_guidance THEN 'use_guidance' END], NULL))
+           ORDER BY r.downloads DESC, r.model_id) AS watch_list
+  FROM ranked r JOIN models m ON m.id = r.model_id
+  WHERE r.total > 0 AND r.downloads > 0 AND r.above < 0.99 * r.total
+  GROUP BY r.scope
+),
+documentation AS (
+  SELECT scope,
+         count(*) AS hostings,
+         count(DISTINCT model_id) AS models,
+         coalesce(sum(downloads), 0)::bigint AS downloads,
+         count(*) FILTER (WHERE model_card_present) AS model_card,
+         count(*) FILTER (WHERE safety_testing_present) AS safety_testing,
+         count(*) FILTER (WHERE risk_analysis_present) AS risk_analysis,
+         count(*) FILTER (WHERE use_guidance_present) AS use_guidance,
+         coalesce(sum(downloads) FILTER (WHERE model_card_present), 0)::bigint
+           AS model_card_downloads,
+         coalesce(sum(downloads) FILTER (WHERE safety_testing_present), 0)::bigint
+           AS safety_testing_downloads,
+         coalesce(sum(downloads) FILTER (WHERE risk_analysis_present), 0)::bigint
+           AS risk_analysis_downloads,
+         coalesce(sum(downloads) FILTER (WHERE use_guidance_present), 0)::bigint
+           AS use_guidance_downloads
+  FROM x
+  GROUP BY scope
 )
-SELECT r.scope, r.model_id, m.name AS model, r.downloads,
-       round(r.downloads::numeric / r.total, 6)::float8 AS share,
-       array_remove(ARRAY[
-         CASE WHEN NOT r.model_card THEN 'model_card' END,
-         CASE WHEN NOT r.safety_testing THEN 'safety_testing' END,
-         CASE WHEN NOT r.risk_analysis THEN 'risk_analysis' END,
-         CASE WHEN NOT r.use_guidance THEN 'use_guidance' END], NULL) AS gaps
-FROM ranked r JOIN models m ON m.id = r.model_id
-WHERE r.total > 0 AND r.downloads > 0 AND r.above < 0.99 * r.total
-ORDER BY r.scope NULLS FIRST, r.downloads DESC, r.model_id
+SELECT d.*, coalesce(w.watch_list, '[]') AS watch_list
+FROM documentation d LEFT JOIN watch w ON w.scope IS NOT DISTINCT FROM d.scope
 """
 
 
@@ -383,18 +389,11 @@ ORDER BY p.slug
 Window = tuple[datetime, datetime, UUID | None]
 
 
-async def select_documentation(
+async def select_prevent(
     conn: asyncpg.Connection, *, until: datetime, platform_id: UUID | None, breakdown: list[UUID]
 ) -> list[asyncpg.Record]:
     """One row per scope with hosted hostings (``scope`` NULL: the whole report)."""
-    return list(await conn.fetch(DOCUMENTATION, until, platform_id, breakdown))
-
-
-async def select_watch_list(
-    conn: asyncpg.Connection, *, until: datetime, platform_id: UUID | None, breakdown: list[UUID]
-) -> list[asyncpg.Record]:
-    """Every scope's watch list, each most-downloaded first."""
-    return list(await conn.fetch(WATCH_LIST, until, platform_id, breakdown))
+    return list(await conn.fetch(PREVENT, until, platform_id, breakdown))
 
 
 async def select_incidents(
