@@ -80,8 +80,31 @@ def _prevent(row: asyncpg.Record | None) -> Prevent:
             )
             for doc in DOCUMENTS
         },
-        watch_list=msgspec.convert(row["watch_list"], list[WatchedModel]),
+        watch_list=_watch_list(row),
     )
+
+
+def _watch_list(row: asyncpg.Record) -> list[WatchedModel]:
+    """The watch list from its columns (arrays in rank order; none without downloads)."""
+    if row["watch_ids"] is None:
+        return []
+    return [
+        WatchedModel(
+            model_id=model_id,
+            model=name,
+            downloads=downloads,
+            share=share,
+            gaps=gaps.split(",") if gaps else [],
+        )
+        for model_id, name, downloads, share, gaps in zip(
+            row["watch_ids"],
+            row["watch_names"],
+            row["watch_downloads"],
+            row["watch_shares"],
+            row["watch_gaps"],
+            strict=True,
+        )
+    ]
 
 
 def _durations(row: asyncpg.Record, name: str) -> Durations:

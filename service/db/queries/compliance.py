@@ -111,16 +111,20 @@ ranked AS (
   FROM per_model p
 ),
 watch AS (
+  -- Column by column (arrays in rank order): building a JSON object per model cost more.
   SELECT r.scope,
-         jsonb_agg(jsonb_build_object(
-           'model_id', r.model_id, 'model', m.name, 'downloads', r.downloads,
-           'share', round(r.downloads::numeric / r.total, 6)::float8,
-           'gaps', array_remove(ARRAY[
+         array_agg(r.model_id ORDER BY r.downloads DESC, r.model_id) AS watch_ids,
+         array_agg(m.name ORDER BY r.downloads DESC, r.model_id) AS watch_names,
+         array_agg(r.downloads ORDER BY r.downloads DESC, r.model_id) AS watch_downloads,
+         array_agg(round(r.downloads::numeric / r.total, 6)::float8
+                   ORDER BY r.downloads DESC, r.model_id) AS watch_shares,
+         -- Each model's gaps as one text, the documents' names joined by commas.
+         array_agg(concat_ws(',',
              CASE WHEN NOT r.model_card THEN 'model_card' END,
              CASE WHEN NOT r.safety_testing THEN 'safety_testing' END,
              CASE WHEN NOT r.risk_analysis THEN 'risk_analysis' END,
-             CASE WHEN NOT r.use_guidance THEN 'use_guidance' END], NULL))
-           ORDER BY r.downloads DESC, r.model_id) AS watch_list
+             CASE WHEN NOT r.use_guidance THEN 'use_guidance' END)
+           ORDER BY r.downloads DESC, r.model_id) AS watch_gaps
   FROM ranked r JOIN models m ON m.id = r.model_id
   WHERE r.total > 0 AND r.downloads > 0 AND r.above < 0.99 * r.total
   GROUP BY r.scope
@@ -145,7 +149,7 @@ documentation AS (
   FROM x
   GROUP BY scope
 )
-SELECT d.*, coalesce(w.watch_list, '[]') AS watch_list
+SELECT d.*, w.watch_ids, w.watch_names, w.watch_downloads, w.watch_shares, w.watch_gaps
 FROM documentation d LEFT JOIN watch w ON w.scope IS NOT DISTINCT FROM d.scope
 """
 
