@@ -19,7 +19,7 @@ from service.app import create_app
 from service.db.pool import init_connection
 from service.domain.console_sessions import open_session
 from service.settings import Settings
-from tests.conftest import PlatformFixture, make_key, register_model
+from tests.conftest import PlatformFixture, make_key, make_platform, register_model
 from tests.console.test_signin import IDLE
 from tests.helpers.notices import Receiver, add_endpoint, admin_headers, decide, host
 
@@ -154,3 +154,26 @@ async def test_the_model_page_as_of_walks_a_long_lineage_in_as_many_reads_as_a_s
         (str(depth), str(model["id"]))
         for depth, model in enumerate([chain[4], chain[3], chain[0]], 1)
     ]
+
+
+async def test_the_dashboard_reads_as_often_for_more_platforms(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    counted: Counted,
+    uniq: str,
+) -> None:
+    """The compliance dashboard breaks its figures down per platform in the same reads as
+    the whole registry's, however many platforms there are."""
+    model = await register_model(client, admin, f"org-{uniq}/everywhere")
+    await counted.get("/console/compliance")  # the client learns the column types
+    before = await counted.get("/console/compliance")
+    for n in range(3):
+        added = await make_platform(client, pool, admin, f"more-{n}-{uniq}")
+        await host(client, admin, str(model["name"]), added)
+    after = await counted.get("/console/compliance")
+    assert after == before, (before, after)
+    # The session; the snapshot's BEGIN and COMMIT; the period's report (the platforms in
+    # scope, then one statement per kind of figure: five), its series, the previous
+    # period's figures (five); the pool's reset on release.
+    assert after <= 16, after
