@@ -185,8 +185,9 @@ async def _figures(
     """The whole report's figures and every platform's of ``breakdown``: one query per
     kind of figure, each reading every record once, however many platforms there are."""
     window: q.Window = (since, until, platform_id)
-    scoped = {"until": until, "platform_id": platform_id, "breakdown": breakdown}
-    prevent = await q.select_prevent(conn, **scoped)
+    prevent = await q.select_prevent(
+        conn, until=until, platform_id=platform_id, breakdown=breakdown
+    )
     incidents = await q.select_incidents(
         conn,
         previous_from=previous_from,
@@ -197,7 +198,9 @@ async def _figures(
     )
     audits = await q.select_audits(conn, window, breakdown=breakdown)
     decisions = await q.select_decisions(conn, window, breakdown=breakdown)
-    overdue = await q.select_overdue_platforms(conn, **scoped)
+    overdue = await q.select_overdue_platforms(
+        conn, until=until, platform_id=platform_id, breakdown=breakdown
+    )
     return _Figures(
         prevent={r["scope"]: r for r in prevent},
         incidents={(r["scope"], r["period_to"]): r for r in incidents},

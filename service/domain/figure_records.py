@@ -59,11 +59,11 @@ def records_for(scope: Scope, *, since: datetime, until: datetime) -> dict[str, 
     for watched in scope.prevent.watch_list:
         base = f"prevent.watch_list.{watched.model}"
         export = f"{watched_at}&model_id={watched.model_id}"
-        console = f"/console/models/{watched.model_id}"
-        out[base] = FigureRecords(export=export, console=console)
+        page = f"/console/models/{watched.model_id}"
+        out[base] = FigureRecords(export=export, console=page)
         for gap in watched.gaps:
             out[f"{base}.gaps.{gap}"] = FigureRecords(
-                export=f"{export}&undocumented={gap}", console=console
+                export=f"{export}&undocumented={gap}", console=page
             )
 
     def incidents(console: dict[str, str | None], **narrow: str | None) -> FigureRecords:

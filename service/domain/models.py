@@ -220,14 +220,14 @@ async def _lineage_as_of(conn: asyncpg.Connection, *, model_id: UUID, as_of: dat
     if model.base_model_id is not None:
         # One statement walks the whole chain, where a read per level took one round
         # trip per ancestor.
-        states = await q.select_ancestors_as_of(
+        chain = await q.select_ancestors_as_of(
             conn,
             base_model_id=model.base_model_id,
             model_id=model.id,
             as_of=as_of,
             depth=_MAX_DEPTH,
         )
-        for depth, state in enumerate(states, start=1):
+        for depth, state in enumerate(chain, start=1):
             then = msgspec.convert(state, Model)
             ancestors.append(_node(then, depth=depth))
             seen.add(then.id)
