@@ -9,6 +9,7 @@ show, and each comes with a table of the same numbers for screen readers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import Template
+from markupsafe import Markup
 
 from service.api.deps import Db
 from service.console.charts import bars
@@ -27,6 +29,7 @@ from service.domain import compliance as domain
 from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.errors import InvalidInput
+from service.schemas.compliance import FigureRecords
 
 __all__ = ["DashboardController", "dashboard_context", "dashboard_pdf"]
 
@@ -50,6 +53,33 @@ def period(since: date | None, through: date | None, *, today: date) -> tuple[da
     return start, end
 
 
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f} %"
+
+
+def _record_links(records: dict[str, FigureRecords]) -> Callable[[str], Markup]:
+    """``rec(key)`` for the template: the links to the records a figure counts. Python
+    rather than a Jinja macro: the watch list calls it for each of its models, and a
+    macro call cost as much as the rest of the row."""
+
+    def links(key: str) -> Markup:
+        found = records.get(key)
+        if found is None:
+            return Markup("")
+        parts = []
+        if found.console:
+            parts.append(Markup('<a href="{}">records</a>').format(found.console))
+        if found.console and found.export:
+            parts.append(Markup(" · "))
+        if found.export:
+            parts.append(
+                Markup('<a href="{}" data-export="{}">export</a>').format(found.export, key)
+            )
+        return Markup("").join(parts)
+
+    return links
+
+
 async def dashboard_context(
     conn: asyncpg.Connection, *, start: datetime, end: datetime
 ) -> dict[str, Any]:
@@ -69,6 +99,8 @@ async def dashboard_context(
         "now": now,
         "then": then,
         "records": now.records,
+        "rec": _record_links(now.records),
+        "pct": _percent,
         "since": start.date(),
         "through": (end - timedelta(days=1)).date(),
         "documents": domain.DOCUMENTS,
