@@ -83,6 +83,12 @@ async def _prepare(url: str, target: Any) -> dict[str, Any]:
         await conn.close()
 
 
+#: Where the server times come from.
+SERVER_TIME = (
+    "the service's access log (duration_ms: from the request's arrival in the application "
+    "to its response's last byte)"
+)
+
 #: The compliance dashboard's own target (issue #19): a heavier page, read less often.
 COMPLIANCE_TARGET_P99_MS = 1000.0
 
@@ -132,6 +138,28 @@ def server_times(log: Path, start: int) -> tuple[list[float], int]:
     return times, start + len(text)
 
 
+def failures(log: Path, start: int) -> list[str]:
+    """What the service said about the requests it did not answer 200 after byte ``start``
+    of its log: each failed request's access line and every warning or error it logged
+    (the problem's detail, the exception's type), so a failed run says why."""
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read()
+    said = []
+    for line in text.splitlines():
+        try:
+            entry = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            said.append(line.decode(errors="replace"))
+            continue
+        if not isinstance(entry, dict):
+            continue
+        failed = entry.get("logger") == "service.access" and entry.get("status") != 200
+        if failed or entry.get("level") in ("warning", "error", "critical"):
+            said.append(line.decode(errors="replace"))
+    return said
+
+
 def seed(
     url: str, setup: dict[str, Any], *, hostings: int, incidents: int, decisions: int
 ) -> dict[str, Any]:
@@ -168,7 +196,7 @@ def measure(
     prepared = {**asyncio.run(_prepare(url, target)), "as_of": seeded["as_of"]}
     headers = {"Cookie": f"rr_console={prepared['cookie']}"}
     figures: dict[str, Any] = {}
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
     log = Path(tempfile.mkdtemp(prefix="rr-bench-console-")) / "serve.log"
     # INFO: the service logs each request with its own time (service.access).
     with serving(url, log=log, REGISTRY_SEALER="false", REGISTRY_LOG_LEVEL="INFO") as (
@@ -186,7 +214,10 @@ def measure(
             )
             cpu = cpu_seconds(proc.pid) - cpu_before
             if set(statuses) != {200}:
-                raise RuntimeError(f"{name}: not every answer was 200: {statuses}")
+                said = "\n".join(failures(log, start)[-20:])
+                raise RuntimeError(
+                    f"{name}: not every answer was 200: {statuses}; the service logged:\n{said}"
+                )
             client = history._summary([latency * 1000 for latency in latencies])
             server, _ = server_times(log, start)
             inside = history._summary(server)
@@ -198,7 +229,8 @@ def measure(
                 # The service's CPU per request: what a page costs, however busy the machine.
                 "server_cpu_ms": round(cpu * 1000 / max(len(latencies), 1), 2),
                 "target_p99_ms": target_ms(name),
-                "under_target": client["p99_ms"] < target_ms(name),
+                # The issues' targets are on the service's own time (#18, #19).
+                "under_target": inside["p99_ms"] < target_ms(name),
             }
             print(f"  {_line(name, figures[name])}", flush=True)
     shutil.rmtree(log.parent, ignore_errors=True)
@@ -207,9 +239,12 @@ def measure(
         "concurrency": concurrency,
         "seconds": seconds,
         "load_generator": instrument("hey"),
+        "server_time": SERVER_TIME,
         "target_p99_ms": TARGET_P99_MS,
-        "load_average_before": round(load_before, 2),
-        "load_average_after": round(os.getloadavg()[0], 2),
+        # 1, 5 and 15 minute load averages, as uptime shows them: on a shared machine the
+        # figures mean little without them.
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "pages": figures,
         "seeded": seeded,
     }
@@ -265,18 +300,19 @@ async def _save(url: str, name: str, kept: dict[str, Any]) -> None:
 def _line(name: str, page: dict[str, Any]) -> str:
     mark = "" if page["under_target"] else f"  over the {page['target_p99_ms']:.0f} ms target"
     return (
-        f"{name:26} p50 {page['p50_ms']:7.2f} ms  p99 {page['p99_ms']:7.2f} ms  "
-        f"(server p50 {page['server_p50_ms']:6.2f}  p99 {page['server_p99_ms']:7.2f}  "
-        f"cpu {page['server_cpu_ms']:5.1f})  "
+        f"{name:26} server p50 {page['server_p50_ms']:7.2f} ms  p99 {page['server_p99_ms']:7.2f} ms"
+        f"  (wall p50 {page['p50_ms']:7.2f}  p99 {page['p99_ms']:7.2f}  "
+        f"service cpu {page['server_cpu_ms']:5.1f})  "
         f"{page['count']} requests{mark}"
     )
 
 
 def report(result: dict[str, Any]) -> None:
+    before, after = result["load_average_before"], result["load_average_after"]
     print(
-        f"console pages at {result['concurrency']} people ({result['load_generator']}), "
-        f"load average {result['load_average_before']} before, "
-        f"{result['load_average_after']} after:"
+        f"console pages at {result['concurrency']} people; wall time from "
+        f"{result['load_generator']}, server time from {result['server_time']}; "
+        f"load average {before} at the start, {after} at the end (1, 5, 15 min):"
     )
     for name, page in result["pages"].items():
         print(f"  {_line(name, page)}")

@@ -60,6 +60,11 @@ def test_the_benchmark_command_runs_every_phase() -> None:
     pages = figures["console"]["pages"]
     assert {"triage queue", "incident", "model", "platform view"} <= set(pages)
     assert all(page["count"] > 0 for page in pages.values())
+    # The targets are on the service's own time, measured by its access log, beside the
+    # wall time the load generator saw and the load the machine was under.
+    assert figures["console"]["server_time"].startswith("the service's access log")
+    assert all(page["server_p99_ms"] > 0 for page in pages.values())
+    assert len(figures["console"]["load_average_before"]) == 3
 
 
 def test_a_benchmark_stops_naming_the_make_target_when_its_load_generator_is_missing(

@@ -10,12 +10,13 @@ import csv
 import io
 from datetime import datetime
 
+import asyncpg
 import msgspec
 
 from service.db.queries.exports import FORMULA_STARTS
 from service.domain.compliance import render_csv
 from service.schemas.compliance import ComplianceReport
-from tests.helpers.compliance import PERIOD, Seeded, compliance_report
+from tests.helpers.compliance import IDS, PERIOD, Seeded, compliance_report
 
 DOCS_ALL = {
     "model_card": {"count": 4, "share": 0.8, "download_share": 0.97},
@@ -217,3 +218,37 @@ async def test_the_csv_rendering_neutralises_formulas_and_keeps_numbers(
     cells = {(scope, metric): value for scope, metric, value in rows[1:]}
     assert cells[("(all)", "prevent.watch_list[0].model")] == '\'=HYPERLINK("https://evil.example")'
     assert cells[("(all)", "prevent.watch_list[0].downloads")] == "-5"
+
+
+async def test_each_platform_in_the_breakdown_has_its_own_report_figures(
+    seeded: Seeded, seeded_url: str
+) -> None:
+    """The whole registry's report counts every platform's figures in one pass: each
+    platform's part of it is exactly what that platform's own report says, also for an
+    incident on a platform only through a hosting it names, and counted once on the
+    platform that both reported it and hosts what it names."""
+    conn = await asyncpg.connect(seeded_url)
+    try:
+        await conn.execute(
+            "INSERT INTO incident_hostings (incident_id, hosting_id) VALUES ($1, $2), ($3, $2)",
+            IDS["i3"],
+            IDS["hub_m1"],
+            IDS["i1"],
+        )
+        report = await compliance_report(seeded)
+        assert [p["platform"] for p in report["platforms"]] == ["forge", "hub"]
+        for scope in report["platforms"]:
+            own = await compliance_report(seeded, platform=scope["platform"])
+            assert scope == own["overall"], scope["platform"]
+        hub = report["platforms"][1]["detect"]["current"]
+        # i1, i2 and i6 as reported by the hub, and now i3 (the forge's) naming a hub hosting.
+        assert hub["reported"] == 4
+        assert hub["by_category"]["harmful_content"] == 1
+        assert report["platforms"][0]["detect"]["current"]["reported"] == 1
+    finally:
+        await conn.execute(
+            "DELETE FROM incident_hostings WHERE hosting_id = $1 AND incident_id = ANY($2::uuid[])",
+            IDS["hub_m1"],
+            [IDS["i3"], IDS["i1"]],
+        )
+        await conn.close()

@@ -22,6 +22,7 @@ from service.domain.sealer import run_sealer
 from service.errors import Unavailable
 from service.metrics import REGISTRY
 from service.settings import Settings, load_settings
+from tests.conftest import bearer, make_key
 
 #: Nothing listens on port 1: every connection attempt is refused at once.
 NOWHERE = "postgresql://nobody@127.0.0.1:1/none"
@@ -134,3 +135,30 @@ async def test_the_workers_keep_retrying_while_the_database_is_away(
         assert not any(w.done() for w in workers), [w.exception() for w in workers if w.done()]
         stop.set()
         await asyncio.wait_for(asyncio.gather(*workers), timeout=5)
+
+
+async def test_a_statement_past_its_deadline_is_a_503_and_the_log_names_the_timeout(
+    database_url: str, pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement the database does not answer in time closes its connection, so the
+    ROLLBACK after it fails too: the warning names the timeout, not only that failure."""
+    settings = load_settings({}, database_url=database_url, database_answer_seconds=0.3)
+    own = await create_pool(settings, database_url)
+    key = await make_key(pool, "regulator")
+    blocker = await asyncpg.connect(database_url)
+    held = blocker.transaction()
+    await held.start()
+    try:
+        # The report reads the hostings: held here, its statement waits past its deadline.
+        await blocker.execute("LOCK TABLE hostings IN ACCESS EXCLUSIVE MODE")
+        transport = httpx.ASGITransport(app=cast("Any", create_app(settings, pool=own)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as c:
+            with caplog.at_level("WARNING", logger="service.api.problems"):
+                r = await c.get("/v1/reports/compliance", headers=bearer(key))
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "database unavailable: InterfaceError (after TimeoutError)" in caplog.text
+    finally:
+        await held.rollback()
+        await blocker.close()
+        await own.close()

@@ -160,7 +160,11 @@ _UNAVAILABLE = (
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     if isinstance(exc, _UNAVAILABLE):
-        log.warning("database unavailable: %s", type(exc).__name__)
+        # A statement past its deadline closes its connection (AbandoningConnection), and the
+        # ROLLBACK then fails with InterfaceError: name the timeout it followed too.
+        before = exc.__cause__ or exc.__context__
+        after = "" if before is None else f" (after {type(before).__name__})"
+        log.warning("database unavailable: %s%s", type(exc).__name__, after)
         return problem(
             request,
             503,

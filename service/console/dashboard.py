@@ -19,6 +19,7 @@ from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import Template
+from markupsafe import Markup
 
 from service.api.deps import Db
 from service.console.charts import bars
@@ -30,6 +31,7 @@ from service.domain import compliance as domain
 from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.errors import InvalidInput
+from service.schemas.compliance import FigureRecords
 
 __all__ = ["DashboardController", "dashboard_context", "dashboard_pdf"]
 
@@ -53,6 +55,33 @@ def period(since: date | None, through: date | None, *, today: date) -> tuple[da
     return start, end
 
 
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f} %"
+
+
+def _record_links(records: dict[str, FigureRecords]) -> Callable[[str], Markup]:
+    """``rec(key)`` for the template: the links to the records a figure counts. Python
+    rather than a Jinja macro: the watch list calls it for each of its models, and a
+    macro call cost as much as the rest of the row."""
+
+    def links(key: str) -> Markup:
+        found = records.get(key)
+        if found is None:
+            return Markup("")
+        parts = []
+        if found.console:
+            parts.append(Markup('<a href="{}">records</a>').format(found.console))
+        if found.console and found.export:
+            parts.append(Markup(" · "))
+        if found.export:
+            parts.append(
+                Markup('<a href="{}" data-export="{}">export</a>').format(found.export, key)
+            )
+        return Markup("").join(parts)
+
+    return links
+
+
 async def dashboard_context(
     conn: asyncpg.Connection, *, start: datetime, end: datetime
 ) -> dict[str, Any]:
@@ -60,7 +89,10 @@ async def dashboard_context(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         report = await domain.build_report(conn, since=start, until=end)
         report = with_records(await with_series(conn, report))
-        before = await domain.build_report(conn, since=report.previous_from, until=start)
+        # The previous period's whole-registry figures only: the page compares no platform's.
+        before = await domain.build_report(
+            conn, since=report.previous_from, until=start, breakdown=False
+        )
     now, then = report.overall, before.overall
     docs = now.prevent.documentation
     return {
@@ -69,6 +101,8 @@ async def dashboard_context(
         "now": now,
         "then": then,
         "records": now.records,
+        "rec": _record_links(now.records),
+        "pct": _percent,
         "since": start.date(),
         "through": (end - timedelta(days=1)).date(),
         "documents": domain.DOCUMENTS,

@@ -48,9 +48,26 @@ def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 6)
 
 
-async def _prevent(conn: asyncpg.Connection, window: q.Window) -> Prevent:
-    row = await q.select_documentation(conn, window)
-    watch = await q.select_watch_list(conn, window)
+_NO_INCIDENTS = IncidentFigures(
+    reported=0,
+    by_status={},
+    by_category={},
+    by_severity={},
+    deadlines=Deadlines(serious=0, met=0, recorded_late=0, missed=0, pending=0),
+    time_to_triage=Durations(p50_seconds=None, p90_seconds=None),
+    time_to_mitigation=Durations(p50_seconds=None, p90_seconds=None),
+    time_to_close=Durations(p50_seconds=None, p90_seconds=None),
+)
+
+
+def _prevent(row: asyncpg.Record | None) -> Prevent:
+    if row is None:  # nothing hosted in this scope
+        documentation = {
+            doc: DocumentShare(count=0, share=None, download_share=None) for doc in DOCUMENTS
+        }
+        return Prevent(
+            hostings=0, models=0, downloads=0, documentation=documentation, watch_list=[]
+        )
     return Prevent(
         hostings=row["hostings"],
         models=row["models"],
@@ -63,16 +80,40 @@ async def _prevent(conn: asyncpg.Connection, window: q.Window) -> Prevent:
             )
             for doc in DOCUMENTS
         },
-        watch_list=[msgspec.convert(dict(r), WatchedModel) for r in watch],
+        watch_list=_watch_list(row),
     )
+
+
+def _watch_list(row: asyncpg.Record) -> list[WatchedModel]:
+    """The watch list from its columns (arrays in rank order; none without downloads)."""
+    if row["watch_ids"] is None:
+        return []
+    return [
+        WatchedModel(
+            model_id=model_id,
+            model=name,
+            downloads=downloads,
+            share=share,
+            gaps=gaps.split(",") if gaps else [],
+        )
+        for model_id, name, downloads, share, gaps in zip(
+            row["watch_ids"],
+            row["watch_names"],
+            row["watch_downloads"],
+            row["watch_shares"],
+            row["watch_gaps"],
+            strict=True,
+        )
+    ]
 
 
 def _durations(row: asyncpg.Record, name: str) -> Durations:
     return Durations(p50_seconds=row[f"{name}_p50"], p90_seconds=row[f"{name}_p90"])
 
 
-async def _incidents(conn: asyncpg.Connection, window: q.Window) -> IncidentFigures:
-    row = await q.select_incidents(conn, window)
+def _incidents(row: asyncpg.Record | None) -> IncidentFigures:
+    if row is None:  # no incident in this scope and period
+        return _NO_INCIDENTS
     return IncidentFigures(
         reported=row["reported"],
         by_status=row["by_status"],
@@ -104,18 +145,7 @@ def _flat_numbers(figures: IncidentFigures) -> dict[str, float | None]:
     return out
 
 
-async def _scope(
-    conn: asyncpg.Connection,
-    *,
-    since: datetime,
-    until: datetime,
-    previous_from: datetime,
-    platform_id: UUID | None,
-    platform: str | None,
-) -> Scope:
-    window: q.Window = (since, until, platform_id)
-    current = await _incidents(conn, window)
-    previous = await _incidents(conn, (previous_from, since, platform_id))
+def _detect(current: IncidentFigures, previous: IncidentFigures) -> Detect:
     now_figures, before = _flat_numbers(current), _flat_numbers(previous)
     change = {
         key: None
@@ -123,13 +153,79 @@ async def _scope(
         else round(float(now_figures[key]) - float(before[key]), 6)  # type: ignore[arg-type]
         for key in now_figures
     }
-    audits = await q.select_audits(conn, window)
-    decisions = await q.select_decisions(conn, window)
-    overdue = await q.select_overdue_platforms(conn, window)
+    return Detect(current=current, previous=previous, change=change)
+
+
+class _Figures(msgspec.Struct, frozen=True, kw_only=True):
+    """Every query's rows for the report, by scope (``None``: the whole report)."""
+
+    prevent: dict[UUID | None, asyncpg.Record]
+    incidents: dict[tuple[UUID | None, datetime], asyncpg.Record]
+    audits: dict[UUID | None, asyncpg.Record]
+    decisions: dict[UUID | None, asyncpg.Record]
+    overdue: dict[UUID | None, list[asyncpg.Record]]
+
+
+def _grouped(rows: list[asyncpg.Record]) -> dict[UUID | None, list[asyncpg.Record]]:
+    out: dict[UUID | None, list[asyncpg.Record]] = {}
+    for row in rows:
+        out.setdefault(row["scope"], []).append(row)
+    return out
+
+
+async def _figures(
+    conn: asyncpg.Connection,
+    *,
+    since: datetime,
+    until: datetime,
+    previous_from: datetime,
+    platform_id: UUID | None,
+    breakdown: list[UUID],
+) -> _Figures:
+    """The whole report's figures and every platform's of ``breakdown``: one query per
+    kind of figure, each reading every record once, however many platforms there are."""
+    window: q.Window = (since, until, platform_id)
+    prevent = await q.select_prevent(
+        conn, until=until, platform_id=platform_id, breakdown=breakdown
+    )
+    incidents = await q.select_incidents(
+        conn,
+        previous_from=previous_from,
+        since=since,
+        until=until,
+        platform_id=platform_id,
+        breakdown=breakdown,
+    )
+    audits = await q.select_audits(conn, window, breakdown=breakdown)
+    decisions = await q.select_decisions(conn, window, breakdown=breakdown)
+    overdue = await q.select_overdue_platforms(
+        conn, until=until, platform_id=platform_id, breakdown=breakdown
+    )
+    return _Figures(
+        prevent={r["scope"]: r for r in prevent},
+        incidents={(r["scope"], r["period_to"]): r for r in incidents},
+        audits={r["scope"]: r for r in audits},
+        decisions={r["scope"]: r for r in decisions},
+        overdue=_grouped(overdue),
+    )
+
+
+def _scope(
+    figures: _Figures,
+    *,
+    key: UUID | None,
+    platform: str | None,
+    since: datetime,
+    until: datetime,
+) -> Scope:
+    audits, decisions = figures.audits[key], figures.decisions[key]
     return Scope(
         platform=platform,
-        prevent=await _prevent(conn, window),
-        detect=Detect(current=current, previous=previous, change=change),
+        prevent=_prevent(figures.prevent.get(key)),
+        detect=_detect(
+            _incidents(figures.incidents.get((key, until))),
+            _incidents(figures.incidents.get((key, since))),
+        ),
         audits=Audits(
             completed=audits["completed"],
             outcomes=audits["outcomes"],
@@ -140,7 +236,13 @@ async def _scope(
             by_action=decisions["by_action"],
             by_status=decisions["by_status"],
             time_to_execution=_durations(decisions, "to_execution"),
-            overdue_platforms=[msgspec.convert(dict(r), OverduePlatform) for r in overdue],
+            overdue_platforms=[
+                msgspec.convert(
+                    {k: r[k] for k in ("platform", "decisions", "hostings", "oldest_deadline")},
+                    OverduePlatform,
+                )
+                for r in figures.overdue.get(key, [])
+            ],
         ),
     )
 
@@ -151,10 +253,11 @@ async def build_report(
     since: datetime,
     until: datetime,
     platform: str | None = None,
+    breakdown: bool = True,
 ) -> ComplianceReport:
     """The report for [since, until), for one platform (by slug) or the whole registry with
-    a breakdown per platform. Run it in one REPEATABLE READ transaction for a consistent
-    picture."""
+    a breakdown per platform (unless ``breakdown`` is false: the whole registry's figures
+    only). Run it in one REPEATABLE READ transaction for a consistent picture."""
     # Every path (API, snapshot, console) gets the same checks on the period, as a 422.
     period = report_period(since, until)
     since, until, previous_from = period.since, period.until, period.previous_from
@@ -164,34 +267,27 @@ async def build_report(
             platform_id = (await get_platform(conn, slug=platform)).id
         except NotFound as exc:
             raise NotFound(f"no platform {platform!r}") from exc
-    overall = await _scope(
+    in_scope = []
+    if platform_id is None and breakdown:
+        in_scope = await q.select_platforms_in_scope(conn, (since, until, None))
+    figures = await _figures(
         conn,
         since=since,
         until=until,
         previous_from=previous_from,
         platform_id=platform_id,
-        platform=platform,
+        breakdown=[row["id"] for row in in_scope],
     )
-    platforms: list[Scope] = []
-    if platform_id is None:
-        for row in await q.select_platforms_in_scope(conn, (since, until, None)):
-            platforms.append(
-                await _scope(
-                    conn,
-                    since=since,
-                    until=until,
-                    previous_from=previous_from,
-                    platform_id=row["id"],
-                    platform=row["slug"],
-                )
-            )
+    bounds = {"since": since, "until": until}
     return ComplianceReport(
         period_from=since,
         period_to=until,
         previous_from=previous_from,
         generated_at=datetime.now(UTC),
-        overall=overall,
-        platforms=platforms,
+        overall=_scope(figures, key=None, platform=platform, **bounds),
+        platforms=[
+            _scope(figures, key=row["id"], platform=row["slug"], **bounds) for row in in_scope
+        ],
     )
 
 

@@ -36,9 +36,10 @@ async def build_series(
     platform_id = None if platform is None else (await get_platform(conn, slug=platform)).id
     window: q.Window = (since, until, platform_id)
     per_week: dict[date, dict[str, int]] = {w: {} for w in _weeks(since, until)}
-    for row in await q.select_incidents_per_week(conn, window):
-        per_week.setdefault(row["week"], {})[row["category"]] = row["incidents"]
-    counts = await q.select_triage_histogram(conn, window)
+    rows = await q.select_series(conn, window)
+    for week, category, incidents in rows.per_week:
+        per_week.setdefault(week, {})[category] = incidents
+    counts = rows.triage
     bounds = [0, *q.TRIAGE_BOUNDS]
     return Series(
         incidents_per_week=[

@@ -52,29 +52,18 @@ def records_for(scope: Scope, *, since: datetime, until: datetime) -> dict[str, 
         out[f"prevent.{name}"] = whole
     for doc in DOCUMENTS:
         out[f"prevent.documentation.{doc}"] = hostings(documented=doc)
+    # The watch list may hold thousands of models: its links share one prefix, and model
+    # ids and document names need no escaping, so they are appended (in urlencode's order)
+    # rather than each link encoded anew.
+    watched_at = _url("/v1/exports/hostings", status="hosted", to=_iso(until), platform=platform)
     for watched in scope.prevent.watch_list:
         base = f"prevent.watch_list.{watched.model}"
-        out[base] = FigureRecords(
-            export=_url(
-                "/v1/exports/hostings",
-                status="hosted",
-                to=_iso(until),
-                platform=platform,
-                model_id=str(watched.model_id),
-            ),
-            console=f"/console/models/{watched.model_id}",
-        )
+        export = f"{watched_at}&model_id={watched.model_id}"
+        page = f"/console/models/{watched.model_id}"
+        out[base] = FigureRecords(export=export, console=page)
         for gap in watched.gaps:
             out[f"{base}.gaps.{gap}"] = FigureRecords(
-                export=_url(
-                    "/v1/exports/hostings",
-                    status="hosted",
-                    to=_iso(until),
-                    platform=platform,
-                    model_id=str(watched.model_id),
-                    undocumented=gap,
-                ),
-                console=f"/console/models/{watched.model_id}",
+                export=f"{export}&undocumented={gap}", console=page
             )
 
     def incidents(console: dict[str, str | None], **narrow: str | None) -> FigureRecords:

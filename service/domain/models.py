@@ -258,16 +258,20 @@ async def _lineage_as_of(conn: asyncpg.Connection, *, model_id: UUID, as_of: dat
     model = await get_model(conn, model_id=model_id, as_of=as_of)
     ancestors: list[LineageNode] = []
     seen = {model.id}
-    parent, depth = model.base_model_id, 1
-    while parent is not None and parent not in seen and depth <= _MAX_DEPTH:
-        then = await state_as_of(
-            conn, subject_type="model", subject_id=parent, as_of=as_of, record=Model
+    if model.base_model_id is not None:
+        # One statement walks the whole chain, where a read per level took one round
+        # trip per ancestor.
+        chain = await q.select_ancestors_as_of(
+            conn,
+            base_model_id=model.base_model_id,
+            model_id=model.id,
+            as_of=as_of,
+            depth=_MAX_DEPTH,
         )
-        if then is None:
-            break
-        ancestors.append(_node(then, depth=depth))
-        seen.add(then.id)
-        parent, depth = then.base_model_id, depth + 1
+        for depth, state in enumerate(chain, start=1):
+            then = msgspec.convert(state, Model)
+            ancestors.append(_node(then, depth=depth))
+            seen.add(then.id)
     today = await q.select_descendants(conn, model_id=model_id)
     states = await states_as_of(
         conn, subject_type="model", subject_ids=[r["id"] for r in today], as_of=as_of, record=Model

@@ -4,8 +4,12 @@ pages slow on a large registry. Counted at the database client, over real HTTP."
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, cast
+from urllib.parse import quote
 
 import asyncpg
 import httpx
@@ -15,7 +19,7 @@ from service.app import create_app
 from service.db.pool import init_connection
 from service.domain.console_sessions import open_session
 from service.settings import Settings
-from tests.conftest import PlatformFixture, make_key, register_model
+from tests.conftest import PlatformFixture, make_key, make_platform, register_model
 from tests.console.test_signin import IDLE
 from tests.helpers.notices import Receiver, add_endpoint, admin_headers, decide, host
 
@@ -100,3 +104,76 @@ async def test_pages_read_as_often_for_many_decisions_and_notices_as_for_one(
     four = [await counted.get(path) for path in pages]
 
     assert four == one, dict(zip(pages, zip(one, four, strict=True), strict=True))
+
+
+async def test_the_model_page_as_of_walks_a_long_lineage_in_as_many_reads_as_a_short_one(
+    client: httpx.AsyncClient, admin: dict[str, str], counted: Counted, uniq: str
+) -> None:
+    """The lineage as it stood: each ancestor's base as recorded then, however deep the
+    chain, in one read; a base changed since does not show."""
+    chain: list[dict[str, object]] = []
+    for level in range(6):
+        fields = {} if not chain else {"base_model": chain[-1]["name"], "derivation": "fine_tune"}
+        chain.append(await register_model(client, admin, f"org-{uniq}/level-{level}", **fields))
+    # One step below the root, with no descendant either.
+    leaf = await register_model(
+        client, admin, f"org-{uniq}/leaf", base_model=chain[0]["name"], derivation="fine_tune"
+    )
+    moment = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    # Since then, a model half-way up has the root for its base: the page as of then still
+    # shows the levels that were between them.
+    r = await client.patch(
+        f"/v1/models/{chain[3]['id']}", json={"base_model": chain[0]["name"]}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+
+    def as_of(model: dict[str, object]) -> str:
+        return f"/console/models/{model['id']}?as_of={quote(moment.isoformat())}"
+
+    for model in (leaf, chain[-1]):  # the client learns the column types on first use
+        await counted.get(as_of(model))
+    short, long = await counted.get(as_of(leaf)), await counted.get(as_of(chain[-1]))
+    assert long == short, (short, long)
+
+    def ancestors(html: str) -> list[tuple[str, str]]:
+        listed = html.split('<ul id="lineage">', 1)[1].split("</ul>", 1)[0]
+        found: list[tuple[str, str]] = re.findall(
+            r'Ancestor \((\d+) steps? up\): <a href="/console/models/([^"]+)"', listed
+        )
+        return found
+
+    then = await counted.client.get(as_of(chain[-1]), headers={"accept": "text/html"})
+    assert ancestors(then.text) == [
+        (str(depth), str(model["id"])) for depth, model in enumerate(reversed(chain[:-1]), 1)
+    ]
+    now = await counted.client.get(
+        f"/console/models/{chain[-1]['id']}", headers={"accept": "text/html"}
+    )
+    assert ancestors(now.text) == [
+        (str(depth), str(model["id"]))
+        for depth, model in enumerate([chain[4], chain[3], chain[0]], 1)
+    ]
+
+
+async def test_the_dashboard_reads_as_often_for_more_platforms(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    counted: Counted,
+    uniq: str,
+) -> None:
+    """The compliance dashboard breaks its figures down per platform in the same reads as
+    the whole registry's, however many platforms there are."""
+    model = await register_model(client, admin, f"org-{uniq}/everywhere")
+    await counted.get("/console/compliance")  # the client learns the column types
+    before = await counted.get("/console/compliance")
+    for n in range(3):
+        added = await make_platform(client, pool, admin, f"more-{n}-{uniq}")
+        await host(client, admin, str(model["name"]), added)
+    after = await counted.get("/console/compliance")
+    assert after == before, (before, after)
+    # The session; the snapshot's BEGIN and COMMIT; the period's report (the platforms in
+    # scope, then one statement per kind of figure: five), its series, the previous
+    # period's figures (five); the pool's reset on release.
+    assert after <= 16, after

@@ -33,11 +33,10 @@ __all__ = [
     "INCIDENTS_THEN",
     "select_audits",
     "select_decisions",
-    "select_documentation",
     "select_incidents",
     "select_overdue_platforms",
     "select_platforms_in_scope",
-    "select_watch_list",
+    "select_prevent",
 ]
 
 
@@ -65,6 +64,12 @@ def _present(doc: str) -> str:
     )
 
 
+def _scopes(ids: str) -> str:
+    """The scopes figures are grouped by, as ``s.scope``: NULL (the report's whole scope)
+    and each platform id of the breakdown (``ids``, a parameter; possibly empty)."""
+    return f"(SELECT NULL::uuid AS scope UNION ALL SELECT unnest({ids}::uuid[])) s"
+
+
 _HOSTED = f"""
 SELECT model_id, platform_id, coalesce((r ->> 'downloads')::bigint, 0) AS downloads,
        {_present("model_card")}, {_present("safety_testing")},
@@ -75,53 +80,77 @@ FROM (SELECT h.model_id, h.platform_id, h_then.r
 WHERE r ->> 'status' = 'hosted'
 """
 
-DOCUMENTATION = f"""
-WITH h AS ({_HOSTED})
-SELECT count(*) AS hostings,
-       count(DISTINCT model_id) AS models,
-       coalesce(sum(downloads), 0)::bigint AS downloads,
-       count(*) FILTER (WHERE model_card_present) AS model_card,
-       count(*) FILTER (WHERE safety_testing_present) AS safety_testing,
-       count(*) FILTER (WHERE risk_analysis_present) AS risk_analysis,
-       count(*) FILTER (WHERE use_guidance_present) AS use_guidance,
-       coalesce(sum(downloads) FILTER (WHERE model_card_present), 0)::bigint
-         AS model_card_downloads,
-       coalesce(sum(downloads) FILTER (WHERE safety_testing_present), 0)::bigint
-         AS safety_testing_downloads,
-       coalesce(sum(downloads) FILTER (WHERE risk_analysis_present), 0)::bigint
-         AS risk_analysis_downloads,
-       coalesce(sum(downloads) FILTER (WHERE use_guidance_present), 0)::bigint
-         AS use_guidance_downloads
-FROM h
+# $1 to, $2 the platform (or NULL), $3 the breakdown's platform ids: the hosted hostings,
+# each read once and counted in every scope it is in.
+_HOSTED_IN_SCOPES = f"""
+h AS MATERIALIZED ({_HOSTED}),
+x AS (SELECT NULL::uuid AS scope, h.* FROM h
+      UNION ALL
+      SELECT h.platform_id, h.* FROM h WHERE h.platform_id = ANY($3::uuid[]))
 """
 
-# The most-downloaded models that together carry 99% of downloads: a model is on the list
-# while the downloads of the models ranked above it are short of 99% of the total.
-WATCH_LIST = f"""
-WITH h AS ({_HOSTED}),
+# One row per scope with hosted hostings (``scope`` NULL: the whole report): the
+# documentation figures, and the watch list: the most-downloaded models that together carry
+# 99% of downloads (a model is on it while the downloads of the models ranked above it are
+# short of 99% of the total), most first. One query, so each hosting's state is read once.
+PREVENT = f"""
+WITH {_HOSTED_IN_SCOPES},
 per_model AS (
-  SELECT model_id, sum(downloads)::bigint AS downloads,
+  SELECT scope, model_id, sum(downloads)::bigint AS downloads,
          bool_and(model_card_present) AS model_card,
          bool_and(safety_testing_present) AS safety_testing,
          bool_and(risk_analysis_present) AS risk_analysis,
          bool_and(use_guidance_present) AS use_guidance
-  FROM h GROUP BY model_id
+  FROM x GROUP BY scope, model_id
 ),
 ranked AS (
-  SELECT p.*, sum(downloads) OVER (ORDER BY downloads DESC, model_id) - downloads AS above,
-         sum(downloads) OVER () AS total
+  SELECT p.*,
+         sum(downloads) OVER (PARTITION BY scope ORDER BY downloads DESC, model_id)
+           - downloads AS above,
+         sum(downloads) OVER (PARTITION BY scope) AS total
   FROM per_model p
+),
+watch AS (
+  -- Column by column (arrays in rank order): building a JSON object per model cost more.
+  SELECT r.scope,
+         array_agg(r.model_id ORDER BY r.downloads DESC, r.model_id) AS watch_ids,
+         array_agg(m.name ORDER BY r.downloads DESC, r.model_id) AS watch_names,
+         array_agg(r.downloads ORDER BY r.downloads DESC, r.model_id) AS watch_downloads,
+         array_agg(round(r.downloads::numeric / r.total, 6)::float8
+                   ORDER BY r.downloads DESC, r.model_id) AS watch_shares,
+         -- Each model's gaps as one text, the documents' names joined by commas.
+         array_agg(concat_ws(',',
+             CASE WHEN NOT r.model_card THEN 'model_card' END,
+             CASE WHEN NOT r.safety_testing THEN 'safety_testing' END,
+             CASE WHEN NOT r.risk_analysis THEN 'risk_analysis' END,
+             CASE WHEN NOT r.use_guidance THEN 'use_guidance' END)
+           ORDER BY r.downloads DESC, r.model_id) AS watch_gaps
+  FROM ranked r JOIN models m ON m.id = r.model_id
+  WHERE r.total > 0 AND r.downloads > 0 AND r.above < 0.99 * r.total
+  GROUP BY r.scope
+),
+documentation AS (
+  SELECT scope,
+         count(*) AS hostings,
+         count(DISTINCT model_id) AS models,
+         coalesce(sum(downloads), 0)::bigint AS downloads,
+         count(*) FILTER (WHERE model_card_present) AS model_card,
+         count(*) FILTER (WHERE safety_testing_present) AS safety_testing,
+         count(*) FILTER (WHERE risk_analysis_present) AS risk_analysis,
+         count(*) FILTER (WHERE use_guidance_present) AS use_guidance,
+         coalesce(sum(downloads) FILTER (WHERE model_card_present), 0)::bigint
+           AS model_card_downloads,
+         coalesce(sum(downloads) FILTER (WHERE safety_testing_present), 0)::bigint
+           AS safety_testing_downloads,
+         coalesce(sum(downloads) FILTER (WHERE risk_analysis_present), 0)::bigint
+           AS risk_analysis_downloads,
+         coalesce(sum(downloads) FILTER (WHERE use_guidance_present), 0)::bigint
+           AS use_guidance_downloads
+  FROM x
+  GROUP BY scope
 )
-SELECT r.model_id, m.name AS model, r.downloads,
-       round(r.downloads::numeric / r.total, 6)::float8 AS share,
-       array_remove(ARRAY[
-         CASE WHEN NOT r.model_card THEN 'model_card' END,
-         CASE WHEN NOT r.safety_testing THEN 'safety_testing' END,
-         CASE WHEN NOT r.risk_analysis THEN 'risk_analysis' END,
-         CASE WHEN NOT r.use_guidance THEN 'use_guidance' END], NULL) AS gaps
-FROM ranked r JOIN models m ON m.id = r.model_id
-WHERE r.total > 0 AND r.downloads > 0 AND r.above < 0.99 * r.total
-ORDER BY r.downloads DESC, r.model_id
+SELECT d.*, w.watch_ids, w.watch_names, w.watch_downloads, w.watch_shares, w.watch_gaps
+FROM documentation d LEFT JOIN watch w ON w.scope IS NOT DISTINCT FROM d.scope
 """
 
 
@@ -129,21 +158,33 @@ def _at(name: str) -> str:
     return f"(r ->> '{name}')::timestamptz AS {name}"
 
 
+# An incident's figures, from its state then (``r``).
+_INCIDENT_FIELDS = f"""
+r ->> 'status' AS status, r ->> 'category' AS category, r ->> 'severity' AS severity,
+(r ->> 'serious')::boolean AS serious,
+coalesce((r ->> 'article73_clock')::boolean, (r ->> 'serious')::boolean
+         AND r ->> 'status' NOT IN ('rejected', 'duplicate')) AS article73_clock,
+coalesce((r ->> 'report_due_at')::timestamptz,
+         (r #>> '{{deadline,due_at}}')::timestamptz) AS report_due_at,
+{_at("reported_at")}, {_at("triaged_at")}, {_at("mitigated_at")}, {_at("closed_at")},
+{_at("authority_initial_report_at")}, {_at("authority_initial_report_recorded_at")}
+"""
+
+
+def _on_platform(platform: str) -> str:
+    """An incident ``i`` is on a platform when the platform reported it or hosts a hosting
+    it names."""
+    return f"""(i.reporter_platform_id = {platform} OR EXISTS (
+  SELECT 1 FROM incident_hostings ih JOIN hostings h ON h.id = ih.hosting_id
+  WHERE ih.incident_id = i.id AND h.platform_id = {platform}))"""
+
+
 _INCIDENTS = f"""
-SELECT r ->> 'status' AS status, r ->> 'category' AS category, r ->> 'severity' AS severity,
-       (r ->> 'serious')::boolean AS serious,
-       coalesce((r ->> 'article73_clock')::boolean, (r ->> 'serious')::boolean
-                AND r ->> 'status' NOT IN ('rejected', 'duplicate')) AS article73_clock,
-       coalesce((r ->> 'report_due_at')::timestamptz,
-                (r #>> '{{deadline,due_at}}')::timestamptz) AS report_due_at,
-       {_at("reported_at")}, {_at("triaged_at")}, {_at("mitigated_at")}, {_at("closed_at")},
-       {_at("authority_initial_report_at")}, {_at("authority_initial_report_recorded_at")}
+SELECT {_INCIDENT_FIELDS}
 FROM (SELECT i_then.r
       FROM incidents i {_then("i", "$2")}
       WHERE i.reported_at >= $1 AND i.reported_at < $2
-        AND ($3::uuid IS NULL OR i.reporter_platform_id = $3 OR EXISTS (
-              SELECT 1 FROM incident_hostings ih JOIN hostings h ON h.id = ih.hosting_id
-              WHERE ih.incident_id = i.id AND h.platform_id = $3))) i
+        AND ($3::uuid IS NULL OR {_on_platform("$3")})) i
 WHERE r IS NOT NULL
 """
 
@@ -151,113 +192,177 @@ WHERE r IS NOT NULL
 INCIDENTS_THEN = _INCIDENTS
 
 
-def _seconds(column: str) -> str:
-    return f"extract(epoch FROM i.{column} - i.reported_at)"
+def _live(condition: str) -> str:
+    """An aggregate's filter: merged duplicates count only by status."""
+    return f"FILTER (WHERE status <> 'duplicate' AND {condition})"
 
 
+def _percentile(share: float, column: str) -> str:
+    return (
+        f"percentile_cont({share}) WITHIN GROUP "
+        f"(ORDER BY extract(epoch FROM {column} - reported_at)) "
+        f"{_live(f'{column} IS NOT NULL')}"
+    )
+
+
+_MET = """article73_clock AND authority_initial_report_at <= report_due_at
+  AND coalesce(authority_initial_report_recorded_at, authority_initial_report_at)
+      <= report_due_at"""
+_RECORDED_LATE = """article73_clock AND authority_initial_report_at <= report_due_at
+  AND authority_initial_report_recorded_at > report_due_at"""
+_MISSED = """article73_clock AND (authority_initial_report_at > report_due_at
+  OR (authority_initial_report_at IS NULL AND report_due_at < period_to))"""
+_PENDING = """article73_clock AND authority_initial_report_at IS NULL
+  AND report_due_at >= period_to"""
+
+# $1 the previous period's start, $2 the period's start, $3 its end, $4 the platform (or
+# NULL), $5 the breakdown's platform ids. Both periods in one pass: each incident is read
+# in its state at the end of its own period (``period_to``), once, and counted in every
+# scope it is in; one row per scope and period that has incidents.
 INCIDENTS = f"""
-WITH i AS ({_INCIDENTS}), live AS (SELECT * FROM i WHERE status <> 'duplicate')
-SELECT
-  (SELECT count(*) FROM live) AS reported,
-  (SELECT coalesce(jsonb_object_agg(status, n), '{{}}') FROM
-     (SELECT status, count(*) AS n FROM i GROUP BY status) s) AS by_status,
-  (SELECT coalesce(jsonb_object_agg(category, n), '{{}}') FROM
-     (SELECT category, count(*) AS n FROM live GROUP BY category) s) AS by_category,
-  (SELECT coalesce(jsonb_object_agg(severity, n), '{{}}') FROM
-     (SELECT severity, count(*) AS n FROM live GROUP BY severity) s) AS by_severity,
-  (SELECT count(*) FROM live WHERE serious) AS serious,
-  (SELECT count(*) FROM live
-     WHERE article73_clock AND authority_initial_report_at <= report_due_at
-       AND coalesce(authority_initial_report_recorded_at, authority_initial_report_at)
-           <= report_due_at) AS deadline_met,
-  (SELECT count(*) FROM live
-     WHERE article73_clock AND authority_initial_report_at <= report_due_at
-       AND authority_initial_report_recorded_at > report_due_at) AS deadline_recorded_late,
-  (SELECT count(*) FROM live
-     WHERE article73_clock AND (authority_initial_report_at > report_due_at
-       OR (authority_initial_report_at IS NULL AND report_due_at < $2))) AS deadline_missed,
-  (SELECT count(*) FROM live
-     WHERE article73_clock AND authority_initial_report_at IS NULL AND report_due_at >= $2)
-     AS deadline_pending,
-  (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_seconds("triaged_at")})
-     FROM live i WHERE triaged_at IS NOT NULL) AS triage_p50,
-  (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY {_seconds("triaged_at")})
-     FROM live i WHERE triaged_at IS NOT NULL) AS triage_p90,
-  (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_seconds("mitigated_at")})
-     FROM live i WHERE mitigated_at IS NOT NULL) AS mitigate_p50,
-  (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY {_seconds("mitigated_at")})
-     FROM live i WHERE mitigated_at IS NOT NULL) AS mitigate_p90,
-  (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_seconds("closed_at")})
-     FROM live i WHERE closed_at IS NOT NULL) AS close_p50,
-  (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY {_seconds("closed_at")})
-     FROM live i WHERE closed_at IS NOT NULL) AS close_p90
+WITH i AS MATERIALIZED (
+  SELECT i.id, i.reporter_platform_id, t.period_to, i_then.r
+  FROM incidents i
+  CROSS JOIN LATERAL (SELECT CASE WHEN i.reported_at >= $2 THEN $3::timestamptz
+                                  ELSE $2::timestamptz END AS period_to) t
+  {_then("i", "t.period_to")}
+  WHERE i.reported_at >= $1 AND i.reported_at < $3 AND ($4::uuid IS NULL OR {_on_platform("$4")})
+), on_platform AS (
+  -- Each incident once per platform of the breakdown it is on (see _on_platform).
+  SELECT i.id, i.reporter_platform_id AS scope FROM i WHERE i.reporter_platform_id = ANY($5)
+  UNION
+  SELECT ih.incident_id, h.platform_id
+  FROM incident_hostings ih JOIN hostings h ON h.id = ih.hosting_id
+  WHERE h.platform_id = ANY($5) AND ih.incident_id IN (SELECT id FROM i)
+), m AS MATERIALIZED (
+  SELECT s.scope, i.period_to, {_INCIDENT_FIELDS}
+  FROM i JOIN (SELECT id, NULL::uuid AS scope FROM i UNION ALL SELECT id, scope FROM on_platform) s
+    ON s.id = i.id
+  WHERE i.r IS NOT NULL
+), counts AS (
+  SELECT scope, period_to,
+         count(*) {_live("true")} AS reported,
+         count(*) {_live("serious")} AS serious,
+         count(*) {_live(_MET)} AS deadline_met,
+         count(*) {_live(_RECORDED_LATE)} AS deadline_recorded_late,
+         count(*) {_live(_MISSED)} AS deadline_missed,
+         count(*) {_live(_PENDING)} AS deadline_pending,
+         {_percentile(0.5, "triaged_at")} AS triage_p50,
+         {_percentile(0.9, "triaged_at")} AS triage_p90,
+         {_percentile(0.5, "mitigated_at")} AS mitigate_p50,
+         {_percentile(0.9, "mitigated_at")} AS mitigate_p90,
+         {_percentile(0.5, "closed_at")} AS close_p50,
+         {_percentile(0.9, "closed_at")} AS close_p90
+  FROM m GROUP BY scope, period_to
+), maps AS (
+  SELECT scope, period_to,
+         coalesce(jsonb_object_agg(k, n) FILTER (WHERE d = 'status'), '{{}}') AS by_status,
+         coalesce(jsonb_object_agg(k, n) FILTER (WHERE d = 'category'), '{{}}') AS by_category,
+         coalesce(jsonb_object_agg(k, n) FILTER (WHERE d = 'severity'), '{{}}') AS by_severity
+  FROM (SELECT scope, period_to, 'status' AS d, status AS k, count(*) AS n
+        FROM m GROUP BY scope, period_to, status
+        UNION ALL
+        SELECT scope, period_to, 'category', category, count(*)
+        FROM m WHERE status <> 'duplicate' GROUP BY scope, period_to, category
+        UNION ALL
+        SELECT scope, period_to, 'severity', severity, count(*)
+        FROM m WHERE status <> 'duplicate' GROUP BY scope, period_to, severity) c
+  GROUP BY scope, period_to
+)
+SELECT c.*, maps.by_status, maps.by_category, maps.by_severity
+FROM counts c JOIN maps ON maps.scope IS NOT DISTINCT FROM c.scope
+                       AND maps.period_to = c.period_to
 """
 
+
+def _audited_on(platform: str) -> str:
+    """An audit ``a`` is on a platform when the platform hosts a model it audits."""
+    return f"""EXISTS (
+  SELECT 1 FROM audit_models am JOIN hostings h ON h.model_id = am.model_id
+  WHERE am.audit_id = a.id AND h.platform_id = {platform})"""
+
+
+# $1 from, $2 to, $3 the platform (or NULL), $4 the breakdown's platform ids: one row per
+# scope, the whole report's first.
 AUDITS = f"""
-WITH scope AS (
+WITH a AS MATERIALIZED (
   SELECT a.id, a_then.r
   FROM audits a {_then("a", "$2")}
-  WHERE a.started_at < $2 AND ($3::uuid IS NULL OR EXISTS (
-    SELECT 1 FROM audit_models am JOIN hostings h ON h.model_id = am.model_id
-    WHERE am.audit_id = a.id AND h.platform_id = $3))
-), known AS (
-  SELECT id, r, r ->> 'outcome' AS outcome, {_at("completed_at")} FROM scope WHERE r IS NOT NULL
+  WHERE a.started_at < $2 AND ($3::uuid IS NULL OR {_audited_on("$3")})
+), known AS MATERIALIZED (
+  SELECT s.scope, a.id, a.r, a.r ->> 'outcome' AS outcome, {_at("completed_at")}
+  FROM a JOIN {_scopes("$4")} ON s.scope IS NULL OR {_audited_on("s.scope")}
+  WHERE a.r IS NOT NULL
 ), done AS (SELECT * FROM known WHERE completed_at >= $1 AND completed_at < $2),
 findings AS (
-  SELECT f ->> 'severity' AS severity, f ->> 'status' AS status
+  SELECT k.scope, f ->> 'severity' AS severity, f ->> 'status' AS status
   FROM known k CROSS JOIN LATERAL jsonb_array_elements(k.r -> 'findings') f
   WHERE k.r ? 'findings'
   UNION ALL
-  SELECT f.severity::text, f.status::text
+  SELECT k.scope, f.severity::text, f.status::text
   FROM audit_findings f JOIN known k ON k.id = f.audit_id
   WHERE NOT k.r ? 'findings'
 )
-SELECT
-  (SELECT count(*) FROM done) AS completed,
+SELECT s.scope,
+  (SELECT count(*) FROM done d WHERE d.scope IS NOT DISTINCT FROM s.scope) AS completed,
   (SELECT coalesce(jsonb_object_agg(outcome, n), '{{}}') FROM
-     (SELECT outcome, count(*) AS n FROM done GROUP BY outcome) s) AS outcomes,
+     (SELECT outcome, count(*) AS n FROM done d WHERE d.scope IS NOT DISTINCT FROM s.scope
+      GROUP BY outcome) o) AS outcomes,
   (SELECT coalesce(jsonb_object_agg(severity, n), '{{}}') FROM
-     (SELECT severity, count(*) AS n FROM findings WHERE status = 'open' GROUP BY severity) s)
+     (SELECT severity, count(*) AS n FROM findings f
+      WHERE f.scope IS NOT DISTINCT FROM s.scope AND status = 'open' GROUP BY severity) o)
      AS open_findings_by_severity
+FROM {_scopes("$4")}
 """
 
-_DECISIONS = f"""
-SELECT r ->> 'action' AS action, r ->> 'status' AS status,
-       {_at("proposed_at")}, {_at("executed_at")}
-FROM (SELECT d_then.r
-      FROM decommissions d {_then("d", "$2")}
-      WHERE d.proposed_at >= $1 AND d.proposed_at < $2
-        AND ($3::uuid IS NULL OR EXISTS (
-              SELECT 1 FROM decommission_targets t WHERE t.decommission_id = d.id
-                AND t.platform_id = $3))) d
-WHERE r IS NOT NULL
-"""
 
+def _targets(platform: str) -> str:
+    return f"""EXISTS (SELECT 1 FROM decommission_targets t
+  WHERE t.decommission_id = d.id AND t.platform_id = {platform})"""
+
+
+def _execution(share: float) -> str:
+    return f"""(SELECT percentile_cont({share}) WITHIN GROUP (
+     ORDER BY extract(epoch FROM executed_at - proposed_at))
+     FROM d WHERE d.scope IS NOT DISTINCT FROM s.scope AND executed_at IS NOT NULL)"""
+
+
+# $1 from, $2 to, $3 the platform (or NULL), $4 the breakdown's platform ids: one row per
+# scope, the whole report's first.
 DECISIONS = f"""
-WITH d AS ({_DECISIONS})
-SELECT
-  (SELECT count(*) FROM d) AS proposed,
+WITH d AS MATERIALIZED (
+  SELECT s.scope, r ->> 'action' AS action, r ->> 'status' AS status,
+         {_at("proposed_at")}, {_at("executed_at")}
+  FROM (SELECT d.id, d_then.r
+        FROM decommissions d {_then("d", "$2")}
+        WHERE d.proposed_at >= $1 AND d.proposed_at < $2
+          AND ($3::uuid IS NULL OR {_targets("$3")})) d
+  JOIN {_scopes("$4")} ON s.scope IS NULL OR {_targets("s.scope")}
+  WHERE r IS NOT NULL
+)
+SELECT s.scope,
+  (SELECT count(*) FROM d WHERE d.scope IS NOT DISTINCT FROM s.scope) AS proposed,
   (SELECT coalesce(jsonb_object_agg(action, n), '{{}}') FROM
-     (SELECT action, count(*) AS n FROM d GROUP BY action) s) AS by_action,
+     (SELECT action, count(*) AS n FROM d WHERE d.scope IS NOT DISTINCT FROM s.scope
+      GROUP BY action) x) AS by_action,
   (SELECT coalesce(jsonb_object_agg(status, n), '{{}}') FROM
-     (SELECT status, count(*) AS n FROM d GROUP BY status) s) AS by_status,
-  (SELECT percentile_cont(0.5) WITHIN GROUP (
-     ORDER BY extract(epoch FROM executed_at - proposed_at))
-     FROM d WHERE executed_at IS NOT NULL) AS to_execution_p50,
-  (SELECT percentile_cont(0.9) WITHIN GROUP (
-     ORDER BY extract(epoch FROM executed_at - proposed_at))
-     FROM d WHERE executed_at IS NOT NULL) AS to_execution_p90
+     (SELECT status, count(*) AS n FROM d WHERE d.scope IS NOT DISTINCT FROM s.scope
+      GROUP BY status) x) AS by_status,
+  {_execution(0.5)} AS to_execution_p50,
+  {_execution(0.9)} AS to_execution_p90
+FROM {_scopes("$4")}
 """
 
 # Platforms that had not confirmed a decision past its confirmation deadline, at `to` ($1):
 # the decision's targets as its state then lists them (a row without events: its table).
+# $2 the platform (or NULL), $3 the breakdown's platform ids.
 OVERDUE_PLATFORMS = f"""
 WITH open AS (
   SELECT d.id, d_then.r, (d_then.r ->> 'confirm_by')::timestamptz AS confirm_by
   FROM decommissions d {_then("d", "$1")}
   WHERE d.proposed_at < $1 AND d_then.r ->> 'status' IN ('approved', 'notified')
     AND (d_then.r ->> 'confirm_by')::timestamptz < $1
-), waiting AS (
+), waiting AS MATERIALIZED (
   SELECT o.id AS decision, (x ->> 'platform_id')::uuid AS platform_id, o.confirm_by
   FROM open o CROSS JOIN LATERAL jsonb_array_elements(o.r -> 'targets') x
   WHERE o.r ? 'targets' AND x ->> 'confirmed_at' IS NULL
@@ -266,12 +371,13 @@ WITH open AS (
   FROM open o JOIN decommission_targets t ON t.decommission_id = o.id
   WHERE NOT o.r ? 'targets' AND (t.confirmed_at IS NULL OR t.confirmed_at >= $1)
 )
-SELECT p.slug AS platform, count(DISTINCT w.decision) AS decisions,
+SELECT s.scope, p.slug AS platform, count(DISTINCT w.decision) AS decisions,
        count(*) AS hostings, min(w.confirm_by) AS oldest_deadline
 FROM waiting w JOIN platforms p ON p.id = w.platform_id
+JOIN {_scopes("$3")} ON s.scope IS NULL OR w.platform_id = s.scope
 WHERE $2::uuid IS NULL OR w.platform_id = $2
-GROUP BY p.slug
-ORDER BY p.slug
+GROUP BY s.scope, p.slug
+ORDER BY s.scope NULLS FIRST, p.slug
 """
 
 # Every platform with something in the report's scope, for the per-platform breakdown.
@@ -287,40 +393,45 @@ ORDER BY p.slug
 Window = tuple[datetime, datetime, UUID | None]
 
 
-async def _one(conn: asyncpg.Connection, sql: str, window: Window) -> asyncpg.Record:
-    row = await conn.fetchrow(sql, *window)
-    if row is None:
-        raise LookupError("an aggregate query returned no row")
-    return row
+async def select_prevent(
+    conn: asyncpg.Connection, *, until: datetime, platform_id: UUID | None, breakdown: list[UUID]
+) -> list[asyncpg.Record]:
+    """One row per scope with hosted hostings (``scope`` NULL: the whole report)."""
+    return list(await conn.fetch(PREVENT, until, platform_id, breakdown))
 
 
-async def select_documentation(conn: asyncpg.Connection, window: Window) -> asyncpg.Record:
-    row = await conn.fetchrow(DOCUMENTATION, window[1], window[2])
-    if row is None:
-        raise LookupError("an aggregate query returned no row")
-    return row
+async def select_incidents(
+    conn: asyncpg.Connection,
+    *,
+    previous_from: datetime,
+    since: datetime,
+    until: datetime,
+    platform_id: UUID | None,
+    breakdown: list[UUID],
+) -> list[asyncpg.Record]:
+    """One row per scope and period (``period_to``, the period's end) with incidents."""
+    return list(await conn.fetch(INCIDENTS, previous_from, since, until, platform_id, breakdown))
 
 
-async def select_watch_list(conn: asyncpg.Connection, window: Window) -> list[asyncpg.Record]:
-    return list(await conn.fetch(WATCH_LIST, window[1], window[2]))
+async def select_audits(
+    conn: asyncpg.Connection, window: Window, *, breakdown: list[UUID]
+) -> list[asyncpg.Record]:
+    """One row per scope, the whole report's first."""
+    return list(await conn.fetch(AUDITS, *window, breakdown))
 
 
-async def select_incidents(conn: asyncpg.Connection, window: Window) -> asyncpg.Record:
-    return await _one(conn, INCIDENTS, window)
-
-
-async def select_audits(conn: asyncpg.Connection, window: Window) -> asyncpg.Record:
-    return await _one(conn, AUDITS, window)
-
-
-async def select_decisions(conn: asyncpg.Connection, window: Window) -> asyncpg.Record:
-    return await _one(conn, DECISIONS, window)
+async def select_decisions(
+    conn: asyncpg.Connection, window: Window, *, breakdown: list[UUID]
+) -> list[asyncpg.Record]:
+    """One row per scope, the whole report's first."""
+    return list(await conn.fetch(DECISIONS, *window, breakdown))
 
 
 async def select_overdue_platforms(
-    conn: asyncpg.Connection, window: Window
+    conn: asyncpg.Connection, *, until: datetime, platform_id: UUID | None, breakdown: list[UUID]
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(OVERDUE_PLATFORMS, window[1], window[2]))
+    """Every scope's overdue platforms, by slug."""
+    return list(await conn.fetch(OVERDUE_PLATFORMS, until, platform_id, breakdown))
 
 
 async def select_platforms_in_scope(

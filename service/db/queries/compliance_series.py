@@ -8,15 +8,18 @@ hosting they name, merged duplicates left out, each as it stood at ``$2``.
 
 from __future__ import annotations
 
+from datetime import date
+from typing import NamedTuple
+
 import asyncpg
 
 from service.db.queries.compliance import INCIDENTS_THEN, Window
 
 __all__ = [
     "TRIAGE_BOUNDS",
+    "SeriesRows",
     "Window",
-    "select_incidents_per_week",
-    "select_triage_histogram",
+    "select_series",
 ]
 
 # The report's own incidents, each in its state as the ledger held it at ``$2``, so that
@@ -27,32 +30,40 @@ FROM ({INCIDENTS_THEN}) i
 WHERE i.status <> 'duplicate'
 """
 
-# Weeks start on Monday, 00:00 UTC.
-INCIDENTS_PER_WEEK = f"""
-WITH i AS ({_COUNTED})
-SELECT date_trunc('week', reported_at AT TIME ZONE 'UTC')::date AS week, category::text,
-       count(*) AS incidents
-FROM i GROUP BY 1, 2 ORDER BY 1, 2
-"""
-
 #: Seconds from report to triage at which the distribution's buckets begin (after the first).
 TRIAGE_BOUNDS = (3600, 4 * 3600, 86_400, 3 * 86_400, 7 * 86_400)
 
-TRIAGE_HISTOGRAM = f"""
-WITH i AS ({_COUNTED})
-SELECT width_bucket(extract(epoch FROM triaged_at - reported_at)::float8, $4::float8[])
-         AS bucket,
-       count(*) AS incidents
-FROM i WHERE triaged_at IS NOT NULL GROUP BY 1 ORDER BY 1
+# Both series in one pass over the incidents (each read in its state then once): counts
+# per week (starting on Monday, 00:00 UTC) and category, and per bucket of time to triage
+# (``triage`` true; incidents not triaged fall in no bucket).
+SERIES = f"""
+WITH i AS ({_COUNTED}),
+b AS (
+  SELECT date_trunc('week', reported_at AT TIME ZONE 'UTC')::date AS week, category::text,
+         CASE WHEN triaged_at IS NOT NULL THEN
+           width_bucket(extract(epoch FROM triaged_at - reported_at)::float8, $4::float8[])
+         END AS bucket
+  FROM i
+)
+SELECT week, category, bucket, grouping(week, category) <> 0 AS triage, count(*) AS incidents
+FROM b GROUP BY GROUPING SETS ((week, category), (bucket))
+ORDER BY triage, week, category, bucket
 """
 
 
-async def select_incidents_per_week(
-    conn: asyncpg.Connection, window: Window
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(INCIDENTS_PER_WEEK, *window))
+class SeriesRows(NamedTuple):
+    #: (week, category, incidents), by week then category.
+    per_week: list[tuple[date, str, int]]
+    #: Triaged incidents per bucket (1-based, as ``width_bucket`` numbers them).
+    triage: dict[int, int]
 
 
-async def select_triage_histogram(conn: asyncpg.Connection, window: Window) -> dict[int, int]:
-    rows = await conn.fetch(TRIAGE_HISTOGRAM, *window, [float(b) for b in TRIAGE_BOUNDS])
-    return {int(r["bucket"]): int(r["incidents"]) for r in rows}
+async def select_series(conn: asyncpg.Connection, window: Window) -> SeriesRows:
+    rows = await conn.fetch(SERIES, *window, [float(b) for b in TRIAGE_BOUNDS])
+    per_week = [(r["week"], r["category"], int(r["incidents"])) for r in rows if not r["triage"]]
+    triage = {
+        int(r["bucket"]): int(r["incidents"])
+        for r in rows
+        if r["triage"] and r["bucket"] is not None
+    }
+    return SeriesRows(per_week=per_week, triage=triage)

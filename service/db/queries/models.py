@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -9,6 +11,7 @@ import asyncpg
 __all__ = [
     "insert_model",
     "select_ancestors",
+    "select_ancestors_as_of",
     "select_descendants",
     "select_model",
     "select_models",
@@ -146,6 +149,40 @@ async def update_model(
 
 async def select_ancestors(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
     return list(await conn.fetch(ANCESTORS, model_id))
+
+
+# The model's ancestors as the ledger recorded them at $3: from $1 (the model's base then),
+# each one's state then (its newest event with a state recorded by $3) and through its base
+# then, until a model with no base, one that did not exist yet, one already met (a cycle,
+# or the model $2 itself), or depth $4. One statement for the whole chain.
+ANCESTORS_AS_OF = """
+WITH RECURSIVE up (id, state, depth, seen) AS (
+  SELECT $1::uuid, s.state, 1, ARRAY[$2::uuid, $1::uuid]
+  FROM (SELECT (SELECT payload -> 'state' FROM events
+                WHERE subject_id = $1 AND subject_type = 'model' AND recorded_at <= $3
+                  AND payload ? 'state'
+                ORDER BY seq DESC LIMIT 1) AS state) s
+  WHERE $1::uuid <> $2::uuid
+  UNION ALL
+  SELECT b.id,
+         (SELECT payload -> 'state' FROM events
+          WHERE subject_id = b.id AND subject_type = 'model' AND recorded_at <= $3
+            AND payload ? 'state'
+          ORDER BY seq DESC LIMIT 1),
+         up.depth + 1, up.seen || b.id
+  FROM up CROSS JOIN LATERAL (SELECT (up.state ->> 'base_model_id')::uuid AS id) b
+  WHERE up.state IS NOT NULL AND b.id IS NOT NULL AND b.id <> ALL (up.seen) AND up.depth < $4
+)
+SELECT state FROM up WHERE state IS NOT NULL ORDER BY depth
+"""
+
+
+async def select_ancestors_as_of(
+    conn: asyncpg.Connection, *, base_model_id: UUID, model_id: UUID, as_of: datetime, depth: int
+) -> list[dict[str, Any]]:
+    """The states, nearest first, of the ancestors as recorded at ``as_of`` (see above)."""
+    rows = await conn.fetch(ANCESTORS_AS_OF, base_model_id, model_id, as_of, depth)
+    return [r["state"] for r in rows if isinstance(r["state"], dict)]
 
 
 async def select_descendants(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
