@@ -17,7 +17,7 @@ __all__ = [
     "select_delivery",
     "select_log",
     "set_delivery_events",
-    "set_single_events",
+    "set_many_events",
 ]
 
 # ON CONFLICT DO NOTHING waits for a concurrent copy's transaction: if that one commits,
@@ -44,9 +44,14 @@ ON CONFLICT (platform_id, delivery_id) DO NOTHING
 RETURNING id, platform_id, delivery_id
 """
 
-SET_SINGLE_EVENTS = """
-UPDATE webhook_deliveries d SET events = ARRAY[v.seq]
-FROM unnest($1::uuid[], $2::bigint[]) AS v(id, seq)
+# Each delivery's events in the order given: one (row id, seq) pair an event.
+SET_MANY_EVENTS = """
+UPDATE webhook_deliveries d SET events = v.seqs
+FROM (
+  SELECT id, array_agg(seq ORDER BY n) AS seqs
+  FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS v(id, seq, n)
+  GROUP BY id
+) v
 WHERE d.id = v.id
 """
 
@@ -128,11 +133,12 @@ async def claim_deliveries(
     return {(row["platform_id"], row["delivery_id"]): row["id"] for row in rows}
 
 
-async def set_single_events(conn: asyncpg.Connection, events: list[tuple[UUID, int]]) -> None:
-    """Record one ledger event each for many deliveries, as ``(row id, seq)``."""
+async def set_many_events(conn: asyncpg.Connection, events: list[tuple[UUID, int]]) -> None:
+    """Record the ledger events of many deliveries, as ``(row id, seq)`` pairs in each
+    delivery's order."""
     if events:
         await conn.execute(
-            SET_SINGLE_EVENTS, [row_id for row_id, _ in events], [seq for _, seq in events]
+            SET_MANY_EVENTS, [row_id for row_id, _ in events], [seq for _, seq in events]
         )
 
 
