@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -314,10 +314,14 @@ async def apply_patches(
     *,
     changes: Sequence[tuple[Hosting, HostingPatch, dict[str, Any] | None]],
     actor_id: UUID | None,
+    append: Callable[[asyncpg.Connection, Sequence[NewEvent]], Awaitable[list[int]]] = (
+        record_events
+    ),
 ) -> list[int | None]:
     """``apply_patch`` for many locked hostings at once, each at most once and each with
     the extra its event carries: one statement writes them all and one appends their
-    events. Returns each change's ledger seq, in the order of ``changes`` (None for a
+    events (with ``append``: ``ledger.record_linked_events`` also links them to their
+    webhook deliveries). Returns each change's ledger seq, in the order of ``changes`` (None for a
     hosting that did not change)."""
     if len({before.id for before, _, _ in changes}) != len(changes):
         raise ValueError("a hosting may appear only once in one call")
@@ -333,7 +337,7 @@ async def apply_patches(
         else _event(change, after[change.before.id], actor_id=actor_id, extra=extra)
         for change, extra in planned
     ]
-    seqs = iter(await record_events(conn, [e for e in events if e is not None]))
+    seqs = iter(await append(conn, [e for e in events if e is not None]))
     await _flag_rehosted(conn, [(c.before, after[c.before.id]) for c in written], actor_id=actor_id)
     return [None if event is None else next(seqs) for event in events]
 

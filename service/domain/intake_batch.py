@@ -22,6 +22,7 @@ import asyncpg
 from service.db.queries import deliveries as q
 from service.domain import hostings
 from service.domain.intake import Delivery, link, patch_of
+from service.domain.ledger import record_linked_events
 from service.schemas.hostings import Hosting, HostingPatch
 from service.schemas.webhooks import (
     DeliveryAck,
@@ -144,11 +145,13 @@ async def ingest_batch(
         own_changes = _changes(m, found_hostings, link(d, row_id))
         applied.append((i, d, row_id, len(own_changes)))
         changes += own_changes
-    seqs = iter(await hostings.apply_patches(conn, changes=changes, actor_id=None))
-    links: list[tuple[UUID, int]] = []
-    for i, d, row_id, count in applied:
+    # The events are linked to their deliveries as they are appended.
+    seqs = iter(
+        await hostings.apply_patches(
+            conn, changes=changes, actor_id=None, append=record_linked_events
+        )
+    )
+    for i, d, _, count in applied:
         events = [seq for seq in (next(seqs) for _ in range(count)) if seq is not None]
-        links += [(row_id, seq) for seq in events]
         acks[i] = DeliveryAck(delivery_id=d.delivery_id, duplicate=False, events=events)
-    await q.set_many_events(conn, links)
     return acks

@@ -43,6 +43,7 @@ __all__ = [
     "diff",
     "record_event",
     "record_events",
+    "record_linked_events",
     "to_state",
 ]
 
@@ -135,22 +136,26 @@ class NewEvent:
 
 async def record_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[int]:
     """Append many events in one statement; returns their sequence numbers, in order."""
-    return await q.insert_events(
-        conn,
-        [
-            (
-                e.stage,
-                e.kind,
-                e.subject_type,
-                e.subject_id,
-                e.model_id,
-                e.platform_id,
-                e.actor_id,
-                e.occurred_at,
-                _payload(e.state, e.changes, e.extra),
-            )
-            for e in events
-        ],
+    return await q.insert_events(conn, [_row(e) for e in events])
+
+
+async def record_linked_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[int]:
+    """``record_events`` for events of webhook deliveries (each with its ``delivery`` link in
+    ``extra``): each stored delivery is set to list its events, in the same statement."""
+    return await q.insert_linked_events(conn, [_row(e) for e in events])
+
+
+def _row(e: NewEvent) -> tuple[Any, ...]:
+    return (
+        e.stage,
+        e.kind,
+        e.subject_type,
+        e.subject_id,
+        e.model_id,
+        e.platform_id,
+        e.actor_id,
+        e.occurred_at,
+        _payload(e.state, e.changes, e.extra),
     )
 
 

@@ -17,7 +17,6 @@ __all__ = [
     "select_delivery",
     "select_log",
     "set_delivery_events",
-    "set_many_events",
 ]
 
 # ON CONFLICT DO NOTHING waits for a concurrent copy's transaction: if that one commits,
@@ -42,17 +41,6 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::byt
 ORDER BY platform_id, delivery_id
 ON CONFLICT (platform_id, delivery_id) DO NOTHING
 RETURNING id, platform_id, delivery_id
-"""
-
-# Each delivery's events in the order given: one (row id, seq) pair an event.
-SET_MANY_EVENTS = """
-UPDATE webhook_deliveries d SET events = v.seqs
-FROM (
-  SELECT id, array_agg(seq ORDER BY n) AS seqs
-  FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS v(id, seq, n)
-  GROUP BY id
-) v
-WHERE d.id = v.id
 """
 
 SELECT_CLAIMED = """
@@ -131,15 +119,6 @@ async def claim_deliveries(
     columns[6] = [json_encode(headers) for headers in columns[6]]
     rows = await conn.fetch(CLAIM_MANY, *columns)
     return {(row["platform_id"], row["delivery_id"]): row["id"] for row in rows}
-
-
-async def set_many_events(conn: asyncpg.Connection, events: list[tuple[UUID, int]]) -> None:
-    """Record the ledger events of many deliveries, as ``(row id, seq)`` pairs in each
-    delivery's order."""
-    if events:
-        await conn.execute(
-            SET_MANY_EVENTS, [row_id for row_id, _ in events], [seq for _, seq in events]
-        )
 
 
 async def select_claimed(
