@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from service.db.queries import deliveries as q
 from service.domain import hostings
@@ -82,9 +83,10 @@ async def ingest_batch(
 ) -> list[DeliveryAck | None]:
     """Apply many deliveries that only change hostings the platform records (``Batchable``)
     in the caller's transaction, with a few statements for all of them where ``ingest``
-    takes several each: lock their hostings, claim their ids, write the hostings (through
-    ``hostings.apply_patches``, which also flags a hosting hosted again under a decision in
-    force), append the events, link them to the deliveries.
+    takes several each: lock their hostings and claim their ids (one statement), write the
+    hostings (through ``hostings.apply_patches``, which also flags a hosting hosted again
+    under a decision in force), append the events and link them to the deliveries (one
+    statement).
 
     Each delivery gets its acknowledgement, or None when it is not that simple here: one of
     its hostings does not exist yet, it names one hosting twice, an earlier delivery in the
@@ -92,39 +94,39 @@ async def ingest_batch(
     before. Such a delivery is left untouched, for the caller to put through ``ingest`` on
     its own once this transaction has ended, so that every rule lives in one place.
     """
-    locked: dict[tuple[UUID, str], Hosting] = {}
-    names: dict[UUID, set[str]] = {}
-    for delivery, message in batch:
-        names.setdefault(delivery.platform_id, set()).update(_models(message))
-    for platform_id in sorted(names):  # platforms in one order, models in name order
-        found = await hostings.lock_hostings_of(
-            conn, platform_id=platform_id, models=sorted(names[platform_id])
-        )
-        locked.update({(platform_id, model): hosting for model, hosting in found.items()})
-
-    taken: set[UUID] = set()
+    # Which deliveries may be tried, before asking the database: each names its own
+    # platform, a delivery id and hostings no earlier one names (hosting names are unique
+    # per platform, in any case).
+    candidates: list[tuple[int, Delivery, Batchable, list[str]]] = []
     ids: set[tuple[UUID, str]] = set()
-    simple: list[tuple[int, Delivery, Batchable, list[Hosting]]] = []
+    named: set[tuple[UUID, str]] = set()
     for i, (delivery, message) in enumerate(batch):
         platform = message.data.platform
         key = (delivery.platform_id, delivery.delivery_id)
         if key in ids or (platform is not None and platform != delivery.platform_slug):
             continue
-        found_all = [locked.get((delivery.platform_id, model)) for model in _models(message)]
-        own = {hosting.id for hosting in found_all if hosting is not None}
-        if len(own) != len(found_all) or own & taken:
-            continue  # a hosting missing, named twice, or written by an earlier member
-        taken |= own
+        models = _models(message)
+        folded = {(delivery.platform_id, model.lower()) for model in models}
+        if len(folded) != len(models) or folded & named:
+            continue  # a hosting named twice, or by an earlier delivery
+        named |= folded
         ids.add(key)
-        simple.append((i, delivery, message, [h for h in found_all if h is not None]))
+        candidates.append((i, delivery, message, models))
     acks: list[DeliveryAck | None] = [None] * len(batch)
-    if not simple:
+    if not candidates:
         return acks
 
-    claimed = await q.claim_deliveries(
+    # One statement locks the hostings and claims the deliveries whose hostings all exist.
+    rows = await q.claim_with_hostings(
         conn,
-        [
+        names=[
+            (n, d.platform_id, model)
+            for n, (_, d, _, models) in enumerate(candidates)
+            for model in models
+        ],
+        claims=[
             (
+                n,
                 d.platform_id,
                 d.delivery_id,
                 d.source,
@@ -133,17 +135,25 @@ async def ingest_batch(
                 d.body,
                 d.headers,
             )
-            for _, d, _, _ in simple
+            for n, (_, d, _, _) in enumerate(candidates)
         ],
     )
-    applied: list[tuple[int, Delivery, UUID, int]] = []  # with how many changes each makes
+    claimed: dict[int, UUID] = {}
+    found: dict[tuple[int, str], Hosting] = {}
+    for row in rows:
+        if row["row_id"] is not None:
+            fields = dict(row)
+            n, given, claimed[n] = fields.pop("member"), fields.pop("given"), fields.pop("row_id")
+            found[n, given] = msgspec.convert(fields, Hosting)
+
+    applied: list[tuple[int, Delivery, int]] = []  # with how many changes each makes
     changes: list[tuple[Hosting, HostingPatch, dict[str, Any] | None]] = []
-    for i, d, m, found_hostings in simple:
-        row_id = claimed.get((d.platform_id, d.delivery_id))
+    for n, (i, d, m, models) in enumerate(candidates):
+        row_id = claimed.get(n)
         if row_id is None:
-            continue
-        own_changes = _changes(m, found_hostings, link(d, row_id))
-        applied.append((i, d, row_id, len(own_changes)))
+            continue  # a hosting missing, or delivered before: the regular path answers
+        own_changes = _changes(m, [found[n, model] for model in models], link(d, row_id))
+        applied.append((i, d, len(own_changes)))
         changes += own_changes
     # The events are linked to their deliveries as they are appended.
     seqs = iter(
@@ -151,7 +161,7 @@ async def ingest_batch(
             conn, changes=changes, actor_id=None, append=record_linked_events
         )
     )
-    for i, d, _, count in applied:
+    for i, d, count in applied:
         events = [seq for seq in (next(seqs) for _ in range(count)) if seq is not None]
         acks[i] = DeliveryAck(delivery_id=d.delivery_id, duplicate=False, events=events)
     return acks
