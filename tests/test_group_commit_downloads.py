@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 from uuid import UUID
 
@@ -150,3 +151,39 @@ async def test_download_batches_read_the_same_batched_or_not(
         [("hosting.updated", "a", 1, 2), ("hosting.updated", "a", 2, 2)],
         (422, ["data.counts[1].model"]),
     ]
+
+
+async def test_a_batched_event_states_the_record_as_it_is_served(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """A batch works each record's state out before writing it; the ledger event's state
+    must be the record exactly as the API then serves it, times and documents included."""
+    secret = await new_secret(client, admin, platform.slug)
+    model = f"org-{uniq}/served"
+    r = await deliver(client, platform.slug, secret, hosted(model))
+    assert r.status_code == 202, r.text
+    elsewhere = timezone(timedelta(hours=5, minutes=30))  # a sender's local time
+    steps = [
+        event("model.updated", {"model": model, "revision": "r2", "downloads": 11}, at=None),
+        _counts([(model, 12)]),
+        event("model.restricted", {"model": model, "reason": "licence"}),
+        hosted(model, revision="r3", documentation={"model_card": {"present": True}}),
+        event("model.updated", {"model": model, "downloads": 13}, at=datetime.now(elsewhere)),
+        event("model.removed", {"model": model}),
+    ]
+    for body in steps:
+        before, _ = _batches()
+        r = await deliver(client, platform.slug, secret, body)
+        assert r.status_code == 202, r.text
+        assert _batches()[0] == before + 1  # it went through a batch
+        [seq] = r.json()["events"]
+        state = (await conn.fetchrow("SELECT payload FROM events WHERE seq = $1", seq))["payload"][
+            "state"
+        ]
+        served = await client.get(f"/v1/hostings/{state['id']}", headers=admin)
+        assert served.status_code == 200, served.text
+        assert served.json() == state

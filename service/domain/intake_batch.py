@@ -20,10 +20,10 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from service.db.queries import deliveries as q
+from service.db.queries import intake as q
 from service.domain import hostings
 from service.domain.intake import Delivery, link, patch_of
-from service.domain.ledger import record_linked_events
+from service.domain.ledger import NewEvent, event_row
 from service.schemas.hostings import Hosting, HostingPatch
 from service.schemas.webhooks import (
     DeliveryAck,
@@ -140,10 +140,12 @@ async def ingest_batch(
     )
     claimed: dict[int, UUID] = {}
     found: dict[tuple[int, str], Hosting] = {}
+    now = None
     for row in rows:
         if row["row_id"] is not None:
             fields = dict(row)
             n, given, claimed[n] = fields.pop("member"), fields.pop("given"), fields.pop("row_id")
+            now = fields.pop("at")
             found[n, given] = msgspec.convert(fields, Hosting)
 
     applied: list[tuple[int, Delivery, int]] = []  # with how many changes each makes
@@ -155,11 +157,17 @@ async def ingest_batch(
         own_changes = _changes(m, [found[n, model] for model in models], link(d, row_id))
         applied.append((i, d, len(own_changes)))
         changes += own_changes
-    # The events are linked to their deliveries as they are appended.
+    if now is None:
+        return acks
+
+    async def write(
+        rows: list[tuple[UUID, list[object]]], events: list[NewEvent]
+    ) -> tuple[int, list[int]]:
+        # The hostings, their events, and each delivery's list of them: one statement.
+        return await q.write_batch(conn, hostings=rows, events=[event_row(e) for e in events])
+
     seqs = iter(
-        await hostings.apply_patches(
-            conn, changes=changes, actor_id=None, append=record_linked_events
-        )
+        await hostings.apply_patches_at(conn, changes=changes, now=now, actor_id=None, write=write)
     )
     for i, d, count in applied:
         events = [seq for seq in (next(seqs) for _ in range(count)) if seq is not None]

@@ -41,9 +41,9 @@ __all__ = [
     "NewEvent",
     "canonical_entry",
     "diff",
+    "event_row",
     "record_event",
     "record_events",
-    "record_linked_events",
     "to_state",
 ]
 
@@ -136,16 +136,11 @@ class NewEvent:
 
 async def record_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[int]:
     """Append many events in one statement; returns their sequence numbers, in order."""
-    return await q.insert_events(conn, [_row(e) for e in events])
+    return await q.insert_events(conn, [event_row(e) for e in events])
 
 
-async def record_linked_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[int]:
-    """``record_events`` for events of webhook deliveries (each with its ``delivery`` link in
-    ``extra``): each stored delivery is set to list its events, in the same statement."""
-    return await q.insert_linked_events(conn, [_row(e) for e in events])
-
-
-def _row(e: NewEvent) -> tuple[Any, ...]:
+def event_row(e: NewEvent) -> tuple[Any, ...]:
+    """An event as the queries append it: its columns, then its payload."""
     return (
         e.stage,
         e.kind,

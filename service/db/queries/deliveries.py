@@ -7,13 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
-from service.db.pool import json_encode
-from service.db.queries.hostings import COLUMNS as HOSTING_COLUMNS
-from service.db.queries.hostings import FROM as HOSTINGS_FROM
-
 __all__ = [
     "claim_delivery",
-    "claim_with_hostings",
     "insert_rejection",
     "select_claimed",
     "select_delivery",
@@ -29,55 +24,6 @@ INSERT INTO webhook_deliveries (platform_id, delivery_id, source, event_type, bo
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (platform_id, delivery_id) DO NOTHING
 RETURNING id
-"""
-
-# A group-commit batch's first statement: lock the hostings its deliveries name (each
-# delivery ``n`` names one or more, by the name the platform hosts it under, in any case),
-# in (platform, name) order as every path that locks several does, and claim the id of
-# each delivery all of whose hostings exist, in (platform, delivery id) order, so that two
-# batches holding copies of the same deliveries wait on each other in one order. One row
-# per (delivery, hosting found): the hosting, the name it was given as, and the delivery's
-# new row id (NULL when it was not claimed: a hosting is missing, or the id was delivered
-# before).
-CLAIM_WITH_HOSTINGS = f"""
-WITH names AS (
-  SELECT n, platform_id, name FROM unnest($1::int[], $2::uuid[], $3::text[])
-    AS x(n, platform_id, name)
-), locked AS (
-  SELECT {HOSTING_COLUMNS.strip()}
-  {HOSTINGS_FROM.strip()}
-  WHERE (h.platform_id, lower(h.name)) IN (SELECT platform_id, lower(name) FROM names)
-  ORDER BY h.platform_id, h.name
-  FOR UPDATE OF h
-), d AS (
-  SELECT n, platform_id, delivery_id, source, event_type, body_sha256, body, headers
-  FROM unnest($4::int[], $5::uuid[], $6::text[], $7::text[], $8::text[],
-                       $9::bytea[], $10::bytea[], $11::text[])
-    AS d(n, platform_id, delivery_id, source, event_type, body_sha256, body, headers)
-), claim AS (
-  INSERT INTO webhook_deliveries (platform_id, delivery_id, source, event_type, body_sha256,
-                                  body, headers)
-  SELECT platform_id, delivery_id, source, event_type, body_sha256, body, headers::jsonb
-  FROM d
-  WHERE NOT EXISTS (
-    SELECT 1 FROM names x
-    WHERE x.n = d.n AND NOT EXISTS (
-      SELECT 1 FROM locked l
-      WHERE l.platform_id = x.platform_id AND lower(l.name) = lower(x.name)))
-  ORDER BY platform_id, delivery_id
-  ON CONFLICT (platform_id, delivery_id) DO NOTHING
-  RETURNING id, platform_id, delivery_id
-)
-SELECT x.n AS member, x.name AS given, c.id AS row_id, l.id, l.model_id, l.model, l.name,
-       l.platform_id, l.platform, l.external_id, l.url, l.revision, l.licence, l.gated,
-       l.disabled, l.status, l.downloads, l.downloads_at, l.documentation, l.created_at,
-       l.updated_at
-FROM names x
-JOIN locked l ON l.platform_id = x.platform_id AND lower(l.name) = lower(x.name)
-LEFT JOIN (
-  SELECT d.n, claim.id FROM claim
-  JOIN d ON d.platform_id = claim.platform_id AND d.delivery_id = claim.delivery_id
-) c ON c.n = x.n
 """
 
 SELECT_CLAIMED = """
@@ -144,22 +90,6 @@ async def claim_delivery(
     return await conn.fetchval(  # type: ignore[no-any-return]
         CLAIM, platform_id, delivery_id, source, event_type, body_sha256, body, headers
     )
-
-
-async def claim_with_hostings(
-    conn: asyncpg.Connection,
-    *,
-    names: list[tuple[int, UUID, str]],
-    claims: list[tuple[int, UUID, str, str, str, bytes, bytes, dict[str, str]]],
-) -> list[asyncpg.Record]:
-    """Lock the hostings named, each ``(n, platform_id, name)``, and claim each delivery
-    ``(n, platform_id, delivery_id, source, event_type, body_sha256, body, headers)`` whose
-    hostings all exist (``CLAIM_WITH_HOSTINGS``): rows of ``member``, ``given``, ``row_id``
-    and the hosting's columns."""
-    name_columns = [list(column) for column in zip(*names, strict=True)]
-    claim_columns = [list(column) for column in zip(*claims, strict=True)]
-    claim_columns[7] = [json_encode(headers) for headers in claim_columns[7]]
-    return list(await conn.fetch(CLAIM_WITH_HOSTINGS, *name_columns, *claim_columns))
 
 
 async def select_claimed(

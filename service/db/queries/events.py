@@ -13,7 +13,7 @@ import asyncpg
 
 from service.db.pool import json_encode
 
-__all__ = ["any_incident_event", "insert_event", "insert_events", "insert_linked_events"]
+__all__ = ["any_incident_event", "insert_event", "insert_events"]
 
 INSERT = """
 INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
@@ -36,20 +36,6 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid
                           actor_id, occurred_at, payload, n)
 ORDER BY n
 RETURNING seq
-"""
-
-
-# INSERT_MANY, and in the same statement each delivery the events link to (the stored
-# delivery their payload's ``delivery.id`` names) lists them, in seq order.
-INSERT_MANY_LINKED = f"""
-WITH e AS (
-{INSERT_MANY.strip()}, (payload->'delivery'->>'id')::uuid AS delivery
-), linked AS (
-  UPDATE webhook_deliveries d SET events = l.seqs
-  FROM (SELECT delivery, array_agg(seq ORDER BY seq) AS seqs FROM e GROUP BY delivery) l
-  WHERE d.id = l.delivery
-)
-SELECT seq FROM e
 """
 
 
@@ -91,16 +77,6 @@ async def insert_events(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -
     columns = [list(column) for column in zip(*rows, strict=True)]
     columns[8] = [json_encode(payload) for payload in columns[8]]
     return sorted(int(row["seq"]) for row in await conn.fetch(INSERT_MANY, *columns))
-
-
-async def insert_linked_events(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[int]:
-    """``insert_events`` for events that each link to a stored webhook delivery (their
-    payload's ``delivery.id``), which is set to list them: one statement for both."""
-    if not rows:
-        return []
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    columns[8] = [json_encode(payload) for payload in columns[8]]
-    return sorted(int(row["seq"]) for row in await conn.fetch(INSERT_MANY_LINKED, *columns))
 
 
 ANY_INCIDENT_EVENT = """
