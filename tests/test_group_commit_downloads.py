@@ -168,7 +168,7 @@ async def test_a_batched_event_states_the_record_as_it_is_served(
     assert r.status_code == 202, r.text
     elsewhere = timezone(timedelta(hours=5, minutes=30))  # a sender's local time
     steps = [
-        event("model.updated", {"model": model, "revision": "r2", "downloads": 11}, at=None),
+        event("model.updated", {"model": model, "revision": "r2", "downloads": 11}),
         _counts([(model, 12)]),
         event("model.restricted", {"model": model, "reason": "licence"}),
         hosted(model, revision="r3", documentation={"model_card": {"present": True}}),
@@ -181,9 +181,8 @@ async def test_a_batched_event_states_the_record_as_it_is_served(
         assert r.status_code == 202, r.text
         assert _batches()[0] == before + 1  # it went through a batch
         [seq] = r.json()["events"]
-        state = (await conn.fetchrow("SELECT payload FROM events WHERE seq = $1", seq))["payload"][
-            "state"
-        ]
+        payload = await conn.fetchval("SELECT payload FROM events WHERE seq = $1", seq)
+        state = payload["state"]
         served = await client.get(f"/v1/hostings/{state['id']}", headers=admin)
         assert served.status_code == 200, served.text
         assert served.json() == state
