@@ -82,8 +82,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: Seconds a process may reuse a platform's active signing secrets before re-reading
     #: them; a secret retired by another process stops verifying within this time.
     webhook_secret_cache_seconds: float = 1.0
-    #: Let concurrent deliveries that change one hosting (``model.updated``, ``.hosted``,
-    #: ``.removed``, ``.restricted``) of one process share a transaction.
+    #: Let concurrent deliveries that change hostings the platform records
+    #: (``model.updated``, ``.hosted``, ``.removed``, ``.restricted``, ``.downloads``) of
+    #: one process share a transaction.
     group_commit: bool = True
     #: Run the ledger sealer in this process; unset means "yes for ``serve``, no otherwise".
     sealer: bool | None = None

@@ -1,15 +1,15 @@
 """Group commit: concurrent deliveries of one process share a transaction.
 
-A delivery that only changes a hosting the platform records (``intake.batchable``: a
-``model.updated``, ``model.hosted``, ``model.removed`` or ``model.restricted``) joins a
-queue. When no batch is running, its request leads one: it takes what is queued (itself
-first), applies it with ``intake.ingest_batch`` in one transaction on its own connection,
-and answers every member once that transaction has committed. Requests that arrive
-meanwhile queue for the next batch, which the first of them leads, and give their pooled
-connections back while they wait. Nothing waits on a timer: with one request in flight a
-batch is one delivery, and batches grow only when requests would queue anyway. One batch
-runs at a time per process (``in_flight``): on the machines measured, more only added
-contention.
+A delivery that only changes hostings the platform records (``intake_batch.batchable``: a
+``model.updated``, ``model.hosted``, ``model.removed``, ``model.restricted`` or
+``model.downloads``) joins a queue. When no batch is running, its request leads one: it
+takes what is queued (itself first), applies it with ``intake_batch.ingest_batch`` in one
+transaction on its own connection, and answers every member once that transaction has
+committed. Requests that arrive meanwhile queue for the next batch, which the first of them
+leads, and give their pooled connections back while they wait. Nothing waits on a timer:
+with one request in flight a batch is one delivery, and batches grow only when requests
+would queue anyway. One batch runs at a time per process (``in_flight``): on the machines
+measured, more only added contention.
 
 A member the batch could not take, and every member of a batch that failed, goes through
 the regular path (``intake.ingest``) on its own connection, so every rule and every error
@@ -28,7 +28,7 @@ import asyncpg
 
 from service import metrics
 from service.db.pool import acquire
-from service.domain import intake
+from service.domain import intake, intake_batch
 from service.schemas.webhooks import DeliveryAck
 
 __all__ = ["GroupCommit", "Lease"]
@@ -65,7 +65,7 @@ class Lease:
 @dataclass(eq=False, slots=True)
 class _Member:
     delivery: intake.Delivery
-    message: intake.Batchable
+    message: intake_batch.Batchable
     # Resolved with the acknowledgement, with None (take the regular path), or with _LEAD.
     future: asyncio.Future[object] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -83,7 +83,7 @@ class GroupCommit:
         self._in_flight = in_flight
 
     async def submit(
-        self, lease: Lease, delivery: intake.Delivery, message: intake.Batchable
+        self, lease: Lease, delivery: intake.Delivery, message: intake_batch.Batchable
     ) -> DeliveryAck | None:
         """The delivery's acknowledgement once its batch has committed, or None when the
         caller must put it through the regular path itself. A member that waits gives its
@@ -125,7 +125,9 @@ class GroupCommit:
         acks: list[DeliveryAck | None] = [None] * len(batch)
         try:
             async with conn.transaction():
-                applied = await intake.ingest_batch(conn, [(m.delivery, m.message) for m in batch])
+                applied = await intake_batch.ingest_batch(
+                    conn, [(m.delivery, m.message) for m in batch]
+                )
             acks = applied  # only now: nothing is acknowledged before its commit
         except Exception:
             # Each delivery is tried again on its own, where its error gets its own answer.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +20,20 @@ from service.domain.platforms import get_platform, platform_scope
 from service.domain.purls import refresh_purls
 from service.domain.times import check_claimed
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
-from service.schemas.hostings import DOCUMENT_KINDS, Hosting, HostingIn, HostingPatch
+from service.schemas.hostings import (
+    DOCUMENT_KINDS,
+    Documentation,
+    Evidence,
+    Hosting,
+    HostingIn,
+    HostingPatch,
+)
 
 __all__ = [
+    "BatchWriter",
     "apply_patch",
     "apply_patches",
+    "apply_patches_at",
     "get_hosting",
     "list_hostings",
     "lock_hosting_by_external_id",
@@ -343,6 +352,77 @@ async def apply_patches(
     seqs = iter(await record_events(conn, [e for e in events if e is not None]))
     await _flag_rehosted(conn, [(c.before, after[c.before.id]) for c in written], actor_id=actor_id)
     return [None if event is None else next(seqs) for event in events]
+
+
+#: Writes a batch's hostings, each ``(id, values)``, and appends its events in one go;
+#: returns how many hostings it wrote and the events' seqs, in order.
+BatchWriter = Callable[
+    [list[tuple[UUID, list[object]]], list[NewEvent]], Awaitable[tuple[int, list[int]]]
+]
+
+
+async def apply_patches_at(
+    conn: asyncpg.Connection,
+    *,
+    changes: Sequence[tuple[Hosting, HostingPatch, dict[str, Any] | None]],
+    now: datetime,
+    actor_id: UUID | None,
+    write: BatchWriter,
+) -> list[int | None]:
+    """``apply_patches`` with the hostings and their events written by one call of
+    ``write`` (a single statement): each record after its change is worked out here, from
+    the columns written and ``now``, the transaction's time, which the database gives
+    ``updated_at``, instead of being read back first."""
+    if len({before.id for before, _, _ in changes}) != len(changes):
+        raise ValueError("a hosting may appear only once in one call")
+    planned = [(_plan(before, patch), extra) for before, patch, extra in changes]
+    written = [change for change, _ in planned if change is not None]
+    if not written:
+        return [None] * len(changes)
+    after = {c.before.id: _after(c, now) for c in written}
+    events = [
+        None
+        if change is None
+        else _event(change, after[change.before.id], actor_id=actor_id, extra=extra)
+        for change, extra in planned
+    ]
+    count, appended = await write(
+        [(c.before.id, c.values) for c in written], [e for e in events if e is not None]
+    )
+    if count != len(written):  # each was locked by the caller: never
+        raise RuntimeError(f"{len(written)} hostings to write, {count} written")
+    await _flag_rehosted(conn, [(c.before, after[c.before.id]) for c in written], actor_id=actor_id)
+    seqs = iter(appended)
+    return [None if event is None else next(seqs) for event in events]
+
+
+def _after(change: _Change, now: datetime) -> Hosting:
+    """The record as the database has it once ``change`` is written at ``now``."""
+    (external_id, url, revision, licence, gated, disabled, status, downloads, downloads_at) = (
+        change.values[:9]
+    )
+    evidence = change.values[9:]
+    documentation = Documentation(
+        **{
+            kind: Evidence(present=evidence[2 * k], url=evidence[2 * k + 1])  # type: ignore[arg-type]
+            for k, kind in enumerate(DOCUMENT_KINDS)
+        }
+    )
+    return msgspec.structs.replace(
+        change.before,
+        external_id=external_id,
+        url=url,
+        revision=revision,
+        licence=licence,
+        gated=gated,
+        disabled=disabled,
+        status=status,
+        downloads=downloads,
+        # The database keeps the instant and answers it in UTC.
+        downloads_at=None if downloads_at is None else downloads_at.astimezone(UTC),  # type: ignore[attr-defined]
+        documentation=documentation,
+        updated_at=now,
+    )
 
 
 async def _flag_rehosted(

@@ -43,11 +43,7 @@ from service.schemas.webhooks import (
     WebhookMessage,
 )
 
-__all__ = ["Batchable", "Delivery", "batchable", "ingest", "ingest_batch", "log_refusal"]
-
-#: The messages a group commit may take: each changes one hosting the platform records
-#: (one it does not record yet is left to the regular path, which creates it).
-Batchable = ModelUpdated | ModelHosted | ModelRemoved | ModelRestricted
+__all__ = ["Delivery", "ingest", "link", "log_refusal", "patch_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +97,7 @@ async def ingest(
     ctx = _Context(
         platform_id=delivery.platform_id,
         platform_slug=delivery.platform_slug,
-        link=_link(delivery, row_id),
+        link=link(delivery, row_id),
     )
     seqs: list[int] = []
     for message in messages:
@@ -111,97 +107,9 @@ async def ingest(
     return DeliveryAck(delivery_id=delivery.delivery_id, duplicate=False, events=seqs)
 
 
-def batchable(messages: Sequence[WebhookMessage]) -> Batchable | None:
-    """The message of a delivery ``ingest_batch`` may take: a single ``model.updated``,
-    ``model.hosted``, ``model.removed`` or ``model.restricted``."""
-    if len(messages) == 1 and isinstance(
-        messages[0], ModelUpdated | ModelHosted | ModelRemoved | ModelRestricted
-    ):
-        return messages[0]
-    return None
-
-
-async def ingest_batch(
-    conn: asyncpg.Connection, batch: Sequence[tuple[Delivery, Batchable]]
-) -> list[DeliveryAck | None]:
-    """Apply many deliveries that each change one hosting (``Batchable``) in the caller's
-    transaction, with a few statements for all of them where ``ingest`` takes several each:
-    lock their hostings, claim their ids, write the hostings (through
-    ``hostings.apply_patches``, which also flags a hosting hosted again under a decision in
-    force), append the events, link them to the deliveries. Each message makes the same
-    patch and event as on the regular path (``_patch_of``).
-
-    Each delivery gets its acknowledgement, or None when it is not that simple here: its
-    hosting does not exist yet, an earlier delivery in the batch names the same hosting, it
-    names another platform, or its id was claimed before. Such a delivery is left untouched,
-    for the caller to put through ``ingest`` on its own once this transaction has ended, so
-    that every rule lives in one place.
-    """
-    locked: dict[tuple[UUID, str], Hosting] = {}
-    names: dict[UUID, set[str]] = {}
-    for delivery, message in batch:
-        names.setdefault(delivery.platform_id, set()).add(message.data.model)
-    for platform_id in sorted(names):  # platforms in one order, models in name order
-        found = await hostings.lock_hostings_of(
-            conn, platform_id=platform_id, models=sorted(names[platform_id])
-        )
-        locked.update({(platform_id, model): hosting for model, hosting in found.items()})
-
-    taken: set[UUID] = set()
-    ids: set[tuple[UUID, str]] = set()
-    simple: list[tuple[int, Delivery, Batchable, Hosting]] = []
-    for i, (delivery, message) in enumerate(batch):
-        hosting = locked.get((delivery.platform_id, message.data.model))
-        platform = message.data.platform
-        key = (delivery.platform_id, delivery.delivery_id)
-        if hosting is None or hosting.id in taken or key in ids:
-            continue
-        if platform is not None and platform != delivery.platform_slug:
-            continue
-        taken.add(hosting.id)
-        ids.add(key)
-        simple.append((i, delivery, message, hosting))
-    acks: list[DeliveryAck | None] = [None] * len(batch)
-    if not simple:
-        return acks
-
-    claimed = await q.claim_deliveries(
-        conn,
-        [
-            (
-                d.platform_id,
-                d.delivery_id,
-                d.source,
-                d.event_type,
-                hashlib.sha256(d.body).digest(),
-                d.body,
-                d.headers,
-            )
-            for _, d, _, _ in simple
-        ],
-    )
-    applied = [
-        (i, d, m, h, row_id)
-        for i, d, m, h in simple
-        if (row_id := claimed.get((d.platform_id, d.delivery_id))) is not None
-    ]
-    seqs = await hostings.apply_patches(
-        conn,
-        changes=[(h, *_patch_of(m, _link(d, row_id))) for _, d, m, h, row_id in applied],
-        actor_id=None,
-    )
-    await q.set_single_events(
-        conn,
-        [(row_id, seq) for (*_, row_id), seq in zip(applied, seqs, strict=True) if seq is not None],
-    )
-    for (i, d, _, _, _), seq in zip(applied, seqs, strict=True):
-        acks[i] = DeliveryAck(
-            delivery_id=d.delivery_id, duplicate=False, events=[] if seq is None else [seq]
-        )
-    return acks
-
-
-def _patch_of(message: Batchable, link: dict[str, Any]) -> tuple[HostingPatch, dict[str, Any]]:
+def patch_of(
+    message: ModelUpdated | ModelHosted | ModelRemoved | ModelRestricted, link: dict[str, Any]
+) -> tuple[HostingPatch, dict[str, Any]]:
     """What a message changes in a hosting the platform records, and the extra its event
     carries: the one rule for both the regular path and the batch."""
     if isinstance(message, ModelUpdated):
@@ -219,7 +127,7 @@ def _patch_of(message: Batchable, link: dict[str, Any]) -> tuple[HostingPatch, d
     return patch, {**link, "reason": message.data.reason}
 
 
-def _link(delivery: Delivery, row_id: UUID) -> dict[str, Any]:
+def link(delivery: Delivery, row_id: UUID) -> dict[str, Any]:
     """What every ledger event of a delivery carries: the way back to the stored delivery."""
     return {
         "delivery": {
@@ -262,7 +170,7 @@ async def _apply(conn: asyncpg.Connection, ctx: _Context, message: WebhookMessag
     if isinstance(message, ModelRemoved | ModelRestricted):
         _own(ctx, message.data.platform)
         hosting = await _own_hosting(conn, ctx, model=message.data.model)
-        return (await _patch(conn, hosting, *_patch_of(message, ctx.link)))[1]
+        return (await _patch(conn, hosting, *patch_of(message, ctx.link)))[1]
     if isinstance(message, ModelDownloads):
         _own(ctx, message.data.platform)
         return await _downloads(conn, ctx, message)
@@ -448,7 +356,7 @@ async def _hosted(conn: asyncpg.Connection, ctx: _Context, message: ModelHosted)
         )
         hosting_in = _new_hosting(data, _HOSTED_FIELDS, at=message.timestamp)
         return seqs + await _create_hosting(conn, ctx, hosting_in)
-    return seqs + (await _patch(conn, existing, *_patch_of(message, ctx.link)))[1]
+    return seqs + (await _patch(conn, existing, *patch_of(message, ctx.link)))[1]
 
 
 #: What a ``model.hosted`` may say about the hosting, besides its model.
@@ -508,7 +416,7 @@ async def _updated(conn: asyncpg.Connection, ctx: _Context, message: ModelUpdate
         seqs = await _ensure_model(conn, ctx, name=data.model, base=None, at=message.timestamp)
         hosting_in = _new_hosting(data, _PATCH_FIELDS, at=message.timestamp)
         return seqs + await _create_hosting(conn, ctx, hosting_in)
-    return (await _patch(conn, existing, *_patch_of(message, ctx.link)))[1]
+    return (await _patch(conn, existing, *patch_of(message, ctx.link)))[1]
 
 
 def _update_patch(message: ModelUpdated) -> HostingPatch:

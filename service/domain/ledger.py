@@ -41,6 +41,7 @@ __all__ = [
     "NewEvent",
     "canonical_entry",
     "diff",
+    "event_row",
     "record_event",
     "record_events",
     "to_state",
@@ -135,22 +136,21 @@ class NewEvent:
 
 async def record_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[int]:
     """Append many events in one statement; returns their sequence numbers, in order."""
-    return await q.insert_events(
-        conn,
-        [
-            (
-                e.stage,
-                e.kind,
-                e.subject_type,
-                e.subject_id,
-                e.model_id,
-                e.platform_id,
-                e.actor_id,
-                e.occurred_at,
-                _payload(e.state, e.changes, e.extra),
-            )
-            for e in events
-        ],
+    return await q.insert_events(conn, [event_row(e) for e in events])
+
+
+def event_row(e: NewEvent) -> tuple[Any, ...]:
+    """An event as the queries append it: its columns, then its payload."""
+    return (
+        e.stage,
+        e.kind,
+        e.subject_type,
+        e.subject_id,
+        e.model_id,
+        e.platform_id,
+        e.actor_id,
+        e.occurred_at,
+        _payload(e.state, e.changes, e.extra),
     )
 
 

@@ -24,7 +24,7 @@ import msgspec
 
 from service import metrics
 from service.db.queries import webhook_secrets as secrets_q
-from service.domain import intake
+from service.domain import intake, intake_batch
 from service.domain.group_commit import GroupCommit, Lease
 from service.domain.limits import TokenBucket
 from service.domain.vault import Vault, VaultError, webhook_context
@@ -301,7 +301,7 @@ async def _ingest(
     try:
         ack = None
         queue = gate.group_commit
-        if queue is not None and (message := intake.batchable(messages)) is not None:
+        if queue is not None and (message := intake_batch.batchable(messages)) is not None:
             ack = await queue.submit(lease, delivery, message)
         if ack is None:
             conn = await lease.get()

@@ -7,17 +7,13 @@ from uuid import UUID
 
 import asyncpg
 
-from service.db.pool import json_encode
-
 __all__ = [
-    "claim_deliveries",
     "claim_delivery",
     "insert_rejection",
     "select_claimed",
     "select_delivery",
     "select_log",
     "set_delivery_events",
-    "set_single_events",
 ]
 
 # ON CONFLICT DO NOTHING waits for a concurrent copy's transaction: if that one commits,
@@ -28,26 +24,6 @@ INSERT INTO webhook_deliveries (platform_id, delivery_id, source, event_type, bo
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (platform_id, delivery_id) DO NOTHING
 RETURNING id
-"""
-
-# Many claims in one statement, taken in (platform, delivery id) order so that two batches
-# holding copies of the same deliveries wait on each other in one order, never in a cycle.
-CLAIM_MANY = """
-INSERT INTO webhook_deliveries (platform_id, delivery_id, source, event_type, body_sha256,
-                                body, headers)
-SELECT platform_id, delivery_id, source, event_type, body_sha256, body, headers::jsonb
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bytea[],
-            $7::text[])
-     AS d(platform_id, delivery_id, source, event_type, body_sha256, body, headers)
-ORDER BY platform_id, delivery_id
-ON CONFLICT (platform_id, delivery_id) DO NOTHING
-RETURNING id, platform_id, delivery_id
-"""
-
-SET_SINGLE_EVENTS = """
-UPDATE webhook_deliveries d SET events = ARRAY[v.seq]
-FROM unnest($1::uuid[], $2::bigint[]) AS v(id, seq)
-WHERE d.id = v.id
 """
 
 SELECT_CLAIMED = """
@@ -114,26 +90,6 @@ async def claim_delivery(
     return await conn.fetchval(  # type: ignore[no-any-return]
         CLAIM, platform_id, delivery_id, source, event_type, body_sha256, body, headers
     )
-
-
-async def claim_deliveries(
-    conn: asyncpg.Connection, claims: list[tuple[UUID, str, str, str, bytes, bytes, dict[str, str]]]
-) -> dict[tuple[UUID, str], UUID]:
-    """Claim many deliveries at once, each ``(platform_id, delivery_id, source, event_type,
-    body_sha256, body, headers)``; the new rows' ids by ``(platform_id, delivery_id)``. An id
-    delivered before is left out."""
-    columns = [list(column) for column in zip(*claims, strict=True)]
-    columns[6] = [json_encode(headers) for headers in columns[6]]
-    rows = await conn.fetch(CLAIM_MANY, *columns)
-    return {(row["platform_id"], row["delivery_id"]): row["id"] for row in rows}
-
-
-async def set_single_events(conn: asyncpg.Connection, events: list[tuple[UUID, int]]) -> None:
-    """Record one ledger event each for many deliveries, as ``(row id, seq)``."""
-    if events:
-        await conn.execute(
-            SET_SINGLE_EVENTS, [row_id for row_id, _ in events], [seq for _, seq in events]
-        )
 
 
 async def select_claimed(
