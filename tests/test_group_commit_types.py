@@ -160,3 +160,43 @@ async def test_each_type_reads_the_same_batched_or_not(
         UUID(platform.id),
     )
     assert [tuple(h) for h in hostings] == [(None, "mit", "hosted", 7)] * 2
+
+
+async def test_a_batched_revision_change_gives_the_model_its_new_purl(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """A hub announcing new revisions of many models at once: each model is then found by
+    the purl of its new revision, whether its delivery was batched or not."""
+    r = await client.patch(
+        f"/v1/platforms/{platform.slug}", json={"purl_type": "huggingface"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    secret = await new_secret(client, admin, platform.slug)
+    names = [f"Org-{uniq}/m{i}" for i in range(20)]
+    for name in names:
+        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    count_before, _ = _batches()
+    responses = await asyncio.gather(
+        *(
+            deliver(
+                client,
+                platform.slug,
+                secret,
+                event("model.updated", {"model": name, "revision": f"abc{n}"}),
+            )
+            for n, name in enumerate(names)
+        )
+    )
+    assert [r.status_code for r in responses] == [202] * 20, [r.text for r in responses]
+    count_after, _ = _batches()
+    assert count_after - count_before < 20  # some shared a transaction
+    for n, name in enumerate(names):
+        r = await client.get(
+            "/v1/models", params={"purl": f"pkg:huggingface/{name}@abc{n}"}, headers=admin
+        )
+        assert r.status_code == 200, r.text
+        assert [m["name"] for m in r.json()["items"]] == [name]
+        assert r.json()["items"][0]["purls"] == [f"pkg:huggingface/{name}@abc{n}"]

@@ -391,6 +391,12 @@ async def apply_patches_at(
     )
     if count != len(written):  # each was locked by the caller: never
         raise RuntimeError(f"{len(written)} hostings to write, {count} written")
+    await refresh_purls(
+        conn,
+        hosting_ids=[
+            c.before.id for c in written if after[c.before.id].revision != c.before.revision
+        ],
+    )
     await _flag_rehosted(conn, [(c.before, after[c.before.id]) for c in written], actor_id=actor_id)
     seqs = iter(appended)
     return [None if event is None else next(seqs) for event in events]
