@@ -156,6 +156,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pdf_concurrency: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
 
     @property
+    def report_answer_seconds(self) -> float:
+        """How long a report's statement (one read over a whole period) may take to answer:
+        PostgreSQL cancels it at ``statement_timeout``, and the service waits a second more
+        for that answer instead of taking it for a hung database at
+        ``database_answer_seconds``."""
+        return self.statement_timeout + 1.0
+
+    @property
     def pg_data_dir(self) -> Path:
         """Where the embedded PostgreSQL keeps its files."""
         return Path(self.data_dir) / "pg"

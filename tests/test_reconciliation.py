@@ -410,7 +410,7 @@ async def test_a_record_written_during_a_pass_is_not_reported(
 
 async def _until_waiting_for(conn: asyncpg.Connection, table: str) -> None:
     """Until another backend waits for a lock on ``table``."""
-    for _ in range(400):
+    for _ in range(2400):
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass",
             table,

@@ -109,6 +109,7 @@ class ComplianceController(Controller):
                 chromium_path=settings.chromium_path,
                 seconds=settings.pdf_timeout_seconds,
                 slots=state.print_slots,
+                report_seconds=settings.report_answer_seconds,
             )
             return Response(
                 body,
@@ -120,9 +121,12 @@ class ComplianceController(Controller):
             connection(state.pool, timeout=state.acquire_timeout) as db,
             db.transaction(isolation="repeatable_read", readonly=True),
         ):
-            report = await domain.build_report(db, since=since, until=until, platform=platform)
+            seconds = state.settings.report_answer_seconds
+            report = await domain.build_report(
+                db, since=since, until=until, platform=platform, seconds=seconds
+            )
             if fmt != "csv":
-                report = await with_series(db, report)
+                report = await with_series(db, report, seconds=seconds)
         if fmt == "csv":
             return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
         return Response(with_records(report))

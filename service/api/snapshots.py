@@ -72,6 +72,7 @@ class ReportSnapshotController(Controller):
                         platform=data.platform,
                         created_by=principal.id,
                         now=datetime.now(UTC),
+                        seconds=state.settings.report_answer_seconds,
                     )
                 break
             except domain.LedgerNotSealed:

@@ -83,15 +83,16 @@ def _record_links(records: dict[str, FigureRecords]) -> Callable[[str], Markup]:
 
 
 async def dashboard_context(
-    conn: asyncpg.Connection, *, start: datetime, end: datetime
+    conn: asyncpg.Connection, *, start: datetime, end: datetime, seconds: float | None = None
 ) -> dict[str, Any]:
-    """Everything the page shows, for the page, its PDF and the command line alike."""
+    """Everything the page shows, for the page, its PDF and the command line alike;
+    ``seconds``, how long each of the report's statements may take to answer."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        report = await domain.build_report(conn, since=start, until=end)
-        report = with_records(await with_series(conn, report))
+        report = await domain.build_report(conn, since=start, until=end, seconds=seconds)
+        report = with_records(await with_series(conn, report, seconds=seconds))
         # The previous period's whole-registry figures only: the page compares no platform's.
         before = await domain.build_report(
-            conn, since=report.previous_from, until=start, breakdown=False
+            conn, since=report.previous_from, until=start, breakdown=False, seconds=seconds
         )
     now, then = report.overall, before.overall
     docs = now.prevent.documentation
@@ -148,6 +149,7 @@ async def dashboard_pdf(
     chromium_path: str,
     seconds: float,
     slots: PrintSlots | None = None,
+    report_seconds: float | None = None,
 ) -> bytes:
     """The dashboard for the period, printed.
 
@@ -158,7 +160,7 @@ async def dashboard_pdf(
     chromium = find_chromium(chromium_path)
     async with slots.held(wait=seconds) if slots is not None else nullcontext():
         async with connect() as conn:
-            context = await dashboard_context(conn, start=start, end=end)
+            context = await dashboard_context(conn, start=start, end=end, seconds=report_seconds)
         html = dashboard_html(context)
         return await print_pdf(html, chromium=chromium, seconds=seconds, path="/console/compliance")
 
@@ -175,12 +177,15 @@ class DashboardController(Controller):
         self,
         db: Db,
         viewer: Viewer,
+        state: State,
         since: Annotated[date | None, QueryParameter(name="from")] = None,
         through: Annotated[date | None, QueryParameter(name="to")] = None,
     ) -> Template:
         require(viewer, "admin", "regulator")
         start, end = period(since, through, today=datetime.now(UTC).date())
-        context = await dashboard_context(db, start=start, end=end)
+        context = await dashboard_context(
+            db, start=start, end=end, seconds=state.settings.report_answer_seconds
+        )
         return page("dashboard.html", viewer=viewer, printed=False, **context)
 
     @get("/pdf")
@@ -205,6 +210,7 @@ class DashboardController(Controller):
             chromium_path=settings.chromium_path,
             seconds=settings.pdf_timeout_seconds,
             slots=state.print_slots,
+            report_seconds=settings.report_answer_seconds,
         )
         return Response(
             body,

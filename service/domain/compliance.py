@@ -181,12 +181,13 @@ async def _figures(
     previous_from: datetime,
     platform_id: UUID | None,
     breakdown: list[UUID],
+    seconds: float | None,
 ) -> _Figures:
     """The whole report's figures and every platform's of ``breakdown``: one query per
     kind of figure, each reading every record once, however many platforms there are."""
     window: q.Window = (since, until, platform_id)
     prevent = await q.select_prevent(
-        conn, until=until, platform_id=platform_id, breakdown=breakdown
+        conn, until=until, platform_id=platform_id, breakdown=breakdown, seconds=seconds
     )
     incidents = await q.select_incidents(
         conn,
@@ -195,11 +196,12 @@ async def _figures(
         until=until,
         platform_id=platform_id,
         breakdown=breakdown,
+        seconds=seconds,
     )
-    audits = await q.select_audits(conn, window, breakdown=breakdown)
-    decisions = await q.select_decisions(conn, window, breakdown=breakdown)
+    audits = await q.select_audits(conn, window, breakdown=breakdown, seconds=seconds)
+    decisions = await q.select_decisions(conn, window, breakdown=breakdown, seconds=seconds)
     overdue = await q.select_overdue_platforms(
-        conn, until=until, platform_id=platform_id, breakdown=breakdown
+        conn, until=until, platform_id=platform_id, breakdown=breakdown, seconds=seconds
     )
     return _Figures(
         prevent={r["scope"]: r for r in prevent},
@@ -254,10 +256,13 @@ async def build_report(
     until: datetime,
     platform: str | None = None,
     breakdown: bool = True,
+    seconds: float | None = None,
 ) -> ComplianceReport:
     """The report for [since, until), for one platform (by slug) or the whole registry with
     a breakdown per platform (unless ``breakdown`` is false: the whole registry's figures
-    only). Run it in one REPEATABLE READ transaction for a consistent picture."""
+    only). Run it in one REPEATABLE READ transaction for a consistent picture. ``seconds``:
+    how long each of its statements may take to answer (see ``report_seconds`` in the
+    settings); None keeps the pool's answer timeout."""
     # Every path (API, snapshot, console) gets the same checks on the period, as a 422.
     period = report_period(since, until)
     since, until, previous_from = period.since, period.until, period.previous_from
@@ -269,7 +274,7 @@ async def build_report(
             raise NotFound(f"no platform {platform!r}") from exc
     in_scope = []
     if platform_id is None and breakdown:
-        in_scope = await q.select_platforms_in_scope(conn, (since, until, None))
+        in_scope = await q.select_platforms_in_scope(conn, (since, until, None), seconds=seconds)
     figures = await _figures(
         conn,
         since=since,
@@ -277,6 +282,7 @@ async def build_report(
         previous_from=previous_from,
         platform_id=platform_id,
         breakdown=[row["id"] for row in in_scope],
+        seconds=seconds,
     )
     bounds = {"since": since, "until": until}
     return ComplianceReport(

@@ -31,12 +31,17 @@ def _weeks(since: datetime, until: datetime) -> list[date]:
 
 
 async def build_series(
-    conn: asyncpg.Connection, *, since: datetime, until: datetime, platform: str | None
+    conn: asyncpg.Connection,
+    *,
+    since: datetime,
+    until: datetime,
+    platform: str | None,
+    seconds: float | None = None,
 ) -> Series:
     platform_id = None if platform is None else (await get_platform(conn, slug=platform)).id
     window: q.Window = (since, until, platform_id)
     per_week: dict[date, dict[str, int]] = {w: {} for w in _weeks(since, until)}
-    rows = await q.select_series(conn, window)
+    rows = await q.select_series(conn, window, seconds=seconds)
     for week, category, incidents in rows.per_week:
         per_week.setdefault(week, {})[category] = incidents
     counts = rows.triage
@@ -57,9 +62,15 @@ async def build_series(
     )
 
 
-async def with_series(conn: asyncpg.Connection, report: ComplianceReport) -> ComplianceReport:
+async def with_series(
+    conn: asyncpg.Connection, report: ComplianceReport, *, seconds: float | None = None
+) -> ComplianceReport:
     """The report with its ``series``; run it in the report's transaction."""
     series = await build_series(
-        conn, since=report.period_from, until=report.period_to, platform=report.overall.platform
+        conn,
+        since=report.period_from,
+        until=report.period_to,
+        platform=report.overall.platform,
+        seconds=seconds,
     )
     return msgspec.structs.replace(report, series=series)

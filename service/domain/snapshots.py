@@ -84,9 +84,11 @@ async def freeze_report(
     platform: str | None,
     created_by: UUID | None,
     now: datetime,
+    seconds: float | None = None,
 ) -> ReportSnapshot:
     """Build, sign and store the report for ``[since, until)``. Run in one REPEATABLE READ
-    transaction, so that the report and the checkpoint it is bound to see the same data."""
+    transaction, so that the report and the checkpoint it is bound to see the same data;
+    ``seconds``, how long each of the report's statements may take to answer."""
     period = report_period(since, until)
     if period.until > now:
         raise InvalidInput(
@@ -97,9 +99,11 @@ async def freeze_report(
         raise LedgerNotSealed(
             "the ledger is not yet sealed up to the period's end; retry in a moment"
         )
-    report = await build_report(conn, since=period.since, until=period.until, platform=platform)
+    report = await build_report(
+        conn, since=period.since, until=period.until, platform=platform, seconds=seconds
+    )
     # Frozen as the API serves it: with its series and the exports behind each figure.
-    report = with_records(await with_series(conn, report))
+    report = with_records(await with_series(conn, report, seconds=seconds))
     jcs = canonical_json(msgspec.to_builtins(report))
     size, root = int(checkpoint["tree_size"]), bytes(checkpoint["root_hash"])
     note = signer.sign(_note_text(origin=signer.name, tree_size=size, root_hash=root, report=jcs))

@@ -392,12 +392,21 @@ ORDER BY p.slug
 
 Window = tuple[datetime, datetime, UUID | None]
 
+# Each ``seconds``: how long to wait for the statement's answer, for a report whose
+# statements read every record of a period and may rightly run longer than the pool's
+# answer timeout (which tells a hung database); None keeps the pool's.
+
 
 async def select_prevent(
-    conn: asyncpg.Connection, *, until: datetime, platform_id: UUID | None, breakdown: list[UUID]
+    conn: asyncpg.Connection,
+    *,
+    until: datetime,
+    platform_id: UUID | None,
+    breakdown: list[UUID],
+    seconds: float | None = None,
 ) -> list[asyncpg.Record]:
     """One row per scope with hosted hostings (``scope`` NULL: the whole report)."""
-    return list(await conn.fetch(PREVENT, until, platform_id, breakdown))
+    return list(await conn.fetch(PREVENT, until, platform_id, breakdown, timeout=seconds))
 
 
 async def select_incidents(
@@ -408,33 +417,43 @@ async def select_incidents(
     until: datetime,
     platform_id: UUID | None,
     breakdown: list[UUID],
+    seconds: float | None = None,
 ) -> list[asyncpg.Record]:
     """One row per scope and period (``period_to``, the period's end) with incidents."""
-    return list(await conn.fetch(INCIDENTS, previous_from, since, until, platform_id, breakdown))
+    return list(
+        await conn.fetch(
+            INCIDENTS, previous_from, since, until, platform_id, breakdown, timeout=seconds
+        )
+    )
 
 
 async def select_audits(
-    conn: asyncpg.Connection, window: Window, *, breakdown: list[UUID]
+    conn: asyncpg.Connection, window: Window, *, breakdown: list[UUID], seconds: float | None = None
 ) -> list[asyncpg.Record]:
     """One row per scope, the whole report's first."""
-    return list(await conn.fetch(AUDITS, *window, breakdown))
+    return list(await conn.fetch(AUDITS, *window, breakdown, timeout=seconds))
 
 
 async def select_decisions(
-    conn: asyncpg.Connection, window: Window, *, breakdown: list[UUID]
+    conn: asyncpg.Connection, window: Window, *, breakdown: list[UUID], seconds: float | None = None
 ) -> list[asyncpg.Record]:
     """One row per scope, the whole report's first."""
-    return list(await conn.fetch(DECISIONS, *window, breakdown))
+    return list(await conn.fetch(DECISIONS, *window, breakdown, timeout=seconds))
 
 
 async def select_overdue_platforms(
-    conn: asyncpg.Connection, *, until: datetime, platform_id: UUID | None, breakdown: list[UUID]
+    conn: asyncpg.Connection,
+    *,
+    until: datetime,
+    platform_id: UUID | None,
+    breakdown: list[UUID],
+    seconds: float | None = None,
 ) -> list[asyncpg.Record]:
     """Every scope's overdue platforms, by slug."""
-    return list(await conn.fetch(OVERDUE_PLATFORMS, until, platform_id, breakdown))
+    return list(await conn.fetch(OVERDUE_PLATFORMS, until, platform_id, breakdown, timeout=seconds))
 
 
 async def select_platforms_in_scope(
-    conn: asyncpg.Connection, window: Window
+    conn: asyncpg.Connection, window: Window, *, seconds: float | None = None
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(PLATFORMS_IN_SCOPE, *window))
+    return list(await conn.fetch(PLATFORMS_IN_SCOPE, *window, timeout=seconds))

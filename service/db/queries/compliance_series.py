@@ -58,8 +58,10 @@ class SeriesRows(NamedTuple):
     triage: dict[int, int]
 
 
-async def select_series(conn: asyncpg.Connection, window: Window) -> SeriesRows:
-    rows = await conn.fetch(SERIES, *window, [float(b) for b in TRIAGE_BOUNDS])
+async def select_series(
+    conn: asyncpg.Connection, window: Window, *, seconds: float | None = None
+) -> SeriesRows:
+    rows = await conn.fetch(SERIES, *window, [float(b) for b in TRIAGE_BOUNDS], timeout=seconds)
     per_week = [(r["week"], r["category"], int(r["incidents"])) for r in rows if not r["triage"]]
     triage = {
         int(r["bucket"]): int(r["incidents"])
