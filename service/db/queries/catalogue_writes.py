@@ -93,7 +93,11 @@ ON CONFLICT (folded) DO NOTHING
 # One round of registration: the new models whose base is known by now (or who have none);
 # a chain of new models takes one round per link. With ``$1`` the rest go in without base.
 # Those registered leave ``catalogue_new_models``, so a later round reads only the rest.
-REGISTER_ROUND = """
+# ``{on_conflict}``: a round first runs as a plain INSERT, about a quarter cheaper here than with ON
+# CONFLICT (whose speculative insertion checks the name index twice a row); only a model
+# another writer registered meanwhile makes it fail, and the round then runs again with
+# ON CONFLICT DO NOTHING, which leaves that model to its writer (``register_models``).
+_REGISTER_ROUND = """
 WITH ins AS (
   INSERT INTO models (name, base_model_id, derivation)
   SELECT n.name, b.id, CASE WHEN b.id IS NOT NULL THEN coalesce(n.derivation, 'other') END
@@ -101,13 +105,15 @@ WITH ins AS (
   WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = n.folded)
     AND ($1 OR n.base_model IS NULL OR b.id IS NOT NULL)
   ORDER BY n.folded
-  ON CONFLICT ((lower(name))) DO NOTHING
+  {on_conflict}
   RETURNING id, lower(name) AS folded
 ), done AS (
   DELETE FROM catalogue_new_models n USING ins WHERE n.folded = ins.folded
 )
 INSERT INTO catalogue_registered (id) SELECT id FROM ins
 """
+REGISTER_ROUND_PLAIN = _REGISTER_ROUND.format(on_conflict="")
+REGISTER_ROUND = _REGISTER_ROUND.format(on_conflict="ON CONFLICT ((lower(name))) DO NOTHING")
 
 
 # The ``model.registered`` event of every model the sync registered, in registration order.
@@ -194,13 +200,24 @@ async def register_models(conn: asyncpg.Connection, *, platform_id: UUID, second
     await conn.execute(NEW_BASES, timeout=seconds)
     total = 0
     while True:
-        status = await conn.execute(REGISTER_ROUND, False, timeout=seconds)
-        added = int(status.split()[-1])
+        added = await _register_round(conn, last=False, seconds=seconds)
         total += added
         if added == 0:
             break
-    status = await conn.execute(REGISTER_ROUND, True, timeout=seconds)
-    return total + int(status.split()[-1])
+    return total + await _register_round(conn, last=True, seconds=seconds)
+
+
+async def _register_round(conn: asyncpg.Connection, *, last: bool, seconds: float) -> int:
+    """One round, as a plain INSERT in a savepoint; again with ON CONFLICT DO NOTHING if a
+    model of the same name was registered by another transaction since the round read.
+    A sync takes a few savepoints (one per round), far below the 64 subtransactions a
+    backend can keep before every snapshot in the cluster gets slower."""
+    try:
+        async with conn.transaction():
+            status = await conn.execute(REGISTER_ROUND_PLAIN, last, timeout=seconds)
+    except asyncpg.UniqueViolationError:
+        status = await conn.execute(REGISTER_ROUND, last, timeout=seconds)
+    return int(status.split()[-1])
 
 
 async def record_registered(

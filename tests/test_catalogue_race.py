@@ -1,0 +1,66 @@
+"""A catalogue sync racing another writer for a model's name: the model another
+transaction registers while the sync is registering the catalogue's models is the one
+the sync hosts, not an error."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+
+from tests.conftest import PlatformFixture
+from tests.helpers.catalogue import line, ndjson, push
+from tests.helpers.hostings import platform_hostings
+from tests.helpers.webhooks import new_secret
+
+
+async def _waiting_on_a_lock(conn: asyncpg.Connection, pid: int) -> bool:
+    """Whether a backend other than ``pid`` runs an INSERT into models that waits on a lock."""
+    waiting = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid <> $1 AND wait_event_type = 'Lock'"
+        " AND query LIKE '%INSERT INTO models%'",
+        pid,
+    )
+    return bool(waiting)
+
+
+async def test_a_model_registered_meanwhile_is_hosted_not_refused(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    conn: asyncpg.Connection,
+    database_url: str,
+    uniq: str,
+) -> None:
+    secret = await new_secret(client, admin, platform.slug)
+    raced, other = f"race{uniq}/taken", f"race{uniq}/free"
+    rival = await asyncpg.connect(database_url)
+    try:
+        # Another writer registers one of the catalogue's models and has not committed yet:
+        # the sync's insert of the same name waits for it.
+        tx = rival.transaction()
+        await tx.start()
+        taken = await rival.fetchval("INSERT INTO models (name) VALUES ($1) RETURNING id", raced)
+        sync = asyncio.create_task(
+            push(client, platform.slug, secret, ndjson([line(raced), line(other)]))
+        )
+        rival_pid = rival.get_server_pid()
+        for _ in range(600):
+            if sync.done() or await _waiting_on_a_lock(conn, rival_pid):
+                break
+            await asyncio.sleep(0.05)
+        assert not sync.done(), (await sync).text
+        await tx.commit()
+        r = await asyncio.wait_for(sync, 60)
+    finally:
+        await rival.close()
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert (s["added"], s["registered"], s["events"]) == (2, 1, 3), s
+    hosted = {h["name"]: h for h in await platform_hostings(client, admin, platform.slug)}
+    assert str(hosted[raced]["model_id"]) == str(taken)
+    registered = await conn.fetchval(
+        "SELECT count(*) FROM models WHERE lower(name) IN (lower($1), lower($2))", raced, other
+    )
+    assert registered == 2
