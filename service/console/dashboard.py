@@ -28,7 +28,6 @@ from service.console.report_charts import pareto, pipeline, triage_times, weekly
 from service.console.web import Viewer, find_viewer, page, require, template_environment
 from service.db.pool import connection
 from service.domain import compliance as domain
-from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.errors import InvalidInput
 from service.schemas.compliance import FigureRecords
@@ -87,8 +86,7 @@ async def dashboard_context(
 ) -> dict[str, Any]:
     """Everything the page shows, for the page, its PDF and the command line alike."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        report = await domain.build_report(conn, since=start, until=end)
-        report = with_records(await with_series(conn, report))
+        report = with_records(await domain.build_report(conn, since=start, until=end, series=True))
         # The previous period's whole-registry figures only: the page compares no platform's.
         before = await domain.build_report(
             conn, since=report.previous_from, until=start, breakdown=False
