@@ -135,10 +135,15 @@ async def list_decisions(
 ) -> list[Decision]:
     """Decisions by filter; with ``as_of``, each as recorded then, leaving out those not
     proposed yet (the filters select by today's values)."""
-    rows = await q.select_decisions(
-        conn, status=status, model_id=model_id, platform_id=platform_id, after=after, limit=limit
-    )
     if as_of is not None:
+        rows = await q.select_decisions(
+            conn,
+            status=status,
+            model_id=model_id,
+            platform_id=platform_id,
+            after=after,
+            limit=limit,
+        )
         ids = [r["id"] for r in rows]
         then = await states_as_of(
             conn, subject_type="decommission", subject_ids=ids, as_of=as_of, record=Decision
@@ -148,12 +153,11 @@ async def list_decisions(
             for i in ids
             if i in then and _visible(then[i], platform_id)
         ]
-    # Every listed decision's targets in one query, not one query (and a re-read) each.
-    targets: dict[UUID, list[Target]] = {r["id"]: [] for r in rows}
-    for t in await q.select_targets_of(conn, decision_ids=list(targets)):
-        found = dict(t)
-        targets[found.pop("decommission_id")].append(msgspec.convert(found, Target))
-    decisions = [msgspec.convert({**dict(r), "targets": targets[r["id"]]}, Decision) for r in rows]
+    # Every listed decision with its targets in one query, not one query (and a re-read) each.
+    rows = await q.select_decisions_with_targets(
+        conn, status=status, model_id=model_id, platform_id=platform_id, after=after, limit=limit
+    )
+    decisions = [msgspec.convert(dict(r), Decision) for r in rows]
     return [_seen_by(d, platform_id) for d in decisions if _visible(d, platform_id)]
 
 
