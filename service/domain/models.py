@@ -242,13 +242,12 @@ async def get_lineage(
     if as_of is not None:
         return await _lineage_as_of(conn, model_id=model_id, as_of=as_of)
     model = await get_model(conn, model_id=model_id, visible_to=visible_to)
-    ancestors = await q.select_ancestors(conn, model_id=model_id)
-    descendants = await q.select_descendants(conn, model_id=model_id)
-    return Lineage(
-        model=model,
-        ancestors=[msgspec.convert(dict(r), LineageNode) for r in ancestors],
-        descendants=[msgspec.convert(dict(r), LineageNode) for r in descendants],
-    )
+    # Both directions in one statement.
+    nodes: dict[str, list[LineageNode]] = {"ancestor": [], "descendant": []}
+    for r in await q.select_lineage(conn, model_id=model_id):
+        found = dict(r)
+        nodes[found.pop("relation")].append(msgspec.convert(found, LineageNode))
+    return Lineage(model=model, ancestors=nodes["ancestor"], descendants=nodes["descendant"])
 
 
 _MAX_DEPTH = 64
