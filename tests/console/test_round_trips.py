@@ -177,3 +177,27 @@ async def test_the_dashboard_reads_as_often_for_more_platforms(
     # scope, then one statement per kind of figure: five, its series counted in the
     # incidents' read), the previous period's figures (five); the pool's reset on release.
     assert after <= 15, after
+
+
+async def test_an_admin_sees_the_platforms_own_hostings_on_its_view(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    counted: Counted,
+    uniq: str,
+) -> None:
+    """The platform view lists the platform's hostings by the platform it found, in the
+    reads it makes for one platform: none of another platform's."""
+    other = await make_platform(client, pool, admin, f"elsewhere-{uniq}")
+    mine = await register_model(client, admin, f"org-{uniq}/mine")
+    theirs = await register_model(client, admin, f"org-{uniq}/theirs")
+    await host(client, admin, str(mine["name"]), platform)
+    await host(client, admin, str(theirs["name"]), other)
+    r = await counted.client.get(
+        f"/console/platforms/{platform.slug}", headers={"accept": "text/html"}
+    )
+    assert r.status_code == 200, r.text[:500]
+    listed = r.text.split('id="h-hostings"', 1)[1].split('id="h-deliveries"', 1)[0]
+    assert str(mine["name"]) in listed
+    assert str(theirs["name"]) not in listed
