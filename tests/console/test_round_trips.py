@@ -147,6 +147,21 @@ async def test_the_model_page_as_of_walks_a_long_lineage_in_as_many_reads_as_a_s
     assert ancestors(then.text) == [
         (str(depth), str(model["id"])) for depth, model in enumerate(reversed(chain[:-1]), 1)
     ]
+
+    # Below the root, as of then: every level of the chain as it stood (and the leaf), each
+    # by its base then, in the same statement as the walk; today one of them is a child.
+    def descendants(html: str) -> list[tuple[str, str]]:
+        listed = html.split('<ul id="lineage">', 1)[1].split("</ul>", 1)[0]
+        found: list[tuple[str, str]] = re.findall(
+            r'Descendant \((\d+) steps? down\): <a href="/console/models/([^"]+)"', listed
+        )
+        return found
+
+    root = await counted.client.get(as_of(chain[0]), headers={"accept": "text/html"})
+    assert sorted(descendants(root.text)) == sorted(
+        [(str(depth), str(model["id"])) for depth, model in enumerate(chain[1:], 1)]
+        + [("1", str(leaf["id"]))]
+    )
     now = await counted.client.get(
         f"/console/models/{chain[-1]['id']}", headers={"accept": "text/html"}
     )

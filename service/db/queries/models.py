@@ -13,6 +13,7 @@ __all__ = [
     "select_ancestors",
     "select_ancestors_as_of",
     "select_descendants",
+    "select_descendants_as_of",
     "select_lineage",
     "select_model",
     "select_models",
@@ -111,6 +112,28 @@ FROM (SELECT 'ancestor' AS relation, id, depth FROM up
       SELECT 'descendant', id, depth FROM down) r
 JOIN models m ON m.id = r.id
 ORDER BY r.relation, r.depth, m.id
+"""
+
+# Today's descendants of $1 (as DESCENDANTS finds them), each once, in its state as the
+# ledger recorded it at $2 (its newest event with a state recorded by then); those with no
+# state then are left out. One statement where the walk and the states took two.
+DESCENDANTS_AS_OF = """
+WITH RECURSIVE down (id, depth) AS (
+  SELECT id, 1 FROM models WHERE base_model_id = $1
+  UNION ALL
+  SELECT m.id, down.depth + 1
+  FROM down JOIN models m ON m.base_model_id = down.id
+  WHERE down.depth < 64
+)
+SELECT e.state
+FROM (SELECT DISTINCT id FROM down) d
+CROSS JOIN LATERAL (
+  SELECT payload -> 'state' AS state
+  FROM events
+  WHERE subject_id = d.id AND subject_type = 'model' AND recorded_at <= $2 AND payload ? 'state'
+  ORDER BY seq DESC
+  LIMIT 1
+) AS e
 """
 
 
@@ -213,6 +236,14 @@ async def select_ancestors_as_of(
 async def select_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
     """The model's ancestors and descendants, each row with its ``relation``."""
     return list(await conn.fetch(LINEAGE, model_id))
+
+
+async def select_descendants_as_of(
+    conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime
+) -> list[dict[str, Any]]:
+    """Today's descendants of the model, each in its state recorded at ``as_of``."""
+    rows = await conn.fetch(DESCENDANTS_AS_OF, model_id, as_of)
+    return [r["state"] for r in rows if isinstance(r["state"], dict)]
 
 
 async def select_descendants(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
