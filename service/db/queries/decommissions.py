@@ -20,6 +20,7 @@ __all__ = [
     "select_covering_many",
     "select_decision",
     "select_decisions",
+    "select_decisions_as_of",
     "select_decisions_with_targets",
     "select_impact_hostings",
     "select_impact_models",
@@ -97,6 +98,31 @@ WHERE ($1::text IS NULL OR d.status = $1)
   AND ($4::uuid IS NULL OR d.id > $4)
 ORDER BY d.id
 LIMIT $5
+"""
+
+# The decisions SELECT_MANY selects (by today's values), each in its state as the ledger
+# recorded it at $6 (NULL: none recorded by then), in the same order: a point-in-time list
+# in one round trip, where the list and the states took two.
+SELECT_MANY_AS_OF = """
+SELECT d.id, e.state
+FROM (SELECT d.id FROM decommissions d
+      WHERE ($1::text IS NULL OR d.status = $1)
+        AND ($2::uuid IS NULL OR d.model_id = $2)
+        AND ($3::uuid IS NULL OR (d.notified_at IS NOT NULL AND EXISTS (
+              SELECT 1 FROM decommission_targets t
+              WHERE t.decommission_id = d.id AND t.platform_id = $3)))
+        AND ($4::uuid IS NULL OR d.id > $4)
+      ORDER BY d.id
+      LIMIT $5) d
+LEFT JOIN LATERAL (
+  SELECT payload -> 'state' AS state
+  FROM events
+  WHERE subject_id = d.id AND subject_type = 'decommission' AND recorded_at <= $6
+    AND payload ? 'state'
+  ORDER BY seq DESC
+  LIMIT 1
+) e ON true
+ORDER BY d.id
 """
 
 SELECT_OPEN_FOR_POLICY = """
@@ -326,6 +352,22 @@ async def select_decisions_with_targets(
     return list(
         await conn.fetch(SELECT_MANY_WITH_TARGETS, status, model_id, platform_id, after, limit)
     )
+
+
+async def select_decisions_as_of(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    model_id: UUID | None,
+    platform_id: UUID | None,
+    after: UUID | None,
+    limit: int,
+    as_of: datetime,
+) -> list[dict[str, Any]]:
+    """As ``select_decisions`` selects them, the state of each recorded at ``as_of``; those
+    with none are left out."""
+    rows = await conn.fetch(SELECT_MANY_AS_OF, status, model_id, platform_id, after, limit, as_of)
+    return [r["state"] for r in rows if isinstance(r["state"], dict)]
 
 
 async def select_open_for_policy(
