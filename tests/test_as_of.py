@@ -184,7 +184,7 @@ async def test_as_of_reads_the_state_of_the_record_of_that_type_only(
         headers={"accept": "text/html"},
     )
     assert r.status_code == 200, r.text
-    # The lineage as of then reads every descendant's state at once (states_as_of).
+    # The lineage as of then reads every descendant's state at once (one statement with the walk).
     assert str(child["name"]) in r.text
     assert "Impostor" not in r.text
     assert f"org-{uniq}/impostor" not in r.text

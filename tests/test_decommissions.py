@@ -469,3 +469,41 @@ async def test_a_recalled_model_hosted_again_after_execution_is_caught(
     await host(client, admin, child, platform)
     r = await client.get(f"/v1/decommissions/{withdrawn['id']}", headers=admin)
     assert r.json()["targets"] == withdrawn["targets"]
+
+
+async def test_the_list_gives_each_decisions_targets_as_reading_it_alone_does(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    other_platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """A list reads its decisions' targets in the same statement as the decisions: each
+    target (inherited or not, confirmed with its outcome or not) in the same order and
+    with the same fields as ``GET /v1/decommissions/{id}`` gives them."""
+    second = await admin_headers(pool)
+    base, child = f"acme/listed-{uniq}", f"acme/listed-child-{uniq}"
+    await register_model(client, admin, base)
+    await register_model(client, admin, child, base_model=base, derivation="fine_tune")
+    await host(client, admin, base, platform)
+    await host(client, admin, child, other_platform)
+    await host(client, admin, child, platform)
+    first = await decide(client, admin, second, base, include_derivatives=True)
+    target = next(t for t in first["targets"] if t["platform_id"] == str(other_platform.id))
+    await confirm_target(pool, first, target)
+    await decide(client, admin, second, base, notify=False)
+
+    r = await client.get("/v1/decommissions", params={"model_id": first["model_id"]}, headers=admin)
+    assert r.status_code == 200, r.text
+    listed = r.json()["items"]
+    assert len(listed) == 2
+    for decision in listed:
+        alone = await client.get(f"/v1/decommissions/{decision['id']}", headers=admin)
+        assert alone.status_code == 200, alone.text
+        assert decision == alone.json()
+    targets = next(d for d in listed if d["id"] == first["id"])["targets"]
+    assert len(targets) == 3
+    assert sum(t["inherited"] for t in targets) == 2
+    confirmed = [t for t in targets if t["confirmed_at"] is not None]
+    assert [(t["platform"], t["outcome"]) for t in confirmed] == [(other_platform.slug, "removed")]

@@ -17,7 +17,6 @@ from service.api.problems import problem_responses
 from service.console.dashboard import dashboard_pdf, pdf_name
 from service.db.pool import connection
 from service.domain import compliance as domain
-from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.domain.periods import report_period
 from service.errors import InvalidInput
@@ -121,12 +120,14 @@ class ComplianceController(Controller):
             connection(state.pool, timeout=state.acquire_timeout) as db,
             db.transaction(isolation="repeatable_read", readonly=True),
         ):
-            seconds = state.settings.report_answer_seconds
             report = await domain.build_report(
-                db, since=since, until=until, platform=platform, seconds=seconds
+                db,
+                since=since,
+                until=until,
+                platform=platform,
+                series=fmt != "csv",
+                seconds=state.settings.report_answer_seconds,
             )
-            if fmt != "csv":
-                report = await with_series(db, report, seconds=seconds)
         if fmt == "csv":
             return Response(domain.render_csv(report), media_type=_MEDIA["csv"])
         return Response(with_records(report))

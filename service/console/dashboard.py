@@ -28,7 +28,6 @@ from service.console.report_charts import pareto, pipeline, triage_times, weekly
 from service.console.web import Viewer, find_viewer, page, require, template_environment
 from service.db.pool import connection
 from service.domain import compliance as domain
-from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.errors import InvalidInput
 from service.schemas.compliance import FigureRecords
@@ -88,8 +87,9 @@ async def dashboard_context(
     """Everything the page shows, for the page, its PDF and the command line alike;
     ``seconds``, how long each of the report's statements may take to answer."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        report = await domain.build_report(conn, since=start, until=end, seconds=seconds)
-        report = with_records(await with_series(conn, report, seconds=seconds))
+        report = with_records(
+            await domain.build_report(conn, since=start, until=end, series=True, seconds=seconds)
+        )
         # The previous period's whole-registry figures only: the page compares no platform's.
         before = await domain.build_report(
             conn, since=report.previous_from, until=start, breakdown=False, seconds=seconds

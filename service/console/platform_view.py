@@ -44,9 +44,9 @@ class PlatformViewController(Controller):
         require(viewer, "admin", "platform")
         principal = viewer.principal
         platform = await get_platform(db, slug=slug[:63], visible_to=principal.platform_id)
-        hostings = await list_hostings(
-            db, platform=platform.slug, visible_to=principal.platform_id, limit=200
-        )
+        # The platform is already found and visible to the viewer: its hostings are listed
+        # by its id, not looked up again by its slug.
+        hostings = await list_hostings(db, visible_to=platform.id, limit=200)
         deliveries = await list_deliveries(
             db, platform_id=platform.id, outcome=None, before=None, limit=50
         )

@@ -21,6 +21,8 @@ import asyncpg
 import msgspec
 
 from service.db.queries import compliance as q
+from service.db.queries.compliance_series import series_rows
+from service.domain.compliance_series import series_from
 from service.domain.periods import report_period
 from service.domain.platforms import get_platform
 from service.errors import NotFound
@@ -256,13 +258,15 @@ async def build_report(
     until: datetime,
     platform: str | None = None,
     breakdown: bool = True,
+    series: bool = False,
     seconds: float | None = None,
 ) -> ComplianceReport:
     """The report for [since, until), for one platform (by slug) or the whole registry with
     a breakdown per platform (unless ``breakdown`` is false: the whole registry's figures
-    only). Run it in one REPEATABLE READ transaction for a consistent picture. ``seconds``:
-    how long each of its statements may take to answer (see ``report_seconds`` in the
-    settings); None keeps the pool's answer timeout."""
+    only), with its series when ``series`` is true (counted in the same read of the
+    incidents). Run it in one REPEATABLE READ transaction for a consistent picture.
+    ``seconds``: how long each of its statements may take to answer (the settings'
+    ``report_answer_seconds``); None keeps the pool's answer timeout."""
     # Every path (API, snapshot, console) gets the same checks on the period, as a 422.
     period = report_period(since, until)
     since, until, previous_from = period.since, period.until, period.previous_from
@@ -294,6 +298,9 @@ async def build_report(
         platforms=[
             _scope(figures, key=row["id"], platform=row["slug"], **bounds) for row in in_scope
         ],
+        series=series_from(series_rows(figures.incidents.get((None, until))), **bounds)
+        if series
+        else None,
     )
 
 

@@ -1,22 +1,19 @@
 """The compliance report's series: incidents per week by category and the distribution of
 times to triage, over the same incidents as the report's ``detect`` figures.
 
-Kept apart from ``build_report`` and added to its result (``with_series``): the API and the
-dashboard both call it, in the report's snapshot, so the charts and the JSON agree.
+Counted in the report's own incidents read (``service.db.queries.compliance_series``) and
+added to its result when asked (``build_report(..., series=True)``): the API, snapshots and
+the dashboard all ask, so the charts and the JSON agree.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-import asyncpg
-import msgspec
-
 from service.db.queries import compliance_series as q
-from service.domain.platforms import get_platform
-from service.schemas.compliance import ComplianceReport, Series, TriageBucket, WeekCount
+from service.schemas.compliance import Series, TriageBucket, WeekCount
 
-__all__ = ["build_series", "with_series"]
+__all__ = ["series_from"]
 
 
 def _weeks(since: datetime, until: datetime) -> list[date]:
@@ -30,18 +27,9 @@ def _weeks(since: datetime, until: datetime) -> list[date]:
     return weeks
 
 
-async def build_series(
-    conn: asyncpg.Connection,
-    *,
-    since: datetime,
-    until: datetime,
-    platform: str | None,
-    seconds: float | None = None,
-) -> Series:
-    platform_id = None if platform is None else (await get_platform(conn, slug=platform)).id
-    window: q.Window = (since, until, platform_id)
+def series_from(rows: q.SeriesRows, *, since: datetime, until: datetime) -> Series:
+    """The series of the period ``[since, until)`` from its counts, every week included."""
     per_week: dict[date, dict[str, int]] = {w: {} for w in _weeks(since, until)}
-    rows = await q.select_series(conn, window, seconds=seconds)
     for week, category, incidents in rows.per_week:
         per_week.setdefault(week, {})[category] = incidents
     counts = rows.triage
@@ -60,17 +48,3 @@ async def build_series(
             for i, low in enumerate(bounds)
         ],
     )
-
-
-async def with_series(
-    conn: asyncpg.Connection, report: ComplianceReport, *, seconds: float | None = None
-) -> ComplianceReport:
-    """The report with its ``series``; run it in the report's transaction."""
-    series = await build_series(
-        conn,
-        since=report.period_from,
-        until=report.period_to,
-        platform=report.overall.platform,
-        seconds=seconds,
-    )
-    return msgspec.structs.replace(report, series=series)

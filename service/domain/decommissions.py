@@ -33,7 +33,7 @@ from service.db.queries import incidents as incidents_q
 from service.db.queries import keys as keys_q
 from service.db.queries import policies as policies_q
 from service.domain import notices, outbox
-from service.domain.as_of import state_as_of, states_as_of
+from service.domain.as_of import state_as_of
 from service.domain.decommission_impact import impact_of, resolve_platforms
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.models import resolve_model_id
@@ -135,25 +135,26 @@ async def list_decisions(
 ) -> list[Decision]:
     """Decisions by filter; with ``as_of``, each as recorded then, leaving out those not
     proposed yet (the filters select by today's values)."""
-    rows = await q.select_decisions(
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
+        # The list and each decision's state then in one statement.
+        states = await q.select_decisions_as_of(
+            conn,
+            status=status,
+            model_id=model_id,
+            platform_id=platform_id,
+            after=after,
+            limit=limit,
+            as_of=as_of,
+        )
+        then = [msgspec.convert(state, Decision) for state in states]
+        return [_seen_by(d, platform_id) for d in then if _visible(d, platform_id)]
+    # Every listed decision with its targets in one query, not one query (and a re-read) each.
+    rows = await q.select_decisions_with_targets(
         conn, status=status, model_id=model_id, platform_id=platform_id, after=after, limit=limit
     )
-    if as_of is not None:
-        ids = [r["id"] for r in rows]
-        then = await states_as_of(
-            conn, subject_type="decommission", subject_ids=ids, as_of=as_of, record=Decision
-        )
-        return [
-            _seen_by(then[i], platform_id)
-            for i in ids
-            if i in then and _visible(then[i], platform_id)
-        ]
-    # Every listed decision's targets in one query, not one query (and a re-read) each.
-    targets: dict[UUID, list[Target]] = {r["id"]: [] for r in rows}
-    for t in await q.select_targets_of(conn, decision_ids=list(targets)):
-        found = dict(t)
-        targets[found.pop("decommission_id")].append(msgspec.convert(found, Target))
-    decisions = [msgspec.convert({**dict(r), "targets": targets[r["id"]]}, Decision) for r in rows]
+    decisions = [msgspec.convert(dict(r), Decision) for r in rows]
     return [_seen_by(d, platform_id) for d in decisions if _visible(d, platform_id)]
 
 

@@ -14,7 +14,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import models as q
-from service.domain.as_of import state_as_of, states_as_of
+from service.domain.as_of import state_as_of
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.purls import purls_of_models
 from service.errors import Conflict, InvalidInput, NotFound
@@ -242,13 +242,12 @@ async def get_lineage(
     if as_of is not None:
         return await _lineage_as_of(conn, model_id=model_id, as_of=as_of)
     model = await get_model(conn, model_id=model_id, visible_to=visible_to)
-    ancestors = await q.select_ancestors(conn, model_id=model_id)
-    descendants = await q.select_descendants(conn, model_id=model_id)
-    return Lineage(
-        model=model,
-        ancestors=[msgspec.convert(dict(r), LineageNode) for r in ancestors],
-        descendants=[msgspec.convert(dict(r), LineageNode) for r in descendants],
-    )
+    # Both directions in one statement.
+    nodes: dict[str, list[LineageNode]] = {"ancestor": [], "descendant": []}
+    for r in await q.select_lineage(conn, model_id=model_id):
+        found = dict(r)
+        nodes[found.pop("relation")].append(msgspec.convert(found, LineageNode))
+    return Lineage(model=model, ancestors=nodes["ancestor"], descendants=nodes["descendant"])
 
 
 _MAX_DEPTH = 64
@@ -272,10 +271,14 @@ async def _lineage_as_of(conn: asyncpg.Connection, *, model_id: UUID, as_of: dat
             then = msgspec.convert(state, Model)
             ancestors.append(_node(then, depth=depth))
             seen.add(then.id)
-    today = await q.select_descendants(conn, model_id=model_id)
-    states = await states_as_of(
-        conn, subject_type="model", subject_ids=[r["id"] for r in today], as_of=as_of, record=Model
-    )
+    # Today's descendants and their states then, in one statement.
+    states = {
+        then.id: then
+        for then in (
+            msgspec.convert(state, Model)
+            for state in await q.select_descendants_as_of(conn, model_id=model_id, as_of=as_of)
+        )
+    }
     descendants: list[LineageNode] = []
     level, depth = {model_id}, 1
     while level and depth <= _MAX_DEPTH:

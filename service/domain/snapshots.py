@@ -37,7 +37,6 @@ from service.domain.checkpoints import (
     signed_text,
 )
 from service.domain.compliance import build_report
-from service.domain.compliance_series import with_series
 from service.domain.figure_records import with_records
 from service.domain.jcs import canonicalize
 from service.domain.periods import report_period
@@ -99,11 +98,16 @@ async def freeze_report(
         raise LedgerNotSealed(
             "the ledger is not yet sealed up to the period's end; retry in a moment"
         )
-    report = await build_report(
-        conn, since=period.since, until=period.until, platform=platform, seconds=seconds
-    )
     # Frozen as the API serves it: with its series and the exports behind each figure.
-    report = with_records(await with_series(conn, report, seconds=seconds))
+    report = await build_report(
+        conn,
+        since=period.since,
+        until=period.until,
+        platform=platform,
+        series=True,
+        seconds=seconds,
+    )
+    report = with_records(report)
     jcs = canonical_json(msgspec.to_builtins(report))
     size, root = int(checkpoint["tree_size"]), bytes(checkpoint["root_hash"])
     note = signer.sign(_note_text(origin=signer.name, tree_size=size, root_hash=root, report=jcs))

@@ -29,8 +29,9 @@ from uuid import UUID
 
 import asyncpg
 
+from service.db.queries.compliance_series import SERIES, SERIES_COLUMNS, TRIAGE_BOUNDS
+
 __all__ = [
-    "INCIDENTS_THEN",
     "select_audits",
     "select_decisions",
     "select_incidents",
@@ -179,19 +180,6 @@ def _on_platform(platform: str) -> str:
   WHERE ih.incident_id = i.id AND h.platform_id = {platform}))"""
 
 
-_INCIDENTS = f"""
-SELECT {_INCIDENT_FIELDS}
-FROM (SELECT i_then.r
-      FROM incidents i {_then("i", "$2")}
-      WHERE i.reported_at >= $1 AND i.reported_at < $2
-        AND ($3::uuid IS NULL OR {_on_platform("$3")})) i
-WHERE r IS NOT NULL
-"""
-
-#: The period's incidents as the ledger held them at ``$2`` (for the series too).
-INCIDENTS_THEN = _INCIDENTS
-
-
 def _live(condition: str) -> str:
     """An aggregate's filter: merged duplicates count only by status."""
     return f"FILTER (WHERE status <> 'duplicate' AND {condition})"
@@ -216,9 +204,11 @@ _PENDING = """article73_clock AND authority_initial_report_at IS NULL
   AND report_due_at >= period_to"""
 
 # $1 the previous period's start, $2 the period's start, $3 its end, $4 the platform (or
-# NULL), $5 the breakdown's platform ids. Both periods in one pass: each incident is read
-# in its state at the end of its own period (``period_to``), once, and counted in every
-# scope it is in; one row per scope and period that has incidents.
+# NULL), $5 the breakdown's platform ids, $6 the triage series' bounds. Both periods in one
+# pass: each incident is read in its state at the end of its own period (``period_to``),
+# once, and counted in every scope it is in; one row per scope and period that has
+# incidents, the series (``compliance_series``) beside the whole report's figures for the
+# period itself.
 INCIDENTS = f"""
 WITH i AS MATERIALIZED (
   SELECT i.id, i.reporter_platform_id, t.period_to, i_then.r
@@ -268,10 +258,11 @@ WITH i AS MATERIALIZED (
         SELECT scope, period_to, 'severity', severity, count(*)
         FROM m WHERE status <> 'duplicate' GROUP BY scope, period_to, severity) c
   GROUP BY scope, period_to
-)
-SELECT c.*, maps.by_status, maps.by_category, maps.by_severity
+), {SERIES}
+SELECT c.*, maps.by_status, maps.by_category, maps.by_severity, {SERIES_COLUMNS}
 FROM counts c JOIN maps ON maps.scope IS NOT DISTINCT FROM c.scope
                        AND maps.period_to = c.period_to
+LEFT JOIN series ON c.scope IS NULL AND c.period_to = $3
 """
 
 
@@ -419,10 +410,12 @@ async def select_incidents(
     breakdown: list[UUID],
     seconds: float | None = None,
 ) -> list[asyncpg.Record]:
-    """One row per scope and period (``period_to``, the period's end) with incidents."""
+    """One row per scope and period (``period_to``, the period's end) with incidents; the
+    whole report's row for the period itself carries the series."""
+    bounds = [float(b) for b in TRIAGE_BOUNDS]
     return list(
         await conn.fetch(
-            INCIDENTS, previous_from, since, until, platform_id, breakdown, timeout=seconds
+            INCIDENTS, previous_from, since, until, platform_id, breakdown, bounds, timeout=seconds
         )
     )
 

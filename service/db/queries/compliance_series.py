@@ -1,9 +1,11 @@
 """SQL for the compliance report's series: incidents per week by category, and how long
 triage took, as a distribution.
 
-The incidents counted are the report's (``service.db.queries.compliance``): reported in
-``[$1, $2)``, on platform ``$3`` (NULL for all) when the platform reported them or hosts a
-hosting they name, merged duplicates left out, each as it stood at ``$2``.
+The series are computed in the report's incidents read (``service.db.queries.compliance``,
+``INCIDENTS``), over the rows it already holds in their state at the period's end: the
+whole report's incidents of the period itself, merged duplicates left out. Reading the
+same incidents a second time, each with its own ledger lookup, cost the dashboard a
+statement and as long again as the lookups.
 """
 
 from __future__ import annotations
@@ -13,42 +15,41 @@ from typing import NamedTuple
 
 import asyncpg
 
-from service.db.queries.compliance import INCIDENTS_THEN, Window
-
-__all__ = [
-    "TRIAGE_BOUNDS",
-    "SeriesRows",
-    "Window",
-    "select_series",
-]
-
-# The report's own incidents, each in its state as the ledger held it at ``$2``, so that
-# a past period's series do not change either.
-_COUNTED = f"""
-SELECT i.category, i.reported_at, i.triaged_at
-FROM ({INCIDENTS_THEN}) i
-WHERE i.status <> 'duplicate'
-"""
+__all__ = ["SERIES", "SERIES_COLUMNS", "TRIAGE_BOUNDS", "SeriesRows", "series_rows"]
 
 #: Seconds from report to triage at which the distribution's buckets begin (after the first).
 TRIAGE_BOUNDS = (3600, 4 * 3600, 86_400, 3 * 86_400, 7 * 86_400)
 
-# Both series in one pass over the incidents (each read in its state then once): counts
-# per week (starting on Monday, 00:00 UTC) and category, and per bucket of time to triage
-# (``triage`` true; incidents not triaged fall in no bucket).
-SERIES = f"""
-WITH i AS ({_COUNTED}),
-b AS (
+# CTEs over ``m`` (one row per incident, scope and period: ``scope`` NULL is the whole
+# report's, ``period_to`` $3 the period's own): counts per week (starting on Monday, 00:00
+# UTC) and category, and per bucket of time to triage (bounds $6; incidents not triaged
+# fall in no bucket), then both as arrays in one row.
+SERIES = """
+counted AS (
+  SELECT reported_at, triaged_at, category
+  FROM m WHERE scope IS NULL AND period_to = $3 AND status <> 'duplicate'
+), weekly AS (
   SELECT date_trunc('week', reported_at AT TIME ZONE 'UTC')::date AS week, category::text,
-         CASE WHEN triaged_at IS NOT NULL THEN
-           width_bucket(extract(epoch FROM triaged_at - reported_at)::float8, $4::float8[])
-         END AS bucket
-  FROM i
+         count(*) AS n
+  FROM counted GROUP BY 1, 2
+), triage AS (
+  SELECT width_bucket(extract(epoch FROM triaged_at - reported_at)::float8, $6::float8[])
+           AS bucket,
+         count(*) AS n
+  FROM counted WHERE triaged_at IS NOT NULL GROUP BY 1
+), series AS (
+  SELECT (SELECT array_agg(week ORDER BY week, category) FROM weekly) AS series_weeks,
+         (SELECT array_agg(category ORDER BY week, category) FROM weekly) AS series_categories,
+         (SELECT array_agg(n ORDER BY week, category) FROM weekly) AS series_counts,
+         (SELECT array_agg(bucket ORDER BY bucket) FROM triage) AS triage_buckets,
+         (SELECT array_agg(n ORDER BY bucket) FROM triage) AS triage_counts
+)"""
+
+#: The columns ``SERIES`` adds to the incidents' rows (from ``series``).
+SERIES_COLUMNS = (
+    "series.series_weeks, series.series_categories, series.series_counts, "
+    "series.triage_buckets, series.triage_counts"
 )
-SELECT week, category, bucket, grouping(week, category) <> 0 AS triage, count(*) AS incidents
-FROM b GROUP BY GROUPING SETS ((week, category), (bucket))
-ORDER BY triage, week, category, bucket
-"""
 
 
 class SeriesRows(NamedTuple):
@@ -58,14 +59,17 @@ class SeriesRows(NamedTuple):
     triage: dict[int, int]
 
 
-async def select_series(
-    conn: asyncpg.Connection, window: Window, *, seconds: float | None = None
-) -> SeriesRows:
-    rows = await conn.fetch(SERIES, *window, [float(b) for b in TRIAGE_BOUNDS], timeout=seconds)
-    per_week = [(r["week"], r["category"], int(r["incidents"])) for r in rows if not r["triage"]]
-    triage = {
-        int(r["bucket"]): int(r["incidents"])
-        for r in rows
-        if r["triage"] and r["bucket"] is not None
-    }
+def series_rows(row: asyncpg.Record | None) -> SeriesRows:
+    """The series carried by an incidents row (none: no incident in the period)."""
+    if row is None:
+        return SeriesRows(per_week=[], triage={})
+    weeks = row["series_weeks"] or []
+    per_week = list(
+        zip(
+            weeks, row["series_categories"] or [], map(int, row["series_counts"] or []), strict=True
+        )
+    )
+    triage = dict(
+        zip(row["triage_buckets"] or [], map(int, row["triage_counts"] or []), strict=True)
+    )
     return SeriesRows(per_week=per_week, triage=triage)

@@ -20,6 +20,8 @@ __all__ = [
     "select_covering_many",
     "select_decision",
     "select_decisions",
+    "select_decisions_as_of",
+    "select_decisions_with_targets",
     "select_impact_hostings",
     "select_impact_models",
     "select_open_for_policy",
@@ -72,6 +74,57 @@ ORDER BY d.id
 LIMIT $5
 """
 
+# SELECT_MANY with each decision's targets (as SELECT_TARGETS orders them) as one JSON
+# array: a list page reads its decisions and their targets in one round trip, not two.
+# Each target model's name is looked up by key: joined, the planner hashed every model in
+# the registry to name a few hundred targets.
+SELECT_MANY_WITH_TARGETS = f"""
+SELECT {COLUMNS},
+  coalesce((
+    SELECT json_agg(json_build_object(
+             'hosting_id', t.hosting_id, 'platform_id', t.platform_id, 'platform', p.slug,
+             'model_id', t.model_id,
+             'model', (SELECT tm.name FROM models tm WHERE tm.id = t.model_id),
+             'inherited', t.inherited, 'late', t.late, 'confirmed_at', t.confirmed_at,
+             'outcome', t.outcome, 'created_at', t.created_at)
+           ORDER BY t.created_at, t.hosting_id)
+    FROM decommission_targets t JOIN platforms p ON p.id = t.platform_id
+    WHERE t.decommission_id = d.id), '[]') AS targets
+FROM decommissions d JOIN models m ON m.id = d.model_id
+WHERE ($1::text IS NULL OR d.status = $1)
+  AND ($2::uuid IS NULL OR d.model_id = $2)
+  AND ($3::uuid IS NULL OR (d.notified_at IS NOT NULL AND EXISTS (
+        SELECT 1 FROM decommission_targets t WHERE t.decommission_id = d.id AND t.platform_id = $3)))
+  AND ($4::uuid IS NULL OR d.id > $4)
+ORDER BY d.id
+LIMIT $5
+"""
+
+# The decisions SELECT_MANY selects (by today's values), each in its state as the ledger
+# recorded it at $6 (NULL: none recorded by then), in the same order: a point-in-time list
+# in one round trip, where the list and the states took two.
+SELECT_MANY_AS_OF = """
+SELECT d.id, e.state
+FROM (SELECT d.id FROM decommissions d
+      WHERE ($1::text IS NULL OR d.status = $1)
+        AND ($2::uuid IS NULL OR d.model_id = $2)
+        AND ($3::uuid IS NULL OR (d.notified_at IS NOT NULL AND EXISTS (
+              SELECT 1 FROM decommission_targets t
+              WHERE t.decommission_id = d.id AND t.platform_id = $3)))
+        AND ($4::uuid IS NULL OR d.id > $4)
+      ORDER BY d.id
+      LIMIT $5) d
+LEFT JOIN LATERAL (
+  SELECT payload -> 'state' AS state
+  FROM events
+  WHERE subject_id = d.id AND subject_type = 'decommission' AND recorded_at <= $6
+    AND payload ? 'state'
+  ORDER BY seq DESC
+  LIMIT 1
+) e ON true
+ORDER BY d.id
+"""
+
 SELECT_OPEN_FOR_POLICY = """
 SELECT id FROM decommissions
 WHERE policy_id = $1 AND model_id = $2 AND status IN ('proposed', 'approved', 'notified')
@@ -109,18 +162,6 @@ FROM decommission_targets t JOIN platforms p ON p.id = t.platform_id
 JOIN models m ON m.id = t.model_id
 WHERE t.decommission_id = $1
 ORDER BY t.created_at, t.hosting_id
-"""
-
-#: The targets of several decisions at once, each decision's in the order SELECT_TARGETS gives.
-#: Each model's name is looked up by key: joined, the planner hashed every model in the
-#: registry to name a few hundred targets.
-SELECT_TARGETS_OF = """
-SELECT t.decommission_id, t.hosting_id, t.platform_id, p.slug AS platform, t.model_id,
-       (SELECT m.name FROM models m WHERE m.id = t.model_id) AS model, t.inherited, t.late,
-       t.confirmed_at, t.outcome, t.created_at
-FROM decommission_targets t JOIN platforms p ON p.id = t.platform_id
-WHERE t.decommission_id = ANY($1::uuid[])
-ORDER BY t.decommission_id, t.created_at, t.hosting_id
 """
 
 # Hostings in scope: of the model (and, with derivatives, of every descendant), on the
@@ -298,6 +339,37 @@ async def select_decisions(
     return list(await conn.fetch(SELECT_MANY, status, model_id, platform_id, after, limit))
 
 
+async def select_decisions_with_targets(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    model_id: UUID | None,
+    platform_id: UUID | None,
+    after: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """As ``select_decisions``, each row with its ``targets`` (JSON, decoded)."""
+    return list(
+        await conn.fetch(SELECT_MANY_WITH_TARGETS, status, model_id, platform_id, after, limit)
+    )
+
+
+async def select_decisions_as_of(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    model_id: UUID | None,
+    platform_id: UUID | None,
+    after: UUID | None,
+    limit: int,
+    as_of: datetime,
+) -> list[dict[str, Any]]:
+    """As ``select_decisions`` selects them, the state of each recorded at ``as_of``; those
+    with none are left out."""
+    rows = await conn.fetch(SELECT_MANY_AS_OF, status, model_id, platform_id, after, limit, as_of)
+    return [r["state"] for r in rows if isinstance(r["state"], dict)]
+
+
 async def select_open_for_policy(
     conn: asyncpg.Connection, *, policy_id: UUID, model_id: UUID
 ) -> UUID | None:
@@ -348,12 +420,6 @@ async def link_findings(
 
 async def select_targets(conn: asyncpg.Connection, *, decision_id: UUID) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_TARGETS, decision_id))
-
-
-async def select_targets_of(
-    conn: asyncpg.Connection, *, decision_ids: list[UUID]
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_TARGETS_OF, decision_ids))
 
 
 async def select_scope_hostings(

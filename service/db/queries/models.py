@@ -13,6 +13,8 @@ __all__ = [
     "select_ancestors",
     "select_ancestors_as_of",
     "select_descendants",
+    "select_descendants_as_of",
+    "select_lineage",
     "select_model",
     "select_models",
     "select_name",
@@ -86,6 +88,52 @@ WITH RECURSIVE down (id, depth) AS (
 SELECT m.id, m.name, down.depth, m.base_model_id, m.derivation
 FROM down JOIN models m ON m.id = down.id
 ORDER BY down.depth, m.id
+"""
+
+# ANCESTORS and DESCENDANTS in one statement, each row with its ``relation``: ancestors
+# nearest first, then descendants by depth and id.
+LINEAGE = """
+WITH RECURSIVE up (id, depth) AS (
+  SELECT base_model_id, 1 FROM models WHERE id = $1 AND base_model_id IS NOT NULL
+  UNION ALL
+  SELECT m.base_model_id, up.depth + 1
+  FROM up JOIN models m ON m.id = up.id
+  WHERE m.base_model_id IS NOT NULL AND up.depth < 64
+), down (id, depth) AS (
+  SELECT id, 1 FROM models WHERE base_model_id = $1
+  UNION ALL
+  SELECT m.id, down.depth + 1
+  FROM down JOIN models m ON m.base_model_id = down.id
+  WHERE down.depth < 64
+)
+SELECT relation, m.id, m.name, r.depth, m.base_model_id, m.derivation
+FROM (SELECT 'ancestor' AS relation, id, depth FROM up
+      UNION ALL
+      SELECT 'descendant', id, depth FROM down) r
+JOIN models m ON m.id = r.id
+ORDER BY r.relation, r.depth, m.id
+"""
+
+# Today's descendants of $1 (as DESCENDANTS finds them), each once, in its state as the
+# ledger recorded it at $2 (its newest event with a state recorded by then); those with no
+# state then are left out. One statement where the walk and the states took two.
+DESCENDANTS_AS_OF = """
+WITH RECURSIVE down (id, depth) AS (
+  SELECT id, 1 FROM models WHERE base_model_id = $1
+  UNION ALL
+  SELECT m.id, down.depth + 1
+  FROM down JOIN models m ON m.base_model_id = down.id
+  WHERE down.depth < 64
+)
+SELECT e.state
+FROM (SELECT DISTINCT id FROM down) d
+CROSS JOIN LATERAL (
+  SELECT payload -> 'state' AS state
+  FROM events
+  WHERE subject_id = d.id AND subject_type = 'model' AND recorded_at <= $2 AND payload ? 'state'
+  ORDER BY seq DESC
+  LIMIT 1
+) AS e
 """
 
 
@@ -182,6 +230,19 @@ async def select_ancestors_as_of(
 ) -> list[dict[str, Any]]:
     """The states, nearest first, of the ancestors as recorded at ``as_of`` (see above)."""
     rows = await conn.fetch(ANCESTORS_AS_OF, base_model_id, model_id, as_of, depth)
+    return [r["state"] for r in rows if isinstance(r["state"], dict)]
+
+
+async def select_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
+    """The model's ancestors and descendants, each row with its ``relation``."""
+    return list(await conn.fetch(LINEAGE, model_id))
+
+
+async def select_descendants_as_of(
+    conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime
+) -> list[dict[str, Any]]:
+    """Today's descendants of the model, each in its state recorded at ``as_of``."""
+    rows = await conn.fetch(DESCENDANTS_AS_OF, model_id, as_of)
     return [r["state"] for r in rows if isinstance(r["state"], dict)]
 
 
