@@ -19,7 +19,6 @@ __all__ = [
     "select_covering",
     "select_covering_many",
     "select_decision",
-    "select_decisions",
     "select_decisions_as_of",
     "select_decisions_with_targets",
     "select_impact_hostings",
@@ -325,18 +324,6 @@ async def select_decision(
     conn: asyncpg.Connection, *, decision_id: UUID, for_update: bool = False
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_ONE_FOR_UPDATE if for_update else SELECT_ONE, decision_id)
-
-
-async def select_decisions(
-    conn: asyncpg.Connection,
-    *,
-    status: str | None,
-    model_id: UUID | None,
-    platform_id: UUID | None,
-    after: UUID | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_MANY, status, model_id, platform_id, after, limit))
 
 
 async def select_decisions_with_targets(
