@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
@@ -43,8 +44,19 @@ async def provide_db(
         if request.method in READ_ONLY_METHODS:
             yield cast("asyncpg.Connection", conn)
         else:
-            async with conn.transaction():
+            tx = conn.transaction()
+            await tx.start()
+            try:
                 yield cast("asyncpg.Connection", conn)
+            except BaseException:
+                # A statement past its deadline closed the connection (AbandoningConnection):
+                # the server ends the transaction with the session, and a ROLLBACK on it
+                # would fail and hide the timeout behind it.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    await tx.rollback()
+                raise
+            else:
+                await tx.commit()
     finally:
         await pool.release(conn)
 
