@@ -24,7 +24,15 @@ from service.logs import request_id
 from service.metrics import HTTP_IN_FLIGHT, observe_request
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+    from litestar.types import (
+        ASGIApp,
+        HTTPScope,
+        Message,
+        Receive,
+        ReceiveMessage,
+        Scope,
+        Send,
+    )
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -203,7 +211,7 @@ class EdgeMiddleware:
         finally:
             clock_skew.reset(skew_token)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
         headers = scope["headers"]
         raw = None
         for name, value in headers:
@@ -250,7 +258,7 @@ class EdgeMiddleware:
                 )
             request_id.reset(token)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, headers: Any) -> None:
+    async def _guarded(self, scope: HTTPScope, receive: Receive, send: Send, headers: Any) -> None:
         """The input limits, then the app."""
         if len(headers) > MAX_HEADER_COUNT or (
             sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES

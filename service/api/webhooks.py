@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Controller, Litestar, Request, Response, post
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
     InternalServerException,
@@ -43,7 +44,7 @@ from service.schemas.webhooks import DeliveryAck
 from service.settings import Settings
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Receive, Scope, Send
+    from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 __all__ = ["WebhookController", "WebhookIntake"]
 
@@ -129,7 +130,7 @@ class WebhookIntake:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._route(scope) if scope["type"] == "http" else None
+        route = self._route(scope) if scope["type"] == ScopeType.HTTP else None
         if route is None:
             await self.app(scope, receive, send)
             return
@@ -165,7 +166,7 @@ class WebhookIntake:
         await send(start)
         await send(end)
 
-    def _route(self, scope: Scope) -> tuple[str, str, str] | None:
+    def _route(self, scope: HTTPScope) -> tuple[str, str, str] | None:
         """The slug, path template and adapter of a delivery this layer takes, else None."""
         path: str = scope["path"]
         if scope["method"] != "POST" or not path.startswith(_PREFIX):
