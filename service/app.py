@@ -51,11 +51,11 @@ from service.api.secrets import WebhookSecretController
 from service.api.snapshots import ReportSnapshotController
 from service.api.transparency import CheckpointKeyController, TransparencyController
 from service.api.webhook_contract import publish_contract
-from service.api.webhooks import WebhookController
+from service.api.webhooks import WebhookController, WebhookIntake
 from service.console import app_http_error, console_router, template_config
 from service.lifespan import lifespan, process_state
 from service.metrics import DEFAULT_PROBES, describe_rate_limits
-from service.middleware import ClockSkewMiddleware, HygieneMiddleware, RequestContextMiddleware
+from service.middleware import EdgeMiddleware
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -175,15 +175,13 @@ def create_app(
         webhook_rate=settings.webhook_rate_per_second,
         webhook_burst=settings.webhook_burst,
     )
-    # Outside Litestar's exception handling, so it sees every status actually sent.
-    # Inside it, the input limits and protective headers: their answers are counted too.
-    app.asgi_handler = RequestContextMiddleware(
-        HygieneMiddleware(
-            ClockSkewMiddleware(
-                app.asgi_handler, skew=timedelta(seconds=settings.clock_skew_seconds)
-            ),
-            max_body_bytes=settings.max_body_bytes,
-        )
+    # Outside Litestar's exception handling, so it sees every status actually sent; the
+    # input limits and protective headers there too: their answers are counted.
+    # The delivery routes' own way in, before Litestar's routing (service.api.webhooks).
+    app.asgi_handler = EdgeMiddleware(
+        WebhookIntake(app.asgi_handler, max_body_bytes=settings.max_body_bytes),
+        skew=timedelta(seconds=settings.clock_skew_seconds),
+        max_body_bytes=settings.max_body_bytes,
     )
     # The event and notice schemas join the document Litestar builds (built once, here,
     # and served as built).

@@ -1,9 +1,9 @@
-"""The outer layers of every request: its id, metrics and access-log line; input limits
-and protective response headers (``HygieneMiddleware``).
+"""The outer layer of every request (``EdgeMiddleware``): its id, clock skew, metrics and
+access-log line; input limits and protective response headers.
 
-``RequestContextMiddleware`` wraps Litestar's own exception handling, so it sees the status
-actually sent, also for paths no route matches, and it runs before any other middleware, so
-every log line the request causes (authentication included) carries the request id.
+It wraps Litestar's own exception handling, so it sees the status actually sent, also for
+paths no route matches, and it runs before any other middleware, so every log line the
+request causes (authentication included) carries the request id.
 """
 
 from __future__ import annotations
@@ -19,12 +19,20 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 from litestar.enums import ScopeType
 
-from service.domain.times import allow_clock_skew
+from service.domain.times import clock_skew
 from service.logs import request_id
 from service.metrics import HTTP_IN_FLIGHT, observe_request
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+    from litestar.types import (
+        ASGIApp,
+        HTTPScope,
+        Message,
+        Receive,
+        ReceiveMessage,
+        Scope,
+        Send,
+    )
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -33,9 +41,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "REQUEST_ID_HEADER",
     "UNMATCHED",
-    "ClockSkewMiddleware",
-    "HygieneMiddleware",
-    "RequestContextMiddleware",
+    "EdgeMiddleware",
     "accept_request_id",
     "content_security_policy",
     "json_too_deep",
@@ -78,60 +84,6 @@ def accept_request_id(raw: bytes | None) -> str:
         if _SANE_ID.fullmatch(candidate):
             return candidate
     return _fresh_id()
-
-
-class RequestContextMiddleware:
-    """Request id in, request id out; one metric sample and one access-log line per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-        raw = None
-        for name, value in scope["headers"]:
-            if name == REQUEST_ID_HEADER:
-                raw = value
-                break
-        rid = accept_request_id(raw)
-        token = request_id.set(rid)
-        header = (REQUEST_ID_HEADER, rid.encode("ascii"))
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        HTTP_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            HTTP_IN_FLIGHT.dec()
-            route = scope.get("path_template") or UNMATCHED
-            method = scope["method"]
-            observe_request(method, route, status, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %d",
-                    method,
-                    route,
-                    status,
-                    extra={
-                        "method": method,
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
-            request_id.reset(token)
 
 
 # -- hygiene: input limits in, protective headers out ------------------------------------------
@@ -226,47 +178,93 @@ _SLUGS = {400: "bad-request", 431: "request-header-fields-too-large"}
 _problem_encoder = msgspec.json.Encoder()
 
 
-class ClockSkewMiddleware:
-    """Every request judges the times its caller supplies with the configured clock skew."""
+class EdgeMiddleware:
+    """The one layer every request goes through before Litestar's own.
 
-    def __init__(self, app: ASGIApp, *, skew: timedelta) -> None:
-        self.app = app
-        self.skew = skew
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with allow_clock_skew(self.skew):
-            await self.app(scope, receive, send)
-
-
-class HygieneMiddleware:
-    """Refuses oversized headers (431) and JSON nested too deeply (400) before any route
-    runs; adds ``nosniff`` to every response, ``Cache-Control: no-store`` to every response
-    that sets no caching of its own, and a strict CSP, no framing and no referrer to HTML.
+    In this order: the request id (in from the caller, or fresh; out on the response, and
+    on every log line the request causes); the configured clock skew for the times the
+    caller supplies (``service.domain.times``); the input limits (more headers than allowed
+    answer 431, JSON nested too deeply 400, before any route runs); then the app. On the
+    way out: ``nosniff`` on every response, ``Cache-Control: no-store`` on every response
+    that sets no caching of its own, a strict CSP, no framing and no referrer on HTML, and
+    the request id; one metric sample and one access-log line per request, with the status
+    actually sent (this layer wraps Litestar's exception handling, so it sees the statuses
+    of errors and of paths no route matches too).
 
     A body is read here (up to ``max_body_bytes``; a longer one is passed on for the app to
-    refuse with 413) and handed on unchanged.
+    refuse with 413) and handed on unchanged. One layer, not one per concern: each layer
+    is a coroutine and a ``send`` wrapper more on every request.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, skew: timedelta, max_body_bytes: int) -> None:
         self.app = app
+        self.skew = skew
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
+        skew_token = clock_skew.set(self.skew)
+        try:
+            if scope["type"] != ScopeType.HTTP:
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
+        finally:
+            clock_skew.reset(skew_token)
 
-        async def send_with_headers(message: Message) -> None:
+    async def _http(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
+        headers = scope["headers"]
+        raw = None
+        for name, value in headers:
+            if name == REQUEST_ID_HEADER:
+                raw = value
+                break
+        rid = accept_request_id(raw)
+        token = request_id.set(rid)
+        header = (REQUEST_ID_HEADER, rid.encode("ascii"))
+        status = 500
+        started = time.perf_counter()
+
+        async def send_out(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message["headers"] = _protective(list(message.get("headers", ())))
+                status = message["status"]
+                out = _protective(list(message.get("headers", ())))
+                out.append(header)
+                message["headers"] = out
             await send(message)
 
-        headers = list(scope["headers"])
+        HTTP_IN_FLIGHT.inc()
+        try:
+            await self._guarded(scope, receive, send_out, headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            HTTP_IN_FLIGHT.dec()
+            route = scope.get("path_template") or UNMATCHED
+            method = scope["method"]
+            observe_request(method, route, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "method": method,
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+            request_id.reset(token)
+
+    async def _guarded(self, scope: HTTPScope, receive: Receive, send: Send, headers: Any) -> None:
+        """The input limits, then the app."""
         if len(headers) > MAX_HEADER_COUNT or (
             sum(len(n) + len(v) for n, v in headers) > MAX_HEADER_BYTES
         ):
             await _answer_problem(
-                send_with_headers,
+                send,
                 scope,
                 431,
                 "Request Header Fields Too Large",
@@ -291,7 +289,7 @@ class HygieneMiddleware:
                 body = b"".join(cast("Any", m).get("body", b"") for m in received)
                 if json_too_deep(body):
                     await _answer_problem(
-                        send_with_headers,
+                        send,
                         scope,
                         400,
                         "Bad Request",
@@ -299,7 +297,7 @@ class HygieneMiddleware:
                     )
                     return
             receive = _replay(received, receive)
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send)
 
     def _declared_too_large(self, headers: list[tuple[bytes, bytes]]) -> bool:
         """A body its Content-Length says is too large is left for the app to refuse (413)

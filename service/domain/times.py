@@ -19,22 +19,24 @@ from datetime import UTC, datetime, timedelta
 
 from service.errors import InvalidInput
 
-__all__ = ["CLOCK_SKEW", "allow_clock_skew", "check_claimed"]
+__all__ = ["CLOCK_SKEW", "allow_clock_skew", "check_claimed", "clock_skew"]
 
 #: How far ahead of the registry's clock a caller's may run, unless configured otherwise.
 CLOCK_SKEW = timedelta(minutes=5)
 
-_skew: ContextVar[timedelta] = ContextVar("clock_skew", default=CLOCK_SKEW)
+#: Set per request by the service's outer layer (``service.middleware``), directly: a
+#: context manager there cost a generator on every request.
+clock_skew: ContextVar[timedelta] = ContextVar("clock_skew", default=CLOCK_SKEW)
 
 
 @contextmanager
 def allow_clock_skew(skew: timedelta) -> Iterator[None]:
     """Judge claimed times with ``skew`` for the work done inside the block."""
-    token = _skew.set(skew)
+    token = clock_skew.set(skew)
     try:
         yield
     finally:
-        _skew.reset(token)
+        clock_skew.reset(token)
 
 
 def check_claimed(
@@ -47,7 +49,7 @@ def check_claimed(
 ) -> datetime:
     """``at`` if it is not in the future (beyond the skew) nor before ``follows``."""
     now = now or datetime.now(UTC)
-    skew = _skew.get()
+    skew = clock_skew.get()
     if at > now + skew:
         raise InvalidInput(
             f"{key} is in the future: {at.isoformat()} is after now ({now.isoformat()})"
