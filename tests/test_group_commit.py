@@ -18,10 +18,9 @@ import httpx
 
 from service.domain import intake
 from service.domain.group_commit import GroupCommit, Lease
-from service.metrics import REGISTRY
 from service.schemas.webhooks import ModelUpdated, decode_message
 from tests.conftest import PlatformFixture
-from tests.helpers.webhooks import deliver, event, hosted, new_secret
+from tests.helpers.webhooks import batch_counts, deliver, event, hosted_models
 
 
 async def _hosted(
@@ -32,17 +31,9 @@ async def _hosted(
     count: int,
 ) -> tuple[str, list[str]]:
     """A signing secret for the platform, and ``count`` models it hosts."""
-    secret = await new_secret(client, admin, platform.slug)
     names = [f"{prefix}{i}" for i in range(count)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    secret = await hosted_models(client, admin, platform.slug, names)
     return secret, names
-
-
-def _batches() -> tuple[float, float]:
-    count = REGISTRY.get_sample_value("registry_webhook_batch_size_count") or 0.0
-    total = REGISTRY.get_sample_value("registry_webhook_batch_size_sum") or 0.0
-    return count, total
 
 
 async def test_concurrent_updates_share_transactions_and_each_is_recorded_once(
@@ -58,7 +49,7 @@ async def test_concurrent_updates_share_transactions_and_each_is_recorded_once(
         event("model.updated", {"model": names[n % len(names)], "revision": f"r{n}"})
         for n in range(48)
     ]
-    count_before, total_before = _batches()
+    count_before, total_before = batch_counts()
     responses = await asyncio.gather(
         *(
             deliver(client, platform.slug, secret, body, msg_id=msg_id)
@@ -66,7 +57,7 @@ async def test_concurrent_updates_share_transactions_and_each_is_recorded_once(
         )
     )
     assert [r.status_code for r in responses] == [202] * 48, [r.text for r in responses]
-    count_after, total_after = _batches()
+    count_after, total_after = batch_counts()
     # Some deliveries went in batches of more than one: fewer transactions than deliveries.
     assert total_after - total_before >= 2
     assert count_after - count_before < total_after - total_before

@@ -21,16 +21,9 @@ import msgspec
 import pytest
 
 from service.app import create_app
-from service.metrics import REGISTRY
 from service.settings import Settings
 from tests.conftest import PlatformFixture
-from tests.helpers.webhooks import deliver, event, hosted, new_secret
-
-
-def _batches() -> tuple[float, float]:
-    count = REGISTRY.get_sample_value("registry_webhook_batch_size_count") or 0.0
-    total = REGISTRY.get_sample_value("registry_webhook_batch_size_sum") or 0.0
-    return count, total
+from tests.helpers.webhooks import batch_counts, deliver, event, hosted, hosted_models, new_secret
 
 
 def _counts(pairs: list[tuple[str, int]]) -> bytes:
@@ -74,21 +67,19 @@ async def test_concurrent_download_batches_share_transactions(
     platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    secret = await new_secret(client, admin, platform.slug)
     names = [f"org-{uniq}/d{i:02d}" for i in range(40)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    secret = await hosted_models(client, admin, platform.slug, names)
     # Twenty deliveries of two counts each, every hosting once, named out of order.
     plan = [
         (f"dl-{uniq}-{n}", [(names[2 * n + 1], 1000 + n), (names[2 * n], 2000 + n)])
         for n in range(20)
     ]
-    count_before, total_before = _batches()
+    count_before, total_before = batch_counts()
     responses = await asyncio.gather(
         *(deliver(client, platform.slug, secret, _counts(p), msg_id=i) for i, p in plan)
     )
     assert [r.status_code for r in responses] == [202] * 20, [r.text for r in responses]
-    count_after, total_after = _batches()
+    count_after, total_after = batch_counts()
     assert total_after - total_before == 20
     assert count_after - count_before < 20  # some batches took more than one
 
@@ -176,10 +167,10 @@ async def test_a_batched_event_states_the_record_as_it_is_served(
         event("model.removed", {"model": model}),
     ]
     for body in steps:
-        before, _ = _batches()
+        before, _ = batch_counts()
         r = await deliver(client, platform.slug, secret, body)
         assert r.status_code == 202, r.text
-        assert _batches()[0] == before + 1  # it went through a batch
+        assert batch_counts()[0] == before + 1  # it went through a batch
         [seq] = r.json()["events"]
         payload = await conn.fetchval("SELECT payload FROM events WHERE seq = $1", seq)
         state = payload["state"]

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import PlatformFixture
-from tests.helpers.webhooks import deliver, event, hosted, new_secret
+from tests.helpers.webhooks import deliver, event, hosted_models
 
 REFUSE_AT_COMMIT = """
 CREATE FUNCTION refuse_poisoned_revision_{tag}() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -44,10 +44,8 @@ async def test_a_batch_whose_commit_fails_acknowledges_only_what_is_committed(
     platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    secret = await new_secret(client, admin, platform.slug)
     names = [f"org-{uniq}/d{i}" for i in range(8)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    secret = await hosted_models(client, admin, platform.slug, names)
     await conn.execute(REFUSE_AT_COMMIT.format(tag=uniq))
     try:
         for attempt in range(3):  # the poisoned delivery at a different place each time

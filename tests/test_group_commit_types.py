@@ -20,16 +20,9 @@ import msgspec
 import pytest
 
 from service.app import create_app
-from service.metrics import REGISTRY
 from service.settings import Settings
 from tests.conftest import PlatformFixture
-from tests.helpers.webhooks import deliver, event, hosted, new_secret
-
-
-def _batches() -> tuple[float, float]:
-    count = REGISTRY.get_sample_value("registry_webhook_batch_size_count") or 0.0
-    total = REGISTRY.get_sample_value("registry_webhook_batch_size_sum") or 0.0
-    return count, total
+from tests.helpers.webhooks import batch_counts, deliver, event, hosted, hosted_models, new_secret
 
 
 def _status_change(kind: str, model: str, n: int) -> bytes:
@@ -65,14 +58,12 @@ async def test_concurrent_hosted_removed_and_restricted_share_transactions(
     platform: PlatformFixture,
     uniq: str,
 ) -> None:
-    secret = await new_secret(client, admin, platform.slug)
     names = [f"org-{uniq}/t{i}" for i in range(30)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
+    secret = await hosted_models(client, admin, platform.slug, names)
     kinds = ["model.removed", "model.restricted", "model.hosted"]
     # Each hosting once, so that every delivery may join a batch.
     plan = [(kinds[n % 3], names[n], f"t-{uniq}-{n}") for n in range(30)]
-    count_before, total_before = _batches()
+    count_before, total_before = batch_counts()
     responses = await asyncio.gather(
         *(
             deliver(client, platform.slug, secret, _status_change(kind, name, n), msg_id=msg_id)
@@ -80,7 +71,7 @@ async def test_concurrent_hosted_removed_and_restricted_share_transactions(
         )
     )
     assert [r.status_code for r in responses] == [202] * 30, [r.text for r in responses]
-    count_after, total_after = _batches()
+    count_after, total_after = batch_counts()
     # All thirty went through batches, some of more than one: fewer transactions.
     assert total_after - total_before == 30
     assert count_after - count_before < 30
@@ -174,11 +165,9 @@ async def test_a_batched_revision_change_gives_the_model_its_new_purl(
         f"/v1/platforms/{platform.slug}", json={"purl_type": "huggingface"}, headers=admin
     )
     assert r.status_code == 200, r.text
-    secret = await new_secret(client, admin, platform.slug)
     names = [f"Org-{uniq}/m{i}" for i in range(20)]
-    for name in names:
-        assert (await deliver(client, platform.slug, secret, hosted(name))).status_code == 202
-    count_before, _ = _batches()
+    secret = await hosted_models(client, admin, platform.slug, names)
+    count_before, _ = batch_counts()
     responses = await asyncio.gather(
         *(
             deliver(
@@ -191,7 +180,7 @@ async def test_a_batched_revision_change_gives_the_model_its_new_purl(
         )
     )
     assert [r.status_code for r in responses] == [202] * 20, [r.text for r in responses]
-    count_after, _ = _batches()
+    count_after, _ = batch_counts()
     assert count_after - count_before < 20  # some shared a transaction
     for n, name in enumerate(names):
         r = await client.get(

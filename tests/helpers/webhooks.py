@@ -14,6 +14,8 @@ import httpx
 import msgspec
 from standardwebhooks import Webhook
 
+from service.metrics import REGISTRY
+
 _json = msgspec.json.Encoder()
 
 
@@ -97,3 +99,21 @@ def signed_delivery(secret: str, model: str) -> tuple[bytes, dict[str, str]]:
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": Webhook(secret).sign(msg_id, now, body.decode()),
     }
+
+
+async def hosted_models(
+    client: httpx.AsyncClient, admin: dict[str, str], slug: str, names: list[str]
+) -> str:
+    """A new signing secret for platform ``slug``, and each of ``names`` hosted there by a
+    signed ``model.hosted`` delivery; returns the secret."""
+    secret = await new_secret(client, admin, slug)
+    for name in names:
+        assert (await deliver(client, slug, secret, hosted(name))).status_code == 202
+    return secret
+
+
+def batch_counts() -> tuple[float, float]:
+    """Group commit's batches so far, and the deliveries they carried (from its metric)."""
+    count = REGISTRY.get_sample_value("registry_webhook_batch_size_count") or 0.0
+    total = REGISTRY.get_sample_value("registry_webhook_batch_size_sum") or 0.0
+    return count, total
