@@ -123,11 +123,11 @@ async def get_model(
         if then is None:
             raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
         return then
-    row = await q.select_model(conn, model_id=model_id, name=name)
+    # The model and its purls in one statement.
+    row = await q.select_model_with_purls(conn, model_id=model_id, name=name, visible_to=visible_to)
     if row is None:
         raise NotFound(f"no model {name or model_id}")
-    [model] = await _with_purls(conn, [msgspec.convert(dict(row), Model)], visible_to=visible_to)
-    return model
+    return msgspec.convert(dict(row), Model)
 
 
 async def list_models(

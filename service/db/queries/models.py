@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from service.db.queries import purls
+
 __all__ = [
     "insert_model",
     "select_ancestors",
@@ -16,6 +18,7 @@ __all__ = [
     "select_descendants_as_of",
     "select_lineage",
     "select_model",
+    "select_model_with_purls",
     "select_models",
     "select_name",
     "update_model",
@@ -39,6 +42,14 @@ RETURNING id
 
 SELECT_ONE = f"""
 SELECT {COLUMNS}
+FROM models m LEFT JOIN models b ON b.id = m.base_model_id
+WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::text IS NULL OR lower(m.name) = lower($2))
+"""
+
+# SELECT_ONE with the model's purls that the platform $3 (or, NULL, anyone) may see: the
+# model and its purls in one round trip, where they took two.
+SELECT_ONE_WITH_PURLS = f"""
+SELECT {COLUMNS}, {purls.OF_MODEL_COLUMN.format(platform="$3")}
 FROM models m LEFT JOIN models b ON b.id = m.base_model_id
 WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::text IS NULL OR lower(m.name) = lower($2))
 """
@@ -160,6 +171,20 @@ async def select_model(
     if model_id is None and name is None:
         raise ValueError("select_model needs an id or a name")
     return await conn.fetchrow(SELECT_ONE, model_id, name)
+
+
+async def select_model_with_purls(
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID | None = None,
+    name: str | None = None,
+    visible_to: UUID | None,
+) -> asyncpg.Record | None:
+    """``select_model`` with a ``purls`` column: those of the hostings ``visible_to`` (a
+    platform, or None for anyone) may see, distinct and sorted."""
+    if model_id is None and name is None:
+        raise ValueError("select_model needs an id or a name")
+    return await conn.fetchrow(SELECT_ONE_WITH_PURLS, model_id, name, visible_to)
 
 
 async def select_models(
