@@ -241,12 +241,15 @@ async def get_lineage(
     here (a model re-parented away since is not found)."""
     if as_of is not None:
         return await _lineage_as_of(conn, model_id=model_id, as_of=as_of)
-    model = await get_model(conn, model_id=model_id, visible_to=visible_to)
-    # Both directions in one statement.
+    # The model, its purls and both directions in one statement.
+    row = await q.select_model_with_lineage(conn, model_id=model_id, visible_to=visible_to)
+    if row is None:
+        raise NotFound(f"no model {model_id}")
+    fields = dict(row)
     nodes: dict[str, list[LineageNode]] = {"ancestor": [], "descendant": []}
-    for r in await q.select_lineage(conn, model_id=model_id):
-        found = dict(r)
+    for found in fields.pop("lineage"):
         nodes[found.pop("relation")].append(msgspec.convert(found, LineageNode))
+    model = msgspec.convert(fields, Model)
     return Lineage(model=model, ancestors=nodes["ancestor"], descendants=nodes["descendant"])
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "select_descendants_as_of",
     "select_lineage",
     "select_model",
+    "select_model_with_lineage",
     "select_model_with_purls",
     "select_models",
     "select_name",
@@ -101,9 +102,8 @@ FROM down JOIN models m ON m.id = down.id
 ORDER BY down.depth, m.id
 """
 
-# ANCESTORS and DESCENDANTS in one statement, each row with its ``relation``: ancestors
-# nearest first, then descendants by depth and id.
-LINEAGE = """
+# ANCESTORS and DESCENDANTS in one walk: ``up`` and ``down`` from the model $1.
+_LINEAGE_WALK = """
 WITH RECURSIVE up (id, depth) AS (
   SELECT base_model_id, 1 FROM models WHERE id = $1 AND base_model_id IS NOT NULL
   UNION ALL
@@ -117,12 +117,37 @@ WITH RECURSIVE up (id, depth) AS (
   FROM down JOIN models m ON m.base_model_id = down.id
   WHERE down.depth < 64
 )
+"""
+
+# The walk's rows, each with its ``relation``: ancestors nearest first, then descendants by
+# depth and id.
+LINEAGE = f"""{_LINEAGE_WALK}
 SELECT relation, m.id, m.name, r.depth, m.base_model_id, m.derivation
 FROM (SELECT 'ancestor' AS relation, id, depth FROM up
       UNION ALL
       SELECT 'descendant', id, depth FROM down) r
 JOIN models m ON m.id = r.id
 ORDER BY r.relation, r.depth, m.id
+"""
+
+# SELECT_ONE_WITH_PURLS (by id) with the model's LINEAGE as a ``lineage`` column: a JSON
+# array of its rows in the same order. The model page's model, purls and lineage in one
+# round trip, where they took two.
+SELECT_WITH_LINEAGE = f"""
+SELECT {COLUMNS}, {purls.OF_MODEL_COLUMN.format(platform="$2")},
+(
+  {_LINEAGE_WALK}
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'relation', r.relation, 'id', n.id, 'name', n.name, 'depth', r.depth,
+           'base_model_id', n.base_model_id, 'derivation', n.derivation)
+         ORDER BY r.relation, r.depth, n.id), '[]')
+  FROM (SELECT 'ancestor' AS relation, id, depth FROM up
+        UNION ALL
+        SELECT 'descendant', id, depth FROM down) r
+  JOIN models n ON n.id = r.id
+) AS lineage
+FROM models m LEFT JOIN models b ON b.id = m.base_model_id
+WHERE m.id = $1
 """
 
 # Today's descendants of $1 (as DESCENDANTS finds them), each once, in its state as the
@@ -261,6 +286,14 @@ async def select_ancestors_as_of(
 async def select_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
     """The model's ancestors and descendants, each row with its ``relation``."""
     return list(await conn.fetch(LINEAGE, model_id))
+
+
+async def select_model_with_lineage(
+    conn: asyncpg.Connection, *, model_id: UUID, visible_to: UUID | None
+) -> asyncpg.Record | None:
+    """``select_model_with_purls`` with a ``lineage`` column: the rows of ``select_lineage``
+    as a list of dicts, in its order."""
+    return await conn.fetchrow(SELECT_WITH_LINEAGE, model_id, visible_to)
 
 
 async def select_descendants_as_of(
