@@ -109,7 +109,7 @@ _FILTERS = """
 # The page is chosen first by id alone, then read whole: the per-incident subqueries in
 # COLUMNS run for the page's rows only, not for every row the sort has to look at.
 _SELECT_MANY = f"""
-SELECT {COLUMNS}, false AS inherited{{state}}
+SELECT {{columns}}, false AS inherited{{state}}
 FROM incidents i
 WHERE i.id IN (SELECT i.id FROM incidents i WHERE {_FILTERS} ORDER BY {{order}} LIMIT $10)
 ORDER BY {{order}}
@@ -131,7 +131,7 @@ WITH RECURSIVE up (id, depth) AS (
 ), lineage (id) AS (
   SELECT $13::uuid UNION SELECT id FROM up UNION SELECT id FROM down
 )
-SELECT {COLUMNS},
+SELECT {{columns}},
        NOT EXISTS (SELECT 1 FROM incident_models d
                    WHERE d.incident_id = i.id AND d.model_id = $13) AS inherited{{state}}
 FROM incidents i
@@ -165,6 +165,10 @@ SORTS: dict[str, tuple[str | None, str, bool]] = {
 }
 
 
+# A point-in-time list reads the incident's record as it is for what the ledger does not
+# carry (the reporter, see ``reporters.REPORTER_FIELDS``) and takes the rest from its state.
+_AS_OF_COLUMNS = "i.id, i.reporter_principal_id, i.reporter_platform_id"
+
 # Each listed incident's state as the ledger recorded it at {p} (NULL: none by then): a
 # point-in-time list in the list's own statement, where the list and the states took two.
 _STATE = """,
@@ -179,9 +183,12 @@ def _ordered(
 ) -> str:
     """The query in one of ``SORTS``, its keyset following the order; ``backwards`` reads the
     page before the cursor (in reverse: the caller turns it round); with ``as_of_param``,
-    each row's ``state`` recorded at that moment."""
-    state = "" if as_of_param is None else _STATE.format(p=as_of_param)
-    sql = sql.replace("{state}", state)
+    each row's ``state`` recorded at that moment beside the columns the state lacks."""
+    if as_of_param is None:
+        sql = sql.replace("{columns}", COLUMNS).replace("{state}", "")
+    else:
+        sql = sql.replace("{columns}", _AS_OF_COLUMNS)
+        sql = sql.replace("{state}", _STATE.format(p=as_of_param))
     key, bound, ascending = SORTS[sort]
     forwards = ascending != backwards
     cmp, direction = (">", "ASC") if forwards else ("<", "DESC")
