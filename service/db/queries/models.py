@@ -14,7 +14,6 @@ __all__ = [
     "insert_model",
     "select_ancestors",
     "select_descendants",
-    "select_lineage",
     "select_lineage_as_of",
     "select_model",
     "select_model_with_lineage",
@@ -118,20 +117,10 @@ WITH RECURSIVE up (id, depth) AS (
 )
 """
 
-# The walk's rows, each with its ``relation``: ancestors nearest first, then descendants by
-# depth and id.
-LINEAGE = f"""{_LINEAGE_WALK}
-SELECT relation, m.id, m.name, r.depth, m.base_model_id, m.derivation
-FROM (SELECT 'ancestor' AS relation, id, depth FROM up
-      UNION ALL
-      SELECT 'descendant', id, depth FROM down) r
-JOIN models m ON m.id = r.id
-ORDER BY r.relation, r.depth, m.id
-"""
-
-# SELECT_ONE_WITH_PURLS (by id) with the model's LINEAGE as a ``lineage`` column: a JSON
-# array of its rows in the same order. The model page's model, purls and lineage in one
-# round trip, where they took two.
+# SELECT_ONE_WITH_PURLS (by id) with the model's lineage as a ``lineage`` column: a JSON
+# array of the walk's rows, each with its ``relation``, ancestors nearest first, then
+# descendants by depth and id. The model, its purls and its lineage in one round trip,
+# where they took two.
 SELECT_WITH_LINEAGE = f"""
 SELECT {COLUMNS}, {purls.OF_MODEL_COLUMN.format(platform="$2")},
 (
@@ -281,16 +270,11 @@ SELECT (SELECT state FROM self) AS state,
 """
 
 
-async def select_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
-    """The model's ancestors and descendants, each row with its ``relation``."""
-    return list(await conn.fetch(LINEAGE, model_id))
-
-
 async def select_model_with_lineage(
     conn: asyncpg.Connection, *, model_id: UUID, visible_to: UUID | None
 ) -> asyncpg.Record | None:
-    """``select_model_with_purls`` with a ``lineage`` column: the rows of ``select_lineage``
-    as a list of dicts, in its order."""
+    """``select_model_with_purls`` with a ``lineage`` column: the ancestors and descendants,
+    each a dict with its ``relation`` (see SELECT_WITH_LINEAGE)."""
     return await conn.fetchrow(SELECT_WITH_LINEAGE, model_id, visible_to)
 
 
