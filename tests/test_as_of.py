@@ -3,8 +3,9 @@ each change."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -12,6 +13,8 @@ import pytest
 
 from service.domain.as_of import state_as_of
 from service.domain.console_sessions import open_session
+from service.domain.incident_lists import list_incidents
+from service.domain.incidents import Scope
 from service.schemas.models import Model
 from tests.conftest import PlatformFixture, make_key, make_platform, register_model
 from tests.helpers.notices import admin_headers, confirm_target, decide, host
@@ -312,3 +315,81 @@ async def test_decision_as_of_shows_the_targets_and_confirmations_of_the_day(
     assert (await at(moments["confirmed"], bystander.headers)).status_code == 404
     r = await client.get(path, params={"as_of": "yesterday"}, headers=admin)
     assert r.status_code == 400
+
+
+async def test_incident_lists_as_of_show_each_incident_as_it_stood_in_every_order(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    admin: dict[str, str],
+    platform: PlatformFixture,
+    uniq: str,
+) -> None:
+    """A list as of a moment (the model page's, the triage queue's orders, either direction)
+    shows each incident in its state then, with its reporter and lineage flag, and leaves
+    out those reported later."""
+    base = await register_model(client, admin, f"org-{uniq}/listed-base")
+    model = await register_model(
+        client, admin, f"org-{uniq}/listed", base_model=base["name"], derivation="fine_tune"
+    )
+    body = {"category": "privacy", "severity": "high", "serious": True}
+    body["serious_kind"] = "death_or_serious_harm"
+    r = await client.post(
+        "/v1/incidents",
+        json={**body, "title": f"then {uniq}", "models": [base["name"]]},
+        headers=platform.headers,
+    )
+    assert r.status_code == 201, r.text
+    incident = r.json()
+    moment = await conn.fetchval("SELECT clock_timestamp()")
+    r = await client.post(
+        f"/v1/incidents/{incident['id']}/transitions", json={"to": "triaged"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/v1/incidents",
+        json={**body, "title": f"later {uniq}", "models": [model["name"]]},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+
+    now = datetime.now(UTC)
+    # Read backwards, the page before a cursor past every incident in that order.
+    past: dict[str, tuple[UUID, int | None]] = {
+        "oldest": (UUID(int=2**128 - 1), None),
+        "newest": (UUID(int=0), None),
+        "deadline": (UUID(int=2**128 - 1), None),  # no deadline: after every deadline
+        "severity": (UUID(int=2**128 - 1), 5),  # after "low"
+    }
+    for model_id in (None, UUID(str(model["id"]))):
+        for sort in ("oldest", "newest", "deadline", "severity"):
+            for backwards in (False, True):
+                after, key = past[sort] if backwards else (None, None)
+                listed = await list_incidents(
+                    conn,
+                    scope=Scope(),
+                    now=now,
+                    model_id=model_id,
+                    text=uniq,
+                    sort=sort,
+                    sort_key=key,
+                    after=after,
+                    backwards=backwards,
+                    limit=10,
+                    as_of=moment,
+                )
+                assert [(i.title, i.status) for i in listed] == [(f"then {uniq}", "received")], (
+                    model_id,
+                    sort,
+                    backwards,
+                )
+                [then] = listed
+                assert then.reporter_platform_id == UUID(platform.id)
+                assert then.inherited is (model_id is not None)
+    # Today the same list shows both, the first triaged.
+    listed = await list_incidents(
+        conn, scope=Scope(), now=now, model_id=UUID(str(model["id"])), text=uniq, limit=10
+    )
+    assert [(i.title, i.status) for i in listed] == [
+        (f"then {uniq}", "triaged"),
+        (f"later {uniq}", "received"),
+    ]

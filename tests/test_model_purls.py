@@ -165,6 +165,9 @@ async def test_lookup_by_purl_with_and_without_version(
     )
     assert r.status_code == 200, r.text
     assert await _lookup(client, auditor, base) == []
+    # Nor does the model record name it: the purls are those of its hostings not removed.
+    model = await _model(client, auditor, hosting["model_id"])
+    assert model["purls"] == [], model["purls"]
 
 
 @pytest.mark.parametrize(

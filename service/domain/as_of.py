@@ -23,7 +23,7 @@ from service.db.queries import ledger_tree as q
 from service.errors import InvalidInput
 from service.schemas.hostings import Hosting
 
-__all__ = ["state_as_of", "states_as_of"]
+__all__ = ["check_moment", "from_state", "state_as_of", "states_as_of"]
 
 R = TypeVar("R", bound=msgspec.Struct)
 
@@ -40,14 +40,13 @@ async def state_as_of(
     """The subject as a ``record`` in its state recorded at ``as_of``, or ``None`` if it did
     not exist yet. ``kept_apart``: fields the ledger does not carry (an incident's reporter),
     which never change, taken from the record as it is."""
-    if as_of.tzinfo is None:
-        raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
+    check_moment(as_of)
     state = await q.select_state_as_of(
         conn, subject_type=subject_type, subject_id=subject_id, as_of=as_of
     )
     if state is None:
         return None
-    return _convert({**(kept_apart or {}), **state}, record)
+    return from_state(state, record, kept_apart=kept_apart)
 
 
 async def states_as_of(
@@ -62,8 +61,7 @@ async def states_as_of(
     """Several subjects at once, each in its state recorded at ``as_of``; those that did not
     exist yet are left out. One query for a whole page of a listing. ``kept_apart`` as for
     ``state_as_of``, per subject."""
-    if as_of.tzinfo is None:
-        raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
+    check_moment(as_of)
     if not subject_ids:
         return {}
     states = await q.select_states_as_of(
@@ -71,12 +69,24 @@ async def states_as_of(
     )
     apart = kept_apart or {}
     return {
-        subject: _convert({**apart.get(subject, {}), **state}, record)
+        subject: from_state(state, record, kept_apart=apart.get(subject))
         for subject, state in states.items()
     }
 
 
-def _convert(state: dict[str, Any], record: type[R]) -> R:
+def check_moment(as_of: datetime) -> None:
+    """``InvalidInput`` unless ``as_of`` names its time zone."""
+    if as_of.tzinfo is None:
+        raise InvalidInput("as_of must carry a time zone offset (RFC 3339)", key="as_of")
+
+
+def from_state(
+    state: dict[str, Any], record: type[R], *, kept_apart: dict[str, Any] | None = None
+) -> R:
+    """A recorded ``state`` as a ``record`` (for a caller whose own statement read the state
+    with its list); ``kept_apart`` as for ``state_as_of``."""
+    if kept_apart:
+        state = {**kept_apart, **state}
     if record is Hosting and "name" not in state:
         # Recorded before hostings had names of their own: the name was the model's.
         state = {**state, "name": state.get("model")}

@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import hostings as q
-from service.domain.as_of import state_as_of, states_as_of
+from service.domain.as_of import check_moment, from_state, state_as_of
 from service.domain.decommission_targets import flag_hosted
 from service.domain.ledger import NewEvent, diff, record_event, record_events, to_state
 from service.domain.models import resolve_model_id
@@ -265,6 +265,22 @@ async def list_hostings(
     scope = await platform_scope(conn, slug=platform, visible_to=visible_to)
     if scope.empty:
         return []
+    if as_of is not None:
+        # The page and each one's state then in one statement.
+        check_moment(as_of)
+        states = await q.select_hostings_as_of(
+            conn,
+            platform_id=scope.platform_id,
+            model_id=model_id,
+            status=status,
+            licence=licence,
+            min_downloads=min_downloads,
+            missing=missing,
+            after=after,
+            limit=limit,
+            as_of=as_of,
+        )
+        return [from_state(state, Hosting) for state in states]
     rows = await q.select_hostings(
         conn,
         platform_id=scope.platform_id,
@@ -276,12 +292,6 @@ async def list_hostings(
         after=after,
         limit=limit,
     )
-    if as_of is not None:
-        ids = [row["id"] for row in rows]
-        then = await states_as_of(
-            conn, subject_type="hosting", subject_ids=ids, as_of=as_of, record=Hosting
-        )
-        return [then[i] for i in ids if i in then]
     return [msgspec.convert(dict(row), Hosting) for row in rows]
 
 

@@ -14,7 +14,7 @@ import asyncpg
 
 from service.db.queries import incident_aliases as alias_q
 from service.db.queries import incidents as q
-from service.domain.as_of import states_as_of
+from service.domain.as_of import check_moment, from_state
 from service.domain.incident_aliases import parse_alias
 from service.domain.incidents import Scope, get_incident, reporter_fields, to_incident, to_view
 from service.errors import NotFound
@@ -62,6 +62,8 @@ async def list_incidents(
     ``sort`` orders the triage queue (see ``QueueSort``); its keyset is ``(sort_key, after)``
     with ``sort_key`` from ``queue_key`` of the last item shown. ``backwards`` reads the page
     before that item instead, still in the queue's order."""
+    if as_of is not None:
+        check_moment(as_of)
     rows = await q.select_incidents(
         conn,
         status=status,
@@ -82,28 +84,21 @@ async def list_incidents(
         sort=sort,
         sort_key=sort_key,
         backwards=backwards,
+        as_of=as_of,
     )
     if backwards:
         rows.reverse()
     if as_of is not None:
-        ids = [row["id"] for row in rows]
-        then = await states_as_of(
-            conn,
-            subject_type="incident",
-            subject_ids=ids,
-            as_of=as_of,
-            record=Incident,
-            kept_apart={row["id"]: reporter_fields(row) for row in rows},
-        )
+        # Each row carries its state then, read in the list's own statement.
         return [
             to_view(
-                then[row["id"]],
+                from_state(row["state"], Incident, kept_apart=reporter_fields(row)),
                 now=as_of,
                 inherited=row["inherited"],
                 redact_reporter=scope.redact_reporter,
             )
             for row in rows
-            if row["id"] in then
+            if isinstance(row["state"], dict)
         ]
     return [
         to_view(

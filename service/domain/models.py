@@ -14,7 +14,7 @@ import asyncpg
 import msgspec
 
 from service.db.queries import models as q
-from service.domain.as_of import state_as_of
+from service.domain.as_of import check_moment, state_as_of
 from service.domain.ledger import diff, record_event, to_state
 from service.domain.purls import purls_of_models
 from service.errors import Conflict, InvalidInput, NotFound
@@ -123,11 +123,11 @@ async def get_model(
         if then is None:
             raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
         return then
-    row = await q.select_model(conn, model_id=model_id, name=name)
+    # The model and its purls in one statement.
+    row = await q.select_model_with_purls(conn, model_id=model_id, name=name, visible_to=visible_to)
     if row is None:
         raise NotFound(f"no model {name or model_id}")
-    [model] = await _with_purls(conn, [msgspec.convert(dict(row), Model)], visible_to=visible_to)
-    return model
+    return msgspec.convert(dict(row), Model)
 
 
 async def list_models(
@@ -241,12 +241,15 @@ async def get_lineage(
     here (a model re-parented away since is not found)."""
     if as_of is not None:
         return await _lineage_as_of(conn, model_id=model_id, as_of=as_of)
-    model = await get_model(conn, model_id=model_id, visible_to=visible_to)
-    # Both directions in one statement.
+    # The model, its purls and both directions in one statement.
+    row = await q.select_model_with_lineage(conn, model_id=model_id, visible_to=visible_to)
+    if row is None:
+        raise NotFound(f"no model {model_id}")
+    fields = dict(row)
     nodes: dict[str, list[LineageNode]] = {"ancestor": [], "descendant": []}
-    for r in await q.select_lineage(conn, model_id=model_id):
-        found = dict(r)
+    for found in fields.pop("lineage"):
         nodes[found.pop("relation")].append(msgspec.convert(found, LineageNode))
+    model = msgspec.convert(fields, Model)
     return Lineage(model=model, ancestors=nodes["ancestor"], descendants=nodes["descendant"])
 
 
@@ -254,31 +257,22 @@ _MAX_DEPTH = 64
 
 
 async def _lineage_as_of(conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime) -> Lineage:
-    model = await get_model(conn, model_id=model_id, as_of=as_of)
+    check_moment(as_of)
+    # The model then, its ancestors then (the whole chain) and today's descendants in their
+    # states then: one statement, where the model and each direction took one each.
+    state, chain, found = await q.select_lineage_as_of(
+        conn, model_id=model_id, as_of=as_of, depth=_MAX_DEPTH
+    )
+    if state is None:
+        raise NotFound(f"no model {model_id} was recorded at {as_of.isoformat()}")
+    model = msgspec.convert(state, Model)
     ancestors: list[LineageNode] = []
     seen = {model.id}
-    if model.base_model_id is not None:
-        # One statement walks the whole chain, where a read per level took one round
-        # trip per ancestor.
-        chain = await q.select_ancestors_as_of(
-            conn,
-            base_model_id=model.base_model_id,
-            model_id=model.id,
-            as_of=as_of,
-            depth=_MAX_DEPTH,
-        )
-        for depth, state in enumerate(chain, start=1):
-            then = msgspec.convert(state, Model)
-            ancestors.append(_node(then, depth=depth))
-            seen.add(then.id)
-    # Today's descendants and their states then, in one statement.
-    states = {
-        then.id: then
-        for then in (
-            msgspec.convert(state, Model)
-            for state in await q.select_descendants_as_of(conn, model_id=model_id, as_of=as_of)
-        )
-    }
+    for depth, ancestor in enumerate(chain, start=1):
+        then = msgspec.convert(ancestor, Model)
+        ancestors.append(_node(then, depth=depth))
+        seen.add(then.id)
+    states = {then.id: then for then in (msgspec.convert(d, Model) for d in found)}
     descendants: list[LineageNode] = []
     level, depth = {model_id}, 1
     while level and depth <= _MAX_DEPTH:

@@ -301,6 +301,13 @@ async def test_the_model_page_as_of_shows_every_section_as_it_stood(
     assert f"acme/late-{uniq}" in await tab.page.inner_text("#lineage")
     assert f"later {uniq}" in await tab.page.inner_text("#decisions")
     assert "red team audit" in await tab.page.inner_text("main")
+    # The timeline names the fields each change changed: the hub's count and licence.
+    changed = [
+        set(line.removeprefix("Changed: ").split(", "))
+        for line in (await tab.page.inner_text("#history")).splitlines()
+        if line.startswith("Changed: ")
+    ]
+    assert any({"downloads", "licence"} <= fields for fields in changed), changed
 
     await tab.goto(f"{path}?as_of={quote(moment.isoformat())}")
     hostings = await tab.page.inner_text("#hostings")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -13,6 +14,7 @@ __all__ = [
     "select_hosting",
     "select_hosting_by_external_id",
     "select_hostings",
+    "select_hostings_as_of",
     "select_hostings_of",
     "select_live_hostings_of_models",
     "update_hosting",
@@ -100,9 +102,9 @@ WHERE h.id = $1 AND ($2::uuid IS NULL OR h.platform_id = $2)
 FOR UPDATE OF h
 """
 
-SELECT_MANY = f"""
-SELECT {COLUMNS} {FROM}
-WHERE ($1::uuid IS NULL OR h.platform_id = $1)
+# The filters of a listing, on the hosting's own columns.
+_FILTERS = """
+($1::uuid IS NULL OR h.platform_id = $1)
   AND ($2::uuid IS NULL OR h.model_id = $2)
   AND ($3::text IS NULL OR h.status = $3)
   AND ($4::text IS NULL OR h.licence = $4)
@@ -113,8 +115,31 @@ WHERE ($1::uuid IS NULL OR h.platform_id = $1)
        OR ($6 = 'risk_analysis' AND NOT h.risk_analysis_present)
        OR ($6 = 'use_guidance' AND NOT h.use_guidance_present))
   AND ($7::uuid IS NULL OR h.id > $7)
+"""
+
+SELECT_MANY = f"""
+SELECT {COLUMNS} {FROM}
+WHERE {_FILTERS}
 ORDER BY h.id
 LIMIT $8
+"""
+
+# The hostings SELECT_MANY selects (by today's values), each in its state as the ledger
+# recorded it at $9 (NULL: none recorded by then), in the same order: a point-in-time list
+# in one round trip, where the list and the states took two. A hosting's model and platform
+# are never null and never deleted: the page needs no join to find them.
+SELECT_MANY_AS_OF = f"""
+SELECT h.id, e.state
+FROM (SELECT h.id FROM hostings h WHERE {_FILTERS} ORDER BY h.id LIMIT $8) h
+LEFT JOIN LATERAL (
+  SELECT payload -> 'state' AS state
+  FROM events
+  WHERE subject_id = h.id AND subject_type = 'hosting' AND recorded_at <= $9
+    AND payload ? 'state'
+  ORDER BY seq DESC
+  LIMIT 1
+) e ON true
+ORDER BY h.id
 """
 
 
@@ -240,6 +265,36 @@ async def select_hostings(
             limit,
         )
     )
+
+
+async def select_hostings_as_of(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID | None,
+    model_id: UUID | None,
+    status: str | None,
+    licence: str | None,
+    min_downloads: int | None,
+    missing: str | None,
+    after: UUID | None,
+    limit: int,
+    as_of: datetime,
+) -> list[dict[str, Any]]:
+    """As ``select_hostings`` selects them, the state of each recorded at ``as_of``; those
+    with none are left out."""
+    rows = await conn.fetch(
+        SELECT_MANY_AS_OF,
+        platform_id,
+        model_id,
+        status,
+        licence,
+        min_downloads,
+        missing,
+        after,
+        limit,
+        as_of,
+    )
+    return [r["state"] for r in rows if isinstance(r["state"], dict)]
 
 
 # Found by the hosting's own name (the model's, unless the platform renamed it); lock

@@ -109,7 +109,7 @@ _FILTERS = """
 # The page is chosen first by id alone, then read whole: the per-incident subqueries in
 # COLUMNS run for the page's rows only, not for every row the sort has to look at.
 _SELECT_MANY = f"""
-SELECT {COLUMNS}, false AS inherited
+SELECT {{columns}}, false AS inherited{{state}}
 FROM incidents i
 WHERE i.id IN (SELECT i.id FROM incidents i WHERE {_FILTERS} ORDER BY {{order}} LIMIT $10)
 ORDER BY {{order}}
@@ -131,9 +131,9 @@ WITH RECURSIVE up (id, depth) AS (
 ), lineage (id) AS (
   SELECT $13::uuid UNION SELECT id FROM up UNION SELECT id FROM down
 )
-SELECT {COLUMNS},
+SELECT {{columns}},
        NOT EXISTS (SELECT 1 FROM incident_models d
-                   WHERE d.incident_id = i.id AND d.model_id = $13) AS inherited
+                   WHERE d.incident_id = i.id AND d.model_id = $13) AS inherited{{state}}
 FROM incidents i
 WHERE i.id IN (
   SELECT i.id FROM incidents i
@@ -165,9 +165,30 @@ SORTS: dict[str, tuple[str | None, str, bool]] = {
 }
 
 
-def _ordered(sql: str, *, sort: str, backwards: bool, key_param: str) -> str:
+# A point-in-time list reads the incident's record as it is for what the ledger does not
+# carry (the reporter, see ``reporters.REPORTER_FIELDS``) and takes the rest from its state.
+_AS_OF_COLUMNS = "i.id, i.reporter_principal_id, i.reporter_platform_id"
+
+# Each listed incident's state as the ledger recorded it at {p} (NULL: none by then): a
+# point-in-time list in the list's own statement, where the list and the states took two.
+_STATE = """,
+(SELECT payload -> 'state' FROM events
+ WHERE subject_id = i.id AND subject_type = 'incident' AND recorded_at <= {p}
+   AND payload ? 'state'
+ ORDER BY seq DESC LIMIT 1) AS state"""
+
+
+def _ordered(
+    sql: str, *, sort: str, backwards: bool, key_param: str, as_of_param: str | None
+) -> str:
     """The query in one of ``SORTS``, its keyset following the order; ``backwards`` reads the
-    page before the cursor (in reverse: the caller turns it round)."""
+    page before the cursor (in reverse: the caller turns it round); with ``as_of_param``,
+    each row's ``state`` recorded at that moment beside the columns the state lacks."""
+    if as_of_param is None:
+        sql = sql.replace("{columns}", COLUMNS).replace("{state}", "")
+    else:
+        sql = sql.replace("{columns}", _AS_OF_COLUMNS)
+        sql = sql.replace("{state}", _STATE.format(p=as_of_param))
     key, bound, ascending = SORTS[sort]
     forwards = ascending != backwards
     cmp, direction = (">", "ASC") if forwards else ("<", "DESC")
@@ -180,18 +201,27 @@ def _ordered(sql: str, *, sort: str, backwards: bool, key_param: str) -> str:
 
 
 _KEY_PARAM = {False: "$13", True: "$15"}
-#: Every order and direction, for all incidents and for a model's lineage; built from the
-#: constants above, never from input.
-SELECT_ORDERED: dict[tuple[bool, str, bool], str] = {
-    (by_model, sort, backwards): _ordered(
+
+
+def _as_of_param(*, by_model: bool, sort: str) -> str:
+    """The parameter after the others: twelve, the model's two, the sort key if any."""
+    return f"${12 + 2 * by_model + (SORTS[sort][0] is not None) + 1}"
+
+
+#: Every order and direction, for all incidents and for a model's lineage, now or with each
+#: row's state at a moment; built from the constants above, never from input.
+SELECT_ORDERED: dict[tuple[bool, str, bool, bool], str] = {
+    (by_model, sort, backwards, as_of): _ordered(
         _SELECT_BY_MODEL if by_model else _SELECT_MANY,
         sort=sort,
         backwards=backwards,
         key_param=_KEY_PARAM[by_model],
+        as_of_param=_as_of_param(by_model=by_model, sort=sort) if as_of else None,
     )
     for by_model in (False, True)
     for sort in SORTS
     for backwards in (False, True)
+    for as_of in (False, True)
 }
 
 
@@ -359,9 +389,11 @@ async def select_incidents(
     sort: str | None = None,
     sort_key: object = None,
     backwards: bool = False,
+    as_of: datetime | None = None,
 ) -> list[asyncpg.Record]:
     """Incidents by filter in ``sort`` (one of ``SORTS``; by default oldest or newest first),
-    continuing after (or, ``backwards``, before) the keyset (``sort_key``, ``after``)."""
+    continuing after (or, ``backwards``, before) the keyset (``sort_key``, ``after``); with
+    ``as_of``, each row has its ``state`` recorded then (None if none)."""
     order = sort or ("newest" if newest_first else "oldest")
     args: list[object] = [
         status,
@@ -377,13 +409,15 @@ async def select_incidents(
         now,
         text,
     ]
-    keyed = SORTS[order][0] is not None
-    if model_id is None:
-        sql = SELECT_ORDERED[False, order, backwards]
-        return list(await conn.fetch(sql, *args, *([sort_key] if keyed else [])))
-    sql = SELECT_ORDERED[True, order, backwards]
-    extra = [model_id, include_lineage, *([sort_key] if keyed else [])]
-    return list(await conn.fetch(sql, *args, *extra))
+    by_model = model_id is not None
+    if by_model:
+        args += [model_id, include_lineage]
+    if SORTS[order][0] is not None:
+        args.append(sort_key)
+    if as_of is not None:
+        args.append(as_of)
+    sql = SELECT_ORDERED[by_model, order, backwards, as_of is not None]
+    return list(await conn.fetch(sql, *args))
 
 
 async def select_duplicate_candidates(

@@ -8,14 +8,16 @@ from uuid import UUID
 
 import asyncpg
 
+from service.db.queries import purls
+
 __all__ = [
     "insert_model",
     "select_ancestors",
-    "select_ancestors_as_of",
     "select_descendants",
-    "select_descendants_as_of",
-    "select_lineage",
+    "select_lineage_as_of",
     "select_model",
+    "select_model_with_lineage",
+    "select_model_with_purls",
     "select_models",
     "select_name",
     "update_model",
@@ -39,6 +41,14 @@ RETURNING id
 
 SELECT_ONE = f"""
 SELECT {COLUMNS}
+FROM models m LEFT JOIN models b ON b.id = m.base_model_id
+WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::text IS NULL OR lower(m.name) = lower($2))
+"""
+
+# SELECT_ONE with the model's purls that the platform $3 (or, NULL, anyone) may see: the
+# model and its purls in one round trip, where they took two.
+SELECT_ONE_WITH_PURLS = f"""
+SELECT {COLUMNS}, {purls.OF_MODEL_COLUMN.format(platform="$3")}
 FROM models m LEFT JOIN models b ON b.id = m.base_model_id
 WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::text IS NULL OR lower(m.name) = lower($2))
 """
@@ -90,9 +100,8 @@ FROM down JOIN models m ON m.id = down.id
 ORDER BY down.depth, m.id
 """
 
-# ANCESTORS and DESCENDANTS in one statement, each row with its ``relation``: ancestors
-# nearest first, then descendants by depth and id.
-LINEAGE = """
+# ANCESTORS and DESCENDANTS in one walk: ``up`` and ``down`` from the model $1.
+_LINEAGE_WALK = """
 WITH RECURSIVE up (id, depth) AS (
   SELECT base_model_id, 1 FROM models WHERE id = $1 AND base_model_id IS NOT NULL
   UNION ALL
@@ -106,34 +115,27 @@ WITH RECURSIVE up (id, depth) AS (
   FROM down JOIN models m ON m.base_model_id = down.id
   WHERE down.depth < 64
 )
-SELECT relation, m.id, m.name, r.depth, m.base_model_id, m.derivation
-FROM (SELECT 'ancestor' AS relation, id, depth FROM up
-      UNION ALL
-      SELECT 'descendant', id, depth FROM down) r
-JOIN models m ON m.id = r.id
-ORDER BY r.relation, r.depth, m.id
 """
 
-# Today's descendants of $1 (as DESCENDANTS finds them), each once, in its state as the
-# ledger recorded it at $2 (its newest event with a state recorded by then); those with no
-# state then are left out. One statement where the walk and the states took two.
-DESCENDANTS_AS_OF = """
-WITH RECURSIVE down (id, depth) AS (
-  SELECT id, 1 FROM models WHERE base_model_id = $1
-  UNION ALL
-  SELECT m.id, down.depth + 1
-  FROM down JOIN models m ON m.base_model_id = down.id
-  WHERE down.depth < 64
-)
-SELECT e.state
-FROM (SELECT DISTINCT id FROM down) d
-CROSS JOIN LATERAL (
-  SELECT payload -> 'state' AS state
-  FROM events
-  WHERE subject_id = d.id AND subject_type = 'model' AND recorded_at <= $2 AND payload ? 'state'
-  ORDER BY seq DESC
-  LIMIT 1
-) AS e
+# SELECT_ONE_WITH_PURLS (by id) with the model's lineage as a ``lineage`` column: a JSON
+# array of the walk's rows, each with its ``relation``, ancestors nearest first, then
+# descendants by depth and id. The model, its purls and its lineage in one round trip,
+# where they took two.
+SELECT_WITH_LINEAGE = f"""
+SELECT {COLUMNS}, {purls.OF_MODEL_COLUMN.format(platform="$2")},
+(
+  {_LINEAGE_WALK}
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'relation', r.relation, 'id', n.id, 'name', n.name, 'depth', r.depth,
+           'base_model_id', n.base_model_id, 'derivation', n.derivation)
+         ORDER BY r.relation, r.depth, n.id), '[]')
+  FROM (SELECT 'ancestor' AS relation, id, depth FROM up
+        UNION ALL
+        SELECT 'descendant', id, depth FROM down) r
+  JOIN models n ON n.id = r.id
+) AS lineage
+FROM models m LEFT JOIN models b ON b.id = m.base_model_id
+WHERE m.id = $1
 """
 
 
@@ -160,6 +162,20 @@ async def select_model(
     if model_id is None and name is None:
         raise ValueError("select_model needs an id or a name")
     return await conn.fetchrow(SELECT_ONE, model_id, name)
+
+
+async def select_model_with_purls(
+    conn: asyncpg.Connection,
+    *,
+    model_id: UUID | None = None,
+    name: str | None = None,
+    visible_to: UUID | None,
+) -> asyncpg.Record | None:
+    """``select_model`` with a ``purls`` column: those of the hostings ``visible_to`` (a
+    platform, or None for anyone) may see, distinct and sorted."""
+    if model_id is None and name is None:
+        raise ValueError("select_model needs an id or a name")
+    return await conn.fetchrow(SELECT_ONE_WITH_PURLS, model_id, name, visible_to)
 
 
 async def select_models(
@@ -199,51 +215,82 @@ async def select_ancestors(conn: asyncpg.Connection, *, model_id: UUID) -> list[
     return list(await conn.fetch(ANCESTORS, model_id))
 
 
-# The model's ancestors as the ledger recorded them at $3: from $1 (the model's base then),
-# each one's state then (its newest event with a state recorded by $3) and through its base
-# then, until a model with no base, one that did not exist yet, one already met (a cycle,
-# or the model $2 itself), or depth $4. One statement for the whole chain.
-ANCESTORS_AS_OF = """
-WITH RECURSIVE up (id, state, depth, seen) AS (
-  SELECT $1::uuid, s.state, 1, ARRAY[$2::uuid, $1::uuid]
-  FROM (SELECT (SELECT payload -> 'state' FROM events
-                WHERE subject_id = $1 AND subject_type = 'model' AND recorded_at <= $3
-                  AND payload ? 'state'
-                ORDER BY seq DESC LIMIT 1) AS state) s
-  WHERE $1::uuid <> $2::uuid
+# The model $1 as the ledger recorded it at $2 (its newest event with a state recorded by
+# then: ``state``, NULL if none), and its lineage then, in one statement where the model,
+# its ancestors and its descendants took three:
+# - ``ancestors``: from the model's base then, each one's state then and through its base
+#   then, until a model with no base, one that did not exist yet, one already met (a
+#   cycle, or the model itself), or depth $3; nearest first;
+# - ``descendants``: today's descendants of $1 (as DESCENDANTS finds them), each once, in
+#   its state then; those with no state then are left out.
+LINEAGE_AS_OF = """
+WITH RECURSIVE self (state) AS (
+  SELECT (SELECT payload -> 'state' FROM events
+          WHERE subject_id = $1 AND subject_type = 'model' AND recorded_at <= $2
+            AND payload ? 'state'
+          ORDER BY seq DESC LIMIT 1)
+), up (id, state, depth, seen) AS (
+  SELECT b.id,
+         (SELECT payload -> 'state' FROM events
+          WHERE subject_id = b.id AND subject_type = 'model' AND recorded_at <= $2
+            AND payload ? 'state'
+          ORDER BY seq DESC LIMIT 1),
+         1, ARRAY[$1::uuid, b.id]
+  FROM self CROSS JOIN LATERAL (SELECT (self.state ->> 'base_model_id')::uuid AS id) b
+  WHERE jsonb_typeof(self.state) = 'object' AND b.id IS NOT NULL AND b.id <> $1::uuid
   UNION ALL
   SELECT b.id,
          (SELECT payload -> 'state' FROM events
-          WHERE subject_id = b.id AND subject_type = 'model' AND recorded_at <= $3
+          WHERE subject_id = b.id AND subject_type = 'model' AND recorded_at <= $2
             AND payload ? 'state'
           ORDER BY seq DESC LIMIT 1),
          up.depth + 1, up.seen || b.id
   FROM up CROSS JOIN LATERAL (SELECT (up.state ->> 'base_model_id')::uuid AS id) b
-  WHERE up.state IS NOT NULL AND b.id IS NOT NULL AND b.id <> ALL (up.seen) AND up.depth < $4
+  WHERE up.state IS NOT NULL AND b.id IS NOT NULL AND b.id <> ALL (up.seen) AND up.depth < $3
+), down (id, depth) AS (
+  SELECT id, 1 FROM models WHERE base_model_id = $1
+  UNION ALL
+  SELECT m.id, down.depth + 1
+  FROM down JOIN models m ON m.base_model_id = down.id
+  WHERE down.depth < 64
 )
-SELECT state FROM up WHERE state IS NOT NULL ORDER BY depth
+SELECT (SELECT state FROM self) AS state,
+       (SELECT coalesce(jsonb_agg(state ORDER BY depth), '[]') FROM up
+        WHERE state IS NOT NULL) AS ancestors,
+       (SELECT coalesce(jsonb_agg(e.state), '[]')
+        FROM (SELECT DISTINCT id FROM down) d
+        CROSS JOIN LATERAL (
+          SELECT payload -> 'state' AS state
+          FROM events
+          WHERE subject_id = d.id AND subject_type = 'model' AND recorded_at <= $2
+            AND payload ? 'state'
+          ORDER BY seq DESC
+          LIMIT 1
+        ) AS e) AS descendants
 """
 
 
-async def select_ancestors_as_of(
-    conn: asyncpg.Connection, *, base_model_id: UUID, model_id: UUID, as_of: datetime, depth: int
-) -> list[dict[str, Any]]:
-    """The states, nearest first, of the ancestors as recorded at ``as_of`` (see above)."""
-    rows = await conn.fetch(ANCESTORS_AS_OF, base_model_id, model_id, as_of, depth)
-    return [r["state"] for r in rows if isinstance(r["state"], dict)]
+async def select_model_with_lineage(
+    conn: asyncpg.Connection, *, model_id: UUID, visible_to: UUID | None
+) -> asyncpg.Record | None:
+    """``select_model_with_purls`` with a ``lineage`` column: the ancestors and descendants,
+    each a dict with its ``relation`` (see SELECT_WITH_LINEAGE)."""
+    return await conn.fetchrow(SELECT_WITH_LINEAGE, model_id, visible_to)
 
 
-async def select_lineage(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:
-    """The model's ancestors and descendants, each row with its ``relation``."""
-    return list(await conn.fetch(LINEAGE, model_id))
-
-
-async def select_descendants_as_of(
-    conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime
-) -> list[dict[str, Any]]:
-    """Today's descendants of the model, each in its state recorded at ``as_of``."""
-    rows = await conn.fetch(DESCENDANTS_AS_OF, model_id, as_of)
-    return [r["state"] for r in rows if isinstance(r["state"], dict)]
+async def select_lineage_as_of(
+    conn: asyncpg.Connection, *, model_id: UUID, as_of: datetime, depth: int
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The model's state recorded at ``as_of`` (None if none), the states of its ancestors
+    then (nearest first) and of today's descendants then (see LINEAGE_AS_OF)."""
+    row = await conn.fetchrow(LINEAGE_AS_OF, model_id, as_of, depth)
+    assert row is not None  # noqa: S101 - a SELECT without FROM always yields a row
+    state = row["state"] if isinstance(row["state"], dict) else None
+    return (
+        state,
+        [a for a in row["ancestors"] if isinstance(a, dict)],
+        [d for d in row["descendants"] if isinstance(d, dict)],
+    )
 
 
 async def select_descendants(conn: asyncpg.Connection, *, model_id: UUID) -> list[asyncpg.Record]:

@@ -29,6 +29,15 @@ FROM unnest($1::uuid[], $2::text[]) AS v(id, purl)
 WHERE h.id = v.id AND h.purl IS DISTINCT FROM v.purl
 """
 
+# One model's purls (of ``m.id``), as SELECT_OF_MODELS lists them, as a column of another
+# statement: ``{platform}`` is that statement's parameter for the platform (or NULL).
+OF_MODEL_COLUMN = """
+coalesce((SELECT array_agg(DISTINCT h.purl COLLATE "C" ORDER BY h.purl COLLATE "C")
+          FROM hostings h
+          WHERE h.model_id = m.id AND h.status <> 'removed' AND h.purl IS NOT NULL
+            AND ({platform}::uuid IS NULL OR h.platform_id = {platform})), '{{}}') AS purls
+"""
+
 # Distinct and in code-point order: the same list whatever the database's collation.
 SELECT_OF_MODELS = """
 SELECT h.model_id, array_agg(DISTINCT h.purl COLLATE "C" ORDER BY h.purl COLLATE "C") AS purls
