@@ -14,12 +14,15 @@ __all__ = [
     "set_purls",
 ]
 
-# What a hosting's purl is built from; one of the two filters is given.
+# What a hosting's purl is built from; one of the two filters is given. A hosting of a
+# platform without a purl type and without a stored purl has none to build or clear, and
+# is left out (a catalogue's new hostings on such a platform: no rows to read back).
 SELECT_INPUTS = """
 SELECT h.id, h.name, h.revision, p.purl_type, h.purl
 FROM hostings h JOIN platforms p ON p.id = h.platform_id
 WHERE ($1::uuid[] IS NULL OR h.id = ANY ($1::uuid[]))
   AND ($2::uuid IS NULL OR h.platform_id = $2)
+  AND (p.purl_type IS NOT NULL OR h.purl IS NOT NULL)
 ORDER BY h.id
 """
 
