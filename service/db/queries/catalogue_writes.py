@@ -167,7 +167,10 @@ WITH h AS (
 
 # A chunk of new hostings, each with its ``hosting.recorded`` event (the sync's link and the
 # hosting's state, as ``to_state`` gives it), in line order: ``(id, model_id)`` of each.
-INSERT_NEW = f"""
+# ``{{on_conflict}}``: as a registration round, first a plain INSERT (about 15% cheaper here
+# than with ON CONFLICT, which checks the four unique indexes of ``hostings`` before each
+# row), then, if another writer added one of the hostings meanwhile, ON CONFLICT DO NOTHING.
+_INSERT_NEW = f"""
 WITH h AS (
   INSERT INTO hostings (model_id, platform_id, {WRITABLE}, name)
   SELECT m.id, $1, s.external_id, s.url, s.revision, s.licence, coalesce(s.gated, false),
@@ -180,7 +183,7 @@ WITH h AS (
   JOIN models m ON lower(m.name) = lower(s.model)
   WHERE w.step = 'new' AND w.line > $2 AND w.line <= $3
   ORDER BY s.line
-  ON CONFLICT DO NOTHING
+  {{on_conflict}}
   {_RETURNING}
 ), recorded AS (
   INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
@@ -196,6 +199,9 @@ WITH h AS (
 )
 SELECT h.id, h.model_id FROM h
 """
+INSERT_NEW_PLAIN = _INSERT_NEW.format(on_conflict="")
+INSERT_NEW = _INSERT_NEW.format(on_conflict="ON CONFLICT DO NOTHING")
+
 
 REMOVE_GONE = f"""
 WITH h AS (
@@ -261,12 +267,14 @@ async def insert_hostings(
     occurred_at: datetime,
     sync_id: UUID,
     delivery_id: str,
+    plain: bool,
     seconds: float,
 ) -> list[asyncpg.Record]:
-    """Insert the new hostings of lines ``after < line <= upto``, each with its event."""
+    """Insert the new hostings of lines ``after < line <= upto``, each with its event;
+    ``plain``: without ON CONFLICT (a hosting added meanwhile is a ``UniqueViolationError``)."""
     return list(
         await conn.fetch(
-            INSERT_NEW,
+            INSERT_NEW_PLAIN if plain else INSERT_NEW,
             platform_id,
             after,
             upto,
