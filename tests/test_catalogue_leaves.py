@@ -101,3 +101,42 @@ async def test_sql_built_events_have_the_service_encoders_leaf_bytes(
         assert canonical_entry(event, LEAF_FORMAT_JCS) == canonical_entry(
             expected, LEAF_FORMAT_JCS
         ), event["kind"]
+
+
+async def test_events_follow_registration_then_line_order(
+    client: httpx.AsyncClient,
+    platform: PlatformFixture,
+    secret: str,
+    conn: asyncpg.Connection,
+    uniq: str,
+) -> None:
+    """Models are registered a round at a time (a base before the models derived from it),
+    each round in name order, and each ``model.registered`` event follows that order; the
+    ``hosting.recorded`` events follow, in line order."""
+    first_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
+    names = [f"acme/order-c-{uniq}", f"acme/order-a-{uniq}", f"acme/order-d-{uniq}"]
+    base = f"acme/order-b-{uniq}"
+    body = ndjson(
+        [
+            line(names[0]),
+            line(names[1], base_model=base, relation="fine_tune"),
+            line(names[2]),
+        ]
+    )
+    r = await push(client, platform.slug, secret, body)
+    assert r.status_code == 200, r.text
+    rows = await ledger_tree.select_events_after(conn, after_seq=first_seq, limit=1000)
+    events = [
+        (row["kind"], row["payload"]["state"]["name"])
+        for row in rows
+        if row["platform_id"] == UUID(platform.id)
+    ]
+    assert events == [
+        # The first round: the models without a new base, and the base, by name.
+        ("model.registered", base),
+        ("model.registered", names[0]),
+        ("model.registered", names[2]),
+        # The second: the model derived from the base.
+        ("model.registered", names[1]),
+        *(("hosting.recorded", name) for name in names),
+    ]

@@ -295,10 +295,10 @@ async def sync(
             errors=[(f"line {r.line}", r.reason) for r in listed],
         )
 
-    registered = await w.register_models(conn, platform_id=platform_id, seconds=seconds)
-    events = await w.record_registered(
+    registered = await w.register_models(
         conn, platform_id=platform_id, occurred_at=at, seconds=seconds
     )
+    events = registered
 
     changed = added = removed = 0
     await q.find_changed(conn, platform_id=platform_id, seconds=seconds)

@@ -20,7 +20,6 @@ from service.db.queries.hostings import _AS_RECORD, _RETURNING, WRITABLE
 
 __all__ = [
     "insert_hostings",
-    "record_registered",
     "register_models",
     "remove_hostings",
     "update_hostings",
@@ -105,14 +104,17 @@ WHERE n.base_model IS NOT NULL
 ON CONFLICT (folded) DO NOTHING
 """
 
-# One round of registration: the new models whose base is known by now (or who have none);
-# a chain of new models takes one round per link. With ``$1`` the rest go in without base.
-# Those registered leave ``catalogue_new_models``, so a later round reads only the rest.
+# One round of registration: the new models whose base is known by now (or who have none),
+# each with its ``model.registered`` event, in name order (``$2`` the platform, ``$3`` the
+# time); a chain of new models takes one round per link. With ``$1`` the rest go in without
+# base. Those registered leave ``catalogue_new_models``, so a later round reads only the
+# rest. A base is a model the statement sees (it takes no base registered by itself), so
+# the event's base name is read from ``models`` as the insert found it.
 # ``{on_conflict}``: a round first runs as a plain INSERT, about a quarter cheaper here than with ON
 # CONFLICT (whose speculative insertion checks the name index twice a row); only a model
 # another writer registered meanwhile makes it fail, and the round then runs again with
 # ON CONFLICT DO NOTHING, which leaves that model to its writer (``register_models``).
-_REGISTER_ROUND = """
+_REGISTER_ROUND = f"""
 WITH ins AS (
   INSERT INTO models (name, base_model_id, derivation)
   SELECT n.name, b.id, CASE WHEN b.id IS NOT NULL THEN coalesce(n.derivation, 'other') END
@@ -120,28 +122,25 @@ WITH ins AS (
   WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = n.folded)
     AND ($1 OR n.base_model IS NULL OR b.id IS NOT NULL)
   ORDER BY n.folded
-  {on_conflict}
-  RETURNING id, lower(name) AS folded
+  {{on_conflict}}
+  RETURNING id, name, provider, modalities, tasks, base_model_id, derivation, weights_openness,
+            code_openness, data_openness, model_card_openness, created_at, updated_at
 ), done AS (
-  DELETE FROM catalogue_new_models n USING ins WHERE n.folded = ins.folded
+  DELETE FROM catalogue_new_models n USING ins WHERE n.folded = lower(ins.name)
+), recorded AS (
+  INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
+                      occurred_at, payload)
+  SELECT 'prevent', 'model.registered', 'model', m.id, m.id, $2, NULL, $3, to_jsonb(payload)
+  FROM ins m LEFT JOIN models b ON b.id = m.base_model_id
+  {MODEL_STATE}
+  CROSS JOIN LATERAL (SELECT state) payload
+  ORDER BY lower(m.name)
 )
-INSERT INTO catalogue_registered (id) SELECT id FROM ins
+SELECT count(*) FROM ins
 """
 REGISTER_ROUND_PLAIN = _REGISTER_ROUND.format(on_conflict="")
 REGISTER_ROUND = _REGISTER_ROUND.format(on_conflict="ON CONFLICT ((lower(name))) DO NOTHING")
 
-
-# The ``model.registered`` event of every model the sync registered, in registration order.
-REGISTERED_EVENTS = f"""
-INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
-                    occurred_at, payload)
-SELECT 'prevent', 'model.registered', 'model', m.id, m.id, $1, NULL, $2, to_jsonb(payload)
-FROM catalogue_registered r JOIN models m ON m.id = r.id
-LEFT JOIN models b ON b.id = m.base_model_id
-{MODEL_STATE}
-CROSS JOIN LATERAL (SELECT state) payload
-ORDER BY r.n
-"""
 
 # A chunk of changed hostings takes its lines' values, worked out again from the hostings
 # as locked; one that would not change after all is left alone.
@@ -217,39 +216,42 @@ WITH h AS (
 """
 
 
-async def register_models(conn: asyncpg.Connection, *, platform_id: UUID, seconds: float) -> int:
-    """Register every model (and base) the catalogue needs and the registry does not know;
-    returns how many. Their ids are numbered in ``catalogue_registered``."""
+async def register_models(
+    conn: asyncpg.Connection,
+    *,
+    platform_id: UUID,
+    occurred_at: datetime,
+    seconds: float,
+) -> int:
+    """Register every model (and base) the catalogue needs and the registry does not know,
+    each with its ``model.registered`` event; returns how many."""
     await conn.execute(NEW_MODELS, platform_id, timeout=seconds)
     await conn.execute(NEW_BASES, timeout=seconds)
+    args = (platform_id, occurred_at, seconds)
     total = 0
     while True:
-        added = await _register_round(conn, last=False, seconds=seconds)
+        added = await _register_round(conn, False, *args)
         total += added
         if added == 0:
             break
-    return total + await _register_round(conn, last=True, seconds=seconds)
+    return total + await _register_round(conn, True, *args)
 
 
-async def _register_round(conn: asyncpg.Connection, *, last: bool, seconds: float) -> int:
+async def _register_round(
+    conn: asyncpg.Connection, last: bool, platform_id: UUID, at: datetime, seconds: float
+) -> int:
     """One round, as a plain INSERT in a savepoint; again with ON CONFLICT DO NOTHING if a
     model of the same name was registered by another transaction since the round read.
     A sync takes a few savepoints (one per round), far below the 64 subtransactions a
     backend can keep before every snapshot in the cluster gets slower."""
     try:
         async with conn.transaction():
-            status = await conn.execute(REGISTER_ROUND_PLAIN, last, timeout=seconds)
+            added = await conn.fetchval(
+                REGISTER_ROUND_PLAIN, last, platform_id, at, timeout=seconds
+            )
     except asyncpg.UniqueViolationError:
-        status = await conn.execute(REGISTER_ROUND, last, timeout=seconds)
-    return int(status.split()[-1])
-
-
-async def record_registered(
-    conn: asyncpg.Connection, *, platform_id: UUID, occurred_at: datetime, seconds: float
-) -> int:
-    """Append the ``model.registered`` events of the models registered; returns how many."""
-    status = await conn.execute(REGISTERED_EVENTS, platform_id, occurred_at, timeout=seconds)
-    return int(status.split()[-1])
+        added = await conn.fetchval(REGISTER_ROUND, last, platform_id, at, timeout=seconds)
+    return int(added)
 
 
 async def update_hostings(
