@@ -107,8 +107,7 @@ ON CONFLICT (folded) DO NOTHING
 # One round of registration: the new models whose base is known by now (or who have none),
 # each with its ``model.registered`` event, in name order (``$2`` the platform, ``$3`` the
 # time); a chain of new models takes one round per link. With ``$1`` the rest go in without
-# base. Those registered leave ``catalogue_new_models``, so a later round reads only the
-# rest. A base is a model the statement sees (it takes no base registered by itself), so
+# base. A base is a model the statement sees (it takes no base registered by itself), so
 # the event's base name is read from ``models`` as the insert found it.
 # ``{on_conflict}``: a round first runs as a plain INSERT, about a quarter cheaper here than with ON
 # CONFLICT (whose speculative insertion checks the name index twice a row); only a model
@@ -125,8 +124,6 @@ WITH ins AS (
   {{on_conflict}}
   RETURNING id, name, provider, modalities, tasks, base_model_id, derivation, weights_openness,
             code_openness, data_openness, model_card_openness, created_at, updated_at
-), done AS (
-  DELETE FROM catalogue_new_models n USING ins WHERE n.folded = lower(ins.name)
 ), recorded AS (
   INSERT INTO events (stage, kind, subject_type, subject_id, model_id, platform_id, actor_id,
                       occurred_at, payload)
@@ -140,6 +137,14 @@ SELECT count(*) FROM ins
 """
 REGISTER_ROUND_PLAIN = _REGISTER_ROUND.format(on_conflict="")
 REGISTER_ROUND = _REGISTER_ROUND.format(on_conflict="ON CONFLICT ((lower(name))) DO NOTHING")
+
+# Before another round, the models registered leave ``catalogue_new_models``, so that the
+# round reads only the rest. (A catalogue without a chain of new models needs one round,
+# and then not this.)
+PRUNE_REGISTERED = """
+DELETE FROM catalogue_new_models n
+WHERE EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = n.folded)
+"""
 
 
 # A chunk of changed hostings takes its lines' values, worked out again from the hostings
@@ -225,16 +230,22 @@ async def register_models(
 ) -> int:
     """Register every model (and base) the catalogue needs and the registry does not know,
     each with its ``model.registered`` event; returns how many."""
-    await conn.execute(NEW_MODELS, platform_id, timeout=seconds)
-    await conn.execute(NEW_BASES, timeout=seconds)
+    wanted = _count(await conn.execute(NEW_MODELS, platform_id, timeout=seconds))
+    wanted += _count(await conn.execute(NEW_BASES, timeout=seconds))
     args = (platform_id, occurred_at, seconds)
-    total = 0
-    while True:
-        added = await _register_round(conn, False, *args)
+    total, last = 0, False
+    while True:  # rounds while they register some, then one with ``last``
+        added = await _register_round(conn, last, *args)
         total += added
-        if added == 0:
-            break
-    return total + await _register_round(conn, True, *args)
+        if last or total == wanted:
+            return total
+        await conn.execute(PRUNE_REGISTERED, timeout=seconds)
+        last = added == 0
+
+
+def _count(status: str) -> int:
+    """The rows a statement's status (``INSERT 0 5``) says it wrote."""
+    return int(status.split()[-1])
 
 
 async def _register_round(
