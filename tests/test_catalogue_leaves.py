@@ -116,7 +116,7 @@ async def test_events_follow_registration_then_line_order(
     in line order."""
     first_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
     a, b, c, d, e, x, y = (f"acme/order-{letter}-{uniq}" for letter in "abcdexy")
-    lines = [
+    lines: list[dict[str, Any] | str] = [
         line(c),
         line(a, base_model=b, relation="fine_tune"),
         line(d),
