@@ -26,13 +26,20 @@ __all__ = [
 ]
 
 
-def _timestamp(column: str) -> str:
-    """A ``timestamptz`` column as JSON text, as msgspec encodes the datetime."""
-    return (
+def _timestamp(column: str, *, usually: str | None = None) -> str:
+    """A ``timestamptz`` column as JSON text, as msgspec encodes the datetime. ``usually``:
+    the value the column has in most rows, constant within the statement (``now()``, a
+    parameter), formatted once for the statement rather than once a row."""
+    formatted = (
         f"CASE WHEN {column} IS NULL THEN NULL "
         f"WHEN extract(microseconds FROM {column})::bigint % 1000000 = 0 "
         f"""THEN to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
         f"""ELSE to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+    )
+    if usually is None:
+        return formatted
+    return (
+        f"CASE WHEN {column} = {usually} THEN (SELECT {_timestamp(usually)}) ELSE {formatted} END"
     )
 
 
@@ -48,8 +55,8 @@ CROSS JOIN LATERAL (SELECT m.weights_openness AS weights, m.code_openness AS cod
                            m.data_openness AS data, m.model_card_openness AS model_card) o
 CROSS JOIN LATERAL (
   SELECT m.id, m.name, m.provider, m.modalities, m.tasks, m.base_model_id, b.name AS base_model,
-         m.derivation, o AS openness, {_timestamp("m.created_at")} AS created_at,
-         {_timestamp("m.updated_at")} AS updated_at) state"""
+         m.derivation, o AS openness, {_timestamp("m.created_at", usually="now()")} AS created_at,
+         {_timestamp("m.updated_at", usually="now()")} AS updated_at) state"""
 
 # A hosting's state (``Hosting``): ``h`` the hosting, ``m`` its model, ``{platform}`` its
 # platform's slug (a query of the statement's one platform, run once, rather than a join).
@@ -67,13 +74,14 @@ CROSS JOIN LATERAL (
          {created_at} AS created_at, {updated_at} AS updated_at) state"""
 
 
-def hosting_state(platform: str) -> str:
-    """The laterals of a hosting's state, its platform's slug given by ``platform``."""
+def hosting_state(platform: str, downloads_at: str) -> str:
+    """The laterals of a hosting's state, its platform's slug given by ``platform``, and
+    ``downloads_at`` the time most of the hostings were counted."""
     return _HOSTING_STATE.format(
         platform=platform,
-        downloads_at=_timestamp("h.downloads_at"),
-        created_at=_timestamp("h.created_at"),
-        updated_at=_timestamp("h.updated_at"),
+        downloads_at=_timestamp("h.downloads_at", usually=downloads_at),
+        created_at=_timestamp("h.created_at", usually="now()"),
+        updated_at=_timestamp("h.updated_at", usually="now()"),
     )
 
 
@@ -196,7 +204,7 @@ WITH h AS (
          to_jsonb(payload)
   FROM h JOIN catalogue_lines s ON s.model = h.name AND s.line > $2 AND s.line <= $3
   JOIN models m ON m.id = h.model_id
-  {hosting_state("(SELECT p.slug FROM platforms p WHERE p.id = $1)")}
+  {hosting_state("(SELECT p.slug FROM platforms p WHERE p.id = $1)", "$4::timestamptz")}
   CROSS JOIN LATERAL (SELECT $5::uuid AS id, $6::text AS delivery_id) link
   CROSS JOIN LATERAL (SELECT link AS catalogue, state) payload
   ORDER BY s.line
