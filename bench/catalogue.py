@@ -11,7 +11,11 @@ average is noted before and after each phase (other work on the machine moves ev
 figure), and after the first sync the time until the sealer has sealed every event of it is
 measured. Then ``psql``'s ``\\copy`` (from the embedded server's
 package) loads the same rows into ``hostings`` for a second platform: the rate the syncs
-are compared with.
+are compared with. Last, the first sync's write set (its models, its hostings and their
+ledger events, exported with COPY TO once it was sealed) is loaded with ``\\copy`` into a
+freshly migrated database holding the same platforms, in one transaction: the least any
+sync must pay on this server to write what a first sync writes (a model, a hosting and two
+events a line), reported beside the others as its ratio to COPY's rate.
 
     .venv/bin/python -m bench.catalogue                     # 1,000,000 hostings
     .venv/bin/python -m bench.catalogue --hostings 100000   # a quicker run
@@ -243,19 +247,109 @@ async def _copy_rows(url: str, run: str, csv_path: Path) -> None:
         await conn.close()
 
 
-def _psql_copy(url: str, csv_path: Path) -> float:
+def _psql(url: str, *commands: str) -> float:
+    """Seconds ``psql`` takes to run ``commands``, in one transaction."""
     parts = urlsplit(url)
-    command = (
-        "\\copy hostings (model_id, platform_id, url, revision, licence, downloads, "
-        f"downloads_at, model_card_present, name) FROM '{csv_path}' CSV"
-    )
+    args = [arg for command in commands for arg in ("-c", command)]
     started = time.perf_counter()
     subprocess.run(  # noqa: S603 - PostgreSQL's own client
-        [pg_bin("psql"), "-v", "ON_ERROR_STOP=1", "-q", "-d", url, "-c", command],
+        [pg_bin("psql"), "-v", "ON_ERROR_STOP=1", "-q", "-1", "-d", url, *args],
         check=True,
         env={"PGPASSWORD": parts.password or ""},
     )
     return time.perf_counter() - started
+
+
+def _psql_copy(url: str, csv_path: Path) -> float:
+    return _psql(
+        url,
+        "\\copy hostings (model_id, platform_id, url, revision, licence, downloads, "
+        f"downloads_at, model_card_present, name) FROM '{csv_path}' CSV",
+    )
+
+
+#: What a first sync writes, table by table in the order they load (a model before its
+#: hostings and events), with the columns it gives: the events' sequence numbers and
+#: recording times are the database's, as for the sync.
+_WRITE_SET = {
+    "models": (
+        "id, name, provider, modalities, tasks, base_model_id, derivation, weights_openness, "
+        "code_openness, data_openness, model_card_openness, created_at, updated_at"
+    ),
+    "hostings": (
+        "id, model_id, platform_id, external_id, url, revision, licence, gated, disabled, "
+        "status, downloads, downloads_at, model_card_present, model_card_url, "
+        "safety_testing_present, safety_testing_url, risk_analysis_present, "
+        "risk_analysis_url, use_guidance_present, use_guidance_url, created_at, updated_at, "
+        "name, purl"
+    ),
+    "events": (
+        "stage, kind, subject_type, subject_id, model_id, platform_id, actor_id, occurred_at, "
+        "payload"
+    ),
+}
+_PLATFORMS = "id, slug, name, kind, created_at, updated_at, purl_type"
+
+
+# The write set as the first sync wrote it, each table in its order of insertion.
+_EXPORT = {
+    "platforms": "SELECT id, slug, name, kind, created_at, updated_at, purl_type FROM platforms",
+    "models": """
+SELECT id, name, provider, modalities, tasks, base_model_id, derivation, weights_openness,
+       code_openness, data_openness, model_card_openness, created_at, updated_at
+FROM models WHERE name LIKE $1 ORDER BY id""",
+    "hostings": """
+SELECT id, model_id, platform_id, external_id, url, revision, licence, gated, disabled, status,
+       downloads, downloads_at, model_card_present, model_card_url, safety_testing_present,
+       safety_testing_url, risk_analysis_present, risk_analysis_url, use_guidance_present,
+       use_guidance_url, created_at, updated_at, name, purl
+FROM hostings WHERE platform_id = $1 ORDER BY id""",
+    "events": """
+SELECT stage, kind, subject_type, subject_id, model_id, platform_id, actor_id, occurred_at,
+       payload
+FROM events WHERE seq > $1 ORDER BY seq""",
+}
+
+
+async def _export_write_set(
+    url: str, run: str, after_seq: int, tmp: Path
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """The first sync's models, hostings and events (those after ``after_seq``), each in
+    the order it wrote them, and the platforms they refer to, as CSV files; with the number
+    of rows of each of the first three."""
+    conn = await asyncpg.connect(url)
+    try:
+        platform_id = await conn.fetchval("SELECT id FROM platforms WHERE slug = $1", SLUG)
+        queries = {
+            "platforms": (_EXPORT["platforms"], ()),
+            "models": (_EXPORT["models"], (f"cat{run}/%",)),
+            "hostings": (_EXPORT["hostings"], (platform_id,)),
+            "events": (_EXPORT["events"], (after_seq,)),
+        }
+        paths, rows = {}, {}
+        for table, (query, args) in queries.items():
+            paths[table] = tmp / f"write-set-{table}.csv"
+            with paths[table].open("wb") as f:
+                status = await conn.copy_from_query(query, *args, output=f, format="csv")
+            if table in _WRITE_SET:
+                rows[table] = int(status.split()[-1])
+        return paths, rows
+    finally:
+        await conn.close()
+
+
+def _write_set_copy(admin_url: str, paths: dict[str, Path]) -> float:
+    """Seconds ``\\copy`` takes to load the write set into a freshly migrated database
+    holding its platforms, in one transaction."""
+    with fresh_database(admin_url, "bench_catalogue_floor") as url:
+        _psql(url, f"\\copy platforms ({_PLATFORMS}) FROM '{paths['platforms']}' CSV")
+        return _psql(
+            url,
+            *(
+                f"\\copy {table} ({columns}) FROM '{paths[table]}' CSV"
+                for table, columns in _WRITE_SET.items()
+            ),
+        )
 
 
 def _load() -> list[float]:
@@ -276,7 +370,15 @@ def _phase(sampler: _Sampler, run: Callable[[], dict[str, Any]]) -> dict[str, An
     }
 
 
-def measure(url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
+async def _last_seq(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
+    finally:
+        await conn.close()
+
+
+def measure(url: str, admin_url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
     run = secrets.token_hex(3)
     secret = asyncio.run(_setup(url))
     tmp = Path(tempfile.mkdtemp(prefix="rr-bench-catalogue-"))
@@ -288,10 +390,12 @@ def measure(url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
         sampler = _Sampler(proc.pid)
         results["rss_idle_mib"] = round(sampler.peak / 1024, 1)
         print(f"first sync of {hostings} hostings", flush=True)
+        before_first = asyncio.run(_last_seq(url))
         results["first"] = _phase(sampler, lambda: _sync(base, secret, first_path))
         sealing = time.perf_counter()
         results["sealed_seconds_after_first"] = asyncio.run(_sealed_after(url, sealing, seal_limit))
         results["rss_peak_mib_sealing"] = sampler.end_phase()
+        write_set, write_set_rows = asyncio.run(_export_write_set(url, run, before_first, tmp))
         print("second, identical sync", flush=True)
         results["second"] = _phase(sampler, lambda: _sync(base, secret, first_path))
         print("sync with 1% changed", flush=True)
@@ -309,11 +413,20 @@ def measure(url: str, *, hostings: int, seal_limit: float) -> dict[str, Any]:
         "load_before": load_before,
         "load_after": _load(),
     }
-    for phase in ("first", "second", "one_percent"):
+    print("PostgreSQL's COPY of the first sync's write set", flush=True)
+    load_before = _load()
+    floor_seconds = _write_set_copy(admin_url, write_set)
+    results["write_set_copy"] = {
+        "seconds": round(floor_seconds, 2),
+        "rows": write_set_rows,
+        "load_before": load_before,
+        "load_after": _load(),
+    }
+    for phase in ("first", "second", "one_percent", "write_set_copy"):
         rate = hostings / results[phase]["seconds"]
         results[phase]["rows_per_second"] = round(rate)
         results[phase]["ratio_to_copy"] = round(rate / copy_rate, 3)
-    for path in (first_path, changed_path, csv_path):
+    for path in (first_path, changed_path, csv_path, *write_set.values()):
         path.unlink()
     tmp.rmdir()
     return results
@@ -325,7 +438,7 @@ def main() -> None:
     parser.add_argument("--seal-limit", type=float, default=1800.0)
     args = parser.parse_args()
     with pg_server() as admin_url, fresh_database(admin_url, "bench_catalogue") as url:
-        results = measure(url, hostings=args.hostings, seal_limit=args.seal_limit)
+        results = measure(url, admin_url, hostings=args.hostings, seal_limit=args.seal_limit)
     for phase in ("first", "second", "one_percent"):
         f = results[phase]
         print(
@@ -337,6 +450,12 @@ def main() -> None:
     print(
         f"COPY         {c['seconds']:8.2f} s  {c['rows_per_second']:8} rows/s  "
         f"load {c['load_before'][0]} -> {c['load_after'][0]}"
+    )
+    w = results["write_set_copy"]
+    print(
+        f"write-set COPY {w['seconds']:6.2f} s  ratio to COPY {w['ratio_to_copy']:.3f}  "
+        f"({', '.join(f'{n} {t}' for t, n in w['rows'].items())})  "
+        f"load {w['load_before'][0]} -> {w['load_after'][0]}"
     )
     print(
         f"service RSS {results['rss_idle_mib']} -> {results['rss_peak_mib']} MiB; "

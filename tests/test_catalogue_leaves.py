@@ -101,3 +101,52 @@ async def test_sql_built_events_have_the_service_encoders_leaf_bytes(
         assert canonical_entry(event, LEAF_FORMAT_JCS) == canonical_entry(
             expected, LEAF_FORMAT_JCS
         ), event["kind"]
+
+
+async def test_events_follow_registration_then_line_order(
+    client: httpx.AsyncClient,
+    platform: PlatformFixture,
+    secret: str,
+    conn: asyncpg.Connection,
+    uniq: str,
+) -> None:
+    """Models are registered a round at a time (a base before the models derived from it;
+    a cycle of new bases, last, without them), each round in name order, and each
+    ``model.registered`` event follows that order; the ``hosting.recorded`` events follow,
+    in line order."""
+    first_seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
+    a, b, c, d, e, x, y = (f"acme/order-{letter}-{uniq}" for letter in "abcdexy")
+    lines: list[dict[str, Any] | str] = [
+        line(c),
+        line(a, base_model=b, relation="fine_tune"),
+        line(d),
+        line(e, base_model=a, relation="adapter"),
+        line(x, base_model=y, relation="merge"),
+        line(y, base_model=x, relation="merge"),
+    ]
+    r = await push(client, platform.slug, secret, ndjson(lines))
+    assert r.status_code == 200, r.text
+    assert (r.json()["registered"], r.json()["added"]) == (7, 6), r.json()
+    rows = await ledger_tree.select_events_after(conn, after_seq=first_seq, limit=1000)
+    events = [
+        (row["kind"], row["payload"]["state"]["name"], row["payload"]["state"].get("base_model"))
+        for row in rows
+        if row["platform_id"] == UUID(platform.id)
+    ]
+    assert events == [
+        # The first round: the models without a new base, and the new base, by name; then
+        # a round for each link of the chain; then the cycle, without bases.
+        ("model.registered", b, None),
+        ("model.registered", c, None),
+        ("model.registered", d, None),
+        ("model.registered", a, b),
+        ("model.registered", e, a),
+        ("model.registered", x, None),
+        ("model.registered", y, None),
+        ("hosting.recorded", c, None),
+        ("hosting.recorded", a, None),
+        ("hosting.recorded", d, None),
+        ("hosting.recorded", e, None),
+        ("hosting.recorded", x, None),
+        ("hosting.recorded", y, None),
+    ]

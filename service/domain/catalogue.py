@@ -214,6 +214,37 @@ def _hosting_event(
     )
 
 
+async def _add_new(
+    conn: asyncpg.Connection, catalogue: Catalogue, *, sync_id: UUID, plain: bool, seconds: float
+) -> int:
+    """Add the new hostings, each with its event; how many. ``plain``: the statements run
+    without ON CONFLICT, in a savepoint the caller takes (one for all the chunks, so that a
+    catalogue of any size takes one subtransaction); if another writer added one of the
+    hostings meanwhile, the caller rolls it back and runs this again with ON CONFLICT DO
+    NOTHING, which leaves that hosting to its writer."""
+    added = 0
+    for lo, hi in await _chunks(conn, "new", seconds, NEW_CHUNK):
+        fresh = [
+            (r["id"], r["model_id"])
+            for r in await w.insert_hostings(
+                conn,
+                platform_id=catalogue.platform_id,
+                after=lo,
+                upto=hi,
+                occurred_at=catalogue.occurred_at,
+                sync_id=sync_id,
+                delivery_id=catalogue.delivery_id,
+                plain=plain,
+                seconds=seconds,
+            )
+        ]
+        await refresh_purls(conn, hosting_ids=[hosting_id for hosting_id, _ in fresh])
+        added += len(fresh)
+        if fresh:
+            await flag_hosted(conn, hostings=fresh, actor_id=None)
+    return added
+
+
 def _hostings(rows: list[asyncpg.Record]) -> list[Hosting]:
     return [msgspec.convert(dict(r), Hosting) for r in rows]
 
@@ -264,10 +295,10 @@ async def sync(
             errors=[(f"line {r.line}", r.reason) for r in listed],
         )
 
-    registered = await w.register_models(conn, platform_id=platform_id, seconds=seconds)
-    events = await w.record_registered(
+    registered = await w.register_models(
         conn, platform_id=platform_id, occurred_at=at, seconds=seconds
     )
+    events = registered
 
     changed = added = removed = 0
     await q.find_changed(conn, platform_id=platform_id, seconds=seconds)
@@ -301,25 +332,12 @@ async def sync(
         if rehosted:
             await flag_hosted(conn, hostings=rehosted, actor_id=None)
 
-    for lo, hi in await _chunks(conn, "new", seconds, NEW_CHUNK):
-        fresh = [
-            (r["id"], r["model_id"])
-            for r in await w.insert_hostings(
-                conn,
-                platform_id=platform_id,
-                after=lo,
-                upto=hi,
-                occurred_at=at,
-                sync_id=sync_id,
-                delivery_id=catalogue.delivery_id,
-                seconds=seconds,
-            )
-        ]
-        await refresh_purls(conn, hosting_ids=[hosting_id for hosting_id, _ in fresh])
-        events += len(fresh)
-        added += len(fresh)
-        if fresh:
-            await flag_hosted(conn, hostings=fresh, actor_id=None)
+    try:
+        async with conn.transaction():
+            added = await _add_new(conn, catalogue, sync_id=sync_id, plain=True, seconds=seconds)
+    except asyncpg.UniqueViolationError:
+        added = await _add_new(conn, catalogue, sync_id=sync_id, plain=False, seconds=seconds)
+    events += added
 
     if catalogue.complete:
         await q.find_gone(conn, platform_id=platform_id, seconds=seconds)

@@ -90,7 +90,6 @@ CREATE TEMP TABLE catalogue_kept (folded text PRIMARY KEY) ON COMMIT DROP;
 CREATE TEMP TABLE catalogue_work (
   step text NOT NULL, line int NOT NULL, id uuid, PRIMARY KEY (step, line)
 ) ON COMMIT DROP;
-CREATE TEMP TABLE catalogue_registered (n serial PRIMARY KEY, id uuid NOT NULL) ON COMMIT DROP;
 """
 
 # A line's new value for a column: the line's when it gave the field, else the recorded one.

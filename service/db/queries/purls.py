@@ -14,12 +14,25 @@ __all__ = [
     "set_purls",
 ]
 
-# What a hosting's purl is built from; one of the two filters is given.
-SELECT_INPUTS = """
+# What a hosting's purl is built from: of the hostings named (and of a platform, if one
+# is given), or of every hosting of a platform. Two statements, not one with "$1 IS NULL
+# OR ...": after five runs PostgreSQL may keep a generic plan, which cannot use an index
+# under such an OR; a catalogue sync of a million lines ran this fifty times, each a
+# sequential scan of every hosting. A hosting of a platform without a purl type and
+# without a stored purl has none to build or clear, and is left out (a catalogue's new
+# hostings on such a platform: no rows to read back).
+SELECT_INPUTS_OF_HOSTINGS = """
 SELECT h.id, h.name, h.revision, p.purl_type, h.purl
 FROM hostings h JOIN platforms p ON p.id = h.platform_id
-WHERE ($1::uuid[] IS NULL OR h.id = ANY ($1::uuid[]))
-  AND ($2::uuid IS NULL OR h.platform_id = $2)
+WHERE h.id = ANY ($1::uuid[]) AND ($2::uuid IS NULL OR h.platform_id = $2)
+  AND (p.purl_type IS NOT NULL OR h.purl IS NOT NULL)
+ORDER BY h.id
+"""
+
+SELECT_INPUTS_OF_PLATFORM = """
+SELECT h.id, h.name, h.revision, p.purl_type, h.purl
+FROM hostings h JOIN platforms p ON p.id = h.platform_id
+WHERE h.platform_id = $1 AND (p.purl_type IS NOT NULL OR h.purl IS NOT NULL)
 ORDER BY h.id
 """
 
@@ -67,7 +80,9 @@ async def select_purl_inputs(
     conn: asyncpg.Connection, *, hosting_ids: list[UUID] | None, platform_id: UUID | None
 ) -> list[asyncpg.Record]:
     """Each hosting's name, revision, platform's purl type and stored purl."""
-    return list(await conn.fetch(SELECT_INPUTS, hosting_ids, platform_id))
+    if hosting_ids is None:
+        return list(await conn.fetch(SELECT_INPUTS_OF_PLATFORM, platform_id))
+    return list(await conn.fetch(SELECT_INPUTS_OF_HOSTINGS, hosting_ids, platform_id))
 
 
 async def set_purls(conn: asyncpg.Connection, purls: list[tuple[UUID, str | None]]) -> None:
