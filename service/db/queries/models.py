@@ -87,35 +87,33 @@ FROM up JOIN models m ON m.id = up.id
 ORDER BY up.depth
 """
 
-DESCENDANTS = """
-WITH RECURSIVE down (id, depth) AS (
+# The descendants of $1 and their depth, a CTE of a WITH RECURSIVE.
+_DOWN = """
+down (id, depth) AS (
   SELECT id, 1 FROM models WHERE base_model_id = $1
   UNION ALL
   SELECT m.id, down.depth + 1
   FROM down JOIN models m ON m.base_model_id = down.id
   WHERE down.depth < 64
 )
+"""
+
+DESCENDANTS = f"""
+WITH RECURSIVE {_DOWN}
 SELECT m.id, m.name, down.depth, m.base_model_id, m.derivation
 FROM down JOIN models m ON m.id = down.id
 ORDER BY down.depth, m.id
 """
 
 # ANCESTORS and DESCENDANTS in one walk: ``up`` and ``down`` from the model $1.
-_LINEAGE_WALK = """
+_LINEAGE_WALK = f"""
 WITH RECURSIVE up (id, depth) AS (
   SELECT base_model_id, 1 FROM models WHERE id = $1 AND base_model_id IS NOT NULL
   UNION ALL
   SELECT m.base_model_id, up.depth + 1
   FROM up JOIN models m ON m.id = up.id
   WHERE m.base_model_id IS NOT NULL AND up.depth < 64
-), down (id, depth) AS (
-  SELECT id, 1 FROM models WHERE base_model_id = $1
-  UNION ALL
-  SELECT m.id, down.depth + 1
-  FROM down JOIN models m ON m.base_model_id = down.id
-  WHERE down.depth < 64
-)
-"""
+), {_DOWN}"""
 
 # SELECT_ONE_WITH_PURLS (by id) with the model's lineage as a ``lineage`` column: a JSON
 # array of the walk's rows, each with its ``relation``, ancestors nearest first, then
@@ -223,37 +221,28 @@ async def select_ancestors(conn: asyncpg.Connection, *, model_id: UUID) -> list[
 #   cycle, or the model itself), or depth $3; nearest first;
 # - ``descendants``: today's descendants of $1 (as DESCENDANTS finds them), each once, in
 #   its state then; those with no state then are left out.
-LINEAGE_AS_OF = """
-WITH RECURSIVE self (state) AS (
-  SELECT (SELECT payload -> 'state' FROM events
-          WHERE subject_id = $1 AND subject_type = 'model' AND recorded_at <= $2
+# A model's newest state recorded by the moment $2 (``{subject}`` its id), as a subquery.
+_STATE_THEN = """(SELECT payload -> 'state' FROM events
+          WHERE subject_id = {subject} AND subject_type = 'model' AND recorded_at <= $2
             AND payload ? 'state'
-          ORDER BY seq DESC LIMIT 1)
+          ORDER BY seq DESC LIMIT 1)"""
+
+LINEAGE_AS_OF = f"""
+WITH RECURSIVE self (state) AS (
+  SELECT {_STATE_THEN.format(subject="$1")}
 ), up (id, state, depth, seen) AS (
   SELECT b.id,
-         (SELECT payload -> 'state' FROM events
-          WHERE subject_id = b.id AND subject_type = 'model' AND recorded_at <= $2
-            AND payload ? 'state'
-          ORDER BY seq DESC LIMIT 1),
+         {_STATE_THEN.format(subject="b.id")},
          1, ARRAY[$1::uuid, b.id]
   FROM self CROSS JOIN LATERAL (SELECT (self.state ->> 'base_model_id')::uuid AS id) b
   WHERE jsonb_typeof(self.state) = 'object' AND b.id IS NOT NULL AND b.id <> $1::uuid
   UNION ALL
   SELECT b.id,
-         (SELECT payload -> 'state' FROM events
-          WHERE subject_id = b.id AND subject_type = 'model' AND recorded_at <= $2
-            AND payload ? 'state'
-          ORDER BY seq DESC LIMIT 1),
+         {_STATE_THEN.format(subject="b.id")},
          up.depth + 1, up.seen || b.id
   FROM up CROSS JOIN LATERAL (SELECT (up.state ->> 'base_model_id')::uuid AS id) b
   WHERE up.state IS NOT NULL AND b.id IS NOT NULL AND b.id <> ALL (up.seen) AND up.depth < $3
-), down (id, depth) AS (
-  SELECT id, 1 FROM models WHERE base_model_id = $1
-  UNION ALL
-  SELECT m.id, down.depth + 1
-  FROM down JOIN models m ON m.base_model_id = down.id
-  WHERE down.depth < 64
-)
+), {_DOWN}
 SELECT (SELECT state FROM self) AS state,
        (SELECT coalesce(jsonb_agg(state ORDER BY depth), '[]') FROM up
         WHERE state IS NOT NULL) AS ancestors,
