@@ -15,7 +15,9 @@ are compared with. Last, the first sync's write set (its models, its hostings an
 ledger events, exported with COPY TO once it was sealed) is loaded with ``\\copy`` into a
 freshly migrated database holding the same platforms, in one transaction: the least any
 sync must pay on this server to write what a first sync writes (a model, a hosting and two
-events a line), reported beside the others as its ratio to COPY's rate.
+events a line), reported beside the others as its ratio to COPY's rate; and the same
+write set loaded by two ``\\copy`` sessions at once, each with half the models and their
+hostings and events: how far a sync applied in parts on two connections could go.
 
     .venv/bin/python -m bench.catalogue                     # 1,000,000 hostings
     .venv/bin/python -m bench.catalogue --hostings 100000   # a quicker run
@@ -41,6 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -352,6 +355,52 @@ def _write_set_copy(admin_url: str, paths: dict[str, Path]) -> float:
         )
 
 
+def _halves(paths: dict[str, Path]) -> list[dict[str, Path]]:
+    """The write set in two halves, each with half the models and their hostings and
+    events, streamed line by line (no line of these CSV files holds a newline)."""
+    with paths["models"].open("rb") as f:
+        half = sum(1 for _ in f) // 2
+    first: set[bytes] = set()
+    halves: list[dict[str, Path]] = [{}, {}]
+    # The model id's field in each table's lines (models: its own id).
+    fields = {"models": 0, "hostings": 1, "events": 4}
+    for table, field in fields.items():
+        outs = [paths[table].with_name(f"half{i}-{table}.csv") for i in (0, 1)]
+        with paths[table].open("rb") as src, outs[0].open("wb") as a, outs[1].open("wb") as b:
+            for n, line in enumerate(src):
+                model_id = line.split(b",", field + 1)[field]
+                if table == "models" and n < half:
+                    first.add(model_id)
+                (a if model_id in first or not model_id else b).write(line)
+        for i in (0, 1):
+            halves[i][table] = outs[i]
+    return halves
+
+
+def _write_set_copy_two_sessions(admin_url: str, paths: dict[str, Path]) -> float:
+    """Seconds two ``\\copy`` sessions take, at once, to load a half of the write set each
+    (one transaction each) into a freshly migrated database holding its platforms."""
+    halves = _halves(paths)
+    try:
+        with fresh_database(admin_url, "bench_catalogue_floor2") as url:
+            _psql(url, f"\\copy platforms ({_PLATFORMS}) FROM '{paths['platforms']}' CSV")
+            commands = [
+                [
+                    f"\\copy {t} ({columns}) FROM '{half[t]}' CSV"
+                    for t, columns in _WRITE_SET.items()
+                ]
+                for half in halves
+            ]
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=2) as sessions:
+                list(sessions.map(lambda c: _psql(url, *c), commands))
+            return time.perf_counter() - started
+    finally:
+        for half in halves:
+            for path in half.values():
+                path.unlink()
+
+
 def _load() -> list[float]:
     """The machine's load averages (1, 5, 15 minutes): the syncs share its cores."""
     return [round(x, 2) for x in os.getloadavg()]
@@ -422,7 +471,21 @@ def measure(url: str, admin_url: str, *, hostings: int, seal_limit: float) -> di
         "load_before": load_before,
         "load_after": _load(),
     }
-    for phase in ("first", "second", "one_percent", "write_set_copy"):
+    print("the same write set on two sessions at once", flush=True)
+    load_before = _load()
+    two_seconds = _write_set_copy_two_sessions(admin_url, write_set)
+    results["write_set_copy_two_sessions"] = {
+        "seconds": round(two_seconds, 2),
+        "load_before": load_before,
+        "load_after": _load(),
+    }
+    for phase in (
+        "first",
+        "second",
+        "one_percent",
+        "write_set_copy",
+        "write_set_copy_two_sessions",
+    ):
         rate = hostings / results[phase]["seconds"]
         results[phase]["rows_per_second"] = round(rate)
         results[phase]["ratio_to_copy"] = round(rate / copy_rate, 3)
@@ -456,6 +519,11 @@ def main() -> None:
         f"write-set COPY {w['seconds']:6.2f} s  ratio to COPY {w['ratio_to_copy']:.3f}  "
         f"({', '.join(f'{n} {t}' for t, n in w['rows'].items())})  "
         f"load {w['load_before'][0]} -> {w['load_after'][0]}"
+    )
+    t = results["write_set_copy_two_sessions"]
+    print(
+        f"on two sessions {t['seconds']:5.2f} s  ratio to COPY {t['ratio_to_copy']:.3f}  "
+        f"load {t['load_before'][0]} -> {t['load_after'][0]}"
     )
     print(
         f"service RSS {results['rss_idle_mib']} -> {results['rss_peak_mib']} MiB; "
