@@ -266,21 +266,8 @@ async def list_hostings(
     if scope.empty:
         return []
     if as_of is not None:
-        # The page and each one's state then in one statement.
         check_moment(as_of)
-        states = await q.select_hostings_as_of(
-            conn,
-            platform_id=scope.platform_id,
-            model_id=model_id,
-            status=status,
-            licence=licence,
-            min_downloads=min_downloads,
-            missing=missing,
-            after=after,
-            limit=limit,
-            as_of=as_of,
-        )
-        return [from_state(state, Hosting) for state in states]
+    # With ``as_of``, the page and each one's state then in one statement.
     rows = await q.select_hostings(
         conn,
         platform_id=scope.platform_id,
@@ -291,8 +278,11 @@ async def list_hostings(
         missing=missing,
         after=after,
         limit=limit,
+        as_of=as_of,
     )
-    return [msgspec.convert(dict(row), Hosting) for row in rows]
+    if as_of is not None:
+        return [from_state(state, Hosting) for state in rows]
+    return [msgspec.convert(row, Hosting) for row in rows]
 
 
 async def update_hosting(

@@ -14,7 +14,6 @@ __all__ = [
     "select_hosting",
     "select_hosting_by_external_id",
     "select_hostings",
-    "select_hostings_as_of",
     "select_hostings_of",
     "select_live_hostings_of_models",
     "update_hosting",
@@ -251,49 +250,14 @@ async def select_hostings(
     missing: str | None,
     after: UUID | None,
     limit: int,
-) -> list[asyncpg.Record]:
-    return list(
-        await conn.fetch(
-            SELECT_MANY,
-            platform_id,
-            model_id,
-            status,
-            licence,
-            min_downloads,
-            missing,
-            after,
-            limit,
-        )
-    )
-
-
-async def select_hostings_as_of(
-    conn: asyncpg.Connection,
-    *,
-    platform_id: UUID | None,
-    model_id: UUID | None,
-    status: str | None,
-    licence: str | None,
-    min_downloads: int | None,
-    missing: str | None,
-    after: UUID | None,
-    limit: int,
-    as_of: datetime,
+    as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """As ``select_hostings`` selects them, the state of each recorded at ``as_of``; those
-    with none are left out."""
-    rows = await conn.fetch(
-        SELECT_MANY_AS_OF,
-        platform_id,
-        model_id,
-        status,
-        licence,
-        min_downloads,
-        missing,
-        after,
-        limit,
-        as_of,
-    )
+    """The hostings matching every filter, each a row of ``COLUMNS``; with ``as_of``, each
+    one's state recorded then instead (``SELECT_MANY_AS_OF``), those with none left out."""
+    args = (platform_id, model_id, status, licence, min_downloads, missing, after, limit)
+    if as_of is None:
+        return [dict(r) for r in await conn.fetch(SELECT_MANY, *args)]
+    rows = await conn.fetch(SELECT_MANY_AS_OF, *args, as_of)
     return [r["state"] for r in rows if isinstance(r["state"], dict)]
 
 
