@@ -341,18 +341,22 @@ async def _export_write_set(
         await conn.close()
 
 
-def _write_set_copy(admin_url: str, paths: dict[str, Path]) -> float:
+def _write_set_copy(
+    admin_url: str, platforms: Path, parts: list[dict[str, Path]], *, database: str
+) -> float:
     """Seconds ``\\copy`` takes to load the write set into a freshly migrated database
-    holding its platforms, in one transaction."""
-    with fresh_database(admin_url, "bench_catalogue_floor") as url:
-        _psql(url, f"\\copy platforms ({_PLATFORMS}) FROM '{paths['platforms']}' CSV")
-        return _psql(
-            url,
-            *(
-                f"\\copy {table} ({columns}) FROM '{paths[table]}' CSV"
-                for table, columns in _WRITE_SET.items()
-            ),
-        )
+    holding its platforms: each of ``parts`` in its own session and transaction, all at
+    once (the whole write set as one part: one session)."""
+    with fresh_database(admin_url, database) as url:
+        _psql(url, f"\\copy platforms ({_PLATFORMS}) FROM '{platforms}' CSV")
+        commands = [
+            [f"\\copy {t} ({columns}) FROM '{part[t]}' CSV" for t, columns in _WRITE_SET.items()]
+            for part in parts
+        ]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(parts)) as sessions:
+            list(sessions.map(lambda c: _psql(url, *c), commands))
+        return time.perf_counter() - started
 
 
 def _halves(paths: dict[str, Path]) -> list[dict[str, Path]]:
@@ -378,23 +382,12 @@ def _halves(paths: dict[str, Path]) -> list[dict[str, Path]]:
 
 
 def _write_set_copy_two_sessions(admin_url: str, paths: dict[str, Path]) -> float:
-    """Seconds two ``\\copy`` sessions take, at once, to load a half of the write set each
-    (one transaction each) into a freshly migrated database holding its platforms."""
+    """Seconds two ``\\copy`` sessions take, at once, to load a half of the write set each."""
     halves = _halves(paths)
     try:
-        with fresh_database(admin_url, "bench_catalogue_floor2") as url:
-            _psql(url, f"\\copy platforms ({_PLATFORMS}) FROM '{paths['platforms']}' CSV")
-            commands = [
-                [
-                    f"\\copy {t} ({columns}) FROM '{half[t]}' CSV"
-                    for t, columns in _WRITE_SET.items()
-                ]
-                for half in halves
-            ]
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=2) as sessions:
-                list(sessions.map(lambda c: _psql(url, *c), commands))
-            return time.perf_counter() - started
+        return _write_set_copy(
+            admin_url, paths["platforms"], halves, database="bench_catalogue_floor2"
+        )
     finally:
         for half in halves:
             for path in half.values():
@@ -404,6 +397,14 @@ def _write_set_copy_two_sessions(admin_url: str, paths: dict[str, Path]) -> floa
 def _load() -> list[float]:
     """The machine's load averages (1, 5, 15 minutes): the syncs share its cores."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def _timed(title: str, run: Callable[[], float]) -> dict[str, Any]:
+    """The seconds ``run`` reports, announced by ``title``, with the load before and after."""
+    print(title, flush=True)
+    load_before = _load()
+    seconds = run()
+    return {"seconds": round(seconds, 2), "load_before": load_before, "load_after": _load()}
 
 
 def _phase(sampler: _Sampler, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -452,33 +453,22 @@ def measure(url: str, admin_url: str, *, hostings: int, seal_limit: float) -> di
         results["rss_peak_mib"] = sampler.stop()
     csv_path = tmp / "copy.csv"
     asyncio.run(_copy_rows(url, run, csv_path))
-    print("PostgreSQL's COPY of the same rows", flush=True)
-    load_before = _load()
-    copy_seconds = _psql_copy(url, csv_path)
-    copy_rate = hostings / copy_seconds
-    results["copy"] = {
-        "seconds": round(copy_seconds, 2),
-        "rows_per_second": round(copy_rate),
-        "load_before": load_before,
-        "load_after": _load(),
-    }
-    print("PostgreSQL's COPY of the first sync's write set", flush=True)
-    load_before = _load()
-    floor_seconds = _write_set_copy(admin_url, write_set)
-    results["write_set_copy"] = {
-        "seconds": round(floor_seconds, 2),
-        "rows": write_set_rows,
-        "load_before": load_before,
-        "load_after": _load(),
-    }
-    print("the same write set on two sessions at once", flush=True)
-    load_before = _load()
-    two_seconds = _write_set_copy_two_sessions(admin_url, write_set)
-    results["write_set_copy_two_sessions"] = {
-        "seconds": round(two_seconds, 2),
-        "load_before": load_before,
-        "load_after": _load(),
-    }
+    results["copy"] = _timed(
+        "PostgreSQL's COPY of the same rows", lambda: _psql_copy(url, csv_path)
+    )
+    copy_rate = hostings / results["copy"]["seconds"]
+    results["copy"]["rows_per_second"] = round(copy_rate)
+    results["write_set_copy"] = _timed(
+        "PostgreSQL's COPY of the first sync's write set",
+        lambda: _write_set_copy(
+            admin_url, write_set["platforms"], [write_set], database="bench_catalogue_floor"
+        ),
+    )
+    results["write_set_copy"]["rows"] = write_set_rows
+    results["write_set_copy_two_sessions"] = _timed(
+        "the same write set on two sessions at once",
+        lambda: _write_set_copy_two_sessions(admin_url, write_set),
+    )
     for phase in (
         "first",
         "second",
