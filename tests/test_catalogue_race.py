@@ -29,6 +29,30 @@ async def _waiting_on_a_lock(conn: asyncpg.Connection, pid: int, table: str = "m
     return bool(waiting)
 
 
+async def _push_past(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    rival: asyncpg.Connection,
+    tx: asyncpg.transaction.Transaction,
+    table: str,
+    *,
+    slug: str,
+    secret: str,
+    body: bytes,
+) -> httpx.Response:
+    """Push ``body`` while ``rival`` holds ``tx`` open; once the sync's INSERT into
+    ``table`` waits on the rival, commit ``tx`` and return the sync's answer."""
+    sync = asyncio.create_task(push(client, slug, secret, body))
+    rival_pid = rival.get_server_pid()
+    for _ in range(600):
+        if sync.done() or await _waiting_on_a_lock(conn, rival_pid, table):
+            break
+        await asyncio.sleep(0.05)
+    assert not sync.done(), (await sync).text
+    await tx.commit()
+    return await asyncio.wait_for(sync, 60)
+
+
 async def test_a_model_registered_meanwhile_is_hosted_not_refused(
     client: httpx.AsyncClient,
     admin: dict[str, str],
@@ -46,17 +70,16 @@ async def test_a_model_registered_meanwhile_is_hosted_not_refused(
         tx = rival.transaction()
         await tx.start()
         taken = await rival.fetchval("INSERT INTO models (name) VALUES ($1) RETURNING id", raced)
-        sync = asyncio.create_task(
-            push(client, platform.slug, secret, ndjson([line(raced), line(other)]))
+        r = await _push_past(
+            client,
+            conn,
+            rival,
+            tx,
+            "models",
+            slug=platform.slug,
+            secret=secret,
+            body=ndjson([line(raced), line(other)]),
         )
-        rival_pid = rival.get_server_pid()
-        for _ in range(600):
-            if sync.done() or await _waiting_on_a_lock(conn, rival_pid):
-                break
-            await asyncio.sleep(0.05)
-        assert not sync.done(), (await sync).text
-        await tx.commit()
-        r = await asyncio.wait_for(sync, 60)
     finally:
         await rival.close()
     assert r.status_code == 200, r.text
@@ -95,17 +118,16 @@ async def test_a_hosting_added_meanwhile_is_left_to_its_writer(
             f"https://hub.example/{raced}",
             raced,
         )
-        sync = asyncio.create_task(
-            push(client, platform.slug, secret, ndjson([line(raced, revision="r1"), line(other)]))
+        r = await _push_past(
+            client,
+            conn,
+            rival,
+            tx,
+            "hostings",
+            slug=platform.slug,
+            secret=secret,
+            body=ndjson([line(raced, revision="r1"), line(other)]),
         )
-        rival_pid = rival.get_server_pid()
-        for _ in range(600):
-            if sync.done() or await _waiting_on_a_lock(conn, rival_pid, "hostings"):
-                break
-            await asyncio.sleep(0.05)
-        assert not sync.done(), (await sync).text
-        await tx.commit()
-        r = await asyncio.wait_for(sync, 60)
     finally:
         await rival.close()
     assert r.status_code == 200, r.text
