@@ -292,3 +292,54 @@ async def test_without_the_setting_no_key_is_created(
     async with app.lifespan():
         assert app.state.signer is None
     assert not key_file.exists()
+
+
+async def test_a_round_reads_the_events_again_only_once_a_transaction_has_ended(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, admin: dict[str, str], signer: Signer, uniq: str
+) -> None:
+    """After a round found nothing to seal, a round in the same snapshot (no transaction has
+    ended since) does not read the events: during a catalogue sync's million uncommitted
+    events each read would walk past them all. Once an event commits it is read, and sealed."""
+    await seal_all(pool, signer)
+    gaps = GapTracker(grace_seconds=0)
+
+    async def round_() -> tuple[int, int, str]:
+        """A round: what it sealed, the scans of ``events`` it made, and its snapshot."""
+        # Scans of the table or of any of its indexes (the plan may take either).
+        scans = (
+            "SELECT sum(pg_stat_get_xact_numscans(oid)) FROM ("
+            "SELECT 'events'::regclass::oid UNION ALL "
+            "SELECT indexrelid FROM pg_index WHERE indrelid = 'events'::regclass) r(oid)"
+        )
+        async with pool.acquire() as c, c.transaction(isolation="repeatable_read"):
+            before = await c.fetchval(scans)  # (the transaction's snapshot is taken here)
+            result = await seal_once(
+                cast("asyncpg.Connection", c), signer=signer, batch_size=100, gaps=gaps
+            )
+            assert result is not None
+            made = await c.fetchval(scans) - before
+            snapshot = await c.fetchval("SELECT pg_current_snapshot()::text")
+        return result.sealed, int(made), str(snapshot)
+
+    sealed, scans, before = await round_()
+    assert sealed == 0
+    assert scans > 0
+    skipped = 0
+    for _ in range(20):  # a background transaction (autovacuum's ANALYZE) may end meanwhile
+        sealed, scans, now = await round_()
+        assert sealed == 0
+        if now == before:
+            assert scans == 0
+            skipped += 1
+        before = now
+    assert skipped >= 5
+    model = await register_model(client, admin, f"org-{uniq}/after-idle")
+    sealed, scans, _ = await round_()
+    assert scans > 0
+    assert sealed >= 1
+    leaf = await pool.fetchval(
+        "SELECT count(*) FROM ledger_leaves l JOIN events e ON e.seq = l.seq "
+        "WHERE e.subject_id = $1",
+        model["id"],
+    )
+    assert leaf == 1

@@ -277,8 +277,9 @@ SELECT
 """
 
 SNAPSHOT = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-       pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax
+SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax,
+       s::text AS snapshot
+FROM pg_current_snapshot() AS s
 """
 
 
@@ -294,8 +295,9 @@ async def select_checkpoint_lag(conn: asyncpg.Connection) -> tuple[int, float]:
     return int(row["events"]), float(row["seconds"])
 
 
-async def select_snapshot(conn: asyncpg.Connection) -> tuple[int, int]:
-    """The ``xmin`` and ``xmax`` of the transaction's snapshot."""
+async def select_snapshot(conn: asyncpg.Connection) -> tuple[int, int, str]:
+    """The ``xmin`` and ``xmax`` of the transaction's snapshot, and the whole snapshot as
+    text (``xmin:xmax:xip,...``)."""
     row = await conn.fetchrow(SNAPSHOT)
-    assert row is not None  # noqa: S101 - a SELECT without FROM always yields a row
-    return int(row["xmin"]), int(row["xmax"])
+    assert row is not None  # noqa: S101 - a function in FROM yields one row
+    return int(row["xmin"]), int(row["xmax"]), str(row["snapshot"])
