@@ -113,6 +113,9 @@ def _registry_error(request: Request[Any, Any, Any], exc: RegistryError) -> Resp
         # One entry per offending part of the body, each ``(key, message)``.
         errors = [FieldError(message=str(m), key=str(k), source="body") for k, m in listed]
     headers = _unavailable_headers(request) if isinstance(exc, Unavailable) else None
+    if "retry_after" in exc.extra:
+        # A request the registry will take later (one already under way for the same work).
+        headers = {"Retry-After": str(exc.extra["retry_after"])}
     return problem(
         request,
         exc.status,

@@ -8,9 +8,11 @@ it is pushed.
 
 Every attempt carries the same ``webhook-id`` (the delivery id) and is signed afresh. The
 registry applies a delivery id once: an attempt whose answer was lost, sent again, is
-answered with the first summary and ``duplicate`` set, and nothing is written twice. 408,
-429, 503 and the other transient answers, and network errors, are retried as events are
-(``RetryPolicy``); any other answer is final and raises ``CatalogueError``.
+answered with the first summary and ``duplicate`` set, and nothing is written twice; one
+cut off midway is resumed, the parts already applied not applied again. 408, 429, 503 and
+the other transient answers, a 409 with ``Retry-After`` (the registry is still applying an
+earlier attempt), and network errors, are retried as events are (``RetryPolicy``); any
+other answer is final and raises ``CatalogueError``.
 """
 
 from __future__ import annotations

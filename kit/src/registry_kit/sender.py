@@ -146,7 +146,10 @@ class _Plan:
             return Delivery(self.msg_id, response.status_code, _decode(response), self.attempts)
         problem = None if response is None else _decode(response)
         reason = f"HTTP {status}" if response is not None else f"{type(error).__name__}: {error}"
-        if status is not None and status not in RETRYABLE:
+        # A 409 with Retry-After: the same delivery is still being processed; any other
+        # 409 (the delivery id was used for another body) is final.
+        later = status == 409 and response is not None and "retry-after" in response.headers
+        if status is not None and status not in RETRYABLE and not later:
             raise self.error(
                 f"the registry refused the {self.what}: {reason}",
                 msg_id=self.msg_id,
