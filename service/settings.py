@@ -146,6 +146,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     catalogue_upload_seconds: float = 900.0
     #: How long the database may take over one catalogue once it has arrived.
     catalogue_timeout_seconds: float = 1800.0
+    #: Parts a new catalogue is applied in, each its own transaction, run on as many pooled
+    #: connections at once as the pool lends (the rest in turn on the request's own).
+    catalogue_parts: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     #: The Chromium (or Chrome) binary that prints the compliance report as PDF; empty means
     #: ``chromium`` on PATH. Without one, asking for the PDF answers 503.
     chromium_path: str = ""

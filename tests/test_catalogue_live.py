@@ -1,6 +1,7 @@
 """The ``catalogue push`` command against a running service, and a crash in the middle of a
-sync: a catalogue is one transaction, so a service killed while applying it leaves nothing
-written, and the same delivery sent again is applied whole."""
+sync: a catalogue is applied in parts, each one transaction, so a service killed while
+applying it leaves whole parts or nothing of each, and the same delivery sent again applies
+the rest, nothing twice."""
 
 from __future__ import annotations
 
@@ -72,16 +73,17 @@ async def test_push_and_a_crash_mid_sync(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        # Wait until the service is applying the catalogue, then kill it: a crash.
-        for _ in range(600):
-            busy = await pool.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                "AND query LIKE '%catalogue_%' AND query NOT LIKE '%pg_stat_activity%'"
+        # Wait until the service has checked the catalogue and is applying its parts, then
+        # kill it: a crash.
+        state = None
+        for _ in range(1200):
+            state = await pool.fetchval(
+                "SELECT state FROM catalogue_syncs WHERE delivery_id = $1", delivery
             )
-            if busy:
+            if state is not None:
                 break
             await asyncio.sleep(0.05)
-        assert busy, "the sync never reached the database"
+        assert state == "applying", "the sync never reached its parts"
         assert first.process is not None
         first.process.kill()
         await asyncio.to_thread(first.process.wait, 10)
@@ -97,10 +99,11 @@ async def test_push_and_a_crash_mid_sync(
         ):
             break
         await asyncio.sleep(0.1)
-    assert await _count(pool, slug) == 0
+    midway = await _count(pool, slug)
+    assert midway < LINES
     assert (
-        await pool.fetchval("SELECT count(*) FROM catalogue_syncs WHERE delivery_id = $1", delivery)
-        == 0
+        await pool.fetchval("SELECT state FROM catalogue_syncs WHERE delivery_id = $1", delivery)
+        == "applying"
     )
 
     async with _Live(database_url, tmp_path, **env) as second:
@@ -117,3 +120,10 @@ async def test_push_and_a_crash_mid_sync(
     summary = msgspec.json.decode(done.stdout)
     assert (summary["added"], summary["rejected"]) == (LINES, [])
     assert await _count(pool, slug) == LINES
+    recorded = await pool.fetchrow(
+        "SELECT count(*) AS events, count(DISTINCT e.subject_id) AS hostings FROM events e "
+        "JOIN platforms p ON p.id = e.platform_id "
+        "WHERE p.slug = $1 AND e.kind = 'hosting.recorded'",
+        slug,
+    )
+    assert (recorded["events"], recorded["hostings"]) == (LINES, LINES)

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from litestar import Controller, Request, Response, put
@@ -143,6 +143,22 @@ async def _verifier(
     return platform_id, verifier, signed
 
 
+#: How long a sync waits for each connection to apply a part on besides its own: a part
+#: without one is applied on the request's own connection, after the others.
+HELPER_WAIT_SECONDS = 0.2
+
+
+async def _helpers(pool: asyncpg.Pool, wanted: int) -> list[asyncpg.Connection]:
+    """Up to ``wanted`` more pooled connections, as far as the pool has them free."""
+    got: list[asyncpg.Connection] = []
+    for _ in range(wanted):
+        try:
+            got.append(cast("asyncpg.Connection", await pool.acquire(timeout=HELPER_WAIT_SECONDS)))
+        except TimeoutError:
+            break
+    return got
+
+
 class CatalogueController(Controller):
     """A platform's catalogue sync; authenticated by signature, not by key."""
 
@@ -155,10 +171,14 @@ class CatalogueController(Controller):
         summary="Sync a platform's whole catalogue of hostings (NDJSON or CycloneDX)",
         description=(
             "Signed like a Standard Webhooks delivery (`{id}.{timestamp}.{body}` with the "
-            "platform's `whsec_` secret). Applied in one transaction: only real changes are "
-            "written, each a ledger event as the matching webhook would write; the same "
-            "catalogue sent again changes nothing, and the same `webhook-id` with the same "
-            "body is answered with the first answer (`duplicate`). `complete=true`: hostings "
+            "platform's `whsec_` secret). Only real changes are written, each a ledger event "
+            "as the matching webhook would write; the same catalogue sent again changes "
+            "nothing, and the same `webhook-id` with the same body is answered with the "
+            "first answer (`duplicate`). Applied in parts, each one transaction (the "
+            "checks, then the lines of each part, then removals and the summary): a sync "
+            "cut off midway is resumed by sending the same `webhook-id` and body again, "
+            "which applies only the parts not yet committed; 409 while another request is "
+            "applying it. `complete=true`: hostings "
             "absent from the catalogue are marked removed. A line that fails validation is "
             "listed in `rejected` and the rest applied; `all_or_nothing=true` refuses the "
             "whole catalogue instead (422). A line naming another platform is 403; a BOM "
@@ -231,14 +251,24 @@ class CatalogueController(Controller):
                 all_or_nothing=all_or_nothing,
                 occurred_at=datetime.fromtimestamp(int(signed.timestamp), UTC),
             )
+            helpers: list[asyncpg.Connection] = []
             try:
                 conn = await lease.get()
-                async with conn.transaction():
-                    summary = await catalogue.sync(
-                        conn, work, seconds=settings.catalogue_timeout_seconds
-                    )
+                helpers = await _helpers(state.pool, settings.catalogue_parts - 1)
+                summary = await catalogue.sync(
+                    conn,
+                    work,
+                    helpers=helpers,
+                    parts=settings.catalogue_parts,
+                    seconds=settings.catalogue_timeout_seconds,
+                )
             except asyncpg.TransactionRollbackError as exc:
-                raise Unavailable("the catalogue collided with a concurrent change; retry") from exc
+                raise Unavailable(
+                    "the catalogue collided with a concurrent change; send it again (the "
+                    "parts already applied are not applied twice)"
+                ) from exc
             finally:
+                for helper in helpers:
+                    await state.pool.release(helper)
                 await lease.release()
         return Response(summary, status_code=200)

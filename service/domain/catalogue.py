@@ -21,7 +21,9 @@ naming another platform refuses the whole catalogue (``Forbidden``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from service.db.pool import DB_FAILURES
 from service.db.queries import catalogue as q
 from service.db.queries import catalogue_writes as w
 from service.domain.decommission_targets import flag_hosted
@@ -58,6 +61,9 @@ CHUNK = 2000
 NEW_CHUNK = 20000
 #: Lines COPYed per round trip.
 COPY_BATCH = 5000
+#: Seconds a platform is asked to wait (``Retry-After``) before sending again a catalogue
+#: another request is applying.
+BUSY_RETRY_SECONDS = 10
 
 _line_decoder = msgspec.json.Decoder(CatalogueLine)
 _loose = msgspec.json.Decoder()
@@ -164,21 +170,6 @@ def _lines(catalogue: Catalogue, rejections: _Rejections) -> Iterator[tuple[int,
             yield number, item
 
 
-async def _stage(
-    conn: asyncpg.Connection, catalogue: Catalogue, rejections: _Rejections, seconds: float
-) -> None:
-    batch: list[tuple[Any, ...]] = []
-    for number, line in _lines(catalogue, rejections):
-        batch.append(_row(number, line))
-        if len(batch) >= COPY_BATCH:
-            await q.copy_lines(conn, batch, seconds=seconds)
-            batch = []
-    if batch:
-        await q.copy_lines(conn, batch, seconds=seconds)
-    if rejections.names:
-        await q.keep_names(conn, rejections.names, seconds=seconds)
-
-
 async def _chunks(
     conn: asyncpg.Connection, step: str, seconds: float, size: int = CHUNK
 ) -> list[tuple[int, int]]:
@@ -249,58 +240,90 @@ def _hostings(rows: list[asyncpg.Record]) -> list[Hosting]:
     return [msgspec.convert(dict(r), Hosting) for r in rows]
 
 
-async def sync(
-    conn: asyncpg.Connection, catalogue: Catalogue, *, seconds: float
-) -> CatalogueSummary:
-    """Apply a catalogue in the caller's transaction; the summary of what it changed.
+@dataclass(slots=True)
+class _Done:
+    """What the transactions of a sync did (the sum of its ``catalogue_sync_parts``)."""
 
-    A delivery id accepted before is answered with its summary (``duplicate``) when the body
-    is the same, and is a ``Conflict`` when it is not."""
-    claimed = await q.claim_sync(
-        conn,
-        platform_id=catalogue.platform_id,
-        delivery_id=catalogue.delivery_id,
-        format=catalogue.format,
-        complete=catalogue.complete,
-        body_sha256=catalogue.body_sha256,
-        body_bytes=catalogue.body_bytes,
+    registered: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    events: int = 0
+
+
+@dataclass(slots=True)
+class _Helper:
+    """A part applied on a connection of its own, in one transaction: its lines arrive
+    while the whole catalogue is staged (``batches``, ``None`` at the end), then it waits
+    for the checks (``go``: the rejected lines to leave out) before applying them."""
+
+    conn: asyncpg.Connection
+    part: int
+    batches: asyncio.Queue[list[tuple[Any, ...]] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=4)
     )
-    if claimed is None:
-        existing = await q.select_sync(
-            conn, platform_id=catalogue.platform_id, delivery_id=catalogue.delivery_id
-        )
-        if existing is None:  # pragma: no cover - a claimed id is never deleted
-            raise Conflict("the delivery id is being processed; retry")
-        if bytes(existing["body_sha256"]) != catalogue.body_sha256:
-            raise Conflict(
-                f"catalogue {catalogue.delivery_id!r} was accepted before with a different body"
-            )
-        summary = msgspec.convert(existing["summary"], CatalogueSummary)
-        return msgspec.structs.replace(summary, duplicate=True)
-    sync_id: UUID = claimed["id"]
+    go: asyncio.Future[list[int]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    batch: list[tuple[Any, ...]] = field(default_factory=list)
+    task: asyncio.Task[None] = field(init=False)
+
+    async def send(self, batch: list[tuple[Any, ...]] | None) -> None:
+        """Hand a batch over, unless the helper has failed (then raise its error)."""
+        put = asyncio.ensure_future(self.batches.put(batch))
+        await asyncio.wait({put, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            self.task.result()
+
+
+async def _stage(
+    conn: asyncpg.Connection,
+    catalogue: Catalogue,
+    rejections: _Rejections,
+    helpers: dict[int, _Helper],
+    parts: int,
+    seconds: float,
+) -> None:
+    """COPY the valid lines into ``catalogue_all``, and each helper's share to it."""
+    batch: list[tuple[Any, ...]] = []
+    for number, line in _lines(catalogue, rejections):
+        row = _row(number, line)
+        batch.append(row)
+        helper = helpers.get(number % parts)
+        if helper is not None:
+            helper.batch.append(row)
+            if len(helper.batch) >= COPY_BATCH:
+                await helper.send(helper.batch)
+                helper.batch = []
+        if len(batch) >= COPY_BATCH:
+            await q.copy_lines(conn, batch, table="catalogue_all", seconds=seconds)
+            batch = []
+    if batch:
+        await q.copy_lines(conn, batch, table="catalogue_all", seconds=seconds)
+    for helper in helpers.values():
+        if helper.batch:
+            await helper.send(helper.batch)
+        await helper.send(None)
+    if rejections.names:
+        await q.keep_names(conn, rejections.names, seconds=seconds)
+
+
+async def _apply_part(
+    conn: asyncpg.Connection, catalogue: Catalogue, *, sync_id: UUID, part: int, seconds: float
+) -> None:
+    """Apply a part's lines (in ``catalogue_lines``) in the caller's transaction, and record
+    what it did with it: the models only its lines name registered, its hostings changed
+    and added, each with its event."""
     link = {"catalogue": {"id": str(sync_id), "delivery_id": catalogue.delivery_id}}
     at = catalogue.occurred_at
     platform_id = catalogue.platform_id
-
-    await q.create_staging(conn, seconds=seconds)
-    rejections = _Rejections()
-    await _stage(conn, catalogue, rejections, seconds)
-    for row in await q.reject_conflicts(conn, platform_id=platform_id, seconds=seconds):
-        rejections.add(row["line"], row["reason"])
-    if rejections.count and catalogue.all_or_nothing:
-        listed = rejections.listed
-        raise InvalidInput(
-            f"{rejections.count} line(s) of the catalogue were rejected and it asked for all "
-            f"or nothing; nothing was written. First: line {listed[0].line}: {listed[0].reason}",
-            errors=[(f"line {r.line}", r.reason) for r in listed],
-        )
-
+    await conn.execute("ANALYZE catalogue_lines", timeout=seconds)
     registered = await w.register_models(
-        conn, platform_id=platform_id, occurred_at=at, seconds=seconds
+        conn, platform_id=platform_id, occurred_at=at, bases=False, seconds=seconds
     )
     events = registered
-
-    changed = added = removed = 0
+    changed = 0
     await q.find_changed(conn, platform_id=platform_id, seconds=seconds)
     await q.find_new_hostings(conn, platform_id=platform_id, seconds=seconds)
     unchanged = await q.count_unchanged(conn, seconds=seconds)
@@ -338,41 +361,267 @@ async def sync(
     except asyncpg.UniqueViolationError:
         added = await _add_new(conn, catalogue, sync_id=sync_id, plain=False, seconds=seconds)
     events += added
-
-    if catalogue.complete:
-        await q.find_gone(conn, platform_id=platform_id, seconds=seconds)
-        gone_extra = {**link, "reason": "absent from a complete catalogue"}
-        for lo, hi in await _chunks(conn, "gone", seconds):
-            before = {
-                h.id: h
-                for h in _hostings(
-                    await q.lock_chunk(conn, step="gone", after=lo, upto=hi, seconds=seconds)
-                )
-            }
-            written = _hostings(await w.remove_hostings(conn, after=lo, upto=hi, seconds=seconds))
-            gone_events = [
-                _hosting_event(
-                    "hosting.removed", h, before=before[h.id], occurred_at=at, extra=gone_extra
-                )
-                for h in written
-            ]
-            events += len(await record_events(conn, [e for e in gone_events if e is not None]))
-            removed += len(written)
-
-    summary = CatalogueSummary(
+    await q.record_part(
+        conn,
         sync_id=sync_id,
+        part=part,
+        registered=registered,
+        added=added,
+        changed=changed,
+        unchanged=unchanged,
+        events=events,
+        seconds=seconds,
+    )
+
+
+async def _help(helper: _Helper, catalogue: Catalogue, *, sync_id: UUID, seconds: float) -> None:
+    """A helper's part, in one transaction on its own connection (see ``_Helper``)."""
+    conn = helper.conn
+    async with conn.transaction():
+        await q.start_work(conn, seconds=seconds)
+        await q.create_part(conn, seconds=seconds)
+        while (batch := await helper.batches.get()) is not None:
+            await q.copy_lines(conn, batch, table="catalogue_lines", seconds=seconds)
+        rejected = await helper.go
+        if rejected:
+            await q.drop_lines(conn, rejected, seconds=seconds)
+        await _apply_part(conn, catalogue, sync_id=sync_id, part=helper.part, seconds=seconds)
+
+
+async def _own_part(
+    conn: asyncpg.Connection,
+    catalogue: Catalogue,
+    *,
+    sync_id: UUID,
+    parts: int,
+    part: int,
+    seconds: float,
+) -> None:
+    """A part applied on the connection holding the whole catalogue, in one transaction."""
+    async with conn.transaction():
+        await q.start_work(conn, seconds=seconds)
+        await q.create_part(conn, seconds=seconds)
+        await q.fill_part(conn, parts=parts, part=part, seconds=seconds)
+        await _apply_part(conn, catalogue, sync_id=sync_id, part=part, seconds=seconds)
+
+
+async def _finish(helpers: list[_Helper], error: BaseException | None) -> None:
+    """Wait for every helper to end; one still working when ``error`` stopped the sync is
+    cancelled, and its transaction rolls back."""
+    for helper in helpers:
+        if error is not None and not helper.task.done():
+            helper.task.cancel()
+        try:
+            await helper.task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            if error is None:
+                raise
+
+
+async def _claim(
+    conn: asyncpg.Connection, catalogue: Catalogue, *, parts: int, seconds: float
+) -> asyncpg.Record | CatalogueSummary:
+    """The sync to apply (new, or one a crash left half-applied), or the answer given to
+    its delivery id before (``duplicate``)."""
+    claimed = await q.claim_sync(
+        conn,
+        platform_id=catalogue.platform_id,
         delivery_id=catalogue.delivery_id,
         format=catalogue.format,
         complete=catalogue.complete,
-        received_at=claimed["received_at"],
-        added=added,
-        changed=changed,
-        removed=removed,
-        unchanged=unchanged,
-        registered=registered,
-        rejected=sorted(rejections.listed, key=lambda r: r.line),
-        rejected_more=rejections.more,
-        events=events,
+        body_sha256=catalogue.body_sha256,
+        body_bytes=catalogue.body_bytes,
+        parts=parts,
+        seconds=seconds,
     )
-    await q.set_summary(conn, sync_id=sync_id, summary=msgspec.to_builtins(summary))
-    return summary
+    if claimed is not None:
+        return claimed
+    existing = await q.select_sync(
+        conn,
+        platform_id=catalogue.platform_id,
+        delivery_id=catalogue.delivery_id,
+        seconds=seconds,
+    )
+    if existing is None:  # pragma: no cover - a claimed id is never deleted
+        raise Conflict("the delivery id is being processed; retry")
+    if bytes(existing["body_sha256"]) != catalogue.body_sha256:
+        raise Conflict(
+            f"catalogue {catalogue.delivery_id!r} was accepted before with a different body"
+        )
+    if existing["state"] == "done":
+        summary = msgspec.convert(existing["summary"], CatalogueSummary)
+        return msgspec.structs.replace(summary, duplicate=True)
+    return existing
+
+
+async def _remove_absent(
+    conn: asyncpg.Connection, catalogue: Catalogue, *, sync_id: UUID, seconds: float
+) -> tuple[int, int]:
+    """Mark removed the platform's hostings a complete catalogue leaves out: how many, and
+    the events written."""
+    await q.find_gone(conn, platform_id=catalogue.platform_id, seconds=seconds)
+    extra = {
+        "catalogue": {"id": str(sync_id), "delivery_id": catalogue.delivery_id},
+        "reason": "absent from a complete catalogue",
+    }
+    removed = events = 0
+    for lo, hi in await _chunks(conn, "gone", seconds):
+        before = {
+            h.id: h
+            for h in _hostings(
+                await q.lock_chunk(conn, step="gone", after=lo, upto=hi, seconds=seconds)
+            )
+        }
+        written = _hostings(await w.remove_hostings(conn, after=lo, upto=hi, seconds=seconds))
+        gone = [
+            _hosting_event(
+                "hosting.removed",
+                h,
+                before=before[h.id],
+                occurred_at=catalogue.occurred_at,
+                extra=extra,
+            )
+            for h in written
+        ]
+        events += len(await record_events(conn, [e for e in gone if e is not None]))
+        removed += len(written)
+    return removed, events
+
+
+async def sync(
+    conn: asyncpg.Connection,
+    catalogue: Catalogue,
+    *,
+    helpers: Sequence[asyncpg.Connection] = (),
+    parts: int = 1,
+    seconds: float,
+) -> CatalogueSummary:
+    """Apply a catalogue; the summary of what it changed. ``conn`` is in no transaction:
+    the sync runs its own (see the module's description). ``parts``: how many parts a new
+    sync is applied in; ``helpers``: connections, each in no transaction, on which parts
+    are applied at the same time as one on ``conn``.
+
+    A delivery id accepted before is answered with its summary (``duplicate``) when the body
+    is the same and it was applied whole, resumed when it was not (a part that committed is
+    not applied again), and is a ``Conflict`` when the body is not the same or another
+    request is applying it."""
+    sync_id: UUID | None = None
+    helping: list[_Helper] = []
+    error: BaseException | None = None
+    try:
+        # The checks, in one transaction: the sync claimed (or resumed), the whole catalogue
+        # staged, lines in conflict taken out, the base models its lines need registered.
+        async with conn.transaction():
+            await q.start_work(conn, seconds=seconds)
+            claim = await _claim(conn, catalogue, parts=parts, seconds=seconds)
+            if isinstance(claim, CatalogueSummary):
+                return claim
+            if not await q.lock_sync(conn, sync_id=claim["id"], seconds=seconds):
+                raise Conflict(
+                    f"catalogue {catalogue.delivery_id!r} is being applied by another "
+                    "request; send it again once that one has answered",
+                    retry_after=BUSY_RETRY_SECONDS,
+                )
+            sync_id = claim["id"]
+            received_at: datetime = claim["received_at"]
+            total: int = claim["parts"]
+            done = {r["part"] for r in await q.select_parts(conn, sync_id=sync_id, seconds=seconds)}
+            pending = [part for part in range(total) if part not in done]
+            for helper_conn, part in zip(helpers, pending[1:], strict=False):
+                helper = _Helper(helper_conn, part)
+                helper.task = asyncio.create_task(
+                    _help(helper, catalogue, sync_id=sync_id, seconds=seconds)
+                )
+                helping.append(helper)
+            own = [part for part in pending if part not in {h.part for h in helping}]
+            await q.create_whole(conn, seconds=seconds)
+            await q.create_part(conn, seconds=seconds)
+            rejections = _Rejections()
+            await _stage(conn, catalogue, rejections, {h.part: h for h in helping}, total, seconds)
+            rejected: list[int] = []
+            for row in await q.reject_conflicts(
+                conn, platform_id=catalogue.platform_id, seconds=seconds
+            ):
+                rejections.add(row["line"], row["reason"])
+                rejected.append(row["line"])
+            if rejections.count and catalogue.all_or_nothing:
+                listed = rejections.listed
+                raise InvalidInput(
+                    f"{rejections.count} line(s) of the catalogue were rejected and it asked "
+                    "for all or nothing; nothing was written. First: line "
+                    f"{listed[0].line}: {listed[0].reason}",
+                    errors=[(f"line {r.line}", r.reason) for r in listed],
+                )
+            registered = await w.register_models(
+                conn,
+                platform_id=catalogue.platform_id,
+                occurred_at=catalogue.occurred_at,
+                bases=True,
+                seconds=seconds,
+            )
+            await q.record_checks(conn, sync_id=sync_id, registered=registered, seconds=seconds)
+
+        # The parts, at once: each its own transaction.
+        for helper in helping:
+            helper.go.set_result([line for line in rejected if line % total == helper.part])
+
+        async def own_parts() -> None:
+            for part in own:
+                await _own_part(
+                    conn, catalogue, sync_id=sync_id, parts=total, part=part, seconds=seconds
+                )
+
+        outcomes = await asyncio.gather(
+            own_parts(), *(h.task for h in helping), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+        # What a complete catalogue leaves out, and the summary of every part.
+        async with conn.transaction():
+            await q.start_work(conn, seconds=seconds)
+            await q.create_part(conn, seconds=seconds)
+            removed, removal_events = (
+                await _remove_absent(conn, catalogue, sync_id=sync_id, seconds=seconds)
+                if catalogue.complete
+                else (0, 0)
+            )
+            did = _Done()
+            for row in await q.select_parts(conn, sync_id=sync_id, seconds=seconds):
+                did.registered += row["registered"]
+                did.added += row["added"]
+                did.changed += row["changed"]
+                did.unchanged += row["unchanged"]
+                did.events += row["events"]
+            summary = CatalogueSummary(
+                sync_id=sync_id,
+                delivery_id=catalogue.delivery_id,
+                format=catalogue.format,
+                complete=catalogue.complete,
+                received_at=received_at,
+                added=did.added,
+                changed=did.changed,
+                removed=removed,
+                unchanged=did.unchanged,
+                registered=did.registered,
+                rejected=sorted(rejections.listed, key=lambda r: r.line),
+                rejected_more=rejections.more,
+                events=did.events + removal_events,
+            )
+            await q.set_summary(
+                conn, sync_id=sync_id, summary=msgspec.to_builtins(summary), seconds=seconds
+            )
+        return summary
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        await _finish(helping, error)
+        if sync_id is not None:
+            # A connection lost or abandoned took its session's tables and lock with it.
+            with suppress(*DB_FAILURES):
+                await q.drop_whole(conn, seconds=seconds)
+                await q.unlock_sync(conn, sync_id=sync_id, seconds=seconds)

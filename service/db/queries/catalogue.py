@@ -2,7 +2,9 @@
 compare a platform's catalogue (COPYed into a temporary staging table) with its hostings.
 The statements that write what the comparison found are in ``catalogue_writes``.
 
-Every temporary table is dropped when the sync's transaction ends. A statement that may
+The whole catalogue is staged on the connection that checks it (``catalogue_all``, kept
+until the sync's last transaction there); each transaction that applies a part has the
+part's lines in ``catalogue_lines``, dropped with the transaction. A statement that may
 touch every line of a catalogue is given the sync's own time limit (``timeout``), not the
 request path's.
 """
@@ -25,15 +27,25 @@ __all__ = [
     "claim_sync",
     "copy_lines",
     "count_unchanged",
-    "create_staging",
+    "create_part",
+    "create_whole",
+    "drop_lines",
+    "drop_whole",
+    "fill_part",
     "find_changed",
     "find_gone",
     "find_new_hostings",
     "lock_chunk",
+    "lock_sync",
+    "record_checks",
+    "record_part",
     "reject_conflicts",
     "select_chunk_bounds",
+    "select_parts",
     "select_sync",
     "set_summary",
+    "start_work",
+    "unlock_sync",
 ]
 
 #: The staging table's columns, in the order ``copy_lines`` takes them. ``given`` says which
@@ -73,23 +85,43 @@ GIVEN = {
     "use_guidance": 256,
 }
 
-# Sorts and hashes over a whole catalogue stay in memory for the sync's transaction only.
-CREATE_STAGING = """
-SET LOCAL statement_timeout = 0;
-SET LOCAL work_mem = '64MB';
-CREATE TEMP TABLE catalogue_lines (
+_LINE_COLUMNS = """
   line int PRIMARY KEY, model text NOT NULL, url text NOT NULL, given int NOT NULL,
   external_id text, revision text, licence text, gated boolean, downloads bigint,
   model_card_present boolean, model_card_url text,
   safety_testing_present boolean, safety_testing_url text,
   risk_analysis_present boolean, risk_analysis_url text,
   use_guidance_present boolean, use_guidance_url text,
-  base_model text, derivation text
-) ON COMMIT DROP;
-CREATE TEMP TABLE catalogue_kept (folded text PRIMARY KEY) ON COMMIT DROP;
+  base_model text, derivation text"""
+
+# Every transaction of a sync: no statement limit (a statement may touch every line), and
+# sorts and hashes over a whole catalogue in memory.
+WORK_SETTINGS = "SET LOCAL statement_timeout = 0; SET LOCAL work_mem = '64MB'"
+
+# The whole catalogue, on the connection that checks it (``catalogue_all``), with the
+# names of rejected lines (``catalogue_kept``): kept across that connection's transactions
+# of one sync (checking, then removing what a complete catalogue leaves out), dropped at
+# its end (``drop_whole``).
+CREATE_WHOLE = f"""
+DROP TABLE IF EXISTS catalogue_all, catalogue_kept;
+CREATE TEMP TABLE catalogue_all ({_LINE_COLUMNS});
+CREATE TEMP TABLE catalogue_kept (folded text PRIMARY KEY);
+"""
+
+# One transaction's work tables: a part's lines, the work found for them, the models to
+# register. Dropped when the transaction ends.
+CREATE_PART = f"""
+CREATE TEMP TABLE catalogue_lines ({_LINE_COLUMNS}) ON COMMIT DROP;
 CREATE TEMP TABLE catalogue_work (
   step text NOT NULL, line int NOT NULL, id uuid, PRIMARY KEY (step, line)
 ) ON COMMIT DROP;
+CREATE TEMP TABLE catalogue_new_models (folded text PRIMARY KEY, name text NOT NULL,
+  base_model text, derivation text) ON COMMIT DROP;
+"""
+
+# A part's lines (those whose number modulo ``$1`` is ``$2``) from the whole catalogue.
+FILL_PART = """
+INSERT INTO catalogue_lines SELECT * FROM catalogue_all WHERE line % $1 = $2
 """
 
 # A line's new value for a column: the line's when it gave the field, else the recorded one.
@@ -127,7 +159,7 @@ WITH numbered AS (
          CASE WHEN given & 1 <> 0 AND external_id IS NOT NULL THEN
            first_value(line) OVER (PARTITION BY given & 1 <> 0 AND external_id IS NOT NULL,
                                    external_id ORDER BY line) END AS first_external
-  FROM catalogue_lines
+  FROM catalogue_all
 ), bad AS (
   SELECT line, 'names ' || model || ' again (first on line ' || first_model || ')' AS reason
   FROM numbered WHERE first_model < line
@@ -137,13 +169,13 @@ WITH numbered AS (
   UNION ALL
   SELECT s.line, 'external_id ' || s.external_id || ' is that of this platform''s hosting '
                  || h.name
-  FROM catalogue_lines s JOIN hostings h
+  FROM catalogue_all s JOIN hostings h
     ON h.platform_id = $1 AND h.external_id = s.external_id AND lower(h.name) <> lower(s.model)
   WHERE s.given & 1 <> 0
   UNION ALL
   SELECT s.line, 'this platform hosts ' || m.name || ' under the name ' || h.name
                  || '; name it so'
-  FROM catalogue_lines s JOIN models m ON lower(m.name) = lower(s.model)
+  FROM catalogue_all s JOIN models m ON lower(m.name) = lower(s.model)
   JOIN hostings h ON h.platform_id = $1 AND h.model_id = m.id
   WHERE lower(h.name) <> lower(s.model)
     AND NOT EXISTS (SELECT 1 FROM hostings o
@@ -151,7 +183,7 @@ WITH numbered AS (
 ), first AS (
   SELECT DISTINCT ON (line) line, reason FROM bad ORDER BY line, reason
 ), gone AS (
-  DELETE FROM catalogue_lines s USING first WHERE s.line = first.line
+  DELETE FROM catalogue_all s USING first WHERE s.line = first.line
   RETURNING s.line, lower(s.model) AS folded
 ), kept AS (
   INSERT INTO catalogue_kept SELECT DISTINCT folded FROM gone ON CONFLICT DO NOTHING
@@ -183,7 +215,7 @@ INSERT INTO catalogue_work (step, line, id)
 SELECT 'gone', row_number() OVER (ORDER BY h.name), h.id
 FROM hostings h
 WHERE h.platform_id = $1 AND h.status <> 'removed'
-  AND NOT EXISTS (SELECT 1 FROM catalogue_lines s WHERE lower(s.model) = lower(h.name))
+  AND NOT EXISTS (SELECT 1 FROM catalogue_all s WHERE lower(s.model) = lower(h.name))
   AND NOT EXISTS (SELECT 1 FROM catalogue_kept k WHERE k.folded = lower(h.name))
 """
 
@@ -214,35 +246,123 @@ FOR UPDATE OF h
 
 CLAIM = """
 INSERT INTO catalogue_syncs (platform_id, delivery_id, format, complete, body_sha256,
-                             body_bytes, summary)
-VALUES ($1, $2, $3, $4, $5, $6, '{}')
+                             body_bytes, summary, parts)
+VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)
 ON CONFLICT (platform_id, delivery_id) DO NOTHING
-RETURNING id, received_at
+RETURNING id, received_at, state, parts
 """
 
 SELECT_SYNC = """
-SELECT id, body_sha256, summary FROM catalogue_syncs WHERE platform_id = $1 AND delivery_id = $2
+SELECT id, received_at, state, parts, body_sha256, summary
+FROM catalogue_syncs WHERE platform_id = $1 AND delivery_id = $2
 """
 
-SET_SUMMARY = "UPDATE catalogue_syncs SET summary = $2 WHERE id = $1"
+SELECT_PARTS = """
+SELECT part, registered, added, changed, unchanged, events
+FROM catalogue_sync_parts WHERE sync_id = $1 ORDER BY part
+"""
+
+# What a transaction of a sync did, committed with it: a part is applied once. The checking
+# transaction (part -1) runs at every attempt and adds its registrations to those of
+# earlier ones.
+RECORD_PART = """
+INSERT INTO catalogue_sync_parts (sync_id, part, registered, added, changed, unchanged, events)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+RECORD_CHECKS = """
+INSERT INTO catalogue_sync_parts (sync_id, part, registered, added, changed, unchanged, events)
+VALUES ($1, -1, $2, 0, 0, 0, $2)
+ON CONFLICT (sync_id, part) DO UPDATE SET
+  registered = catalogue_sync_parts.registered + excluded.registered,
+  events = catalogue_sync_parts.events + excluded.events,
+  applied_at = excluded.applied_at
+"""
+
+SET_SUMMARY = "UPDATE catalogue_syncs SET summary = $2, state = 'done' WHERE id = $1"
+
+# A sync is applied by one request at a time: the one holding this lock, for its session.
+LOCK = "SELECT pg_try_advisory_lock(hashtextextended('catalogue sync ' || $1::uuid::text, 0))"
+UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('catalogue sync ' || $1::uuid::text, 0))"
 
 
-async def create_staging(conn: asyncpg.Connection, *, seconds: float) -> None:
-    """The sync's temporary tables, and no statement limit for the rest of its transaction."""
-    await conn.execute(CREATE_STAGING, timeout=seconds)
+async def start_work(conn: asyncpg.Connection, *, seconds: float) -> None:
+    """At the start of each of a sync's transactions: its settings."""
+    await conn.execute(WORK_SETTINGS, timeout=seconds)
+
+
+async def create_whole(conn: asyncpg.Connection, *, seconds: float) -> None:
+    """The whole catalogue's tables, on the connection that checks it."""
+    await conn.execute(CREATE_WHOLE, timeout=seconds)
+
+
+async def drop_whole(conn: asyncpg.Connection, *, seconds: float) -> None:
+    await conn.execute("DROP TABLE IF EXISTS catalogue_all, catalogue_kept", timeout=seconds)
+
+
+async def create_part(conn: asyncpg.Connection, *, seconds: float) -> None:
+    """The transaction's work tables (see ``CREATE_PART``)."""
+    await conn.execute(CREATE_PART, timeout=seconds)
+
+
+async def fill_part(conn: asyncpg.Connection, *, parts: int, part: int, seconds: float) -> None:
+    """A part's lines, on the connection holding the whole catalogue."""
+    await conn.execute(FILL_PART, parts, part, timeout=seconds)
+
+
+async def drop_lines(conn: asyncpg.Connection, lines: list[int], *, seconds: float) -> None:
+    """Lines rejected by the whole catalogue's checks, out of a part's lines."""
     await conn.execute(
-        "CREATE TEMP TABLE catalogue_new_models (folded text PRIMARY KEY, name text NOT NULL,"
-        " base_model text, derivation text) ON COMMIT DROP",
-        timeout=seconds,
+        "DELETE FROM catalogue_lines WHERE line = ANY ($1::int[])", lines, timeout=seconds
     )
 
 
-async def copy_lines(
-    conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]], *, seconds: float
+async def lock_sync(conn: asyncpg.Connection, *, sync_id: UUID, seconds: float) -> bool:
+    """Whether this connection now applies the sync (no other request is applying it)."""
+    return bool(await conn.fetchval(LOCK, sync_id, timeout=seconds))
+
+
+async def unlock_sync(conn: asyncpg.Connection, *, sync_id: UUID, seconds: float) -> None:
+    await conn.execute(UNLOCK, sync_id, timeout=seconds)
+
+
+async def select_parts(
+    conn: asyncpg.Connection, *, sync_id: UUID, seconds: float
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_PARTS, sync_id, timeout=seconds))
+
+
+async def record_part(
+    conn: asyncpg.Connection,
+    *,
+    sync_id: UUID,
+    part: int,
+    registered: int,
+    added: int,
+    changed: int,
+    unchanged: int,
+    events: int,
+    seconds: float,
 ) -> None:
-    """COPY staging rows (``STAGING_COLUMNS`` order) into the staging table."""
+    await conn.execute(
+        RECORD_PART, sync_id, part, registered, added, changed, unchanged, events, timeout=seconds
+    )
+
+
+async def record_checks(
+    conn: asyncpg.Connection, *, sync_id: UUID, registered: int, seconds: float
+) -> None:
+    """The checking transaction's registrations (each with its event), added to earlier
+    attempts'."""
+    await conn.execute(RECORD_CHECKS, sync_id, registered, timeout=seconds)
+
+
+async def copy_lines(
+    conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]], *, table: str, seconds: float
+) -> None:
+    """COPY staging rows (``STAGING_COLUMNS`` order) into ``catalogue_all`` or
+    ``catalogue_lines``."""
     await conn.copy_records_to_table(
-        "catalogue_lines", records=rows, columns=list(STAGING_COLUMNS), timeout=seconds
+        table, records=rows, columns=list(STAGING_COLUMNS), timeout=seconds
     )
 
 
@@ -260,7 +380,7 @@ async def reject_conflicts(
     conn: asyncpg.Connection, *, platform_id: UUID, seconds: float
 ) -> list[asyncpg.Record]:
     """Take out the lines in conflict (see ``REJECT_CONFLICTS``): ``(line, reason)`` rows."""
-    await conn.execute("ANALYZE catalogue_lines", timeout=seconds)
+    await conn.execute("ANALYZE catalogue_all", timeout=seconds)
     return list(await conn.fetch(REJECT_CONFLICTS, platform_id, timeout=seconds))
 
 
@@ -305,18 +425,31 @@ async def claim_sync(
     complete: bool,
     body_sha256: bytes,
     body_bytes: int,
+    parts: int,
+    seconds: float,
 ) -> asyncpg.Record | None:
-    """The new sync's ``(id, received_at)``, or None when the delivery id is taken."""
+    """The new sync's ``(id, received_at, state, parts)``, or None when the delivery id is
+    taken."""
     return await conn.fetchrow(
-        CLAIM, platform_id, delivery_id, format, complete, body_sha256, body_bytes
+        CLAIM,
+        platform_id,
+        delivery_id,
+        format,
+        complete,
+        body_sha256,
+        body_bytes,
+        parts,
+        timeout=seconds,
     )
 
 
 async def select_sync(
-    conn: asyncpg.Connection, *, platform_id: UUID, delivery_id: str
+    conn: asyncpg.Connection, *, platform_id: UUID, delivery_id: str, seconds: float
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow(SELECT_SYNC, platform_id, delivery_id)
+    return await conn.fetchrow(SELECT_SYNC, platform_id, delivery_id, timeout=seconds)
 
 
-async def set_summary(conn: asyncpg.Connection, *, sync_id: UUID, summary: Any) -> None:
-    await conn.execute(SET_SUMMARY, sync_id, summary)
+async def set_summary(
+    conn: asyncpg.Connection, *, sync_id: UUID, summary: Any, seconds: float
+) -> None:
+    await conn.execute(SET_SUMMARY, sync_id, summary, timeout=seconds)

@@ -87,13 +87,13 @@ def hosting_state(platform: str, downloads_at: str) -> str:
 
 # New models: each model a line names that the registry does not know and the platform
 # does not host under that name; then each base model of those it does not know either.
-NEW_MODELS = """
+_NEW_MODELS = """
 WITH wanted AS (
   SELECT DISTINCT ON (lower(s.model)) s.model, s.base_model, s.derivation
-  FROM catalogue_lines s
+  FROM {lines} s
   WHERE NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(s.model))
     AND NOT EXISTS (SELECT 1 FROM hostings h
-                    WHERE h.platform_id = $1 AND lower(h.name) = lower(s.model))
+                    WHERE h.platform_id = $1 AND lower(h.name) = lower(s.model)){only}
   ORDER BY lower(s.model), s.line
 )
 INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
@@ -101,6 +101,25 @@ SELECT lower(model), model,
        CASE WHEN lower(base_model) <> lower(model) THEN base_model END,
        CASE WHEN lower(base_model) <> lower(model) THEN derivation END
 FROM wanted
+"""
+# Of a part's lines.
+NEW_MODELS = _NEW_MODELS.format(lines="catalogue_lines", only="")
+# Of the whole catalogue, before its parts: the new models another line names as its base
+# (a part registers only models no other part needs) ...
+NEW_BASE_MODELS = _NEW_MODELS.format(
+    lines="catalogue_all",
+    only="""
+    AND EXISTS (SELECT 1 FROM catalogue_all d
+                WHERE lower(d.base_model) = lower(s.model) AND lower(d.model) <> lower(s.model))""",
+)
+# ... and the unknown base models no line names.
+NEW_LINE_BASES = """
+INSERT INTO catalogue_new_models (folded, name, base_model, derivation)
+SELECT DISTINCT ON (lower(s.base_model)) lower(s.base_model), s.base_model, NULL, NULL
+FROM catalogue_all s
+WHERE s.base_model IS NOT NULL AND lower(s.base_model) <> lower(s.model)
+  AND NOT EXISTS (SELECT 1 FROM models m WHERE lower(m.name) = lower(s.base_model))
+ON CONFLICT (folded) DO NOTHING
 """
 
 NEW_BASES = """
@@ -234,12 +253,19 @@ async def register_models(
     *,
     platform_id: UUID,
     occurred_at: datetime,
+    bases: bool,
     seconds: float,
 ) -> int:
-    """Register every model (and base) the catalogue needs and the registry does not know,
-    each with its ``model.registered`` event; returns how many."""
-    wanted = _count(await conn.execute(NEW_MODELS, platform_id, timeout=seconds))
-    wanted += _count(await conn.execute(NEW_BASES, timeout=seconds))
+    """Register every model (and base) a part's lines need and the registry does not know,
+    each with its ``model.registered`` event; with ``bases``, those of the whole catalogue
+    that some line takes as its base (``NEW_BASE_MODELS``, ``NEW_LINE_BASES``). Returns how
+    many."""
+    if bases:
+        wanted = _count(await conn.execute(NEW_BASE_MODELS, platform_id, timeout=seconds))
+        wanted += _count(await conn.execute(NEW_LINE_BASES, timeout=seconds))
+    else:
+        wanted = _count(await conn.execute(NEW_MODELS, platform_id, timeout=seconds))
+        wanted += _count(await conn.execute(NEW_BASES, timeout=seconds))
     args = (platform_id, occurred_at, seconds)
     total, last = 0, False
     while True:  # rounds while they register some, then one with ``last``
