@@ -340,3 +340,32 @@ async def test_the_kit_waits_out_a_sync_still_being_applied(
         )
     )
     assert await _hosted(conn, platform.id) == set(models)
+
+
+async def test_lines_in_conflict_across_parts_are_rejected(
+    client: httpx.AsyncClient,
+    platform: PlatformFixture,
+    secret: str,
+    conn: asyncpg.Connection,
+    uniq: str,
+) -> None:
+    """The checks see the whole catalogue: an external id given again, or a model named
+    again in another case, on a line of the other part is rejected, not applied twice."""
+    a, b, c = (f"acme/cross-{n}-{uniq}" for n in "abc")
+    body = ndjson(
+        [
+            line(a, external_id=f"ext-{uniq}"),  # part 1
+            line(b, external_id=f"ext-{uniq}"),  # part 0: the same external id
+            line(c),  # part 1
+            line(c.upper()),  # part 0: the same model
+        ]
+    )
+    r = await push(client, platform.slug, secret, body)
+    assert r.status_code == 200, r.text
+    summary = r.json()
+    assert [(x["line"], x["reason"]) for x in summary["rejected"]] == [
+        (2, f"external_id ext-{uniq} is given on line 1 too"),
+        (4, f"names {c.upper()} again (first on line 3)"),
+    ]
+    assert (summary["added"], summary["registered"]) == (2, 2)
+    assert await _hosted(conn, platform.id) == {a, c}

@@ -151,21 +151,24 @@ CHANGED = (
 
 # Lines naming what they may not: a model named on an earlier line, an external id given
 # on an earlier line or held by another of the platform's hostings, a model the platform
-# hosts under another name. Each is taken out of the staging table and reported.
+# hosts under another name. Each is taken out of the staging table and reported. (Lines
+# are grouped by their names' bytes, "C": the same groups as in the database's collation,
+# which is deterministic, sorted several times faster.)
 REJECT_CONFLICTS = """
-WITH numbered AS (
-  SELECT line, model, external_id,
-         first_value(line) OVER (PARTITION BY lower(model) ORDER BY line) AS first_model,
-         CASE WHEN given & 1 <> 0 AND external_id IS NOT NULL THEN
-           first_value(line) OVER (PARTITION BY given & 1 <> 0 AND external_id IS NOT NULL,
-                                   external_id ORDER BY line) END AS first_external
+WITH by_model AS (
+  SELECT line, model,
+         first_value(line) OVER (PARTITION BY lower(model) COLLATE "C" ORDER BY line) AS first_line
   FROM catalogue_all
+), by_external AS (
+  SELECT line, external_id,
+         first_value(line) OVER (PARTITION BY external_id COLLATE "C" ORDER BY line) AS first_line
+  FROM catalogue_all WHERE given & 1 <> 0 AND external_id IS NOT NULL
 ), bad AS (
-  SELECT line, 'names ' || model || ' again (first on line ' || first_model || ')' AS reason
-  FROM numbered WHERE first_model < line
+  SELECT line, 'names ' || model || ' again (first on line ' || first_line || ')' AS reason
+  FROM by_model WHERE first_line < line
   UNION ALL
-  SELECT line, 'external_id ' || external_id || ' is given on line ' || first_external || ' too'
-  FROM numbered WHERE first_external < line
+  SELECT line, 'external_id ' || external_id || ' is given on line ' || first_line || ' too'
+  FROM by_external WHERE first_line < line
   UNION ALL
   SELECT s.line, 'external_id ' || s.external_id || ' is that of this platform''s hosting '
                  || h.name
