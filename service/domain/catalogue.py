@@ -1,18 +1,31 @@
 """Catalogue sync: a platform's whole catalogue of hostings compared with what it hosts.
 
-A catalogue is applied in one transaction (not in resumable parts): its lines are COPYed
-into a temporary staging table, and set-wise statements find the conflicting lines, the
-models to register, the hostings to add, the ones to change and, when the catalogue says it
-is complete, the ones to remove. Only real changes are written, each with the ledger event
-a ``model.hosted`` webhook would have produced for the same data (``model.registered``,
-``hosting.recorded``, ``hosting.updated`` or ``hosting.reinstated``; ``hosting.removed``
-for one absent from a complete catalogue), linked to the stored sync. A hosting recorded
-or hosted again goes through ``flag_hosted``, the one rule that makes a hosting of a model
-under a decision in force a late target. The events of registered models and new hostings
-are built by the statements that write them (``catalogue_writes``), with the bytes
-``to_state`` would give; the rarer changes and removals are compared here, row by row.
-A crash before the commit leaves nothing; the same catalogue sent again (under any delivery
-id) changes nothing.
+A catalogue is applied in parts, each one transaction, resumed by its delivery id:
+
+1. **The checks**, on the request's connection: the sync is claimed (or, for a delivery
+   id a crash left half-applied, resumed), every line is COPYed into a temporary table
+   (``catalogue_all``), set-wise statements take out the lines in conflict, and the new
+   models that some line takes as its base are registered.
+2. **The parts**: line *n* belongs to part *n* mod ``parts``. Each part not yet applied
+   (``catalogue_sync_parts``) is applied in one transaction: the models only its lines
+   name registered, its hostings changed and added. One part runs on the request's
+   connection; each helper connection runs another at the same time, its lines COPYed to
+   it while the checks stage them. A part without a connection of its own runs after the
+   first, in turn.
+3. **The end**: when the catalogue says it is complete, the platform's hostings it does
+   not name are marked removed; the summary (the sum of the parts' records) is written.
+
+Only real changes are written, each with the ledger event a ``model.hosted`` webhook would
+have produced for the same data (``model.registered``, ``hosting.recorded``,
+``hosting.updated`` or ``hosting.reinstated``; ``hosting.removed`` for one absent from a
+complete catalogue), linked to the stored sync. A hosting recorded or hosted again goes
+through ``flag_hosted``, the one rule that makes a hosting of a model under a decision in
+force a late target. The events of registered models and new hostings are built by the
+statements that write them (``catalogue_writes``), with the bytes ``to_state`` would
+give; the rarer changes and removals are compared here, row by row. A crash leaves whole
+parts applied or nothing of each; the same delivery sent again applies the rest, and the
+same catalogue sent again under another delivery id changes nothing. One request at a
+time applies a sync (a session lock); another for the same delivery is a ``Conflict``.
 
 A line that fails validation is rejected with its number and reason, the rest applied; with
 ``all_or_nothing`` any rejected line refuses the whole catalogue (``InvalidInput``). A line
@@ -126,25 +139,38 @@ def _name_in(raw: bytes) -> str | None:
     return model if isinstance(model, str) else None
 
 
+_UNSET = msgspec.UNSET
+#: The optional fields of a line, and their ``given`` bits.
+_FIELDS = tuple(
+    (name, q.GIVEN[name]) for name in ("external_id", "revision", "licence", "gated", "downloads")
+)
+_KINDS = tuple((kind, q.GIVEN[kind]) for kind in DOCUMENT_KINDS)
+_NO_DOCUMENTATION = (None,) * (2 * len(DOCUMENT_KINDS))
+
+
 def _row(number: int, line: CatalogueLine) -> tuple[Any, ...]:
-    """The staging row of a line, in ``q.STAGING_COLUMNS`` order."""
+    """The staging row of a line, in ``q.STAGING_COLUMNS`` order. (Run for every line of a
+    catalogue while it is staged, which nothing else overlaps: kept to plain loops.)"""
     given = 0
     values: list[Any] = []
-    for name in ("external_id", "revision", "licence", "gated", "downloads"):
+    for name, bit in _FIELDS:
         value = getattr(line, name)
-        if value is not msgspec.UNSET:
-            given |= q.GIVEN[name]
-            values.append(value)
+        if value is _UNSET:
+            value = None
         else:
-            values.append(None)
+            given |= bit
+        values.append(value)
     documentation = line.documentation
-    for kind in DOCUMENT_KINDS:
-        evidence = msgspec.UNSET if documentation is msgspec.UNSET else getattr(documentation, kind)
-        if evidence is msgspec.UNSET:
-            values += [None, None]
-        else:
-            given |= q.GIVEN[kind]
-            values += [evidence.present, evidence.url]
+    if documentation is _UNSET:
+        values.extend(_NO_DOCUMENTATION)
+    else:
+        for kind, bit in _KINDS:
+            evidence = getattr(documentation, kind)
+            if evidence is _UNSET:
+                values.extend((None, None))
+            else:
+                given |= bit
+                values.extend((evidence.present, evidence.url))
     base = line.base_model
     return (number, line.model, line.url, given, *values, base, line.relation if base else None)
 
@@ -285,22 +311,41 @@ async def _stage(
     parts: int,
     seconds: float,
 ) -> None:
-    """COPY the valid lines into ``catalogue_all``, and each helper's share to it."""
+    """COPY the valid lines into ``catalogue_all``, and each helper's share to it. A batch
+    is COPYed while the next is parsed (one COPY at a time on the connection)."""
+    copying: asyncio.Task[None] | None = None
+
+    async def copy(rows: list[tuple[Any, ...]]) -> None:
+        nonlocal copying
+        if copying is not None:
+            await copying
+        copying = asyncio.create_task(
+            q.copy_lines(conn, rows, table="catalogue_all", seconds=seconds)
+        )
+
     batch: list[tuple[Any, ...]] = []
-    for number, line in _lines(catalogue, rejections):
-        row = _row(number, line)
-        batch.append(row)
-        helper = helpers.get(number % parts)
-        if helper is not None:
-            helper.batch.append(row)
-            if len(helper.batch) >= COPY_BATCH:
-                await helper.send(helper.batch)
-                helper.batch = []
-        if len(batch) >= COPY_BATCH:
-            await q.copy_lines(conn, batch, table="catalogue_all", seconds=seconds)
-            batch = []
-    if batch:
-        await q.copy_lines(conn, batch, table="catalogue_all", seconds=seconds)
+    try:
+        for number, line in _lines(catalogue, rejections):
+            row = _row(number, line)
+            batch.append(row)
+            helper = helpers.get(number % parts)
+            if helper is not None:
+                helper.batch.append(row)
+                if len(helper.batch) >= COPY_BATCH:
+                    await helper.send(helper.batch)
+                    helper.batch = []
+            if len(batch) >= COPY_BATCH:
+                await copy(batch)
+                batch = []
+        if batch:
+            await copy(batch)
+    except BaseException:
+        if copying is not None:  # the batch under way ends before the rollback
+            with suppress(Exception):
+                await copying
+        raise
+    if copying is not None:
+        await copying
     for helper in helpers.values():
         if helper.batch:
             await helper.send(helper.batch)
