@@ -456,13 +456,10 @@ async def _finish(helpers: list[_Helper], error: BaseException | None) -> None:
     for helper in helpers:
         if error is not None and not helper.task.done():
             helper.task.cancel()
-        try:
-            await helper.task
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            if error is None:
-                raise
+        await asyncio.wait({helper.task})  # (a cancellation of this task still reaches it)
+        failed = None if helper.task.cancelled() else helper.task.exception()
+        if failed is not None and error is None:
+            raise failed
 
 
 async def _claim(
