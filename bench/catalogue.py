@@ -13,11 +13,13 @@ measured. Then ``psql``'s ``\\copy`` (from the embedded server's
 package) loads the same rows into ``hostings`` for a second platform: the rate the syncs
 are compared with. Last, the first sync's write set (its models, its hostings and their
 ledger events, exported with COPY TO once it was sealed) is loaded with ``\\copy`` into a
-freshly migrated database holding the same platforms, in one transaction: the least any
-sync must pay on this server to write what a first sync writes (a model, a hosting and two
-events a line), reported beside the others as its ratio to COPY's rate; and the same
+freshly migrated database holding the same platforms, in one transaction: the least a
+sync in one transaction must pay on this server to write what a first sync writes (a model,
+a hosting and two events a line), reported beside the others as its ratio to COPY's rate;
+and the same
 write set loaded by two ``\\copy`` sessions at once, each with half the models and their
-hostings and events: how far a sync applied in parts on two connections could go.
+hostings and events: the same floor for a sync applied, as the service applies it, in two
+parts at once (``REGISTRY_CATALOGUE_PARTS``).
 
     .venv/bin/python -m bench.catalogue                     # 1,000,000 hostings
     .venv/bin/python -m bench.catalogue --hostings 100000   # a quicker run
