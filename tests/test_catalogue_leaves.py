@@ -148,14 +148,14 @@ async def test_events_follow_registration_then_line_order(
     ]
     rest = events[4:]
     # Part 0 (lines 2, 4, 6): e registered on a; then a, e, y hosted.
-    part_0 = [
+    part_0: list[tuple[str, str, str | None]] = [
         ("model.registered", e, a),
         ("hosting.recorded", a, None),
         ("hosting.recorded", e, None),
         ("hosting.recorded", y, None),
     ]
     # Part 1 (lines 1, 3, 5): c and d registered; then c, d, x hosted.
-    part_1 = [
+    part_1: list[tuple[str, str, str | None]] = [
         ("model.registered", c, None),
         ("model.registered", d, None),
         ("hosting.recorded", c, None),

@@ -126,4 +126,5 @@ async def test_push_and_a_crash_mid_sync(
         "WHERE p.slug = $1 AND e.kind = 'hosting.recorded'",
         slug,
     )
+    assert recorded is not None
     assert (recorded["events"], recorded["hostings"]) == (LINES, LINES)
