@@ -79,6 +79,44 @@ async def _fail_hosting_of(conn: asyncpg.Connection, name: str) -> None:
     )
 
 
+async def _cut_off(
+    client: httpx.AsyncClient,
+    platform: PlatformFixture,
+    secret: str,
+    conn: asyncpg.Connection,
+    body: bytes,
+    delivery: str,
+    failing: str,
+) -> httpx.Response:
+    """Push the catalogue once, the hosting of ``failing`` failing (see ``_fail_hosting_of``):
+    the answer."""
+    await _fail_hosting_of(conn, failing)
+    try:
+        return await push(client, platform.slug, secret, body, msg_id=delivery)
+    finally:
+        await conn.execute("DROP TRIGGER fail_hosting ON hostings")
+
+
+async def _lock_checks(conn: asyncpg.Connection, sync_id: UUID) -> None:
+    """In ``conn``'s transaction, lock the row a resumed sync's checks must update."""
+    await conn.execute(
+        "SELECT 1 FROM catalogue_sync_parts WHERE sync_id = $1 AND part = -1 FOR UPDATE",
+        sync_id,
+    )
+
+
+async def _held(pool: asyncpg.Pool) -> None:
+    """Wait until a request resuming a sync is held at the row ``_lock_checks`` locked."""
+    for _ in range(200):
+        if await pool.fetchval(  # (not the locking connection: its view is frozen)
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE '%catalogue_sync_parts%'"
+        ):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the resumed sync never reached the locked row")
+
+
 @pytest.mark.parametrize("failing_line", [4, 3], ids=["part 0 fails", "part 1 fails"])
 async def test_a_sync_cut_off_midway_is_resumed_by_sending_it_again(
     client: httpx.AsyncClient,
@@ -91,12 +129,9 @@ async def test_a_sync_cut_off_midway_is_resumed_by_sending_it_again(
     models = _models(uniq)
     body = _body(uniq)
     delivery = f"msg_parts_{uniq}"
-    failing = models[failing_line - 1]
-    await _fail_hosting_of(conn, failing)
-    try:
-        r = await push(client, platform.slug, secret, body, msg_id=delivery)
-    finally:
-        await conn.execute("DROP TRIGGER fail_hosting ON hostings")
+    r = await _cut_off(
+        client, platform, secret, conn, body, delivery, failing=models[failing_line - 1]
+    )
     assert r.status_code == 503, r.text
     assert "send it again" in r.json()["detail"]
 
@@ -148,30 +183,15 @@ async def test_a_sync_being_applied_is_409_for_the_same_delivery_sent_meanwhile(
     models = _models(uniq)
     body = _body(uniq)
     delivery = f"msg_busy_{uniq}"
-    await _fail_hosting_of(conn, models[0])
-    try:
-        r = await push(client, platform.slug, secret, body, msg_id=delivery)
-    finally:
-        await conn.execute("DROP TRIGGER fail_hosting ON hostings")
+    r = await _cut_off(client, platform, secret, conn, body, delivery, failing=models[0])
     assert r.status_code == 503, r.text
     sync_id = await conn.fetchval("SELECT id FROM catalogue_syncs WHERE delivery_id = $1", delivery)
     # The platform sends it again; while that request is held inside the sync (here by a
     # row it must update, locked by this test), the same delivery is sent once more.
     async with conn.transaction():
-        await conn.execute(
-            "SELECT 1 FROM catalogue_sync_parts WHERE sync_id = $1 AND part = -1 FOR UPDATE",
-            sync_id,
-        )
+        await _lock_checks(conn, sync_id)
         first = asyncio.create_task(push(client, platform.slug, secret, body, msg_id=delivery))
-        for _ in range(200):
-            waiting = await pool.fetchval(  # (this test's connection is in a transaction)
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%catalogue_sync_parts%'"
-            )
-            if waiting:
-                break
-            await asyncio.sleep(0.05)
-        assert waiting, "the resumed sync never reached the locked row"
+        await _held(pool)
         second = await asyncio.wait_for(
             push(client, platform.slug, secret, body, msg_id=delivery), timeout=30
         )
@@ -285,11 +305,7 @@ async def test_the_kit_waits_out_a_sync_still_being_applied(
     models = _models(uniq)
     body = _body(uniq)
     delivery = f"msg_kit_{uniq}"
-    await _fail_hosting_of(conn, models[0])
-    try:
-        r = await push(client, platform.slug, secret, body, msg_id=delivery)
-    finally:
-        await conn.execute("DROP TRIGGER fail_hosting ON hostings")
+    r = await _cut_off(client, platform, secret, conn, body, delivery, failing=models[0])
     assert r.status_code == 503, r.text
     sync_id = await conn.fetchval("SELECT id FROM catalogue_syncs WHERE delivery_id = $1", delivery)
     path = tmp_path / "catalogue.ndjson"
@@ -297,21 +313,9 @@ async def test_the_kit_waits_out_a_sync_still_being_applied(
     waits: list[float] = []
     holder = conn.transaction()
     await holder.start()
-    await conn.execute(
-        "SELECT 1 FROM catalogue_sync_parts WHERE sync_id = $1 AND part = -1 FOR UPDATE",
-        sync_id,
-    )
+    await _lock_checks(conn, sync_id)
     first = asyncio.create_task(push(client, platform.slug, secret, body, msg_id=delivery))
-    waiting = 0
-    for _ in range(200):
-        waiting = await pool.fetchval(  # (this test's connection is in a transaction)
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%catalogue_sync_parts%'"
-        )
-        if waiting:
-            break
-        await asyncio.sleep(0.05)
-    assert waiting, "the earlier request never reached the locked row"
+    await _held(pool)
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
@@ -331,14 +335,8 @@ async def test_the_kit_waits_out_a_sync_still_being_applied(
     assert waits == [10.0]
     earlier = (await first).json()
     assert summary.duplicate is True
-    assert (
-        (summary.added, summary.events)
-        == (earlier["added"], earlier["events"])
-        == (
-            LINES,
-            2 * LINES,
-        )
-    )
+    assert (summary.added, summary.events) == (earlier["added"], earlier["events"])
+    assert (summary.added, summary.events) == (LINES, 2 * LINES)
     assert await _hosted(conn, platform.id) == set(models)
 
 
