@@ -267,17 +267,6 @@ def _hostings(rows: list[asyncpg.Record]) -> list[Hosting]:
 
 
 @dataclass(slots=True)
-class _Done:
-    """What the transactions of a sync did (the sum of its ``catalogue_sync_parts``)."""
-
-    registered: int = 0
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    events: int = 0
-
-
-@dataclass(slots=True)
 class _Helper:
     """A part applied on a connection of its own, in one transaction: its lines arrive
     while the whole catalogue is staged (``batches``, ``None`` at the end), then it waits
@@ -569,7 +558,7 @@ async def sync(
             sync_id = claim["id"]
             received_at: datetime = claim["received_at"]
             total: int = claim["parts"]
-            done = {r["part"] for r in await q.select_parts(conn, sync_id=sync_id, seconds=seconds)}
+            done = await q.select_parts(conn, sync_id=sync_id, seconds=seconds)
             pending = [part for part in range(total) if part not in done]
             for helper_conn, part in zip(helpers, pending[1:], strict=False):
                 helper = _Helper(helper_conn, part)
@@ -631,27 +620,21 @@ async def sync(
                 if catalogue.complete
                 else (0, 0)
             )
-            did = _Done()
-            for row in await q.select_parts(conn, sync_id=sync_id, seconds=seconds):
-                did.registered += row["registered"]
-                did.added += row["added"]
-                did.changed += row["changed"]
-                did.unchanged += row["unchanged"]
-                did.events += row["events"]
+            did = await q.sum_parts(conn, sync_id=sync_id, seconds=seconds)
             summary = CatalogueSummary(
                 sync_id=sync_id,
                 delivery_id=catalogue.delivery_id,
                 format=catalogue.format,
                 complete=catalogue.complete,
                 received_at=received_at,
-                added=did.added,
-                changed=did.changed,
+                added=did["added"],
+                changed=did["changed"],
                 removed=removed,
-                unchanged=did.unchanged,
-                registered=did.registered,
+                unchanged=did["unchanged"],
+                registered=did["registered"],
                 rejected=sorted(rejections.listed, key=lambda r: r.line),
                 rejected_more=rejections.more,
-                events=did.events + removal_events,
+                events=did["events"] + removal_events,
             )
             await q.set_summary(
                 conn, sync_id=sync_id, summary=msgspec.to_builtins(summary), seconds=seconds

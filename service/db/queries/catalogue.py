@@ -45,6 +45,7 @@ __all__ = [
     "select_sync",
     "set_summary",
     "start_work",
+    "sum_parts",
     "unlock_sync",
 ]
 
@@ -260,9 +261,14 @@ SELECT id, received_at, state, parts, body_sha256, summary
 FROM catalogue_syncs WHERE platform_id = $1 AND delivery_id = $2
 """
 
-SELECT_PARTS = """
-SELECT part, registered, added, changed, unchanged, events
-FROM catalogue_sync_parts WHERE sync_id = $1 ORDER BY part
+SELECT_PARTS = "SELECT part FROM catalogue_sync_parts WHERE sync_id = $1 ORDER BY part"
+
+# What the whole sync did: the sum of its transactions' records.
+SUM_PARTS = """
+SELECT coalesce(sum(registered), 0)::int AS registered, coalesce(sum(added), 0)::int AS added,
+       coalesce(sum(changed), 0)::int AS changed, coalesce(sum(unchanged), 0)::int AS unchanged,
+       coalesce(sum(events), 0)::int AS events
+FROM catalogue_sync_parts WHERE sync_id = $1
 """
 
 # What a transaction of a sync did, committed with it: a part is applied once. The checking
@@ -328,10 +334,16 @@ async def unlock_sync(conn: asyncpg.Connection, *, sync_id: UUID, seconds: float
     await conn.execute(UNLOCK, sync_id, timeout=seconds)
 
 
-async def select_parts(
-    conn: asyncpg.Connection, *, sync_id: UUID, seconds: float
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SELECT_PARTS, sync_id, timeout=seconds))
+async def select_parts(conn: asyncpg.Connection, *, sync_id: UUID, seconds: float) -> set[int]:
+    """The parts of the sync applied (-1: its checks committed at least once)."""
+    return {r["part"] for r in await conn.fetch(SELECT_PARTS, sync_id, timeout=seconds)}
+
+
+async def sum_parts(conn: asyncpg.Connection, *, sync_id: UUID, seconds: float) -> asyncpg.Record:
+    """``registered``, ``added``, ``changed``, ``unchanged`` and ``events`` of the whole sync."""
+    row = await conn.fetchrow(SUM_PARTS, sync_id, timeout=seconds)
+    assert row is not None  # noqa: S101 - an aggregate yields one row
+    return row
 
 
 async def record_part(
