@@ -20,6 +20,7 @@ functions below; values that live in the database or the pool are read at scrape
     registry_checkpoint_lag_seconds                             gauge (probe)
     registry_ledger_head_seq                                    gauge (probe)
     registry_records_divergent                                  gauge (probe)
+    registry_catalogue_syncs_applying                           gauge (probe)
     registry_db_pool_connections{state}                         gauge (scrape time)
     registry_db_pool_max_connections                            gauge (scrape time)
     registry_metrics_probe_failures_total{probe}                counter
@@ -55,6 +56,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from service.db.pool import DB_FAILURES, connection
+from service.db.queries import catalogue as catalogue_q
 from service.db.queries import ledger_tree as ledger_q
 from service.db.queries import outbox as outbox_q
 from service.db.queries import reconciliation as reconciliation_q
@@ -70,6 +72,7 @@ __all__ = [
     "observe_batch",
     "observe_pool",
     "observe_request",
+    "probe_catalogue_syncs_applying",
     "probe_checkpoint_lag",
     "probe_ledger_head",
     "probe_outbox",
@@ -173,6 +176,11 @@ LEDGER_HEAD = Gauge(
 RECORDS_DIVERGENT = Gauge(
     "registry_records_divergent",
     "Records the background reconciliation found differing from their newest ledger state.",
+    registry=REGISTRY,
+)
+CATALOGUE_SYNCS_APPLYING = Gauge(
+    "registry_catalogue_syncs_applying",
+    "Catalogue syncs being applied, or cut off midway and not sent again (applied in part).",
     registry=REGISTRY,
 )
 POOL_CONNECTIONS = Gauge(
@@ -312,12 +320,18 @@ async def probe_records_divergent(conn: asyncpg.Connection) -> None:
     RECORDS_DIVERGENT.set(await reconciliation_q.count_divergent_records(conn))
 
 
+async def probe_catalogue_syncs_applying(conn: asyncpg.Connection) -> None:
+    """Catalogue syncs not applied whole: under way, or cut off and waiting to be resent."""
+    CATALOGUE_SYNCS_APPLYING.set(await catalogue_q.count_applying(conn))
+
+
 #: Probes every app runs; a capability with gauges of its own adds its probe here.
 DEFAULT_PROBES: tuple[Probe, ...] = (
     probe_ledger_head,
     probe_checkpoint_lag,
     probe_outbox,
     probe_records_divergent,
+    probe_catalogue_syncs_applying,
 )
 
 

@@ -66,6 +66,15 @@ async def _events(conn: asyncpg.Connection, platform_id: str) -> list[tuple[str,
     return [(r["kind"], r["name"]) for r in rows]
 
 
+async def _applying(client: httpx.AsyncClient) -> float:
+    """``registry_catalogue_syncs_applying`` as ``/metrics`` gives it."""
+    metrics = (await client.get("/metrics")).text
+    line = next(
+        x for x in metrics.splitlines() if x.startswith("registry_catalogue_syncs_applying ")
+    )
+    return float(line.split()[1])
+
+
 async def _fail_hosting_of(conn: asyncpg.Connection, name: str) -> None:
     """Make recording the hosting of ``name`` fail as a deadlock would: that part's
     transaction rolls back, and the request answers 503 (send it again)."""
@@ -129,6 +138,7 @@ async def test_a_sync_cut_off_midway_is_resumed_by_sending_it_again(
     models = _models(uniq)
     body = _body(uniq)
     delivery = f"msg_parts_{uniq}"
+    applying = await _applying(client)
     r = await _cut_off(
         client, platform, secret, conn, body, delivery, failing=models[failing_line - 1]
     )
@@ -145,6 +155,7 @@ async def test_a_sync_cut_off_midway_is_resumed_by_sending_it_again(
         "SELECT state FROM catalogue_syncs WHERE delivery_id = $1", delivery
     )
     assert state == "applying"
+    assert await _applying(client) == applying + 1  # the operators' gauge
 
     # Sent again: the rest is applied, nothing twice, and the summary counts the whole sync.
     r = await push(client, platform.slug, secret, body, msg_id=delivery)
@@ -164,6 +175,7 @@ async def test_a_sync_cut_off_midway_is_resumed_by_sending_it_again(
         models[4],
     )
     assert base == models[1]
+    assert await _applying(client) == applying
 
     # Once applied, the same delivery is answered with that summary and writes nothing.
     again = await push(client, platform.slug, secret, body, msg_id=delivery)

@@ -9,8 +9,9 @@ what a complete catalogue leaves out and writes the summary.
 
 ``catalogue_syncs.state`` is ``applying`` from the first commit until the summary is
 written (``done``); the rows already there were answered in one transaction, so they are
-``done``. ``parts`` is fixed when a sync is first claimed, so that a catalogue resumed
-after a crash is split as before. ``catalogue_sync_parts`` holds, for each part that
+``done``. The syncs still ``applying`` are indexed: ``registry_catalogue_syncs_applying``
+counts them at every scrape. ``parts`` is fixed when a sync is first claimed, so that a
+catalogue resumed after a crash is split as before. ``catalogue_sync_parts`` holds, for each part that
 committed, what it did (part ``-1``: the checking transaction's registrations, added to
 at each attempt); a part found there is not applied again, and the summary is their sum.
 
@@ -33,6 +34,8 @@ def upgrade() -> None:
       ADD COLUMN state text NOT NULL DEFAULT 'done' CHECK (state IN ('applying', 'done')),
       ADD COLUMN parts smallint NOT NULL DEFAULT 1 CHECK (parts BETWEEN 1 AND 16);
     ALTER TABLE catalogue_syncs ALTER COLUMN state SET DEFAULT 'applying';
+    CREATE INDEX catalogue_syncs_applying ON catalogue_syncs (received_at)
+      WHERE state = 'applying';
 
     CREATE TABLE catalogue_sync_parts (
       sync_id    uuid NOT NULL REFERENCES catalogue_syncs (id),

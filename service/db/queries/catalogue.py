@@ -26,6 +26,7 @@ __all__ = [
     "STAGING_COLUMNS",
     "claim_sync",
     "copy_lines",
+    "count_applying",
     "count_unchanged",
     "create_part",
     "create_whole",
@@ -292,6 +293,11 @@ SET_SUMMARY = "UPDATE catalogue_syncs SET summary = $2, state = 'done' WHERE id 
 # A sync is applied by one request at a time: the one holding this lock, for its session.
 LOCK = "SELECT pg_try_advisory_lock(hashtextextended('catalogue sync ' || $1::uuid::text, 0))"
 UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('catalogue sync ' || $1::uuid::text, 0))"
+
+
+async def count_applying(conn: asyncpg.Connection) -> int:
+    """Syncs not applied whole (``state`` ``applying``)."""
+    return int(await conn.fetchval("SELECT count(*) FROM catalogue_syncs WHERE state = 'applying'"))
 
 
 async def start_work(conn: asyncpg.Connection, *, seconds: float) -> None:
