@@ -35,6 +35,7 @@ from litestar.params import FromPath, FromQuery
 
 from service.api.params import PlatformSlugPath
 from service.api.problems import problem_responses
+from service.db.pool import acquire
 from service.domain import catalogue
 from service.domain.group_commit import Lease
 from service.errors import NotFound, SignatureRejected, Unavailable
@@ -149,12 +150,13 @@ HELPER_WAIT_SECONDS = 0.2
 
 
 async def _helpers(pool: asyncpg.Pool, wanted: int) -> list[asyncpg.Connection]:
-    """Up to ``wanted`` more pooled connections, as far as the pool has them free."""
+    """Up to ``wanted`` more pooled connections, as far as the pool gives them at once
+    (``acquire``: whatever keeps it from giving one, the parts then run in turn)."""
     got: list[asyncpg.Connection] = []
     for _ in range(wanted):
         try:
-            got.append(cast("asyncpg.Connection", await pool.acquire(timeout=HELPER_WAIT_SECONDS)))
-        except TimeoutError:
+            got.append(cast("asyncpg.Connection", await acquire(pool, timeout=HELPER_WAIT_SECONDS)))
+        except Unavailable:
             break
     return got
 
