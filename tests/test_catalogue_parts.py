@@ -106,6 +106,24 @@ async def _cut_off(
         await conn.execute("DROP TRIGGER fail_hosting ON hostings")
 
 
+async def _half_applied(
+    client: httpx.AsyncClient,
+    platform: PlatformFixture,
+    secret: str,
+    conn: asyncpg.Connection,
+    body: bytes,
+    delivery: str,
+    failing: str,
+) -> UUID:
+    """The catalogue cut off once (``_cut_off``), answered 503: its sync's id."""
+    r = await _cut_off(client, platform, secret, conn, body, delivery, failing=failing)
+    assert r.status_code == 503, r.text
+    sync_id: UUID = await conn.fetchval(
+        "SELECT id FROM catalogue_syncs WHERE delivery_id = $1", delivery
+    )
+    return sync_id
+
+
 async def _lock_checks(conn: asyncpg.Connection, sync_id: UUID) -> None:
     """In ``conn``'s transaction, lock the row a resumed sync's checks must update."""
     await conn.execute(
@@ -195,9 +213,7 @@ async def test_a_sync_being_applied_is_409_for_the_same_delivery_sent_meanwhile(
     models = _models(uniq)
     body = _body(uniq)
     delivery = f"msg_busy_{uniq}"
-    r = await _cut_off(client, platform, secret, conn, body, delivery, failing=models[0])
-    assert r.status_code == 503, r.text
-    sync_id = await conn.fetchval("SELECT id FROM catalogue_syncs WHERE delivery_id = $1", delivery)
+    sync_id = await _half_applied(client, platform, secret, conn, body, delivery, models[0])
     # The platform sends it again; while that request is held inside the sync (here by a
     # row it must update, locked by this test), the same delivery is sent once more.
     async with conn.transaction():
@@ -317,9 +333,7 @@ async def test_the_kit_waits_out_a_sync_still_being_applied(
     models = _models(uniq)
     body = _body(uniq)
     delivery = f"msg_kit_{uniq}"
-    r = await _cut_off(client, platform, secret, conn, body, delivery, failing=models[0])
-    assert r.status_code == 503, r.text
-    sync_id = await conn.fetchval("SELECT id FROM catalogue_syncs WHERE delivery_id = $1", delivery)
+    sync_id = await _half_applied(client, platform, secret, conn, body, delivery, models[0])
     path = tmp_path / "catalogue.ndjson"
     path.write_bytes(body)
     waits: list[float] = []
